@@ -1,0 +1,79 @@
+// The daemon's configuration (SPEC.md section 8): the TOML file, its defaults and
+// its validation. Owns no state beyond the returned Config value; does no I/O
+// except reading the one file it is asked to load. Every invalid value is reported
+// as an Error naming the file, line, column and key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/duration.h"
+#include "config/result.h"
+
+namespace spoold {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/spoold/spoold.toml";
+
+struct SlurmPoolConfig {
+  std::string partition;                // "" = the cluster's default partition
+  std::vector<std::string> sbatch_args;  // extra sbatch arguments, passed as given
+};
+
+struct PoolConfig {
+  std::string name;
+  int workers = 0;        // jobs running at once; default: the CPU count
+  int queue_limit = 1000;  // queued jobs beyond this are rejected (queue_full)
+  bool paused = false;
+  bool auto_resume = false;  // a job dropped into a paused pool resumes it
+  std::string executor = "local";  // "local" or "slurm"
+  std::optional<Millis> timeout;   // overrides defaults.timeout for this pool's jobs
+  SlurmPoolConfig slurm;
+};
+
+struct Config {
+  std::string source;  // the file it was loaded from ("" when built in code)
+
+  // [spool]
+  std::string root = "/var/spool/spoold";  // absolute after loading (relative
+                                          // paths are taken from the config
+                                          // file's folder)
+  Millis rescan_interval = std::chrono::seconds(5);
+  int64_t max_job_file_size = 1048576;  // bytes
+
+  // [defaults]: job defaults, overridable per pool and per job
+  Millis default_timeout = std::chrono::hours(1);
+
+  // [job_environment]: the parts of a job's clean environment that come from here
+  std::string job_path = "/usr/local/bin:/usr/bin:/bin";
+  std::string job_lang = "C.UTF-8";
+
+  // [retention]
+  Millis retention_finished = std::chrono::hours(24 * 7);  // 0 = keep forever
+
+  // [security]
+  bool allow_root = false;
+
+  // [pools.*]; there is always a "default" pool (added with defaults if absent).
+  std::map<std::string, PoolConfig> pools;
+
+  // The effective timeout of a job in `pool` that sets none itself.
+  Millis TimeoutFor(const std::string& pool) const;
+};
+
+// Pool names follow job ids' rules (letters, digits, '.', '_', '-').
+bool IsValidPoolName(const std::string& name);
+
+// Parses configuration text; `file_name` is used in messages and to resolve a
+// relative spool.root.
+Result<Config> ParseConfig(const std::string& text, const std::string& file_name);
+
+// Reads and parses a configuration file.
+Result<Config> LoadConfig(const std::string& path);
+
+// "FILE:LINE:COLUMN: KEY: message", the way errors are printed at start.
+std::string FormatConfigError(const Error& error, const std::string& file_name);
+
+}  // namespace spoold

@@ -1,0 +1,67 @@
+// A job file's contents after validation (SPEC.md section 2): every key checked,
+// defaults applied where the job's own value is the whole story, and pool-level
+// defaults (timeout) left to Config so that the effective value can be computed
+// when the job runs. Pure: no state, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "spool/document.h"
+
+namespace spoold {
+
+struct RetryPolicy {
+  int attempts = 0;  // runs after the first one, 0..100
+  Millis delay = std::chrono::minutes(1);
+  double backoff = 1.0;
+  Millis max_delay = std::chrono::hours(1);
+  bool on_timeout = false;
+  std::vector<int> exit_codes;  // empty: any non-zero code qualifies
+};
+
+struct KillPolicy {
+  std::string signal_name = "TERM";  // normalised, without "SIG"
+  int signal = 15;
+  Millis grace = std::chrono::seconds(10);
+};
+
+struct JobSpec {
+  std::string id;
+  DocFormat format = DocFormat::kToml;
+
+  std::vector<std::string> command;  // exactly one of command and script is set
+  std::optional<std::string> script;
+  std::vector<std::string> shell = {"/bin/sh", "-eu"};
+
+  std::string title;  // defaults to the id
+  std::string description;
+  std::vector<std::string> tags;
+  std::string pool = "default";
+  int64_t priority = 0;
+  std::string cwd;  // "" = the job's results/ folder
+  std::map<std::string, std::string> env;
+  std::optional<Millis> timeout;   // unset: the pool's, else defaults.timeout
+  std::optional<Millis> deadline;  // unset: none; counted from acceptance
+  RetryPolicy retry;
+  KillPolicy kill;
+  bool hold = false;
+  Json metadata = Json::object();
+};
+
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$
+bool IsValidJobId(std::string_view id);
+
+// Validates a parsed job file. Errors carry code (invalid_field, unknown_field,
+// missing_field, unknown_pool), field, line/column from the document, and a
+// sentence that names the field and the rule without quoting string content.
+Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, const Config& config);
+
+// The signal number for a name such as "TERM" or "SIGTERM"; nullopt if unknown.
+std::optional<int> SignalFromName(std::string_view name);
+
+}  // namespace spoold

@@ -1,0 +1,25 @@
+// Writing JSON that never throws: strings from the outside world (file names,
+// job output, metadata) may hold invalid UTF-8, which nlohmann-json's dump()
+// throws on by default. Everything the spool writes goes through DumpJson.
+// Nesting is bounded on input (kMaxNesting), so dump's recursion is bounded too.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace spoold {
+
+using Json = nlohmann::json;
+
+// Compact (indent < 0) or indented JSON; invalid UTF-8 is replaced by U+FFFD.
+std::string DumpJson(const Json& value, int indent = -1);
+
+// `text` with invalid UTF-8 sequences replaced by U+FFFD.
+std::string SanitizeUtf8(std::string_view text);
+
+// A short printable rendering of an untrusted name for messages: invalid UTF-8
+// and control characters escaped, cut to `max_len` bytes with "...".
+std::string PrintableName(std::string_view text, size_t max_len = 80);
+
+}  // namespace spoold

@@ -1,0 +1,31 @@
+// results.json (SPEC.md section 4): a STAC 1.0.0 Item listing the files under a
+// job's results/ folder, with media types, sizes and sha256 multihash checksums.
+// Reads the results folder; writes nothing (the caller writes the Item atomically).
+#pragma once
+
+#include <string>
+
+#include "config/result.h"
+#include "spool/json_util.h"
+#include "spool/time_util.h"
+
+namespace spoold {
+
+struct ResultsInfo {
+  std::string job_id;
+  std::string title;
+  std::string state;  // terminal state: succeeded, failed, cancelled
+  std::string pool;
+  TimePoint created;
+  TimePoint finished;
+};
+
+// Walks `job_dir`/results/ recursively (symbolic links and special files are not
+// followed and not listed) and builds the Item. Asset keys are paths relative to
+// results/ ("sub/x.csv"), hrefs relative to the job folder ("results/sub/x.csv").
+Result<Json> BuildResultsItem(const std::string& job_dir, const ResultsInfo& info);
+
+// The media type for a file name, by extension; "application/octet-stream" if unknown.
+std::string MediaTypeFor(const std::string& file_name);
+
+}  // namespace spoold
