@@ -30,7 +30,7 @@ TEST_CASE("bad durations are refused with the reason") {
                {"5", nullptr},
                {"30m1h", "largest to smallest"},
                {"1s1s", "largest to smallest"},
-               {"5 m", "unknown unit"},
+               {"5 m", "unit is missing"},
                {"99999999999d", "too long"},
                {"-5s", "expected a number"}};
   for (const auto& c : cases) {
