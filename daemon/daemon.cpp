@@ -1,0 +1,739 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/version.h"
+#include "spool/fileio.h"
+#include "spool/results.h"
+
+namespace spoold {
+namespace {
+
+constexpr uint64_t kIndexDelayMs = 250;       // coalesces bursts; keeps the index < 1 s behind
+constexpr uint64_t kProgressIntervalMs = 1000;
+constexpr uint64_t kRetentionIntervalMs = 60'000;
+constexpr Millis kGroupPoll{50};              // re-check a job's leftover processes
+constexpr Millis kGiveUpAfterKill{5000};      // after SIGKILL, stop waiting for the group
+
+double Seconds(const struct timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+bool GroupAlive(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno != ESRCH; }
+
+struct UserInfo {
+  std::string name, home, shell;
+};
+
+UserInfo CurrentUser() {
+  UserInfo info{std::to_string(::geteuid()), "/", "/bin/sh"};
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    info.name = pw.pw_name;
+    if (pw.pw_dir && *pw.pw_dir) info.home = pw.pw_dir;
+    if (pw.pw_shell && *pw.pw_shell) info.shell = pw.pw_shell;
+  }
+  return info;
+}
+
+// The event recorded for a transition into (state, reason).
+const char* TransitionEvent(JobState from, JobState state, Reason reason) {
+  switch (state) {
+    case JobState::kRunning:
+      return "started";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kQueued:
+      break;
+  }
+  switch (reason) {
+    case Reason::kRetryBackoff:
+      return "retry_scheduled";
+    case Reason::kHeld:
+      return "held";
+    case Reason::kPoolPaused:
+      return "pool_paused";
+    default:
+      return from == JobState::kRunning ? "requeued" : "queued";
+  }
+}
+
+}  // namespace
+
+Daemon::Daemon(Config config, std::string config_path)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      paths_(config_.root),
+      store_(paths_),
+      intake_(store_, config_),
+      scheduler_(config_) {
+  SPOOLD_CHECK(uv_loop_init(&loop_) == 0);
+}
+
+Daemon::~Daemon() {
+  // Handles are closed through their owners; the loop then runs the close
+  // callbacks that free the boxes, and must end empty.
+  prepare_.reset();
+  rescan_timer_.reset();
+  wake_timer_.reset();
+  index_timer_.reset();
+  progress_timer_.reset();
+  retention_timer_.reset();
+  incoming_watch_.reset();
+  sigchld_.reset();
+  sigterm_.reset();
+  sigint_.reset();
+  sighup_.reset();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Daemon::Start() {
+  if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
+
+  lock_fd_ = ::open(paths_.Lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (lock_fd_ < 0) return MakeError("io_error", ErrnoMessage("open", paths_.Lock(), errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return MakeError("locked", "another spoold (pid " + pid + ") is running on " + paths_.Root() +
+                                   " and holds " + paths_.Lock());
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    return MakeError("io_error", ErrnoMessage("write", paths_.Lock(), errno));
+  }
+  // Orphaned descendants of jobs are re-parented to us, so we can reap them and
+  // see when a job's whole process group is gone.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  started_at_ = Now();
+  Recover(started_at_);
+
+  prepare_ = std::make_unique<Prepare>(&loop_);
+  prepare_->SetCallback([this] { Pump(); });
+  rescan_timer_ = std::make_unique<Timer>(&loop_);
+  rescan_timer_->SetCallback([this] { scan_pending_ = true; });
+  auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
+  rescan_timer_->Start(rescan_ms, rescan_ms);
+  wake_timer_ = std::make_unique<Timer>(&loop_);
+  wake_timer_->SetCallback([] {});  // Pump runs after every loop turn anyway
+  index_timer_ = std::make_unique<Timer>(&loop_);
+  index_timer_->SetCallback([this] { FlushIndex(); });
+  progress_timer_ = std::make_unique<Timer>(&loop_);
+  progress_timer_->SetCallback([this] { progress_pending_ = true; });
+  retention_timer_ = std::make_unique<Timer>(&loop_);
+  retention_timer_->SetCallback([this] { retention_pending_ = true; });
+  retention_timer_->Start(kRetentionIntervalMs, kRetentionIntervalMs);
+
+  incoming_watch_ = std::make_unique<DirWatch>(&loop_);
+  incoming_watch_->SetCallback([this](const char* name, int status) {
+    // A hint only: a missed or merged event is caught by the periodic scan.
+    if (status < 0 || name == nullptr || *name == '\0') {
+      scan_pending_ = true;
+    } else {
+      pending_names_.insert(name);
+    }
+  });
+  if (int rc = incoming_watch_->Start(paths_.Incoming()); rc != 0) {
+    spdlog::warn("cannot watch {} ({}); relying on the scan every {}", paths_.Incoming(), uv_strerror(rc),
+                 FormatDuration(config_.rescan_interval));
+  }
+
+  sigchld_ = std::make_unique<Signal>(&loop_, SIGCHLD);
+  sigchld_->SetCallback([this](int) { ReapChildren(); });
+  sigterm_ = std::make_unique<Signal>(&loop_, SIGTERM);
+  sigterm_->SetCallback([this](int n) { RequestStop(n); });
+  sigint_ = std::make_unique<Signal>(&loop_, SIGINT);
+  sigint_->SetCallback([this](int n) { RequestStop(n); });
+  sighup_ = std::make_unique<Signal>(&loop_, SIGHUP);
+  sighup_->SetCallback([this](int) { reload_pending_ = true; });
+
+  // The first scan runs in the first loop turn; the index is written at once,
+  // whatever the old file held.
+  FlushIndex();
+  spdlog::info("spoold {} running on {} (pid {}), {} pools, {} jobs known", Version(), paths_.Root(),
+               ::getpid(), scheduler_.Pools().size(), index_jobs_.size());
+  return OkStatus();
+}
+
+int Daemon::Run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  spdlog::info("spoold stopped");
+  return 0;
+}
+
+// ---- recovery ----
+
+void Daemon::Recover(TimePoint now) {
+  if (auto cleaned = store_.CleanTemp(); !cleaned.ok()) {
+    spdlog::error("cannot clean {}: {}", paths_.Jobs(), cleaned.error().message);
+  } else if (*cleaned > 0) {
+    spdlog::warn("removed {} half-made job folders left by a crash", *cleaned);
+  }
+  auto ids = store_.ListJobs();
+  if (!ids.ok()) {
+    spdlog::error("cannot list jobs: {}", ids.error().message);
+    return;
+  }
+  for (const auto& id : *ids) {
+    auto status = store_.Load(id);
+    if (!status.ok()) {
+      spdlog::error("job {} is unreadable and left as it is: {}", PrintableName(id), status.error().message);
+      continue;
+    }
+    if (IsTerminal(status->state)) {
+      index_jobs_[id] = IndexEntry(*status);
+      continue;
+    }
+    auto file = store_.ReadJobFile(id, 64 << 20);
+    Result<JobSpec> spec = MakeError("io_error", "no job file");
+    if (file.ok()) {
+      auto doc = ParseDocument(file->second, file->first);
+      if (doc.ok()) {
+        spec = ValidateJobSpec(*doc, id, config_);
+        if (!spec.ok() && spec.error().code == "unknown_pool") {
+          // The pool left the configuration: keep the job; it waits in a pool
+          // that starts nothing until the pool is configured again.
+          Config with_pool = config_;
+          PoolConfig orphan;
+          orphan.name = doc->value.value("pool", "default");
+          with_pool.pools[orphan.name] = orphan;
+          spec = ValidateJobSpec(*doc, id, with_pool);
+        }
+      } else {
+        spec = doc.error();
+      }
+    } else {
+      spec = file.error();
+    }
+    if (!spec.ok()) {
+      spdlog::error("job {}: its job file no longer loads ({}); left as it is", id, spec.error().message);
+      index_jobs_[id] = IndexEntry(*status);
+      continue;
+    }
+    spec->format = file->first;
+    const bool was_running = status->state == JobState::kRunning;
+    std::optional<int64_t> pid;
+    std::optional<uint64_t> pid_start;
+    if (was_running && !status->attempts.empty()) {
+      pid = status->attempts.back().pid;
+      pid_start = status->attempts.back().pid_start;
+    }
+    scheduler_.Add(std::move(spec.value()), std::move(status.value()));
+    SchedJob& job = *scheduler_.Find(id);
+    index_jobs_[id] = IndexEntry(job.status);
+    if (!was_running) continue;
+    // A job recorded running is never left running unseen: if its process is
+    // still the one we started (same pid and start time, never a bare pid), its
+    // whole group is killed before the attempt is recorded as interrupted.
+    std::string how = "no process of it was left";
+    if (pid && pid_start && ProcessStartTicks(static_cast<pid_t>(*pid)) == pid_start) {
+      auto pgid = static_cast<pid_t>(*pid);
+      ::kill(-pgid, SIGKILL);
+      for (int i = 0; i < 200 && GroupAlive(pgid); ++i) ::usleep(25'000);
+      how = "its processes (group " + std::to_string(pgid) + ") were still running and were killed";
+    }
+    AttemptEnd end;
+    end.cause = Reason::kInterrupted;
+    scheduler_.AttemptEnded(id, end, now);
+    Event(job, Level::kWarning, "recovered",
+          "the daemon stopped while attempt " + std::to_string(job.status.attempt) + " ran; " + how);
+    spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status.attempt, how);
+  }
+  Persist(now);
+}
+
+// ---- the loop turn ----
+
+void Daemon::Pump() {
+  TimePoint now = Now();
+  if (reload_pending_) Reload();
+  if (!stopping_) {
+    if (scan_pending_) ScanIncoming();
+    // Names are taken one by one: processing may add more (a hint arriving
+    // meanwhile lands in pending_names_ for the next turn).
+    std::set<std::string> names;
+    names.swap(pending_names_);
+    for (const auto& name : names) ProcessIncoming(name, now);
+  }
+  if (retention_pending_) ApplyRetention(now);
+  scheduler_.Tick(now);
+  if (progress_pending_) ReadProgress(now);
+  SuperviseRunning(now);
+  if (!stopping_) StartJobs(now);
+  Persist(now);
+  ReleasePending(now);
+  Persist(now);
+  if (stopping_ && running_.empty()) {
+    FlushIndex();
+    // Closing every handle lets uv_run return.
+    prepare_.reset();
+    rescan_timer_.reset();
+    wake_timer_.reset();
+    index_timer_.reset();
+    progress_timer_.reset();
+    retention_timer_.reset();
+    incoming_watch_.reset();
+    sigchld_.reset();
+    sigterm_.reset();
+    sigint_.reset();
+    sighup_.reset();
+    return;
+  }
+  ArmWakeTimer(now);
+}
+
+void Daemon::ScanIncoming() {
+  scan_pending_ = false;
+  auto names = ListDir(paths_.Incoming());
+  if (!names.ok()) {
+    spdlog::error("cannot scan {}: {}", paths_.Incoming(), names.error().message);
+    return;
+  }
+  for (auto& name : *names) {
+    if (Intake::IsFinalName(name)) pending_names_.insert(std::move(name));
+  }
+}
+
+void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
+  IntakeOutcome out = intake_.Process(name, [this](const JobSpec& spec) { return scheduler_.Admit(spec); }, now);
+  const std::string shown = PrintableName(name);
+  switch (out.kind) {
+    case IntakeKind::kIgnored:
+    case IntakeKind::kVanished:
+      return;
+    case IntakeKind::kAccepted: {
+      spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
+      scheduler_.Add(std::move(*out.spec), std::move(*out.status));
+      index_jobs_[out.id] = IndexEntry(scheduler_.Find(out.id)->status);
+      MarkIndexDirty();
+      return;
+    }
+    case IntakeKind::kRejected:
+      spdlog::warn("rejected {}: {}{}{}", shown, out.error.code,
+                   out.error.field.empty() ? "" : " (" + PrintableName(out.error.field) + ")",
+                   ": " + out.error.message);
+      return;
+    case IntakeKind::kDuplicate: {
+      const std::string message = "the same file was dropped again as " + SanitizeUtf8(name) + "; ignored";
+      if (SchedJob* job = scheduler_.Find(out.id)) {
+        Event(*job, Level::kInfo, "duplicate_ignored", message);
+      } else if (auto status = store_.Load(out.id); status.ok()) {
+        if (auto st = store_.AppendEvent(*status, {Level::kInfo, "duplicate_ignored", status->attempt, message, {}});
+            !st.ok()) {
+          spdlog::error("job {}: {}", out.id, st.error().message);
+        }
+      }
+      if (auto st = intake_.RemoveIncoming(name); !st.ok()) spdlog::error("{}", st.error().message);
+      spdlog::info("{} is byte-identical to job {}; removed", shown, out.id);
+      return;
+    }
+    case IntakeKind::kFailed:
+      // Left in incoming/; the next scan tries again.
+      spdlog::error("cannot take in {} now: {}", shown, out.error.message);
+      return;
+  }
+}
+
+// ---- running jobs ----
+
+std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job) const {
+  static const UserInfo user = CurrentUser();
+  std::map<std::string, std::string> env = {{"PATH", config_.job_path}, {"HOME", user.home},
+                                            {"USER", user.name},        {"LOGNAME", user.name},
+                                            {"SHELL", user.shell},      {"LANG", config_.job_lang}};
+  for (const auto& [key, value] : job.spec.env) env[key] = value;
+  const std::string& id = job.status.id;
+  env["SPOOLD_JOB_ID"] = id;
+  env["SPOOLD_ATTEMPT"] = std::to_string(job.status.attempt);
+  env["SPOOLD_POOL"] = job.status.pool;
+  env["SPOOLD_JOB_DIR"] = paths_.JobDir(id);
+  env["SPOOLD_RESULTS_DIR"] = paths_.ResultsDir(id);
+  env["SPOOLD_PROGRESS_FILE"] = paths_.Progress(id);
+  std::vector<std::string> out;
+  for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+  return out;
+}
+
+void Daemon::StartJobs(TimePoint now) {
+  for (const auto& id : scheduler_.TakeStartable(now)) Launch(id, now);
+}
+
+void Daemon::Launch(const std::string& id, TimePoint now) {
+  SchedJob& job = *scheduler_.Find(id);
+  const int n = job.status.attempt;
+  auto fail = [&](const Error& error) {
+    AttemptEnd end;
+    end.cause = Reason::kSpawnFailed;
+    end.detail = error.message;
+    spdlog::warn("job {}: attempt {} could not start: {}", id, n, error.message);
+    scheduler_.AttemptEnded(id, end, now);
+  };
+  auto logs = store_.OpenAttemptLogs(id, n);
+  if (!logs.ok()) return fail(logs.error());
+  LaunchSpec spec;
+  if (job.spec.script) {
+    spec.argv = job.spec.shell;
+    spec.argv.push_back(paths_.Script(id));
+  } else {
+    spec.argv = job.spec.command;
+  }
+  spec.env = JobEnvironment(job);
+  spec.cwd = job.spec.cwd.empty() ? paths_.ResultsDir(id) : job.spec.cwd;
+  spec.stdout_fd = logs->stdout_fd;
+  spec.stderr_fd = logs->stderr_fd;
+  auto pending = ForkProcess(spec);
+  ::close(logs->stdout_fd);
+  ::close(logs->stderr_fd);
+  if (!pending.ok()) return fail(pending.error());
+
+  Attempt attempt;
+  attempt.id = id;
+  attempt.attempt = n;
+  attempt.pid = pending->pid;
+  attempt.kill = job.spec.kill;
+  attempt.pending = std::move(pending.value());
+  pid_to_job_[attempt.pid] = id;
+  scheduler_.AttemptStarted(id, attempt.pid, attempt.pending->start_ticks, now);
+  running_.emplace(id, std::move(attempt));
+}
+
+void Daemon::ReleasePending(TimePoint now) {
+  // Runs after Persist: every child released here is on disk as running with
+  // its pid and start time.
+  std::vector<std::string> failed;
+  for (auto& [id, attempt] : running_) {
+    if (!attempt.pending) continue;
+    Status st = ReleaseProcess(*attempt.pending);
+    attempt.pending.reset();
+    if (st.ok()) continue;
+    pid_to_job_.erase(attempt.pid);
+    attempt.end.cause = Reason::kSpawnFailed;
+    attempt.end.detail = st.error().message;
+    failed.push_back(id);
+  }
+  for (const auto& id : failed) {
+    spdlog::warn("job {}: could not start: {}", id, running_.at(id).end.detail);
+    AttemptEnd end = running_.at(id).end;
+    running_.erase(id);
+    scheduler_.AttemptEnded(id, end, now);
+  }
+}
+
+void Daemon::ReapChildren() {
+  for (;;) {
+    int status = 0;
+    struct rusage usage {};
+    pid_t pid = ::wait4(-1, &status, WNOHANG, &usage);
+    if (pid <= 0) return;  // 0: none ready; -1 ECHILD: no children
+    auto it = pid_to_job_.find(pid);
+    if (it == pid_to_job_.end()) continue;  // an orphaned descendant of a job
+    Attempt& attempt = running_.at(it->second);
+    pid_to_job_.erase(it);
+    attempt.leader_done = true;
+    if (WIFEXITED(status)) attempt.end.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) attempt.end.signal = WTERMSIG(status);
+    attempt.end.cpu_user_s = Seconds(usage.ru_utime);
+    attempt.end.cpu_sys_s = Seconds(usage.ru_stime);
+    attempt.end.max_rss_kb = usage.ru_maxrss;  // kilobytes on Linux
+  }
+}
+
+void Daemon::StopAttempt(Attempt& attempt, Reason cause, TimePoint now) {
+  SchedJob& job = *scheduler_.Find(attempt.id);
+  if (attempt.cause == Reason::kNone) attempt.cause = cause;
+  if (attempt.kill_stage > 0) return;  // the kill sequence already runs
+  int sig = attempt.kill.signal;
+  ::kill(-attempt.pid, sig);
+  attempt.kill_stage = sig == SIGKILL ? 2 : 1;
+  attempt.kill_at = now + (sig == SIGKILL ? kGiveUpAfterKill : attempt.kill.grace);
+  Event(job, Level::kWarning, "kill_sent",
+        "sent " + attempt.kill.signal_name + " to process group " + std::to_string(attempt.pid) +
+            (sig == SIGKILL ? "" : "; KILL follows in " + FormatDuration(attempt.kill.grace)),
+        {{"signal", attempt.kill.signal_name}});
+}
+
+void Daemon::SuperviseRunning(TimePoint now) {
+  std::vector<std::string> finished;
+  for (auto& [id, attempt] : running_) {
+    if (attempt.pending) continue;
+    SchedJob& job = *scheduler_.Find(id);
+    if (stopping_ && attempt.cause == Reason::kNone) StopAttempt(attempt, Reason::kInterrupted, now);
+    if (!attempt.leader_done && attempt.cause == Reason::kNone) {
+      if (auto limit = scheduler_.AttemptLimit(id); limit && now >= limit->first) {
+        const bool timeout = limit->second == Reason::kTimeout;
+        Event(job, Level::kWarning, timeout ? "timeout" : "deadline",
+              timeout ? "attempt " + std::to_string(attempt.attempt) + " ran past its timeout of " +
+                            FormatDuration(job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool)))
+                      : "the job's deadline passed while attempt " + std::to_string(attempt.attempt) + " ran");
+        StopAttempt(attempt, limit->second, now);
+      }
+    }
+    const bool group_alive = GroupAlive(attempt.pid);
+    if (attempt.leader_done && !group_alive) {
+      finished.push_back(id);
+      continue;
+    }
+    if (attempt.leader_done && attempt.kill_stage == 0) {
+      // The main process is gone but others of its group live on: a job is
+      // never reported ended while anything of it runs.
+      Event(job, Level::kWarning, "kill_sent",
+            "the main process ended but others of its process group remain; stopping them",
+            {{"signal", attempt.kill.signal_name}});
+      ::kill(-attempt.pid, attempt.kill.signal);
+      attempt.kill_stage = attempt.kill.signal == SIGKILL ? 2 : 1;
+      attempt.kill_at = now + (attempt.kill_stage == 2 ? kGiveUpAfterKill : attempt.kill.grace);
+    } else if (attempt.kill_stage == 1 && now >= attempt.kill_at) {
+      ::kill(-attempt.pid, SIGKILL);
+      attempt.kill_stage = 2;
+      attempt.kill_at = now + kGiveUpAfterKill;
+      Event(job, Level::kWarning, "kill_sent", "sent KILL to process group " + std::to_string(attempt.pid),
+            {{"signal", "KILL"}});
+    } else if (attempt.kill_stage == 2 && attempt.leader_done && now >= attempt.kill_at) {
+      spdlog::error("job {}: processes of group {} survive SIGKILL; recording the attempt as ended", id,
+                    attempt.pid);
+      finished.push_back(id);
+    }
+  }
+  for (const auto& id : finished) FinishAttempt(id, now);
+}
+
+void Daemon::FinishAttempt(const std::string& id, TimePoint now) {
+  Attempt attempt = std::move(running_.at(id));
+  running_.erase(id);
+  AttemptEnd end = attempt.end;
+  if (attempt.cause != Reason::kNone) end.cause = attempt.cause;
+  SchedJob& job = *scheduler_.Find(id);
+  std::string how = end.exit_code  ? "exited with code " + std::to_string(*end.exit_code)
+                    : end.signal   ? "was killed by signal " + SignalName(*end.signal)
+                                   : "ended";
+  Event(job, end.exit_code == 0 ? Level::kInfo : Level::kWarning, "exited",
+        "attempt " + std::to_string(attempt.attempt) + " " + how,
+        {{"exit_code", end.exit_code ? Json(*end.exit_code) : Json(nullptr)},
+         {"signal", end.signal ? Json(SignalName(*end.signal)) : Json(nullptr)}});
+  scheduler_.AttemptEnded(id, end, now);
+}
+
+void Daemon::ReadProgress(TimePoint now) {
+  progress_pending_ = false;
+  for (const auto& [id, attempt] : running_) {
+    auto text = ReadSmallFile(paths_.Progress(id), 4096);
+    if (!text.ok()) continue;  // no progress file (yet), or not a regular file
+    // "42" or "42 converting tiles": a number from 0 to 100, then a message.
+    const std::string& t = *text;
+    size_t end = 0;
+    double value = 0;
+    try {
+      value = std::stod(t, &end);
+    } catch (...) {
+      continue;
+    }
+    if (!(value >= 0 && value <= 100)) continue;
+    std::string message = t.substr(end);
+    auto trim = [](std::string& s) {
+      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
+      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+    };
+    trim(message);
+    if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+    message = SanitizeUtf8(message.substr(0, 200));
+    scheduler_.SetProgress(id, value, message.empty() ? std::nullopt : std::optional<std::string>(message), now);
+  }
+}
+
+// ---- persistence ----
+
+void Daemon::Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
+                   Json extra) {
+  if (auto st = store_.AppendEvent(job.status, {level, event, job.status.attempt, message, std::move(extra)});
+      !st.ok()) {
+    spdlog::error("job {}: cannot record event {}: {}", job.status.id, event, st.error().message);
+  }
+}
+
+void Daemon::RecordTransition(SchedJob& job, TimePoint now) {
+  (void)now;
+  const JobStatus& s = job.status;
+  if (s.state == job.persisted_state && s.reason == job.persisted_reason) return;
+  const char* name = TransitionEvent(job.persisted_state, s.state, s.reason);
+  Level level = s.state == JobState::kFailed             ? Level::kError
+                : s.reason == Reason::kRetryBackoff      ? Level::kWarning
+                                                         : Level::kInfo;
+  Json extra = {{"state", StateName(s.state)}, {"from", StateName(job.persisted_state)}};
+  extra["reason"] = ReasonName(s.reason) ? Json(ReasonName(s.reason)) : Json(nullptr);
+  if (s.state == JobState::kRunning && s.pid) extra["pid"] = *s.pid;
+  if (s.next_attempt_at) extra["next_attempt_at"] = FormatTime(*s.next_attempt_at);
+  Event(job, level, name, s.message, std::move(extra));
+  spdlog::info("job {}: {} -> {}{}", s.id, StateName(job.persisted_state), StateName(s.state),
+               ReasonName(s.reason) ? std::string(" (") + ReasonName(s.reason) + ")" : "");
+  job.persisted_state = s.state;
+  job.persisted_reason = s.reason;
+}
+
+void Daemon::WriteResults(const SchedJob& job) {
+  const JobStatus& s = job.status;
+  ResultsInfo info{s.id, s.title, StateName(s.state), s.pool, s.created, s.finished.value_or(s.updated)};
+  auto item = BuildResultsItem(paths_.JobDir(s.id), info);
+  if (!item.ok()) {
+    spdlog::error("job {}: cannot list results: {}", s.id, item.error().message);
+    return;
+  }
+  if (auto st = store_.WriteResults(s.id, *item); !st.ok()) {
+    spdlog::error("job {}: cannot write results.json: {}", s.id, st.error().message);
+  }
+}
+
+void Daemon::Persist(TimePoint now) {
+  for (const auto& id : scheduler_.TakeChanged()) {
+    SchedJob* job = scheduler_.Find(id);
+    if (job == nullptr) continue;
+    RecordTransition(*job, now);
+    const bool terminal = IsTerminal(job->status.state);
+    // results.json comes before the terminal status, so whoever sees the job
+    // ended finds its results listed.
+    if (terminal) WriteResults(*job);
+    if (auto st = store_.WriteStatus(job->status); !st.ok()) {
+      spdlog::error("job {}: cannot write status: {}", id, st.error().message);
+    }
+    index_jobs_[id] = IndexEntry(job->status);
+    MarkIndexDirty();
+    if (terminal) scheduler_.Forget(id);
+  }
+}
+
+void Daemon::ArmWakeTimer(TimePoint now) {
+  std::optional<TimePoint> next = scheduler_.NextWakeup();
+  auto consider = [&](TimePoint t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const auto& [id, attempt] : running_) {
+    if (attempt.kill_stage > 0) consider(attempt.kill_at);
+    if (attempt.leader_done || attempt.kill_stage > 0) consider(now + kGroupPoll);
+    if (!attempt.leader_done && attempt.cause == Reason::kNone) {
+      if (auto limit = scheduler_.AttemptLimit(id)) consider(limit->first);
+    }
+  }
+  if (next) {
+    auto delay = std::max<int64_t>(0, (*next - now).count()) + 1;
+    wake_timer_->Start(static_cast<uint64_t>(delay));
+  } else {
+    wake_timer_->Stop();
+  }
+  // Progress files are read only while something runs: an idle daemon wakes
+  // for nothing but its rescan.
+  if (running_.empty()) {
+    progress_timer_->Stop();
+  } else if (!progress_timer_->Active()) {
+    progress_timer_->Start(kProgressIntervalMs, kProgressIntervalMs);
+  }
+}
+
+// ---- index ----
+
+void Daemon::MarkIndexDirty() {
+  index_dirty_ = true;
+  if (index_timer_ && !index_timer_->Active()) index_timer_->Start(kIndexDelayMs);
+}
+
+void Daemon::FlushIndex() {
+  index_dirty_ = false;
+  Json pools = Json::object();
+  for (const auto& [name, pool] : scheduler_.Pools()) {
+    pools[name] = {{"workers", pool.config.workers},       {"queue_limit", pool.config.queue_limit},
+                   {"paused", pool.paused},                {"auto_resume", pool.config.auto_resume},
+                   {"executor", pool.config.executor},     {"running", pool.running},
+                   {"queued", pool.queued}};
+  }
+  Json jobs = Json::object();
+  for (const auto& [id, entry] : index_jobs_) jobs[id] = entry;
+  Json doc = {{"schema", "spoold/index/v1"},
+              {"updated", FormatTime(Now())},
+              {"daemon",
+               {{"pid", ::getpid()},
+                {"version", Version()},
+                {"started", FormatTime(started_at_)},
+                {"state", stopping_ ? (running_.empty() ? "stopped" : "stopping") : "running"}}},
+              {"pools", std::move(pools)},
+              {"jobs", std::move(jobs)}};
+  if (auto st = WriteFileAtomic(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
+    spdlog::error("cannot write the index: {}", st.error().message);
+  }
+}
+
+// ---- retention, signals, reload ----
+
+void Daemon::ApplyRetention(TimePoint now) {
+  retention_pending_ = false;
+  if (config_.retention_finished.count() == 0) return;
+  std::vector<std::string> expired;
+  for (const auto& [id, entry] : index_jobs_) {
+    if (scheduler_.Find(id) != nullptr) continue;  // not terminal
+    auto finished = entry.contains("finished") && entry["finished"].is_string()
+                        ? ParseTime(entry["finished"].get<std::string>())
+                        : std::nullopt;
+    if (finished && *finished + config_.retention_finished < now) expired.push_back(id);
+  }
+  for (const auto& id : expired) {
+    if (auto st = store_.Remove(id); !st.ok()) {
+      spdlog::error("retention: cannot remove job {}: {}", id, st.error().message);
+      continue;
+    }
+    index_jobs_.erase(id);
+    spdlog::info("retention: removed job {}, finished more than {} ago", id,
+                 FormatDuration(config_.retention_finished));
+  }
+  if (!expired.empty()) MarkIndexDirty();
+}
+
+void Daemon::RequestStop(int signum) {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("received {}: stopping intake and {} running jobs", SignalName(signum), running_.size());
+  incoming_watch_.reset();
+  if (rescan_timer_) rescan_timer_->Stop();
+  // SuperviseRunning stops every running attempt from the next loop turn on.
+  MarkIndexDirty();
+}
+
+void Daemon::Reload() {
+  reload_pending_ = false;
+  auto loaded = LoadConfig(config_path_);
+  if (!loaded.ok()) {
+    spdlog::error("reload failed, keeping the old configuration: {}",
+                  FormatConfigError(loaded.error(), config_path_));
+    return;
+  }
+  if (loaded->root != config_.root) {
+    spdlog::warn("reload: spool.root changed to {}; a new root takes effect only at restart", loaded->root);
+    loaded->root = config_.root;
+  }
+  config_ = std::move(loaded.value());
+  scheduler_.SetConfig(config_, Now());
+  auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
+  if (rescan_timer_ && !stopping_) rescan_timer_->Start(rescan_ms, rescan_ms);
+  MarkIndexDirty();
+  spdlog::info("configuration reloaded from {}: {} pools", config_path_, config_.pools.size());
+}
+
+}  // namespace spoold

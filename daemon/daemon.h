@@ -1,0 +1,111 @@
+// The spoold daemon: one libuv loop, one thread, no locks. It wires the spool
+// (intake, job folders, index) to the scheduler and the local executor. Event
+// callbacks only note what happened; all work is done once per loop turn in
+// Pump(), so bursts are batched (STYLE.md: redis' beforeSleep). Owns the loop,
+// its handles, the running attempts and the index cache.
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "config/config.h"
+#include "daemon/local_executor.h"
+#include "daemon/scheduler.h"
+#include "daemon/uv_handles.h"
+#include "spool/intake.h"
+#include "spool/job_store.h"
+#include "spool/paths.h"
+
+namespace spoold {
+
+class Daemon {
+ public:
+  Daemon(Config config, std::string config_path);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Takes the root's lock, creates missing folders, recovers the jobs on disk,
+  // rebuilds the index and scans incoming/. An error means the daemon must not
+  // run (another one holds the lock, the root is unusable).
+  Status Start();
+
+  // Runs until SIGTERM/SIGINT has stopped every running job. Returns the exit code.
+  int Run();
+
+ private:
+  // One attempt the daemon started and has not finished recording.
+  struct Attempt {
+    std::string id;
+    int attempt = 0;
+    pid_t pid = -1;
+    std::optional<PendingProcess> pending;  // until released
+    KillPolicy kill;
+    Reason cause = Reason::kNone;  // why the daemon is stopping it, if it is
+    int kill_stage = 0;            // 0 none, 1 kill.signal sent, 2 SIGKILL sent
+    TimePoint kill_at{};           // when to escalate to SIGKILL
+    bool leader_done = false;      // the main process was reaped
+    AttemptEnd end;
+  };
+
+  void Pump();
+  void ScanIncoming();
+  void ProcessIncoming(const std::string& name, TimePoint now);
+  void StartJobs(TimePoint now);
+  void Launch(const std::string& id, TimePoint now);
+  void ReleasePending(TimePoint now);
+  void ReapChildren();
+  void SuperviseRunning(TimePoint now);
+  void StopAttempt(Attempt& attempt, Reason cause, TimePoint now);
+  void FinishAttempt(const std::string& id, TimePoint now);
+  void ReadProgress(TimePoint now);
+  void Persist(TimePoint now);
+  void RecordTransition(SchedJob& job, TimePoint now);
+  void WriteResults(const SchedJob& job);
+  void ArmWakeTimer(TimePoint now);
+  void MarkIndexDirty();
+  void FlushIndex();
+  void ApplyRetention(TimePoint now);
+  void Recover(TimePoint now);
+  void RequestStop(int signum);
+  void Reload();
+  void Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
+             Json extra = Json::object());
+  std::vector<std::string> JobEnvironment(const SchedJob& job) const;
+
+  Config config_;
+  std::string config_path_;
+  SpoolPaths paths_;
+  JobStore store_;
+  Intake intake_;
+  Scheduler scheduler_;
+
+  uv_loop_t loop_{};
+  std::unique_ptr<Prepare> prepare_;
+  std::unique_ptr<Timer> rescan_timer_;
+  std::unique_ptr<Timer> wake_timer_;
+  std::unique_ptr<Timer> index_timer_;
+  std::unique_ptr<Timer> progress_timer_;
+  std::unique_ptr<Timer> retention_timer_;
+  std::unique_ptr<DirWatch> incoming_watch_;
+  std::unique_ptr<Signal> sigchld_, sigterm_, sigint_, sighup_;
+
+  int lock_fd_ = -1;
+  TimePoint started_at_{};
+  bool stopping_ = false;
+  bool scan_pending_ = true;
+  bool reload_pending_ = false;
+  bool retention_pending_ = true;
+  bool progress_pending_ = false;
+  std::set<std::string> pending_names_;
+  std::map<std::string, Attempt> running_;      // by job id
+  std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
+  std::map<std::string, Json> index_jobs_;      // every job's index entry
+  bool index_dirty_ = false;
+};
+
+}  // namespace spoold

@@ -1,0 +1,214 @@
+#include "daemon/local_executor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "spool/json_util.h"
+
+namespace spoold {
+namespace {
+
+// What the child reports through the error pipe when it cannot exec.
+struct ChildError {
+  int stage;  // kStage* below
+  int err;
+};
+constexpr int kStageChdir = 1;
+constexpr int kStageDup = 2;
+constexpr int kStageExec = 3;
+constexpr int kStageSetsid = 4;
+
+[[noreturn]] void ChildFail(int pipe_fd, int stage) {
+  ChildError e{stage, errno};
+  ssize_t ignored = ::write(pipe_fd, &e, sizeof e);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// Closes every descriptor from `first` up, except `keep`. close_range needs
+// Linux 5.9; on older kernels a bounded loop does the same.
+void CloseFrom(int first, int keep) {
+  bool ok = true;
+  if (keep > first) ok = ::syscall(SYS_close_range, first, keep - 1, 0) == 0;
+  ok = ok && ::syscall(SYS_close_range, keep + 1, ~0U, 0) == 0;
+  if (ok) return;
+  for (int fd = first; fd < 65536; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+std::optional<std::string> ResolveCommand(const std::string& name, const std::string& path_var) {
+  if (name.find('/') != std::string::npos) return name;
+  size_t start = 0;
+  while (start <= path_var.size()) {
+    size_t end = path_var.find(':', start);
+    if (end == std::string::npos) end = path_var.size();
+    std::string dir = path_var.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (IsExecutableFile(candidate)) return candidate;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name (field 2) is in parentheses and may hold spaces and ')':
+  // the fields after it start behind the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  // rest starts at field 3 (state); field 22 is the 20th from here.
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return std::nullopt;
+  }
+  try {
+    return std::stoull(field);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
+  SPOOLD_CHECK(!spec.argv.empty());
+  std::string path_var;
+  for (const auto& kv : spec.env) {
+    if (kv.rfind("PATH=", 0) == 0) path_var = kv.substr(5);
+  }
+  auto exe = ResolveCommand(spec.argv[0], path_var);
+  if (!exe) {
+    return MakeError("spawn_failed", "command " + PrintableName(spec.argv[0]) + " not found in PATH");
+  }
+
+  // Everything the child needs is built here, before fork.
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const char* cwd = spec.cwd.c_str();
+  const char* exe_path = exe->c_str();
+
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0) return MakeError("spawn_failed", std::string("open /dev/null: ") + std::strerror(errno));
+  int pipe_fds[2];
+  int go_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(devnull);
+    return MakeError("spawn_failed", std::string("pipe: ") + std::strerror(err));
+  }
+  if (::pipe2(go_fds, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(devnull);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    return MakeError("spawn_failed", std::string("pipe: ") + std::strerror(err));
+  }
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    for (int fd : {devnull, pipe_fds[0], pipe_fds[1], go_fds[0], go_fds[1]}) ::close(fd);
+    return MakeError("spawn_failed", std::string("fork: ") + std::strerror(err));
+  }
+  if (pid == 0) {
+    // Child: async-signal-safe calls only.
+    int report = pipe_fds[1];
+    if (::setsid() < 0) ChildFail(report, kStageSetsid);
+    // Wait for the daemon to record us. EOF means it died first: run nothing.
+    char go = 0;
+    ssize_t got;
+    do {
+      got = ::read(go_fds[0], &go, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) ::_exit(127);
+    // The report pipe must not be clobbered by the dup2s below.
+    if (report <= 2) {
+      report = ::fcntl(report, F_DUPFD_CLOEXEC, 3);
+      if (report < 0) ::_exit(127);
+    }
+    if (::dup2(devnull, 0) < 0 || ::dup2(spec.stdout_fd, 1) < 0 || ::dup2(spec.stderr_fd, 2) < 0) {
+      ChildFail(report, kStageDup);
+    }
+    // No descriptor of the daemon leaks into the job, whatever its flags; the
+    // report pipe is the one exception and is close-on-exec.
+    CloseFrom(3, report);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::chdir(cwd) != 0) ChildFail(report, kStageChdir);
+    ::execve(exe_path, argv.data(), envp.data());
+    ChildFail(report, kStageExec);
+  }
+
+  ::close(devnull);
+  ::close(pipe_fds[1]);
+  ::close(go_fds[0]);
+  PendingProcess pending;
+  pending.pid = pid;
+  pending.start_ticks = ProcessStartTicks(pid);
+  pending.go_fd = go_fds[1];
+  pending.report_fd = pipe_fds[0];
+  pending.exe = *exe;
+  pending.cwd = spec.cwd;
+  return pending;
+}
+
+Status ReleaseProcess(PendingProcess& process) {
+  // The daemon ignores SIGPIPE, so a child that already died makes this write
+  // fail with EPIPE instead of killing us; the report pipe then says why.
+  char go = 1;
+  ssize_t n;
+  do {
+    n = ::write(process.go_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(process.go_fd);
+  process.go_fd = -1;
+  ChildError child_error{};
+  do {
+    n = ::read(process.report_fd, &child_error, sizeof child_error);
+  } while (n < 0 && errno == EINTR);
+  ::close(process.report_fd);
+  process.report_fd = -1;
+  if (n == 0) return OkStatus();  // the report pipe closed on exec
+  // The child failed before exec and exits at once: reap it here so the
+  // daemon's SIGCHLD handler never sees a pid it does not know.
+  int status;
+  while (::waitpid(process.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (n < 0 || static_cast<size_t>(n) < sizeof child_error) {
+    return MakeError("spawn_failed", "the process ended before it could start");
+  }
+  std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(process.cwd)
+                     : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(process.exe)
+                     : child_error.stage == kStageSetsid ? "cannot start a new session"
+                                                         : "cannot set up standard descriptors";
+  return MakeError("spawn_failed", what + ": " + std::strerror(child_error.err));
+}
+
+}  // namespace spoold

@@ -1,0 +1,61 @@
+// Starting a job's process on this machine (SPEC.md section 5). We fork and exec
+// ourselves instead of using uv_spawn because libuv's exit callback gives no
+// resource usage, and every attempt must report its CPU time and peak memory:
+// the daemon reaps its children with wait4(), which returns the rusage of the
+// process and the descendants it waited for. The child gets a new session and
+// process group, stdin from /dev/null, stdout/stderr on the attempt's log files,
+// the clean environment it is given, default signal dispositions, and no other
+// descriptor. Between fork and exec the child calls only async-signal-safe
+// functions; everything else (PATH lookup, argv and envp) is prepared before.
+//
+// Starting is two-phase so that a job can never run twice at once across a
+// daemon crash: ForkProcess creates the child, which then waits on a "go" pipe;
+// the daemon records the pid and start time durably, then ReleaseProcess lets
+// the child exec. If the daemon dies in between, the pipe closes and the child
+// exits without running anything, so a restarted daemon never meets an unknown
+// live attempt.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/result.h"
+
+namespace spoold {
+
+struct LaunchSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env`
+  std::vector<std::string> env;   // "KEY=value"
+  std::string cwd;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+struct PendingProcess {
+  pid_t pid = -1;                       // also the process group and session id
+  std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
+  int go_fd = -1;                       // write end: one byte lets the child exec
+  int report_fd = -1;                   // read end: the child's setup/exec error
+  std::string exe;
+  std::string cwd;
+};
+
+// Forks the child, which sets itself up and waits. An error (code
+// "spawn_failed") says what failed: command not found, fork error.
+Result<PendingProcess> ForkProcess(const LaunchSpec& spec);
+
+// Lets the child exec and waits until it has (or has failed to: then the child
+// is reaped here and the error says why: cwd missing, not executable, ...).
+// Closes the pipes either way.
+Status ReleaseProcess(PendingProcess& process);
+
+// The executable that PATH lookup finds for `name` (as execvp would), or nullopt.
+std::optional<std::string> ResolveCommand(const std::string& name, const std::string& path_var);
+
+// A process's start time in clock ticks since boot, or nullopt if it is gone.
+std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+
+}  // namespace spoold

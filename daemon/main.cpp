@@ -1,0 +1,81 @@
+// spoold: the job-runner daemon. Parses the command line, loads the
+// configuration, and runs the Daemon in the foreground until SIGTERM.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "daemon/version.h"
+
+namespace {
+
+void Usage(FILE* out) {
+  std::fprintf(out,
+               "usage: spoold [--config FILE] [--check]\n"
+               "       spoold --version\n"
+               "\n"
+               "Runs the spool job runner in the foreground on the spool root named by the\n"
+               "configuration (default %s).\n"
+               "  --config FILE  the configuration file\n"
+               "  --check        validate the configuration and exit: 0 valid, 1 invalid\n",
+               spoold::kDefaultConfigPath);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = spoold::kDefaultConfigPath;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "--version") {
+      std::printf("spoold %s\n", spoold::Version());
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      Usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "spoold: unknown argument %s\n", arg.c_str());
+      Usage(stderr);
+      return 2;
+    }
+  }
+
+  auto config = spoold::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "spoold: invalid configuration: %s\n",
+                 spoold::FormatConfigError(config.error(), config_path).c_str());
+    return 1;
+  }
+  if (check) {
+    std::printf("%s: valid (spool root %s, %zu pools)\n", config_path.c_str(), config->root.c_str(),
+                config->pools.size());
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("spoold");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+  // A job that dies while we write to its pipe must not kill the daemon; the
+  // write fails with EPIPE instead.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  spoold::Daemon daemon(std::move(config.value()), config_path);
+  if (auto st = daemon.Start(); !st.ok()) {
+    spdlog::critical("cannot start: {}", st.error().message);
+    return 1;
+  }
+  return daemon.Run();
+}

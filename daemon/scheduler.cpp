@@ -1,0 +1,436 @@
+#include "daemon/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace spoold {
+namespace {
+
+std::string FormatClock(TimePoint t) {
+  // "10:02:00" in UTC, for messages; the full time is in next_attempt_at.
+  std::string full = FormatTime(t);
+  return full.substr(11, 8);
+}
+
+double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+
+}  // namespace
+
+Scheduler::Scheduler(const Config& config) { SetConfig(config, TimePoint{}); }
+
+void Scheduler::SetConfig(const Config& config, TimePoint now) {
+  config_ = config;
+  for (const auto& [name, pool] : config.pools) {
+    auto [it, inserted] = pools_.try_emplace(name);
+    // A reload keeps a pool's runtime pause (set by control requests) unless the
+    // configured value itself changed, or the pool was an orphan (workers 0:
+    // jobs of an unconfigured pool) that is now configured.
+    const bool orphan = !inserted && it->second.config.workers == 0;
+    if (inserted || orphan || it->second.config.paused != pool.paused) it->second.paused = pool.paused;
+    it->second.config = pool;
+  }
+  // Jobs waiting on a pool that is no longer paused go back into its queue.
+  for (auto& [id, job] : jobs_) {
+    if (job.status.state == JobState::kQueued && job.status.reason == Reason::kPoolPaused) {
+      Enqueue(job, now);
+    }
+  }
+}
+
+PoolState& Scheduler::PoolOf(const SchedJob& job) {
+  auto it = pools_.find(job.status.pool);
+  if (it == pools_.end()) {
+    // A pool removed from the configuration: its jobs finish, nothing new starts.
+    PoolState orphan;
+    orphan.config.name = job.status.pool;
+    orphan.config.workers = 0;
+    orphan.paused = true;
+    it = pools_.emplace(job.status.pool, orphan).first;
+  }
+  return it->second;
+}
+
+Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
+  auto it = pools_.find(spec.pool);
+  if (it == pools_.end()) {
+    return MakeError("unknown_pool", "pool " + spec.pool + " is not configured", "pool");
+  }
+  const PoolState& pool = it->second;
+  if (pool.queued >= pool.config.queue_limit) {
+    return MakeError("queue_full", "pool " + spec.pool + " has " + std::to_string(pool.queued) +
+                                       " queued jobs, its queue_limit");
+  }
+  if (spec.hold) return Reason::kHeld;
+  if (pool.paused && !pool.config.auto_resume) return Reason::kPoolPaused;
+  return Reason::kInQueue;
+}
+
+void Scheduler::Add(JobSpec spec, JobStatus status) {
+  SPOOLD_CHECK(!IsTerminal(status.state));
+  const std::string id = status.id;
+  SPOOLD_CHECK(jobs_.count(id) == 0);
+  SchedJob& job = jobs_[id];
+  job.spec = std::move(spec);
+  job.status = std::move(status);
+  job.arrival = next_arrival_++;
+  job.persisted_state = job.status.state;
+  job.persisted_reason = job.status.reason;
+  if (job.status.state == JobState::kRunning) {
+    ++PoolOf(job).running;
+    return;
+  }
+  {
+    PoolState& pool = PoolOf(job);
+    // A job dropped into a paused pool with auto_resume resumes it (the Bodo
+    // "paused cluster resumes on submission" rule).
+    if (pool.paused && pool.config.auto_resume && job.status.reason != Reason::kRetryBackoff) {
+      pool.paused = false;
+      for (auto& [other_id, other] : jobs_) {
+        if (other.status.state == JobState::kQueued && other.status.pool == job.status.pool &&
+            other.status.reason == Reason::kPoolPaused) {
+          SetState(other, JobState::kQueued, Reason::kInQueue, "pool resumed by a new job", other.status.updated);
+        }
+      }
+    }
+    ++pool.queued;
+    Enqueue(job, job.status.updated);
+  }
+}
+
+void Scheduler::Forget(const std::string& id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  SPOOLD_CHECK(IsTerminal(it->second.status.state));
+  jobs_.erase(it);
+  changed_.erase(id);
+}
+
+SchedJob* Scheduler::Find(const std::string& id) {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+Reason Scheduler::WaitingReason(const SchedJob& job) const {
+  if (job.spec.hold && job.status.reason == Reason::kHeld) return Reason::kHeld;
+  auto it = pools_.find(job.status.pool);
+  if (it == pools_.end() || it->second.paused) return Reason::kPoolPaused;
+  return Reason::kInQueue;
+}
+
+void Scheduler::Enqueue(SchedJob& job, TimePoint now) {
+  Dequeue(job);
+  if (job.status.reason == Reason::kRetryBackoff && job.status.next_attempt_at &&
+      *job.status.next_attempt_at > now) {
+    waiting_.emplace(*job.status.next_attempt_at, job.status.id);
+    return;
+  }
+  Reason reason = WaitingReason(job);
+  if (reason != job.status.reason) {
+    std::string message = reason == Reason::kPoolPaused ? "waiting: pool " + job.status.pool + " is paused"
+                          : reason == Reason::kHeld     ? "held until a start request"
+                                                        : "waiting for a worker";
+    SetState(job, JobState::kQueued, reason, std::move(message), now);
+  }
+  if (reason == Reason::kInQueue) ready_[job.status.pool].insert(KeyOf(job));
+}
+
+void Scheduler::Dequeue(SchedJob& job) {
+  auto rit = ready_.find(job.status.pool);
+  if (rit != ready_.end()) rit->second.erase(KeyOf(job));
+  if (job.status.next_attempt_at) waiting_.erase({*job.status.next_attempt_at, job.status.id});
+}
+
+void Scheduler::SetState(SchedJob& job, JobState state, Reason reason, std::string message,
+                         TimePoint now) {
+  job.status.state = state;
+  job.status.reason = reason;
+  job.status.message = std::move(message);
+  job.status.updated = now;
+  changed_.insert(job.status.id);
+}
+
+std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
+  std::vector<std::string> started;
+  for (auto& [name, pool] : pools_) {
+    auto rit = ready_.find(name);
+    if (rit == ready_.end()) continue;
+    auto& queue = rit->second;
+    while (!pool.paused && pool.running < pool.config.workers && !queue.empty()) {
+      QueueKey key = *queue.begin();
+      queue.erase(queue.begin());
+      SchedJob& job = jobs_.at(key.id);
+      --pool.queued;
+      ++pool.running;
+      job.status.attempt += 1;
+      job.status.next_attempt_at.reset();
+      job.status.pid.reset();
+      job.status.exit_code.reset();
+      job.status.signal.reset();
+      if (!job.status.started) job.status.started = now;
+      AttemptRecord record;
+      record.attempt = job.status.attempt;
+      record.started = now;
+      job.status.attempts.push_back(record);
+      SetState(job, JobState::kRunning, Reason::kNone,
+               "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                   std::to_string(job.status.max_attempts) + " starting",
+               now);
+      started.push_back(key.id);
+    }
+  }
+  return started;
+}
+
+void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
+                               TimePoint now) {
+  SchedJob& job = jobs_.at(id);
+  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  job.status.pid = pid;
+  job.status.attempts.back().pid = pid;
+  job.status.attempts.back().pid_start = pid_start;
+  job.status.message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                       std::to_string(job.status.max_attempts) + " running";
+  job.status.updated = now;
+  changed_.insert(id);
+}
+
+std::optional<TimePoint> Scheduler::DeadlineOf(const SchedJob& job) const {
+  if (!job.spec.deadline || job.spec.deadline->count() == 0) return std::nullopt;
+  return job.status.created + *job.spec.deadline;
+}
+
+void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now) {
+  Dequeue(job);
+  job.status.finished = now;
+  job.status.next_attempt_at.reset();
+  job.status.pid.reset();
+  SetState(job, state, reason, std::move(message), now);
+  cancel_requested_.erase(job.status.id);
+}
+
+void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimePoint now) {
+  SchedJob& job = jobs_.at(id);
+  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  --PoolOf(job).running;
+
+  // What ended the attempt, in order of authority: the daemon's own act first,
+  // then how the process ended.
+  Reason reason = end.cause;
+  if (reason == Reason::kNone && end.signal) reason = Reason::kSignal;
+  if (reason == Reason::kNone && end.exit_code && *end.exit_code != 0) reason = Reason::kNonzeroExit;
+  if (cancel_requested_.count(id)) reason = Reason::kCancelledByUser;
+
+  AttemptRecord& record = job.status.attempts.back();
+  record.finished = now;
+  record.exit_code = end.exit_code;
+  record.signal = end.signal ? std::optional<std::string>(SignalName(*end.signal)) : std::nullopt;
+  record.reason = reason;
+  record.duration_s = Seconds(now - record.started);
+  record.cpu_user_s = end.cpu_user_s;
+  record.cpu_sys_s = end.cpu_sys_s;
+  record.max_rss_kb = end.max_rss_kb;
+  job.status.exit_code = end.exit_code;
+  job.status.signal = record.signal;
+  job.status.pid.reset();
+
+  const std::string which = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                            std::to_string(job.status.max_attempts);
+  std::string what;
+  switch (reason) {
+    case Reason::kNone:
+      Finish(job, JobState::kSucceeded, Reason::kNone, which + " succeeded", now);
+      return;
+    case Reason::kCancelledByUser:
+      Finish(job, JobState::kCancelled, Reason::kCancelledByUser, which + " cancelled by request", now);
+      return;
+    case Reason::kInterrupted:
+      // Shutdowns and crashes do not use up retry.attempts; the third one ends
+      // the job so that a job that kills the daemon cannot loop forever.
+      job.status.interruptions += 1;
+      if (job.status.interruptions >= 3) {
+        Finish(job, JobState::kFailed, Reason::kInterrupted,
+               which + " interrupted by a daemon stop for the third time", now);
+        return;
+      }
+      ++PoolOf(job).queued;
+      job.status.reason = Reason::kInQueue;
+      SetState(job, JobState::kQueued, Reason::kInQueue, which + " was interrupted; it runs again", now);
+      Enqueue(job, now);
+      return;
+    case Reason::kSpawnFailed:
+      Finish(job, JobState::kFailed, Reason::kSpawnFailed, which + " could not start: " + end.detail, now);
+      return;
+    case Reason::kDeadline:
+      Finish(job, JobState::kFailed, Reason::kDeadline, which + " stopped: the job's deadline passed", now);
+      return;
+    case Reason::kTimeout:
+      what = which + " timed out";
+      break;
+    case Reason::kSignal:
+      what = which + " was killed by signal " + SignalName(*end.signal);
+      break;
+    case Reason::kNonzeroExit:
+      what = which + " exited with code " + std::to_string(*end.exit_code);
+      break;
+    default:
+      SPOOLD_CHECK(false);
+  }
+
+  // A failed attempt: retry if its reason qualifies and attempts and the deadline allow.
+  const RetryPolicy& retry = job.spec.retry;
+  bool qualifies = false;
+  if (reason == Reason::kTimeout) {
+    qualifies = retry.on_timeout;
+  } else if (reason == Reason::kNonzeroExit) {
+    qualifies = retry.exit_codes.empty() ||
+                std::find(retry.exit_codes.begin(), retry.exit_codes.end(), *end.exit_code) !=
+                    retry.exit_codes.end();
+  } else if (reason == Reason::kSignal) {
+    // A death by signal is a failure like any non-zero exit, unless the job named
+    // the exit codes it wants retried.
+    qualifies = retry.exit_codes.empty();
+  }
+  const int done = CountedAttempts(job);
+  if (!qualifies || done >= job.status.max_attempts) {
+    Finish(job, JobState::kFailed, reason, what, now);
+    return;
+  }
+  TimePoint at = now + RetryDelay(retry, done);
+  if (auto deadline = DeadlineOf(job); deadline && at >= *deadline) {
+    Finish(job, JobState::kFailed, reason, what + "; no retry: the deadline comes first", now);
+    return;
+  }
+  job.status.next_attempt_at = at;
+  ++PoolOf(job).queued;
+  SetState(job, JobState::kQueued, Reason::kRetryBackoff, what + "; retrying at " + FormatClock(at), now);
+  Enqueue(job, now);
+}
+
+std::vector<std::string> Scheduler::Tick(TimePoint now) {
+  std::vector<std::string> changed;
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    std::string id = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    SchedJob& job = jobs_.at(id);
+    job.status.reason = Reason::kInQueue;  // the wait is over
+    job.status.next_attempt_at.reset();
+    SetState(job, JobState::kQueued, Reason::kInQueue, "waiting for a worker for the retry", now);
+    Enqueue(job, now);
+    changed.push_back(id);
+  }
+  for (auto& [id, job] : jobs_) {
+    if (job.status.state != JobState::kQueued) continue;
+    auto deadline = DeadlineOf(job);
+    if (deadline && *deadline <= now) {
+      --PoolOf(job).queued;
+      Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed before it could run", now);
+      changed.push_back(id);
+    }
+  }
+  return changed;
+}
+
+std::optional<TimePoint> Scheduler::NextWakeup() const {
+  std::optional<TimePoint> next;
+  if (!waiting_.empty()) next = waiting_.begin()->first;
+  for (const auto& [id, job] : jobs_) {
+    if (job.status.state != JobState::kQueued) continue;
+    if (auto deadline = DeadlineOf(job); deadline && (!next || *deadline < *next)) next = deadline;
+  }
+  return next;
+}
+
+std::optional<std::pair<TimePoint, Reason>> Scheduler::AttemptLimit(const std::string& id) const {
+  const SchedJob& job = jobs_.at(id);
+  if (job.status.state != JobState::kRunning || job.status.attempts.empty()) return std::nullopt;
+  std::optional<std::pair<TimePoint, Reason>> limit;
+  Millis timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
+  if (timeout.count() > 0) limit = std::make_pair(job.status.attempts.back().started + timeout, Reason::kTimeout);
+  if (auto deadline = DeadlineOf(job); deadline && (!limit || *deadline <= limit->first)) {
+    limit = std::make_pair(*deadline, Reason::kDeadline);
+  }
+  return limit;
+}
+
+Status Scheduler::Cancel(const std::string& id, TimePoint now, bool* was_running) {
+  *was_running = false;
+  SchedJob* job = Find(id);
+  if (job == nullptr) return MakeError("unknown_job", "no job " + id);
+  if (IsTerminal(job->status.state)) {
+    return MakeError("invalid_field", "job " + id + " is already " + StateName(job->status.state), "job");
+  }
+  if (job->status.state == JobState::kRunning) {
+    cancel_requested_.insert(id);
+    *was_running = true;
+    return OkStatus();
+  }
+  --PoolOf(*job).queued;
+  Finish(*job, JobState::kCancelled, Reason::kCancelledByUser, "cancelled by request before it ran", now);
+  return OkStatus();
+}
+
+Status Scheduler::Release(const std::string& id, TimePoint now) {
+  SchedJob* job = Find(id);
+  if (job == nullptr) return MakeError("unknown_job", "no job " + id);
+  if (job->status.state != JobState::kQueued || job->status.reason != Reason::kHeld) {
+    return MakeError("invalid_field", "job " + id + " is not held", "job");
+  }
+  job->spec.hold = false;
+  job->status.reason = Reason::kInQueue;
+  SetState(*job, JobState::kQueued, Reason::kInQueue, "released by a start request", now);
+  Enqueue(*job, now);
+  return OkStatus();
+}
+
+Status Scheduler::Pause(const std::string& pool, TimePoint now) {
+  auto it = pools_.find(pool);
+  if (it == pools_.end()) return MakeError("unknown_pool", "pool " + pool + " is not configured", "pool");
+  it->second.paused = true;
+  for (auto& [id, job] : jobs_) {
+    if (job.status.state == JobState::kQueued && job.status.pool == pool &&
+        job.status.reason == Reason::kInQueue) {
+      Enqueue(job, now);
+    }
+  }
+  return OkStatus();
+}
+
+Status Scheduler::Resume(const std::string& pool, TimePoint now) {
+  auto it = pools_.find(pool);
+  if (it == pools_.end()) return MakeError("unknown_pool", "pool " + pool + " is not configured", "pool");
+  it->second.paused = false;
+  for (auto& [id, job] : jobs_) {
+    if (job.status.state == JobState::kQueued && job.status.pool == pool &&
+        job.status.reason == Reason::kPoolPaused) {
+      Enqueue(job, now);
+    }
+  }
+  return OkStatus();
+}
+
+void Scheduler::SetProgress(const std::string& id, std::optional<double> progress,
+                            std::optional<std::string> message, TimePoint now) {
+  SchedJob& job = jobs_.at(id);
+  if (job.status.state != JobState::kRunning) return;
+  if (job.status.progress == progress && job.status.progress_message == message) return;
+  job.status.progress = progress;
+  job.status.progress_message = std::move(message);
+  job.status.updated = now;
+  changed_.insert(id);
+}
+
+Millis Scheduler::RetryDelay(const RetryPolicy& policy, int n) {
+  double factor = std::pow(policy.backoff, std::max(0, n - 1));
+  double ms = static_cast<double>(policy.delay.count()) * factor;
+  double cap = static_cast<double>(policy.max_delay.count());
+  if (!(ms < cap)) return policy.max_delay;  // also catches overflow to inf
+  return Millis(static_cast<int64_t>(ms));
+}
+
+std::vector<std::string> Scheduler::TakeChanged() {
+  std::vector<std::string> out(changed_.begin(), changed_.end());
+  changed_.clear();
+  return out;
+}
+
+}  // namespace spoold

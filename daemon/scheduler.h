@@ -1,0 +1,145 @@
+// The scheduler: every decision about jobs, and nothing else. It owns the job
+// records (spec + status) and the pools' counters, and changes them only through
+// the methods below, each of which takes the time as a parameter and does no I/O
+// (STYLE.md: ninja's plan). The daemon persists what changed and performs the
+// effects (spawn, kill, timers). A broken invariant aborts (SPOOLD_CHECK).
+//
+// Queue order within a pool: higher priority first, then arrival (FIFO). Every
+// queued job holds a place against the pool's queue_limit, whatever its reason
+// (in_queue, held, pool_paused, retry_backoff); running jobs do not.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "spool/job_spec.h"
+#include "spool/status.h"
+
+namespace spoold {
+
+struct SchedJob {
+  JobSpec spec;
+  JobStatus status;
+  uint64_t arrival = 0;  // order of admission, for FIFO among equal priorities
+  // The state and reason last written to disk: the daemon records an event for
+  // each transition it persists.
+  JobState persisted_state = JobState::kQueued;
+  Reason persisted_reason = Reason::kNone;
+};
+
+// How an attempt ended, as the executor saw it.
+struct AttemptEnd {
+  std::optional<int> exit_code;  // set when the process exited
+  std::optional<int> signal;     // set when a signal killed it
+  // Why the daemon ended it, if it did: kTimeout, kDeadline, kCancelledByUser,
+  // kInterrupted (shutdown or crash), kSpawnFailed; kNone when it ended by itself.
+  Reason cause = Reason::kNone;
+  std::string detail;  // e.g. the spawn error
+  double cpu_user_s = 0;
+  double cpu_sys_s = 0;
+  int64_t max_rss_kb = 0;
+};
+
+struct PoolState {
+  PoolConfig config;
+  bool paused = false;
+  int running = 0;
+  int queued = 0;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const Config& config);
+
+  // Applies a (re)loaded configuration: pools added or changed take effect; a
+  // pool that disappears keeps its jobs until they end (it starts nothing new).
+  void SetConfig(const Config& config, TimePoint now);
+
+  // Whether a new job may enter its pool, and the reason it waits with.
+  Result<Reason> Admit(const JobSpec& spec) const;
+
+  // Adds an accepted or recovered job. Queued jobs join their pool's queue. A
+  // job recovered as running counts as running until the caller reports its
+  // attempt's end (as interrupted). Terminal jobs are not added.
+  void Add(JobSpec spec, JobStatus status);
+
+  // Removes a terminal job (retention).
+  void Forget(const std::string& id);
+
+  SchedJob* Find(const std::string& id);
+  const std::map<std::string, SchedJob>& Jobs() const { return jobs_; }
+  const std::map<std::string, PoolState>& Pools() const { return pools_; }
+
+  // Jobs that start now, marked running with their next attempt number: the
+  // caller starts them and reports back with AttemptStarted or AttemptEnded.
+  std::vector<std::string> TakeStartable(TimePoint now);
+
+  void AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
+                      TimePoint now);
+
+  // Decides what follows an attempt: succeeded, failed, or queued again for a
+  // retry (reason retry_backoff with next_attempt_at) or after an interruption.
+  void AttemptEnded(const std::string& id, const AttemptEnd& end, TimePoint now);
+
+  // Moves retry-waiting jobs whose time has come back into the queue, and fails
+  // queued jobs whose deadline passed. Returns the ids it changed.
+  std::vector<std::string> Tick(TimePoint now);
+
+  // The next time Tick has something to do, if any.
+  std::optional<TimePoint> NextWakeup() const;
+
+  // When the running attempt of `id` must be stopped (timeout or deadline,
+  // whichever comes first), and which of the two it is.
+  std::optional<std::pair<TimePoint, Reason>> AttemptLimit(const std::string& id) const;
+
+  // Control requests. Each returns an error (code invalid_field or unknown_job)
+  // when the request does not apply; Cancel of a running job only marks the
+  // intent: the daemon kills it and reports AttemptEnded with kCancelledByUser.
+  Status Cancel(const std::string& id, TimePoint now, bool* was_running);
+  Status Release(const std::string& id, TimePoint now);  // start a held job
+  Status Pause(const std::string& pool, TimePoint now);
+  Status Resume(const std::string& pool, TimePoint now);
+
+  // The job's progress file changed (running jobs only).
+  void SetProgress(const std::string& id, std::optional<double> progress,
+                   std::optional<std::string> message, TimePoint now);
+
+  // Retry wait before the n-th retry (1-based): min(max_delay, delay * backoff^(n-1)).
+  static Millis RetryDelay(const RetryPolicy& policy, int n);
+
+  // The ids whose status changed since the last call (for persistence).
+  std::vector<std::string> TakeChanged();
+
+ private:
+  struct QueueKey {
+    int64_t neg_priority;
+    uint64_t arrival;
+    std::string id;
+    auto operator<=>(const QueueKey&) const = default;
+  };
+  QueueKey KeyOf(const SchedJob& job) const { return {-job.status.priority, job.arrival, job.status.id}; }
+
+  void Enqueue(SchedJob& job, TimePoint now);   // into the ready or waiting set
+  void Dequeue(SchedJob& job);                  // out of both
+  void SetState(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
+  Reason WaitingReason(const SchedJob& job) const;
+  void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
+  int CountedAttempts(const SchedJob& job) const { return job.status.attempt - job.status.interruptions; }
+  std::optional<TimePoint> DeadlineOf(const SchedJob& job) const;
+  PoolState& PoolOf(const SchedJob& job);
+
+  Config config_;
+  std::map<std::string, SchedJob> jobs_;
+  std::map<std::string, PoolState> pools_;
+  std::map<std::string, std::set<QueueKey>> ready_;              // per pool
+  std::set<std::pair<TimePoint, std::string>> waiting_;          // retry_backoff
+  std::set<std::string> cancel_requested_;
+  std::set<std::string> changed_;
+  uint64_t next_arrival_ = 1;
+};
+
+}  // namespace spoold

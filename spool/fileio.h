@@ -1,0 +1,48 @@
+// Durable file operations, the way SPEC.md section 9 requires them: whole files
+// are written to a temporary name, fsynced, renamed into place, and their folder
+// fsynced, so a reader never sees a torn file and a crash loses nothing that was
+// reported written. Appends are fsynced before they return. Owns no state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/result.h"
+
+namespace spoold {
+
+// "open /x/y: No such file or directory" style message with strerror(err).
+std::string ErrnoMessage(const std::string& what, const std::string& path, int err);
+
+// Replaces `path` atomically with `content`: writes "<dir>/.<name>.tmp", fsyncs
+// it, renames it over `path`, and fsyncs the folder.
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// Writes a new file (failing if it exists) and fsyncs it; the caller fsyncs the
+// folder once for many files.
+Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// Appends `data` with O_APPEND and fdatasync.
+Status AppendDurable(const std::string& path, std::string_view data);
+
+// fsync of a file or folder by path.
+Status FsyncPath(const std::string& path);
+
+// Reads a whole file of at most `max_size` bytes ("too_large" beyond).
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_size);
+
+// Creates a folder if it is missing (one level).
+Status EnsureDir(const std::string& path, mode_t mode = 0755);
+
+// Removes a file or a folder tree without following symbolic links.
+Status RemoveTree(const std::string& path);
+
+// Names in a folder, without "." and ".."; sorted.
+Result<std::vector<std::string>> ListDir(const std::string& path);
+
+bool PathExists(const std::string& path);  // lstat succeeds
+
+}  // namespace spoold

@@ -1,0 +1,259 @@
+#include "spool/intake.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "spool/fileio.h"
+#include "spool/sha256.h"
+
+namespace spoold {
+namespace {
+
+constexpr size_t kNameMax = 255;
+constexpr std::string_view kErrorSuffix = ".error.json";
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string OwnerName(uid_t uid) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) return pw.pw_name;
+  return std::to_string(uid);
+}
+
+// The name a rejected file is stored under: its own name when that fits beside
+// ".error.json" and is free, else shortened (with a hash of the full name, so
+// different long names stay apart) and/or suffixed "~2", "~3", ...
+std::string RejectedCandidate(const std::string& name, int n) {
+  std::string suffix = n > 1 ? "~" + std::to_string(n) : "";
+  std::string base = name;
+  if (base.size() + suffix.size() + kErrorSuffix.size() > kNameMax) {
+    std::string hash = Sha256Hex(name).substr(0, 12);
+    size_t keep = kNameMax - kErrorSuffix.size() - suffix.size() - hash.size() - 1;
+    base = name.substr(0, keep) + "~" + hash;
+  }
+  return base + suffix;
+}
+
+}  // namespace
+
+bool Intake::IsFinalName(const std::string& name) {
+  return !name.empty() && name[0] != '.' && !EndsWith(name, ".tmp") && !EndsWith(name, ".part");
+}
+
+Status Intake::RemoveIncoming(const std::string& name) const {
+  const std::string path = store_.Paths().IncomingFile(name);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return MakeError("io_error", ErrnoMessage("remove", path, errno));
+  }
+  return OkStatus();
+}
+
+Result<std::string> Intake::Quarantine(const std::string& folder, const std::string& name,
+                                       const Error& error, TimePoint now) const {
+  const SpoolPaths& paths = store_.Paths();
+  const std::string from = folder + "/" + name;
+  std::string stored;
+  for (int n = 1;; ++n) {
+    if (n > 10000) return MakeError("io_error", "no free name in " + paths.Rejected());
+    stored = RejectedCandidate(name, n);
+    // The error file's name must be free too: never overwrite anything there.
+    if (PathExists(paths.RejectedFile(stored + std::string(kErrorSuffix)))) continue;
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(),
+                    RENAME_NOREPLACE) == 0) {
+      break;
+    }
+    if (errno == EEXIST) continue;
+    return MakeError("io_error", ErrnoMessage("move to rejected/", from, errno));
+  }
+  Json doc = {{"file", SanitizeUtf8(name)},
+              {"time", FormatTime(now)},
+              {"code", error.code},
+              {"field", error.field.empty() ? Json(nullptr) : Json(SanitizeUtf8(error.field))},
+              {"line", error.line > 0 ? Json(error.line) : Json(nullptr)},
+              {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
+              {"error", SanitizeUtf8(error.message)}};
+  if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
+  auto st = WriteFileAtomic(paths.RejectedFile(stored + std::string(kErrorSuffix)), DumpJson(doc, 2) + "\n");
+  if (!st.ok()) return st.error();
+  return stored;
+}
+
+IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now) const {
+  IntakeOutcome out;
+  out.name = name;
+  auto stored = Quarantine(store_.Paths().Incoming(), name, error, now);
+  if (!stored.ok()) {
+    out.kind = IntakeKind::kFailed;
+    out.error = stored.error();
+    return out;
+  }
+  out.kind = IntakeKind::kRejected;
+  out.error = std::move(error);
+  out.stored_as = *stored;
+  return out;
+}
+
+IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, TimePoint now) {
+  IntakeOutcome out;
+  out.name = name;
+  if (!IsFinalName(name)) return out;  // kIgnored
+  const std::string path = store_.Paths().IncomingFile(name);
+  const std::string shown = PrintableName(name);
+
+  // Look before opening: opening a device or a FIFO can block or have effects.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    out.kind = errno == ENOENT ? IntakeKind::kVanished : IntakeKind::kFailed;
+    out.error = MakeError("io_error", ErrnoMessage("stat", path, errno));
+    return out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISLNK(st.st_mode)   ? "a symbolic link"
+                       : S_ISDIR(st.st_mode) ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                              : "not a regular file";
+    return Reject(name, MakeError("not_regular_file", shown + " is " + what + "; drop a regular file"), now);
+  }
+  DocFormat format;
+  std::string id;
+  if (EndsWith(name, ".toml")) {
+    format = DocFormat::kToml;
+    id = name.substr(0, name.size() - 5);
+  } else if (EndsWith(name, ".json")) {
+    format = DocFormat::kJson;
+    id = name.substr(0, name.size() - 5);
+  } else {
+    return Reject(name, MakeError("unsupported_type", shown + " is neither .toml nor .json"), now);
+  }
+  if (!IsValidJobId(id)) {
+    return Reject(name,
+                  MakeError("bad_id", "the job id (file name without .toml/.json) must be 1 to 128 "
+                                      "letters, digits, '.', '_' or '-', starting with a letter or digit"),
+                  now);
+  }
+
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      out.kind = IntakeKind::kVanished;
+      return out;
+    }
+    if (err == ELOOP || err == ENXIO) {
+      return Reject(name, MakeError("not_regular_file", shown + " is not a regular file"), now);
+    }
+    out.kind = IntakeKind::kFailed;
+    out.error = MakeError("io_error", ErrnoMessage("open", path, err));
+    return out;
+  }
+  // From here on every fact comes from the open descriptor, not the name.
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Reject(name, MakeError("not_regular_file", shown + " is not a regular file"), now);
+  }
+  const auto max_size = static_cast<size_t>(config_->max_job_file_size);
+  if (static_cast<size_t>(st.st_size) > max_size) {
+    return Reject(name,
+                  MakeError("too_large", shown + " has " + std::to_string(st.st_size) +
+                                             " bytes; spool.max_job_file_size is " +
+                                             std::to_string(max_size)),
+                  now);
+  }
+  // Until jobs can run as their submitter, a job never runs as anyone but the
+  // daemon's own user, and root-owned files need security.allow_root.
+  const uid_t me = ::geteuid();
+  if (me == 0 && st.st_uid == 0 && !config_->allow_root) {
+    return Reject(name,
+                  MakeError("not_permitted", shown + " is owned by root and security.allow_root is false"),
+                  now);
+  }
+  if (st.st_uid != me) {
+    return Reject(name,
+                  MakeError("not_permitted", shown + " is owned by uid " + std::to_string(st.st_uid) +
+                                                 ", but spoold (uid " + std::to_string(me) +
+                                                 ") runs jobs only as itself"),
+                  now);
+  }
+  std::string bytes;
+  bytes.reserve(static_cast<size_t>(st.st_size));
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      out.kind = IntakeKind::kFailed;
+      out.error = MakeError("io_error", ErrnoMessage("read", path, errno));
+      return out;
+    }
+    if (n == 0) break;
+    bytes.append(buf, static_cast<size_t>(n));
+    if (bytes.size() > max_size) {
+      return Reject(name, MakeError("too_large", shown + " grew past spool.max_job_file_size while read"), now);
+    }
+  }
+
+  out.id = id;
+  if (store_.Exists(id)) {
+    auto existing = store_.ReadJobFile(id, 64 << 20);
+    if (existing.ok() && existing->second == bytes) {
+      out.kind = IntakeKind::kDuplicate;
+      return out;
+    }
+    return Reject(name, MakeError("duplicate_id", "a job with id " + id + " exists with different content"), now);
+  }
+
+  auto doc = ParseDocument(bytes, format);
+  if (!doc.ok()) return Reject(name, doc.error(), now);
+  auto spec = ValidateJobSpec(*doc, id, *config_);
+  if (!spec.ok()) return Reject(name, spec.error(), now);
+  spec->format = format;
+  auto reason = admit(*spec);
+  if (!reason.ok()) return Reject(name, reason.error(), now);
+
+  JobStatus status;
+  status.id = id;
+  status.title = spec->title;
+  status.pool = spec->pool;
+  status.tags = spec->tags;
+  status.priority = spec->priority;
+  status.owner = OwnerName(st.st_uid);
+  status.metadata = spec->metadata;
+  status.state = JobState::kQueued;
+  status.reason = *reason;
+  status.max_attempts = spec->retry.attempts + 1;
+  status.created = now;
+  status.updated = now;
+  status.message = "accepted";
+
+  NewJob job{id, format, std::move(bytes), spec->script, st.st_uid, st.st_gid};
+  Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name), Json::object()};
+  if (auto commit = store_.Commit(job, status, accepted); !commit.ok()) {
+    out.kind = IntakeKind::kFailed;
+    out.error = commit.error();
+    return out;
+  }
+  // The job folder is durable; only now may the dropped file go (SPEC.md section 9).
+  if (auto removed = RemoveIncoming(name); !removed.ok()) {
+    // The next scan finds the file again and sees a byte-identical duplicate.
+    out.error = removed.error();
+  }
+  out.kind = IntakeKind::kAccepted;
+  out.spec = std::move(spec.value());
+  out.status = std::move(status);
+  return out;
+}
+
+}  // namespace spoold

@@ -1,0 +1,69 @@
+// Intake of job files dropped into incoming/ (SPEC.md sections 2 and 3): one
+// entry at a time, opened safely (no links followed, nothing blocks, size and
+// type checked before a byte is read), parsed, validated, admitted by the
+// caller's check, and committed as a job folder, or moved to rejected/ with an
+// error file. Nothing is ever deleted but a byte-identical re-drop. Owns no job
+// state: the daemon decides admission and records what follows.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "spool/job_spec.h"
+#include "spool/job_store.h"
+#include "spool/status.h"
+
+namespace spoold {
+
+enum class IntakeKind {
+  kIgnored,    // not a final name (".x", "x.tmp", "x.part"): never read
+  kVanished,   // gone before it could be read (renamed away, or a race)
+  kAccepted,   // committed as jobs/<id>/; spec and status are set
+  kRejected,   // moved to rejected/ with an error file; error is set
+  kDuplicate,  // byte-identical to existing job `id`; the caller records it and
+               // calls RemoveIncoming
+  kFailed,     // could not be handled now (e.g. disk full); left in place, error set
+};
+
+struct IntakeOutcome {
+  IntakeKind kind = IntakeKind::kIgnored;
+  std::string name;  // the file name in incoming/
+  std::string id;
+  std::optional<JobSpec> spec;
+  std::optional<JobStatus> status;
+  Error error;
+  std::string stored_as;  // for kRejected: the name under rejected/
+};
+
+// The daemon's word on a valid job: the reason it starts queued with (in_queue,
+// held or pool_paused), or an error such as queue_full.
+using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;
+
+class Intake {
+ public:
+  Intake(JobStore& store, const Config& config) : store_(store), config_(&config) {}
+  void SetConfig(const Config& config) { config_ = &config; }
+
+  // Whether a name in incoming/ is final (not ".x", "x.tmp" or "x.part").
+  static bool IsFinalName(const std::string& name);
+
+  IntakeOutcome Process(const std::string& name, const AdmitFn& admit, TimePoint now);
+
+  // Deletes incoming/<name> (after a byte-identical re-drop was recorded).
+  Status RemoveIncoming(const std::string& name) const;
+
+  // Moves a file from `folder` into rejected/ and writes its error file. Used for
+  // job files and control requests alike. Returns the name it was stored as.
+  Result<std::string> Quarantine(const std::string& folder, const std::string& name,
+                                 const Error& error, TimePoint now) const;
+
+ private:
+  IntakeOutcome Reject(const std::string& name, Error error, TimePoint now) const;
+
+  JobStore& store_;
+  const Config* config_;
+};
+
+}  // namespace spoold

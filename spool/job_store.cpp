@@ -1,0 +1,180 @@
+#include "spool/job_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "spool/fileio.h"
+
+namespace spoold {
+namespace {
+
+// The last complete line of a file, read from its end (events.jsonl can be long).
+std::optional<std::string> LastLine(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size == 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  const off_t want = std::min<off_t>(st.st_size, 65536);
+  std::string buf(static_cast<size_t>(want), '\0');
+  ssize_t n = ::pread(fd, buf.data(), buf.size(), st.st_size - want);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  buf.resize(static_cast<size_t>(n));
+  while (!buf.empty() && buf.back() == '\n') buf.pop_back();
+  auto nl = buf.rfind('\n');
+  return nl == std::string::npos ? buf : buf.substr(nl + 1);
+}
+
+}  // namespace
+
+Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accepted) {
+  const std::string final_dir = paths_.JobDir(job.id);
+  if (PathExists(final_dir)) return MakeError("duplicate_id", "job folder exists: " + final_dir);
+  const std::string tmp = paths_.JobTmpDir(job.id);
+  // A folder left half-made by a crash is not a job; start it again.
+  if (auto st = RemoveTree(tmp); !st.ok()) return st;
+  if (::mkdir(tmp.c_str(), 0755) != 0) return MakeError("io_error", ErrnoMessage("create folder", tmp, errno));
+
+  auto fail = [&](const Status& st) {
+    (void)RemoveTree(tmp);
+    return st;
+  };
+  if (auto st = WriteNewFile(tmp + "/" + paths_.JobFileName(job.format), job.bytes); !st.ok()) {
+    return fail(st);
+  }
+  if (job.script) {
+    if (auto st = WriteNewFile(tmp + "/script", *job.script, 0555); !st.ok()) return fail(st);
+  }
+  for (const char* sub : {"/attempts", "/results"}) {
+    std::string dir = tmp + sub;
+    if (::mkdir(dir.c_str(), 0755) != 0) return fail(MakeError("io_error", ErrnoMessage("create folder", dir, errno)));
+  }
+  if (geteuid() == 0 && job.owner_uid != 0) {
+    // The job writes its results as its owner (SPEC.md section 5).
+    std::string dir = tmp + "/results";
+    if (::chown(dir.c_str(), job.owner_uid, job.owner_gid) != 0) {
+      return fail(MakeError("io_error", ErrnoMessage("chown", dir, errno)));
+    }
+  }
+  ++status.seq;
+  if (auto st = WriteNewFile(tmp + "/events.jsonl", EventLine(accepted, status.seq, status.created));
+      !st.ok()) {
+    return fail(st);
+  }
+  ++status.seq;
+  if (auto st = WriteNewFile(tmp + "/status.json", DumpJson(StatusToJson(status)) + "\n"); !st.ok()) {
+    return fail(st);
+  }
+  if (auto st = FsyncPath(tmp); !st.ok()) return fail(st);
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+    return fail(MakeError("io_error", ErrnoMessage("rename", tmp, errno)));
+  }
+  return FsyncPath(paths_.Jobs());
+}
+
+Status JobStore::WriteStatus(JobStatus& status) {
+  ++status.seq;
+  return WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n");
+}
+
+Status JobStore::AppendEvent(JobStatus& status, const Event& event) {
+  ++status.seq;
+  return AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()));
+}
+
+Result<JobStatus> JobStore::Load(const std::string& id) const {
+  auto text = ReadSmallFile(paths_.StatusFile(id), 64 << 20);
+  if (!text.ok()) return text.error();
+  Json json = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return MakeError("io_error", paths_.StatusFile(id) + " is not valid JSON");
+  auto status = StatusFromJson(json);
+  if (!status.ok()) return MakeError("io_error", paths_.StatusFile(id) + ": " + status.error().message);
+  if (status->id != id) return MakeError("io_error", paths_.StatusFile(id) + " names another job");
+  if (auto line = LastLine(paths_.Events(id))) {
+    Json event = Json::parse(*line, nullptr, false);
+    if (event.is_object() && event.contains("seq") && event["seq"].is_number_unsigned()) {
+      status->seq = std::max(status->seq, event["seq"].get<uint64_t>());
+    }
+  }
+  return status;
+}
+
+Result<std::pair<DocFormat, std::string>> JobStore::ReadJobFile(const std::string& id,
+                                                                size_t max_size) const {
+  for (DocFormat format : {DocFormat::kToml, DocFormat::kJson}) {
+    std::string path = paths_.JobDir(id) + "/" + paths_.JobFileName(format);
+    if (!PathExists(path)) continue;
+    auto bytes = ReadSmallFile(path, max_size);
+    if (!bytes.ok()) return bytes.error();
+    return std::make_pair(format, std::move(bytes.value()));
+  }
+  return MakeError("io_error", "no job file in " + paths_.JobDir(id));
+}
+
+Result<std::vector<std::string>> JobStore::ListJobs() const {
+  auto names = ListDir(paths_.Jobs());
+  if (!names.ok()) return names.error();
+  std::vector<std::string> ids;
+  for (auto& name : *names) {
+    if (!name.empty() && name[0] != '.') ids.push_back(std::move(name));
+  }
+  return ids;
+}
+
+Result<int> JobStore::CleanTemp() const {
+  auto names = ListDir(paths_.Jobs());
+  if (!names.ok()) return names.error();
+  int removed = 0;
+  for (const auto& name : *names) {
+    if (name.size() > 5 && name[0] == '.' && name.ends_with(".tmp")) {
+      if (auto st = RemoveTree(paths_.Jobs() + "/" + name); !st.ok()) return st.error();
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+bool JobStore::Exists(const std::string& id) const { return PathExists(paths_.JobDir(id)); }
+
+Status JobStore::Remove(const std::string& id) const {
+  // Renamed out of the way first, so that a crash half-way leaves a temp folder
+  // (cleaned at start) rather than a half-deleted job.
+  const std::string doomed = paths_.JobTmpDir(id);
+  if (::rename(paths_.JobDir(id).c_str(), doomed.c_str()) != 0) {
+    return MakeError("io_error", ErrnoMessage("rename", paths_.JobDir(id), errno));
+  }
+  if (auto st = FsyncPath(paths_.Jobs()); !st.ok()) return st;
+  return RemoveTree(doomed);
+}
+
+Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt) const {
+  const std::string dir = paths_.AttemptDir(id, attempt);
+  if (auto st = EnsureDir(paths_.AttemptsDir(id)); !st.ok()) return st.error();
+  if (auto st = EnsureDir(dir); !st.ok()) return st.error();
+  AttemptLogs logs;
+  logs.stdout_fd = ::open(paths_.StdoutLog(id, attempt).c_str(),
+                          O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (logs.stdout_fd < 0) {
+    return MakeError("io_error", ErrnoMessage("create", paths_.StdoutLog(id, attempt), errno));
+  }
+  logs.stderr_fd = ::open(paths_.StderrLog(id, attempt).c_str(),
+                          O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (logs.stderr_fd < 0) {
+    int err = errno;
+    ::close(logs.stdout_fd);
+    return MakeError("io_error", ErrnoMessage("create", paths_.StderrLog(id, attempt), err));
+  }
+  return logs;
+}
+
+Status JobStore::WriteResults(const std::string& id, const Json& item) const {
+  return WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n");
+}
+
+}  // namespace spoold

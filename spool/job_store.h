@@ -1,0 +1,79 @@
+// The job folders under jobs/ (SPEC.md section 4) and how they change on disk.
+// New jobs are committed by rename (SPEC.md section 9, issue 2 item 4): assembled
+// in jobs/.<id>.tmp/, every file fsynced, renamed to jobs/<id>/, jobs/ fsynced.
+// Later status.json writes are atomic replacements; events.jsonl is appended.
+// Every write takes the next number of the job's `seq` counter, shared by status
+// writes and events, so both grow and never repeat. Owns no job state: the
+// caller's JobStatus is the state, this class only persists it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/result.h"
+#include "spool/document.h"
+#include "spool/paths.h"
+#include "spool/status.h"
+
+namespace spoold {
+
+struct NewJob {
+  std::string id;
+  DocFormat format = DocFormat::kToml;
+  std::string bytes;                  // the accepted file, byte for byte
+  std::optional<std::string> script;  // written to jobs/<id>/script when set
+  uid_t owner_uid = 0;                // results/ is handed to this user when we are root
+  gid_t owner_gid = 0;
+};
+
+struct AttemptLogs {
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+class JobStore {
+ public:
+  explicit JobStore(const SpoolPaths& paths) : paths_(paths) {}
+
+  // Commits a new job folder with its job file, status.json and events.jsonl
+  // (holding `accepted`). Fails if jobs/<id> exists. `status.seq` is advanced.
+  Status Commit(const NewJob& job, JobStatus& status, const Event& accepted);
+
+  // Replaces status.json (seq advanced first).
+  Status WriteStatus(JobStatus& status);
+
+  // Appends one event (seq advanced first).
+  Status AppendEvent(JobStatus& status, const Event& event);
+
+  // Reads status.json; seq is raised to the last event's seq if that is larger
+  // (an event may have been appended after the last status write).
+  Result<JobStatus> Load(const std::string& id) const;
+
+  // The job file's bytes and format, for idempotent re-drops.
+  Result<std::pair<DocFormat, std::string>> ReadJobFile(const std::string& id,
+                                                        size_t max_size) const;
+
+  // Job ids with a folder (names starting with '.' are not jobs).
+  Result<std::vector<std::string>> ListJobs() const;
+
+  // Removes half-assembled folders (jobs/.<id>.tmp) left by a crash; returns
+  // how many.
+  Result<int> CleanTemp() const;
+
+  bool Exists(const std::string& id) const;
+  Status Remove(const std::string& id) const;
+
+  // Creates attempts/<n>/ with stdout.log and stderr.log and returns their
+  // descriptors (close-on-exec; the caller closes them).
+  Result<AttemptLogs> OpenAttemptLogs(const std::string& id, int attempt) const;
+
+  Status WriteResults(const std::string& id, const Json& item) const;
+
+  const SpoolPaths& Paths() const { return paths_; }
+
+ private:
+  SpoolPaths paths_;
+};
+
+}  // namespace spoold

@@ -1,0 +1,52 @@
+// Every path inside the spool root (SPEC.md sections 1 and 4). This is the only
+// place that builds one: the rest of the code asks SpoolPaths. Holds the root and
+// nothing else; does no I/O except EnsureLayout.
+#pragma once
+
+#include <string>
+
+#include "config/result.h"
+#include "spool/document.h"
+
+namespace spoold {
+
+class SpoolPaths {
+ public:
+  explicit SpoolPaths(std::string root);
+
+  const std::string& Root() const { return root_; }
+  std::string Tmp() const { return root_ + "/tmp"; }
+  std::string Incoming() const { return root_ + "/incoming"; }
+  std::string IncomingFile(const std::string& name) const { return Incoming() + "/" + name; }
+  std::string Control() const { return root_ + "/control"; }
+  std::string Rejected() const { return root_ + "/rejected"; }
+  std::string RejectedFile(const std::string& name) const { return Rejected() + "/" + name; }
+  std::string Jobs() const { return root_ + "/jobs"; }
+  std::string Index() const { return root_ + "/index.json"; }
+  std::string Lock() const { return root_ + "/spoold.lock"; }
+
+  std::string JobDir(const std::string& id) const { return Jobs() + "/" + id; }
+  // Where a job folder is assembled before its commit rename.
+  std::string JobTmpDir(const std::string& id) const { return Jobs() + "/." + id + ".tmp"; }
+  std::string JobFileName(DocFormat format) const;  // "job.toml" or "job.json"
+  std::string StatusFile(const std::string& id) const { return JobDir(id) + "/status.json"; }
+  std::string Events(const std::string& id) const { return JobDir(id) + "/events.jsonl"; }
+  std::string Script(const std::string& id) const { return JobDir(id) + "/script"; }
+  std::string ResultsDir(const std::string& id) const { return JobDir(id) + "/results"; }
+  std::string ResultsJson(const std::string& id) const { return JobDir(id) + "/results.json"; }
+  std::string Progress(const std::string& id) const { return JobDir(id) + "/progress"; }
+  std::string AttemptsDir(const std::string& id) const { return JobDir(id) + "/attempts"; }
+  std::string AttemptDir(const std::string& id, int n) const {
+    return AttemptsDir(id) + "/" + std::to_string(n);
+  }
+  std::string StdoutLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stdout.log"; }
+  std::string StderrLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stderr.log"; }
+
+  // Creates the root and its folders where missing.
+  Status EnsureLayout() const;
+
+ private:
+  std::string root_;
+};
+
+}  // namespace spoold

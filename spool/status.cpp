@@ -1,0 +1,276 @@
+#include "spool/status.h"
+
+#include <csignal>
+#include <cstring>
+
+namespace spoold {
+namespace {
+
+constexpr struct {
+  JobState state;
+  const char* name;
+} kStateNames[] = {{JobState::kQueued, "queued"},
+                   {JobState::kRunning, "running"},
+                   {JobState::kSucceeded, "succeeded"},
+                   {JobState::kFailed, "failed"},
+                   {JobState::kCancelled, "cancelled"}};
+
+constexpr struct {
+  Reason reason;
+  const char* name;
+} kReasonNames[] = {{Reason::kInQueue, "in_queue"},
+                    {Reason::kHeld, "held"},
+                    {Reason::kPoolPaused, "pool_paused"},
+                    {Reason::kRetryBackoff, "retry_backoff"},
+                    {Reason::kNonzeroExit, "nonzero_exit"},
+                    {Reason::kTimeout, "timeout"},
+                    {Reason::kSignal, "signal"},
+                    {Reason::kSpawnFailed, "spawn_failed"},
+                    {Reason::kDeadline, "deadline"},
+                    {Reason::kInterrupted, "interrupted"},
+                    {Reason::kCancelledByUser, "cancelled_by_user"}};
+
+constexpr struct {
+  int signal;
+  const char* name;
+} kSignalNames[] = {{SIGHUP, "HUP"},   {SIGINT, "INT"},   {SIGQUIT, "QUIT"}, {SIGILL, "ILL"},
+                    {SIGTRAP, "TRAP"}, {SIGABRT, "ABRT"}, {SIGBUS, "BUS"},   {SIGFPE, "FPE"},
+                    {SIGKILL, "KILL"}, {SIGUSR1, "USR1"}, {SIGSEGV, "SEGV"}, {SIGUSR2, "USR2"},
+                    {SIGPIPE, "PIPE"}, {SIGALRM, "ALRM"}, {SIGTERM, "TERM"}, {SIGXCPU, "XCPU"},
+                    {SIGXFSZ, "XFSZ"}, {SIGSYS, "SYS"}};
+
+constexpr const char* kLevelNames[] = {"debug", "info", "warning", "error"};
+
+template <class T>
+Json Nullable(const std::optional<T>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
+
+Json TimeOrNull(const std::optional<TimePoint>& t) {
+  return t ? Json(FormatTime(*t)) : Json(nullptr);
+}
+
+Json ReasonJson(Reason r) {
+  const char* name = ReasonName(r);
+  return name ? Json(name) : Json(nullptr);
+}
+
+// Readers of our own files: a field of the wrong type is a corrupt file, reported
+// as an error value rather than thrown through the daemon.
+struct Reader {
+  const Json& json;
+  std::string error;
+
+  template <class T>
+  T Get(const char* key, T fallback) {
+    auto it = json.find(key);
+    if (it == json.end() || it->is_null()) return fallback;
+    try {
+      return it->get<T>();
+    } catch (const Json::exception&) {
+      if (error.empty()) error = std::string("field ") + key + " has the wrong type";
+      return fallback;
+    }
+  }
+  template <class T>
+  std::optional<T> Opt(const char* key) {
+    auto it = json.find(key);
+    if (it == json.end() || it->is_null()) return std::nullopt;
+    try {
+      return it->get<T>();
+    } catch (const Json::exception&) {
+      if (error.empty()) error = std::string("field ") + key + " has the wrong type";
+      return std::nullopt;
+    }
+  }
+  std::optional<TimePoint> Time(const char* key) {
+    auto text = Opt<std::string>(key);
+    if (!text) return std::nullopt;
+    auto t = ParseTime(*text);
+    if (!t && error.empty()) error = std::string("field ") + key + " is not a time";
+    return t;
+  }
+  Reason ReasonField(const char* key) {
+    auto text = Opt<std::string>(key);
+    if (!text) return Reason::kNone;
+    auto r = ParseReason(*text);
+    if (!r && error.empty()) error = std::string("field ") + key + " is not a known reason";
+    return r.value_or(Reason::kNone);
+  }
+};
+
+}  // namespace
+
+const char* StateName(JobState state) {
+  for (const auto& e : kStateNames) {
+    if (e.state == state) return e.name;
+  }
+  SPOOLD_CHECK(false);
+}
+
+std::optional<JobState> ParseState(std::string_view name) {
+  for (const auto& e : kStateNames) {
+    if (name == e.name) return e.state;
+  }
+  return std::nullopt;
+}
+
+const char* ReasonName(Reason reason) {
+  for (const auto& e : kReasonNames) {
+    if (e.reason == reason) return e.name;
+  }
+  return nullptr;
+}
+
+std::optional<Reason> ParseReason(std::string_view name) {
+  for (const auto& e : kReasonNames) {
+    if (name == e.name) return e.reason;
+  }
+  return std::nullopt;
+}
+
+bool IsTerminal(JobState state) {
+  return state == JobState::kSucceeded || state == JobState::kFailed ||
+         state == JobState::kCancelled;
+}
+
+std::string SignalName(int signal) {
+  for (const auto& e : kSignalNames) {
+    if (e.signal == signal) return e.name;
+  }
+  return "SIG" + std::to_string(signal);
+}
+
+const char* LevelName(Level level) { return kLevelNames[static_cast<int>(level)]; }
+
+Json StatusToJson(const JobStatus& s) {
+  Json attempts = Json::array();
+  for (const auto& a : s.attempts) {
+    attempts.push_back({{"attempt", a.attempt},
+                        {"started", FormatTime(a.started)},
+                        {"finished", TimeOrNull(a.finished)},
+                        {"exit_code", Nullable(a.exit_code)},
+                        {"signal", Nullable(a.signal)},
+                        {"reason", ReasonJson(a.reason)},
+                        {"duration_s", a.duration_s},
+                        {"cpu_user_s", a.cpu_user_s},
+                        {"cpu_sys_s", a.cpu_sys_s},
+                        {"max_rss_kb", a.max_rss_kb},
+                        {"pid", Nullable(a.pid)},
+                        {"pid_start", Nullable(a.pid_start)}});
+  }
+  return Json{{"schema", "spoold/status/v1"},
+              {"seq", s.seq},
+              {"id", s.id},
+              {"title", s.title},
+              {"pool", s.pool},
+              {"tags", s.tags},
+              {"priority", s.priority},
+              {"owner", s.owner},
+              {"metadata", s.metadata},
+              {"state", StateName(s.state)},
+              {"reason", ReasonJson(s.reason)},
+              {"message", s.message},
+              {"attempt", s.attempt},
+              {"max_attempts", s.max_attempts},
+              {"exit_code", Nullable(s.exit_code)},
+              {"signal", Nullable(s.signal)},
+              {"progress", Nullable(s.progress)},
+              {"progress_message", Nullable(s.progress_message)},
+              {"pid", Nullable(s.pid)},
+              {"next_attempt_at", TimeOrNull(s.next_attempt_at)},
+              {"created", FormatTime(s.created)},
+              {"started", TimeOrNull(s.started)},
+              {"finished", TimeOrNull(s.finished)},
+              {"updated", FormatTime(s.updated)},
+              {"interruptions", s.interruptions},
+              {"attempts", std::move(attempts)}};
+}
+
+Result<JobStatus> StatusFromJson(const Json& json) {
+  if (!json.is_object() || json.value("schema", "") != "spoold/status/v1") {
+    return MakeError("io_error", "not a spoold/status/v1 document");
+  }
+  Reader r{json, {}};
+  JobStatus s;
+  s.seq = r.Get<uint64_t>("seq", 0);
+  s.id = r.Get<std::string>("id", "");
+  s.title = r.Get<std::string>("title", "");
+  s.pool = r.Get<std::string>("pool", "");
+  s.tags = r.Get<std::vector<std::string>>("tags", {});
+  s.priority = r.Get<int64_t>("priority", 0);
+  s.owner = r.Get<std::string>("owner", "");
+  if (auto it = json.find("metadata"); it != json.end()) s.metadata = *it;
+  auto state = ParseState(r.Get<std::string>("state", ""));
+  if (!state) return MakeError("io_error", "status.json has no valid state");
+  s.state = *state;
+  s.reason = r.ReasonField("reason");
+  s.message = r.Get<std::string>("message", "");
+  s.attempt = r.Get<int>("attempt", 0);
+  s.max_attempts = r.Get<int>("max_attempts", 1);
+  s.exit_code = r.Opt<int>("exit_code");
+  s.signal = r.Opt<std::string>("signal");
+  s.progress = r.Opt<double>("progress");
+  s.progress_message = r.Opt<std::string>("progress_message");
+  s.pid = r.Opt<int64_t>("pid");
+  s.next_attempt_at = r.Time("next_attempt_at");
+  s.created = r.Time("created").value_or(TimePoint{});
+  s.started = r.Time("started");
+  s.finished = r.Time("finished");
+  s.updated = r.Time("updated").value_or(TimePoint{});
+  s.interruptions = r.Get<int>("interruptions", 0);
+  if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {
+    for (const auto& item : *it) {
+      if (!item.is_object()) return MakeError("io_error", "attempts[] holds a non-object");
+      Reader ar{item, {}};
+      AttemptRecord a;
+      a.attempt = ar.Get<int>("attempt", 0);
+      a.started = ar.Time("started").value_or(TimePoint{});
+      a.finished = ar.Time("finished");
+      a.exit_code = ar.Opt<int>("exit_code");
+      a.signal = ar.Opt<std::string>("signal");
+      a.reason = ar.ReasonField("reason");
+      a.duration_s = ar.Get<double>("duration_s", 0);
+      a.cpu_user_s = ar.Get<double>("cpu_user_s", 0);
+      a.cpu_sys_s = ar.Get<double>("cpu_sys_s", 0);
+      a.max_rss_kb = ar.Get<int64_t>("max_rss_kb", 0);
+      a.pid = ar.Opt<int64_t>("pid");
+      a.pid_start = ar.Opt<uint64_t>("pid_start");
+      if (!ar.error.empty()) return MakeError("io_error", "attempts[]: " + ar.error);
+      s.attempts.push_back(std::move(a));
+    }
+  }
+  if (!r.error.empty()) return MakeError("io_error", r.error);
+  if (s.id.empty()) return MakeError("io_error", "status.json has no id");
+  return s;
+}
+
+Json IndexEntry(const JobStatus& s) {
+  return Json{{"state", StateName(s.state)},
+              {"reason", ReasonJson(s.reason)},
+              {"pool", s.pool},
+              {"title", s.title},
+              {"priority", s.priority},
+              {"owner", s.owner},
+              {"tags", s.tags},
+              {"attempt", s.attempt},
+              {"exit_code", Nullable(s.exit_code)},
+              {"progress", Nullable(s.progress)},
+              {"created", FormatTime(s.created)},
+              {"started", TimeOrNull(s.started)},
+              {"finished", TimeOrNull(s.finished)},
+              {"updated", FormatTime(s.updated)}};
+}
+
+std::string EventLine(const Event& event, uint64_t seq, TimePoint time) {
+  Json line = {{"seq", seq},
+               {"time", FormatTime(time)},
+               {"level", LevelName(event.level)},
+               {"event", event.event},
+               {"attempt", event.attempt},
+               {"message", event.message}};
+  for (const auto& [key, value] : event.extra.items()) line[key] = value;
+  return DumpJson(line) + "\n";
+}
+
+}  // namespace spoold

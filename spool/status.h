@@ -1,0 +1,109 @@
+// A job's state as status.json holds it (SPEC.md section 4): the record, its
+// states and reasons with one name table each, and the JSON form both ways.
+// Also the shape of one events.jsonl line. Pure: no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/result.h"
+#include "spool/json_util.h"
+#include "spool/time_util.h"
+
+namespace spoold {
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+
+enum class Reason {
+  kNone,
+  kInQueue,
+  kHeld,
+  kPoolPaused,
+  kRetryBackoff,
+  kNonzeroExit,
+  kTimeout,
+  kSignal,
+  kSpawnFailed,
+  kDeadline,
+  kInterrupted,
+  kCancelledByUser,
+};
+
+const char* StateName(JobState state);
+std::optional<JobState> ParseState(std::string_view name);
+const char* ReasonName(Reason reason);  // nullptr for kNone (JSON null)
+std::optional<Reason> ParseReason(std::string_view name);
+bool IsTerminal(JobState state);
+
+// Signal numbers as names ("KILL"), for status.json and messages.
+std::string SignalName(int signal);
+
+struct AttemptRecord {
+  int attempt = 0;
+  TimePoint started{};
+  std::optional<TimePoint> finished;
+  std::optional<int> exit_code;
+  std::optional<std::string> signal;
+  Reason reason = Reason::kNone;  // why it ended badly; kNone when it succeeded
+  double duration_s = 0;
+  double cpu_user_s = 0;
+  double cpu_sys_s = 0;
+  int64_t max_rss_kb = 0;
+  std::optional<int64_t> pid;
+  // The process's start time in clock ticks since boot (/proc/PID/stat field
+  // 22): with the pid, it tells a restarted daemon whether a recorded process is
+  // still the same one.
+  std::optional<uint64_t> pid_start;
+};
+
+struct JobStatus {
+  uint64_t seq = 0;
+  std::string id;
+  std::string title;
+  std::string pool;
+  std::vector<std::string> tags;
+  int64_t priority = 0;
+  std::string owner;
+  Json metadata = Json::object();
+  JobState state = JobState::kQueued;
+  Reason reason = Reason::kInQueue;
+  std::string message;
+  int attempt = 0;  // the number of the current or last attempt; 0 before the first
+  int max_attempts = 1;
+  std::optional<int> exit_code;
+  std::optional<std::string> signal;
+  std::optional<double> progress;  // 0..100, from the job's progress file
+  std::optional<std::string> progress_message;
+  std::optional<int64_t> pid;
+  std::optional<TimePoint> next_attempt_at;
+  TimePoint created{};
+  std::optional<TimePoint> started;
+  std::optional<TimePoint> finished;
+  TimePoint updated{};
+  int interruptions = 0;  // attempts stopped by daemon shutdowns or crashes
+  std::vector<AttemptRecord> attempts;
+};
+
+Json StatusToJson(const JobStatus& status);
+Result<JobStatus> StatusFromJson(const Json& json);
+
+// The summary of a job that index.json holds (SPEC.md section 7).
+Json IndexEntry(const JobStatus& status);
+
+enum class Level { kDebug, kInfo, kWarning, kError };
+const char* LevelName(Level level);
+
+struct Event {
+  Level level = Level::kInfo;
+  std::string event;  // accepted, started, exited, ... (SPEC.md section 4)
+  int attempt = 0;
+  std::string message;
+  Json extra = Json::object();  // further fields, merged into the line
+};
+
+// One events.jsonl line (with its newline).
+std::string EventLine(const Event& event, uint64_t seq, TimePoint time);
+
+}  // namespace spoold
