@@ -1,0 +1,58 @@
+# The front door. `make run` and `make test` install what is missing (Debian
+# packages, with apt-get, when run as root), build, and run the demo daemon or
+# the whole test suite. Everything else is CMake.
+
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian 12 packages the build and the tests need.
+PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev \
+            libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema
+
+# CI builds with -Werror; a developer's build only warns.
+ifeq ($(CI),true)
+WERROR := -DSPOOLD_WERROR=ON
+endif
+
+.PHONY: all deps build run test clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR)
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@mkdir -p var/spool
+	@echo
+	@echo "spoold is starting in the foreground on ./var/spool (Ctrl-C stops it)."
+	@echo "Drop a job from another terminal:"
+	@echo "  printf 'command = [\"sh\", \"-c\", \"echo hello; date > now.txt\"]\\n' > var/spool/tmp/hello.toml"
+	@echo "  mv var/spool/tmp/hello.toml var/spool/incoming/"
+	@echo "then read var/spool/jobs/hello/status.json, attempts/1/stdout.log and results.json."
+	@echo
+	exec ./$(BUILD)/spoold --config config/demo.toml
+
+# The test build runs every test under AddressSanitizer and UBSan.
+test: deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON $(WERROR)
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)
