@@ -1,0 +1,520 @@
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+#include "config/toml.h"
+#include "config/toml_safety.h"
+
+namespace spoold {
+namespace {
+
+// Bounds of the numeric settings. They are wide enough for any real machine and
+// narrow enough that a typo (an extra zero, a value in the wrong unit) is caught
+// at start instead of surfacing later as a stuck or exhausted daemon.
+constexpr int64_t kMinWorkers = 1;
+constexpr int64_t kMaxWorkers = 4096;
+constexpr int64_t kMinQueueLimit = 1;
+constexpr int64_t kMaxQueueLimit = 10'000'000;
+constexpr int64_t kMinJobFileSize = 1024;              // 1 KiB: smaller holds no real job
+constexpr int64_t kMaxJobFileSize = 64 * 1024 * 1024;  // 64 MiB: job files are read whole
+constexpr Millis kMinRescanInterval = std::chrono::milliseconds(100);
+constexpr Millis kMaxRescanInterval = std::chrono::hours(1);
+
+// A configuration file is trusted, but one larger than this is a mistake (the
+// wrong path, a log file); refuse it rather than read it into memory.
+constexpr off_t kMaxConfigFileSize = 1024 * 1024;
+
+constexpr const char* kPoolNameRule =
+    "must start with a letter or digit and hold at most 128 letters, digits, '.', "
+    "'_' or '-'";
+
+using Source = toml::source_region;
+
+Error FieldError(const char* code, const std::string& field, const Source& where,
+                 std::string message) {
+  return MakeError(code, std::move(message), field, static_cast<int>(where.begin.line),
+                   static_cast<int>(where.begin.column));
+}
+
+// "a string", "an integer", ...: how a wrong value is described without quoting it.
+std::string TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+std::string Join(std::initializer_list<std::string_view> names) {
+  std::string out;
+  for (std::string_view name : names) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+std::string Dotted(const std::string& prefix, std::string_view key) {
+  return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+Error UnknownKey(const std::string& section, const toml::key& key,
+                 std::initializer_list<std::string_view> known) {
+  std::string field = Dotted(section, key.str());
+  return FieldError("unknown_field", field, key.source(),
+                    "unknown key " + field + " in [" + section + "]; known keys: " + Join(known));
+}
+
+Status ReadTable(const toml::node& node, const std::string& field, const toml::table** out) {
+  *out = node.as_table();
+  if (*out == nullptr) {
+    return FieldError("invalid_field", field, node.source(),
+                      field + " must be a table, got " + TypeName(node));
+  }
+  return OkStatus();
+}
+
+Status ReadInteger(const toml::node& node, const std::string& field, int64_t min, int64_t max,
+                   int64_t* out) {
+  std::string rule =
+      field + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const auto* value = node.as_integer();
+  if (value == nullptr) {
+    return FieldError("invalid_field", field, node.source(), rule + ", got " + TypeName(node));
+  }
+  int64_t v = value->get();
+  if (v < min || v > max) {
+    return FieldError("invalid_field", field, node.source(),
+                      rule + ", got " + std::to_string(v));
+  }
+  *out = v;
+  return OkStatus();
+}
+
+Status ReadInt(const toml::node& node, const std::string& field, int64_t min, int64_t max,
+               int* out) {
+  int64_t v = 0;
+  if (Status s = ReadInteger(node, field, min, max, &v); !s) return s;
+  *out = static_cast<int>(v);
+  return OkStatus();
+}
+
+Status ReadBool(const toml::node& node, const std::string& field, bool* out) {
+  const auto* value = node.as_boolean();
+  if (value == nullptr) {
+    return FieldError("invalid_field", field, node.source(),
+                      field + " must be true or false, got " + TypeName(node));
+  }
+  *out = value->get();
+  return OkStatus();
+}
+
+// Every string here ends up in a path, an environment variable or an argv
+// element, none of which can hold a NUL byte; TOML can (as "\u0000").
+Status CheckNoNul(const std::string& text, const std::string& field, const Source& where) {
+  if (text.find('\0') != std::string::npos) {
+    return FieldError("invalid_field", field, where,
+                      field + " must not contain a NUL character");
+  }
+  return OkStatus();
+}
+
+Status ReadString(const toml::node& node, const std::string& field, bool allow_empty,
+                  std::string* out) {
+  const auto* value = node.as_string();
+  if (value == nullptr) {
+    return FieldError("invalid_field", field, node.source(),
+                      field + " must be a string, got " + TypeName(node));
+  }
+  if (!allow_empty && value->get().empty()) {
+    return FieldError("invalid_field", field, node.source(), field + " must not be empty");
+  }
+  if (Status s = CheckNoNul(value->get(), field, node.source()); !s) return s;
+  *out = value->get();
+  return OkStatus();
+}
+
+// A duration is a string ("30s") or a number of seconds (30, 0.5), as in job
+// files. ParseDuration and DurationFromSeconds already bound it to 100 years; the
+// caller may narrow the range further.
+Status ReadDuration(const toml::node& node, const std::string& field, Millis min, Millis max,
+                    Millis* out) {
+  Result<Millis> d = MakeError("invalid_field", "");
+  if (const auto* s = node.as_string()) {
+    d = ParseDuration(s->get());
+  } else if (const auto* i = node.as_integer()) {
+    d = DurationFromSeconds(static_cast<double>(i->get()));
+  } else if (const auto* f = node.as_floating_point()) {
+    d = DurationFromSeconds(f->get());
+  } else {
+    return FieldError("invalid_field", field, node.source(),
+                      field + " must be a duration (a string such as \"30s\" or a number of "
+                              "seconds), got " +
+                          TypeName(node));
+  }
+  if (!d) {
+    // ParseDuration's messages start with "must be a duration ..." and leave the
+    // key to the caller.
+    return FieldError("invalid_field", field, node.source(), field + " " + d.error().message);
+  }
+  if (*d < min || *d > max) {
+    return FieldError("invalid_field", field, node.source(),
+                      field + " must be a duration from " + FormatDuration(min) + " to " +
+                          FormatDuration(max) + ", got " + FormatDuration(*d));
+  }
+  *out = *d;
+  return OkStatus();
+}
+
+Status ReadSpool(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted("spool", key.str());
+    Status s = OkStatus();
+    if (key == "root") {
+      s = ReadString(node, field, /*allow_empty=*/false, &config->root);
+    } else if (key == "rescan_interval") {
+      s = ReadDuration(node, field, kMinRescanInterval, kMaxRescanInterval,
+                       &config->rescan_interval);
+    } else if (key == "max_job_file_size") {
+      s = ReadInteger(node, field, kMinJobFileSize, kMaxJobFileSize, &config->max_job_file_size);
+    } else {
+      return UnknownKey("spool", key, {"root", "rescan_interval", "max_job_file_size"});
+    }
+    if (!s) return s;
+  }
+  return OkStatus();
+}
+
+Status ReadDefaults(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    if (key != "timeout") return UnknownKey("defaults", key, {"timeout"});
+    // 0 means no limit, as for a job's own timeout.
+    if (Status s = ReadDuration(node, "defaults.timeout", Millis(0), kMaxDuration,
+                                &config->default_timeout);
+        !s) {
+      return s;
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadJobEnvironment(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted("job_environment", key.str());
+    Status s = OkStatus();
+    // Both may be empty: an empty PATH or LANG is odd but legal in an environment.
+    if (key == "path") {
+      s = ReadString(node, field, /*allow_empty=*/true, &config->job_path);
+    } else if (key == "lang") {
+      s = ReadString(node, field, /*allow_empty=*/true, &config->job_lang);
+    } else {
+      return UnknownKey("job_environment", key, {"path", "lang"});
+    }
+    if (!s) return s;
+  }
+  return OkStatus();
+}
+
+Status ReadRetention(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    if (key != "finished") return UnknownKey("retention", key, {"finished"});
+    // 0 keeps finished jobs forever; any other duration is a valid age.
+    if (Status s = ReadDuration(node, "retention.finished", Millis(0), kMaxDuration,
+                                &config->retention_finished);
+        !s) {
+      return s;
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadSecurity(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    if (key != "allow_root") return UnknownKey("security", key, {"allow_root"});
+    if (Status s = ReadBool(node, "security.allow_root", &config->allow_root); !s) return s;
+  }
+  return OkStatus();
+}
+
+// [pools.NAME.slurm], also written as dotted keys (slurm.partition = ...) inside
+// [pools.NAME]; toml++ gives both forms as the same nested table.
+Status ReadSlurm(const toml::table& table, const std::string& prefix, SlurmPoolConfig* slurm) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted(prefix, key.str());
+    if (key == "partition") {
+      if (Status s = ReadString(node, field, /*allow_empty=*/true, &slurm->partition); !s) {
+        return s;
+      }
+    } else if (key == "sbatch_args") {
+      const auto* array = node.as_array();
+      if (array == nullptr) {
+        return FieldError("invalid_field", field, node.source(),
+                          field + " must be an array of strings, got " + TypeName(node));
+      }
+      std::vector<std::string> args;
+      for (size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const auto* text = element.as_string();
+        if (text == nullptr) {
+          return FieldError("invalid_field", field, element.source(),
+                            field + " must be an array of strings, element " +
+                                std::to_string(i + 1) + " is " + TypeName(element));
+        }
+        if (Status s = CheckNoNul(text->get(), field, element.source()); !s) return s;
+        args.push_back(text->get());
+      }
+      slurm->sbatch_args = std::move(args);
+    } else {
+      return UnknownKey(prefix, key, {"partition", "sbatch_args"});
+    }
+  }
+  return OkStatus();
+}
+
+int DefaultWorkers() {
+  // hardware_concurrency() may return 0 when it cannot tell.
+  auto cpus = static_cast<int64_t>(std::thread::hardware_concurrency());
+  return static_cast<int>(std::clamp(cpus, kMinWorkers, kMaxWorkers));
+}
+
+PoolConfig DefaultPool(const std::string& name) {
+  PoolConfig pool;
+  pool.name = name;
+  pool.workers = DefaultWorkers();
+  return pool;
+}
+
+Status ReadPool(const toml::table& table, const std::string& prefix, PoolConfig* pool) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted(prefix, key.str());
+    Status s = OkStatus();
+    if (key == "workers") {
+      s = ReadInt(node, field, kMinWorkers, kMaxWorkers, &pool->workers);
+    } else if (key == "queue_limit") {
+      s = ReadInt(node, field, kMinQueueLimit, kMaxQueueLimit, &pool->queue_limit);
+    } else if (key == "paused") {
+      s = ReadBool(node, field, &pool->paused);
+    } else if (key == "auto_resume") {
+      s = ReadBool(node, field, &pool->auto_resume);
+    } else if (key == "executor") {
+      const auto* text = node.as_string();
+      if (text == nullptr || (text->get() != "local" && text->get() != "slurm")) {
+        // The config file is trusted, so echoing the bad value helps more than it risks.
+        std::string got = text == nullptr ? TypeName(node) : "\"" + text->get() + "\"";
+        return FieldError("invalid_field", field, node.source(),
+                          field + " must be \"local\" or \"slurm\", got " + got);
+      }
+      pool->executor = text->get();
+    } else if (key == "timeout") {
+      Millis timeout{};
+      s = ReadDuration(node, field, Millis(0), kMaxDuration, &timeout);
+      if (s) pool->timeout = timeout;
+    } else if (key == "slurm") {
+      // Slurm settings are kept on a local pool too, so that switching the
+      // executor is a one-line change.
+      const toml::table* slurm = nullptr;
+      s = ReadTable(node, field, &slurm);
+      if (s) s = ReadSlurm(*slurm, field, &pool->slurm);
+    } else {
+      return UnknownKey(prefix, key,
+                        {"workers", "queue_limit", "paused", "auto_resume", "executor",
+                         "timeout", "slurm"});
+    }
+    if (!s) return s;
+  }
+  return OkStatus();
+}
+
+Status ReadPools(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    std::string name(key.str());
+    std::string field = Dotted("pools", name);
+    if (!IsValidPoolName(name)) {
+      return FieldError("invalid_field", field, key.source(),
+                        "pool name \"" + name + "\" is not valid: it " + kPoolNameRule);
+    }
+    const toml::table* pool_table = nullptr;
+    if (Status s = ReadTable(node, field, &pool_table); !s) return s;
+    PoolConfig pool = DefaultPool(name);
+    if (Status s = ReadPool(*pool_table, field, &pool); !s) return s;
+    config->pools[name] = std::move(pool);
+  }
+  return OkStatus();
+}
+
+// spool.root relative to the configuration file's folder (the working directory
+// when there is no file), so that a config kept beside its spool works from any
+// directory the daemon is started in. The folder need not exist yet.
+Status ResolveRoot(const std::string& file_name, Config* config) {
+  std::filesystem::path root(config->root);
+  if (root.is_relative()) {
+    std::error_code ec;
+    std::filesystem::path base = file_name.empty()
+                                     ? std::filesystem::current_path(ec)
+                                     : std::filesystem::absolute(file_name, ec).parent_path();
+    if (ec) {
+      return MakeError("config_error",
+                       "cannot resolve the relative spool.root: " + ec.message(), "spool.root");
+    }
+    root = base / root;
+  }
+  root = root.lexically_normal();
+  // "/a/b/" normalizes to "/a/b/"; drop the trailing separator so that paths
+  // built from the root look the same however it was written.
+  if (!root.has_filename() && root.has_relative_path()) root = root.parent_path();
+  config->root = root.string();
+  return OkStatus();
+}
+
+}  // namespace
+
+Millis Config::TimeoutFor(const std::string& pool) const {
+  auto it = pools.find(pool);
+  if (it != pools.end() && it->second.timeout) return *it->second.timeout;
+  return default_timeout;
+}
+
+bool IsValidPoolName(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  auto alnum = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  };
+  if (!alnum(name[0])) return false;
+  for (char c : name) {
+    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+Result<Config> ParseConfig(const std::string& text, const std::string& file_name) {
+  // toml++ crashes on some inputs rather than reporting them (config/toml.h), so
+  // even a trusted file goes through the same gate as a job file.
+  if (Status safe = CheckTomlSafety(text); !safe) return safe.error();
+
+  toml::parse_result parsed = toml::parse(std::string_view(text), std::string_view(file_name));
+  if (!parsed) {
+    const toml::parse_error& e = parsed.error();
+    return MakeError("parse_error", std::string(e.description()), "",
+                     static_cast<int>(e.source().begin.line),
+                     static_cast<int>(e.source().begin.column));
+  }
+
+  Config config;
+  config.source = file_name;
+  for (auto&& [key, node] : parsed.table()) {
+    std::string section(key.str());
+    Status (*read)(const toml::table&, Config*) = nullptr;
+    if (section == "spool") {
+      read = ReadSpool;
+    } else if (section == "defaults") {
+      read = ReadDefaults;
+    } else if (section == "job_environment") {
+      read = ReadJobEnvironment;
+    } else if (section == "retention") {
+      read = ReadRetention;
+    } else if (section == "security") {
+      read = ReadSecurity;
+    } else if (section == "pools") {
+      read = ReadPools;
+    } else {
+      std::string what = node.is_table() ? "unknown section [" + section + "]"
+                                         : "unknown top-level key " + section;
+      return FieldError("unknown_field", section, key.source(),
+                        what + "; known sections: " +
+                            Join({"spool", "defaults", "job_environment", "retention",
+                                  "security", "pools"}));
+    }
+    const toml::table* table = nullptr;
+    if (Status s = ReadTable(node, section, &table); !s) return s.error();
+    if (Status s = read(*table, &config); !s) return s.error();
+  }
+
+  if (config.pools.find("default") == config.pools.end()) {
+    config.pools["default"] = DefaultPool("default");
+  }
+  if (Status s = ResolveRoot(file_name, &config); !s) return s.error();
+  return config;
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  auto io_error = [&path](const std::string& what) {
+    return MakeError("io_error", "cannot read config file " + path + ": " + what);
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(std::strerror(errno));
+  // Closes the descriptor on every return below.
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return io_error(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return io_error("not a regular file");
+  if (st.st_size > kMaxConfigFileSize) return io_error("larger than 1 MiB");
+
+  std::string text;
+  char buffer[16384];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error(std::strerror(errno));
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    // The file may grow between fstat and here; keep the bound anyway.
+    if (text.size() > static_cast<size_t>(kMaxConfigFileSize)) {
+      return io_error("larger than 1 MiB");
+    }
+  }
+  return ParseConfig(text, path);
+}
+
+std::string FormatConfigError(const Error& error, const std::string& file_name) {
+  std::string out;
+  if (!file_name.empty()) out += file_name + ":";
+  if (error.line > 0) {
+    out += std::to_string(error.line) + ":";
+    if (error.column > 0) out += std::to_string(error.column) + ":";
+  }
+  if (!out.empty()) out += " ";
+  // Messages from ParseConfig already start with the key ("pools.gpu.workers must
+  // be ..."); saying it twice would only make the line harder to read.
+  bool message_names_key =
+      error.message.compare(0, error.field.size(), error.field) == 0 &&
+      (error.message.size() == error.field.size() || error.message[error.field.size()] == ' ');
+  if (!error.field.empty() && !message_names_key) out += error.field + ": ";
+  out += error.message;
+  return out;
+}
+
+}  // namespace spoold
