@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "daemon/version.h"
+#include "spool/dropped_file.h"
 #include "spool/fileio.h"
 #include "spool/results.h"
 
@@ -97,6 +98,7 @@ Daemon::~Daemon() {
   progress_timer_.reset();
   retention_timer_.reset();
   incoming_watch_.reset();
+  control_watch_.reset();
   sigchld_.reset();
   sigterm_.reset();
   sigint_.reset();
@@ -157,6 +159,18 @@ Status Daemon::Start() {
   });
   if (int rc = incoming_watch_->Start(paths_.Incoming()); rc != 0) {
     spdlog::warn("cannot watch {} ({}); relying on the scan every {}", paths_.Incoming(), uv_strerror(rc),
+                 FormatDuration(config_.rescan_interval));
+  }
+  control_watch_ = std::make_unique<DirWatch>(&loop_);
+  control_watch_->SetCallback([this](const char* name, int status) {
+    if (status < 0 || name == nullptr || *name == '\0') {
+      scan_pending_ = true;
+    } else {
+      pending_controls_.insert(name);
+    }
+  });
+  if (int rc = control_watch_->Start(paths_.Control()); rc != 0) {
+    spdlog::warn("cannot watch {} ({}); relying on the scan every {}", paths_.Control(), uv_strerror(rc),
                  FormatDuration(config_.rescan_interval));
   }
 
@@ -276,6 +290,9 @@ void Daemon::Pump() {
     std::set<std::string> names;
     names.swap(pending_names_);
     for (const auto& name : names) ProcessIncoming(name, now);
+    names.clear();
+    names.swap(pending_controls_);
+    for (const auto& name : names) ProcessControl(name, now);
   }
   if (retention_pending_) ApplyRetention(now);
   scheduler_.Tick(now);
@@ -295,6 +312,7 @@ void Daemon::Pump() {
     progress_timer_.reset();
     retention_timer_.reset();
     incoming_watch_.reset();
+    control_watch_.reset();
     sigchld_.reset();
     sigterm_.reset();
     sigint_.reset();
@@ -306,14 +324,91 @@ void Daemon::Pump() {
 
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
-  auto names = ListDir(paths_.Incoming());
-  if (!names.ok()) {
-    spdlog::error("cannot scan {}: {}", paths_.Incoming(), names.error().message);
-    return;
+  for (auto [dir, pending] : {std::pair{paths_.Incoming(), &pending_names_},
+                              std::pair{paths_.Control(), &pending_controls_}}) {
+    auto names = ListDir(dir);
+    if (!names.ok()) {
+      spdlog::error("cannot scan {}: {}", dir, names.error().message);
+      continue;
+    }
+    for (auto& name : *names) {
+      if (IsFinalName(name)) pending->insert(std::move(name));
+    }
   }
-  for (auto& name : *names) {
-    if (Intake::IsFinalName(name)) pending_names_.insert(std::move(name));
+}
+
+void Daemon::ProcessControl(const std::string& name, TimePoint now) {
+  if (!IsFinalName(name)) return;
+  const std::string shown = PrintableName(name);
+  auto reject = [&](const Error& error) {
+    auto stored = intake_.Quarantine(paths_.Control(), name, error, now);
+    if (!stored.ok()) {
+      spdlog::error("cannot move control request {} to rejected/: {}", shown, stored.error().message);
+      return;
+    }
+    spdlog::warn("rejected control request {}: {}: {}", shown, error.code, error.message);
+  };
+  auto file = ReadDroppedFile(paths_.Control(), name, static_cast<size_t>(config_.max_job_file_size));
+  if (!file.ok()) {
+    if (file.error().code == "vanished") return;
+    if (file.error().code == "io_error") {
+      spdlog::error("cannot read control request {}: {}", shown, file.error().message);
+      return;
+    }
+    return reject(file.error());
   }
+  if (auto owner = CheckOwner(name, file->uid, config_.allow_root); !owner.ok()) return reject(owner.error());
+  auto doc = ParseDocument(file->bytes, file->format);
+  if (!doc.ok()) return reject(doc.error());
+  auto request = ParseControlRequest(*doc);
+  if (!request.ok()) return reject(request.error());
+  if (auto applied = ApplyControl(*request, name, now); !applied.ok()) return reject(applied.error());
+  // Acted on and recorded: the request is done.
+  if (::unlink(paths_.Control().append("/").append(name).c_str()) != 0 && errno != ENOENT) {
+    spdlog::error("cannot remove control request {}: {}", shown, std::strerror(errno));
+  }
+}
+
+Status Daemon::ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now) {
+  const std::string source = "control/" + SanitizeUtf8(name);
+  const char* action = ControlActionName(request.action);
+  if (request.action == ControlAction::kPause || request.action == ControlAction::kResume) {
+    Status st = request.action == ControlAction::kPause ? scheduler_.Pause(request.pool, now)
+                                                        : scheduler_.Resume(request.pool, now);
+    if (!st.ok()) return st;
+    spdlog::info("pool {} {} by {}", request.pool, request.action == ControlAction::kPause ? "paused" : "resumed",
+                 source);
+    MarkIndexDirty();
+    return OkStatus();
+  }
+  SchedJob* job = scheduler_.Find(request.job);
+  if (job == nullptr) {
+    auto known = index_jobs_.find(request.job);
+    if (known == index_jobs_.end()) {
+      return MakeError("unknown_job", "there is no job " + request.job, "job");
+    }
+    return MakeError("invalid_state",
+                     "job " + request.job + " has ended (" + known->second.value("state", "?") + "); nothing to " +
+                         action,
+                     "job");
+  }
+  if (request.action == ControlAction::kCancel) {
+    bool was_running = false;
+    const std::string state = StateName(job->status.state);
+    if (auto st = scheduler_.Cancel(request.job, now, &was_running); !st.ok()) return st;
+    Event(*job, Level::kInfo, "cancel_requested", "cancel requested by " + source + " while " + state);
+    if (was_running) {
+      auto it = running_.find(request.job);
+      if (it != running_.end() && !it->second.pending) StopAttempt(it->second, Reason::kCancelledByUser, now);
+    }
+    return OkStatus();
+  }
+  if (job->status.state != JobState::kQueued || job->status.reason != Reason::kHeld) {
+    return MakeError("invalid_state", "job " + request.job + " is not held; only held jobs can be started", "job");
+  }
+  if (auto st = scheduler_.Release(request.job, now); !st.ok()) return st;
+  Event(*job, Level::kInfo, "start_requested", "start requested by " + source);
+  return OkStatus();
 }
 
 void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
@@ -711,6 +806,7 @@ void Daemon::RequestStop(int signum) {
   stopping_ = true;
   spdlog::info("received {}: stopping intake and {} running jobs", SignalName(signum), running_.size());
   incoming_watch_.reset();
+  control_watch_.reset();
   if (rescan_timer_) rescan_timer_->Stop();
   // SuperviseRunning stops every running attempt from the next loop turn on.
   MarkIndexDirty();

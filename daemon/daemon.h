@@ -16,6 +16,7 @@
 #include "daemon/local_executor.h"
 #include "daemon/scheduler.h"
 #include "daemon/uv_handles.h"
+#include "spool/control.h"
 #include "spool/intake.h"
 #include "spool/job_store.h"
 #include "spool/paths.h"
@@ -55,6 +56,8 @@ class Daemon {
   void Pump();
   void ScanIncoming();
   void ProcessIncoming(const std::string& name, TimePoint now);
+  void ProcessControl(const std::string& name, TimePoint now);
+  Status ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now);
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
   void ReleasePending(TimePoint now);
@@ -92,6 +95,7 @@ class Daemon {
   std::unique_ptr<Timer> progress_timer_;
   std::unique_ptr<Timer> retention_timer_;
   std::unique_ptr<DirWatch> incoming_watch_;
+  std::unique_ptr<DirWatch> control_watch_;
   std::unique_ptr<Signal> sigchld_, sigterm_, sigint_, sighup_;
 
   int lock_fd_ = -1;
@@ -101,7 +105,8 @@ class Daemon {
   bool reload_pending_ = false;
   bool retention_pending_ = true;
   bool progress_pending_ = false;
-  std::set<std::string> pending_names_;
+  std::set<std::string> pending_names_;     // in incoming/
+  std::set<std::string> pending_controls_;  // in control/
   std::map<std::string, Attempt> running_;      // by job id
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
   std::map<std::string, Json> index_jobs_;      // every job's index entry

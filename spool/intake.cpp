@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "spool/dropped_file.h"
 #include "spool/fileio.h"
 #include "spool/sha256.h"
 
@@ -17,10 +18,6 @@ namespace {
 
 constexpr size_t kNameMax = 255;
 constexpr std::string_view kErrorSuffix = ".error.json";
-
-bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string OwnerName(uid_t uid) {
   struct passwd pw {};
@@ -45,10 +42,6 @@ std::string RejectedCandidate(const std::string& name, int n) {
 }
 
 }  // namespace
-
-bool Intake::IsFinalName(const std::string& name) {
-  return !name.empty() && name[0] != '.' && !EndsWith(name, ".tmp") && !EndsWith(name, ".part");
-}
 
 Status Intake::RemoveIncoming(const std::string& name) const {
   const std::string path = store_.Paths().IncomingFile(name);
@@ -107,103 +100,33 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   IntakeOutcome out;
   out.name = name;
   if (!IsFinalName(name)) return out;  // kIgnored
-  const std::string path = store_.Paths().IncomingFile(name);
-  const std::string shown = PrintableName(name);
-
-  // Look before opening: opening a device or a FIFO can block or have effects.
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    out.kind = errno == ENOENT ? IntakeKind::kVanished : IntakeKind::kFailed;
-    out.error = MakeError("io_error", ErrnoMessage("stat", path, errno));
+  auto file = ReadDroppedFile(store_.Paths().Incoming(), name, static_cast<size_t>(config_->max_job_file_size));
+  if (!file.ok()) {
+    const std::string& code = file.error().code;
+    if (code == "vanished") {
+      out.kind = IntakeKind::kVanished;
+    } else if (code == "io_error") {
+      out.kind = IntakeKind::kFailed;
+      out.error = file.error();
+    } else {
+      return Reject(name, file.error(), now);
+    }
     return out;
   }
-  if (!S_ISREG(st.st_mode)) {
-    const char* what = S_ISLNK(st.st_mode)   ? "a symbolic link"
-                       : S_ISDIR(st.st_mode) ? "a folder"
-                       : S_ISFIFO(st.st_mode) ? "a FIFO"
-                                              : "not a regular file";
-    return Reject(name, MakeError("not_regular_file", shown + " is " + what + "; drop a regular file"), now);
-  }
-  DocFormat format;
-  std::string id;
-  if (EndsWith(name, ".toml")) {
-    format = DocFormat::kToml;
-    id = name.substr(0, name.size() - 5);
-  } else if (EndsWith(name, ".json")) {
-    format = DocFormat::kJson;
-    id = name.substr(0, name.size() - 5);
-  } else {
-    return Reject(name, MakeError("unsupported_type", shown + " is neither .toml nor .json"), now);
-  }
+  const std::string id = file->stem;
+  const DocFormat format = file->format;
   if (!IsValidJobId(id)) {
     return Reject(name,
                   MakeError("bad_id", "the job id (file name without .toml/.json) must be 1 to 128 "
                                       "letters, digits, '.', '_' or '-', starting with a letter or digit"),
                   now);
   }
-
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) {
-      out.kind = IntakeKind::kVanished;
-      return out;
-    }
-    if (err == ELOOP || err == ENXIO) {
-      return Reject(name, MakeError("not_regular_file", shown + " is not a regular file"), now);
-    }
-    out.kind = IntakeKind::kFailed;
-    out.error = MakeError("io_error", ErrnoMessage("open", path, err));
-    return out;
-  }
-  // From here on every fact comes from the open descriptor, not the name.
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Reject(name, MakeError("not_regular_file", shown + " is not a regular file"), now);
-  }
-  const auto max_size = static_cast<size_t>(config_->max_job_file_size);
-  if (static_cast<size_t>(st.st_size) > max_size) {
-    return Reject(name,
-                  MakeError("too_large", shown + " has " + std::to_string(st.st_size) +
-                                             " bytes; spool.max_job_file_size is " +
-                                             std::to_string(max_size)),
-                  now);
-  }
   // Until jobs can run as their submitter, a job never runs as anyone but the
   // daemon's own user, and root-owned files need security.allow_root.
-  const uid_t me = ::geteuid();
-  if (me == 0 && st.st_uid == 0 && !config_->allow_root) {
-    return Reject(name,
-                  MakeError("not_permitted", shown + " is owned by root and security.allow_root is false"),
-                  now);
+  if (auto owner = CheckOwner(name, file->uid, config_->allow_root); !owner.ok()) {
+    return Reject(name, owner.error(), now);
   }
-  if (st.st_uid != me) {
-    return Reject(name,
-                  MakeError("not_permitted", shown + " is owned by uid " + std::to_string(st.st_uid) +
-                                                 ", but spoold (uid " + std::to_string(me) +
-                                                 ") runs jobs only as itself"),
-                  now);
-  }
-  std::string bytes;
-  bytes.reserve(static_cast<size_t>(st.st_size));
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      out.kind = IntakeKind::kFailed;
-      out.error = MakeError("io_error", ErrnoMessage("read", path, errno));
-      return out;
-    }
-    if (n == 0) break;
-    bytes.append(buf, static_cast<size_t>(n));
-    if (bytes.size() > max_size) {
-      return Reject(name, MakeError("too_large", shown + " grew past spool.max_job_file_size while read"), now);
-    }
-  }
+  std::string& bytes = file->bytes;
 
   out.id = id;
   if (store_.Exists(id)) {
@@ -229,7 +152,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.pool = spec->pool;
   status.tags = spec->tags;
   status.priority = spec->priority;
-  status.owner = OwnerName(st.st_uid);
+  status.owner = OwnerName(file->uid);
   status.metadata = spec->metadata;
   status.state = JobState::kQueued;
   status.reason = *reason;
@@ -238,7 +161,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.updated = now;
   status.message = "accepted";
 
-  NewJob job{id, format, std::move(bytes), spec->script, st.st_uid, st.st_gid};
+  NewJob job{id, format, std::move(bytes), spec->script, file->uid, file->gid};
   Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name), Json::object()};
   if (auto commit = store_.Commit(job, status, accepted); !commit.ok()) {
     out.kind = IntakeKind::kFailed;

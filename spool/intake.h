@@ -46,9 +46,6 @@ class Intake {
   Intake(JobStore& store, const Config& config) : store_(store), config_(&config) {}
   void SetConfig(const Config& config) { config_ = &config; }
 
-  // Whether a name in incoming/ is final (not ".x", "x.tmp" or "x.part").
-  static bool IsFinalName(const std::string& name);
-
   IntakeOutcome Process(const std::string& name, const AdmitFn& admit, TimePoint now);
 
   // Deletes incoming/<name> (after a byte-identical re-drop was recorded).

@@ -1,0 +1,27 @@
+// Control requests (SPEC.md section 6): files dropped into control/ that cancel
+// or start a job, or pause or resume a pool. This module only validates one
+// parsed request; the daemon acts on it. Pure.
+#pragma once
+
+#include <string>
+
+#include "config/result.h"
+#include "spool/document.h"
+
+namespace spoold {
+
+enum class ControlAction { kCancel, kStart, kPause, kResume };
+
+struct ControlRequest {
+  ControlAction action = ControlAction::kCancel;
+  std::string job;   // for cancel and start
+  std::string pool;  // for pause and resume
+};
+
+const char* ControlActionName(ControlAction action);
+
+// Errors: missing_field, invalid_field, unknown_field, bad_id, with the field
+// and (TOML) line and column; messages never quote string values.
+Result<ControlRequest> ParseControlRequest(const Document& doc);
+
+}  // namespace spoold
