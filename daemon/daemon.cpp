@@ -10,8 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "daemon/version.h"
 #include "spool/dropped_file.h"
@@ -210,6 +212,10 @@ void Daemon::Recover(TimePoint now) {
     spdlog::error("cannot list jobs: {}", ids.error().message);
     return;
   }
+  // Load everything first: jobs re-enter their queues in their original order
+  // (creation time), with interrupted ones first, so that FIFO survives a restart
+  // and what a stop interrupted runs again first.
+  std::vector<JobStatus> active;
   for (const auto& id : *ids) {
     auto status = store_.Load(id);
     if (!status.ok()) {
@@ -220,6 +226,17 @@ void Daemon::Recover(TimePoint now) {
       index_jobs_[id] = IndexEntry(*status);
       continue;
     }
+    active.push_back(std::move(status.value()));
+  }
+  std::sort(active.begin(), active.end(), [](const JobStatus& a, const JobStatus& b) {
+    const bool ra = a.state == JobState::kRunning;
+    const bool rb = b.state == JobState::kRunning;
+    if (ra != rb) return ra;
+    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+  });
+  for (auto& loaded : active) {
+    const std::string id = loaded.id;
+    Result<JobStatus> status = std::move(loaded);
     auto file = store_.ReadJobFile(id, 64 << 20);
     Result<JobSpec> spec = MakeError("io_error", "no job file");
     if (file.ok()) {
