@@ -1,6 +1,8 @@
 #include "config/duration.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 
 namespace spoold {
@@ -34,7 +36,12 @@ Result<Millis> ParseDuration(std::string_view text) {
     }
   }
   if (plain_number && dots <= 1 && text != ".") {
-    return DurationFromSeconds(std::stod(std::string(text)));
+    // strtod, not stod: a number of 400 digits must be an error, not an
+    // exception (it overflows to HUGE_VAL, which the range check refuses).
+    errno = 0;
+    double seconds = std::strtod(std::string(text).c_str(), nullptr);
+    if (errno == ERANGE) return BadDuration("the number is out of range");
+    return DurationFromSeconds(seconds);
   }
   // Otherwise a sequence of <integer><unit> parts, units in decreasing order.
   int64_t total = 0;
@@ -71,7 +78,10 @@ Result<Millis> DurationFromSeconds(double seconds) {
   if (seconds * 1000.0 > static_cast<double>(kMaxDuration.count())) {
     return BadDuration("too long: at most 100 years");
   }
-  return Millis(static_cast<int64_t>(std::llround(seconds * 1000.0)));
+  auto ms = static_cast<int64_t>(std::llround(seconds * 1000.0));
+  // A tiny positive value must not round to 0, which means "no limit".
+  if (ms == 0 && seconds > 0) return BadDuration("too short: at least 1ms, or 0 for no limit");
+  return Millis(ms);
 }
 
 std::string FormatDuration(Millis d) {

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,6 +342,13 @@ void Daemon::Pump() {
 
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
+  // The index is a cache: if it is not the file we wrote last, rebuild it.
+  struct stat st {};
+  FileStamp now_on_disk = ::stat(paths_.Index().c_str(), &st) == 0 ? FileStamp{st.st_ino, st.st_size} : FileStamp{};
+  if (!(now_on_disk == index_stamp_) && !index_dirty_) {
+    spdlog::warn("{} was deleted or changed by someone else; rebuilding it", paths_.Index());
+    FlushIndex();
+  }
   for (auto [dir, pending] : {std::pair{paths_.Incoming(), &pending_names_},
                               std::pair{paths_.Control(), &pending_controls_}}) {
     auto names = ListDir(dir);
@@ -790,7 +798,11 @@ void Daemon::FlushIndex() {
               {"jobs", std::move(jobs)}};
   if (auto st = WriteFileAtomic(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
     spdlog::error("cannot write the index: {}", st.error().message);
+    index_stamp_ = {};
+    return;
   }
+  struct stat st {};
+  index_stamp_ = ::stat(paths_.Index().c_str(), &st) == 0 ? FileStamp{st.st_ino, st.st_size} : FileStamp{};
 }
 
 // ---- retention, signals, reload ----

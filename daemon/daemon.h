@@ -5,6 +5,7 @@
 // its handles, the running attempts and the index cache.
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <map>
@@ -111,6 +112,13 @@ class Daemon {
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
   std::map<std::string, Json> index_jobs_;      // every job's index entry
   bool index_dirty_ = false;
+  // What our last index write left on disk, to notice at each scan when someone
+  // deleted or replaced the file (SPEC.md section 7: it is then rebuilt).
+  struct FileStamp {
+    ino_t ino = 0;
+    off_t size = -1;
+    bool operator==(const FileStamp&) const = default;
+  } index_stamp_;
 };
 
 }  // namespace spoold

@@ -422,8 +422,11 @@ void Scheduler::SetProgress(const std::string& id, std::optional<double> progres
 Millis Scheduler::RetryDelay(const RetryPolicy& policy, int n) {
   double factor = std::pow(policy.backoff, std::max(0, n - 1));
   double ms = static_cast<double>(policy.delay.count()) * factor;
-  double cap = static_cast<double>(policy.max_delay.count());
-  if (!(ms < cap)) return policy.max_delay;  // also catches overflow to inf
+  // max_delay = 0 means no cap (SPEC: a zero duration is no limit); the wait is
+  // still bounded by the longest duration there is.
+  Millis limit = policy.max_delay.count() == 0 ? kMaxDuration : policy.max_delay;
+  double cap = static_cast<double>(limit.count());
+  if (!(ms < cap)) return limit;  // also catches overflow to inf
   return Millis(static_cast<int64_t>(ms));
 }
 

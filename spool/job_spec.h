@@ -19,7 +19,7 @@ struct RetryPolicy {
   int attempts = 0;  // runs after the first one, 0..100
   Millis delay = std::chrono::minutes(1);
   double backoff = 1.0;
-  Millis max_delay = std::chrono::hours(1);
+  Millis max_delay = std::chrono::hours(1);  // 0: no cap
   bool on_timeout = false;
   std::vector<int> exit_codes;  // empty: any non-zero code qualifies
 };
@@ -45,8 +45,8 @@ struct JobSpec {
   int64_t priority = 0;
   std::string cwd;  // "" = the job's results/ folder
   std::map<std::string, std::string> env;
-  std::optional<Millis> timeout;   // unset: the pool's, else defaults.timeout
-  std::optional<Millis> deadline;  // unset: none; counted from acceptance
+  std::optional<Millis> timeout;   // unset: the pool's, else defaults.timeout; 0ms: no limit
+  std::optional<Millis> deadline;  // unset (also for 0 in the file): none; counted from acceptance
   RetryPolicy retry;
   KillPolicy kill;
   bool hold = false;

@@ -13,8 +13,11 @@ std::string SpoolPaths::JobFileName(DocFormat format) const {
 }
 
 Status SpoolPaths::EnsureLayout() const {
-  // The root's parents are the operator's business; only the root itself and
-  // its fixed folders are created here.
+  // SPEC.md section 1: missing folders are created at start, the root's
+  // parents included.
+  for (size_t slash = root_.find('/', 1); slash != std::string::npos; slash = root_.find('/', slash + 1)) {
+    if (auto st = EnsureDir(root_.substr(0, slash)); !st.ok()) return st;
+  }
   for (const std::string& dir : {root_, Tmp(), Incoming(), Control(), Rejected(), Jobs()}) {
     if (auto st = EnsureDir(dir); !st.ok()) return st;
   }

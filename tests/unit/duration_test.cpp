@@ -32,7 +32,13 @@ TEST_CASE("bad durations are refused with the reason") {
                {"1s1s", "largest to smallest"},
                {"5 m", "unit is missing"},
                {"99999999999d", "too long"},
-               {"-5s", "expected a number"}};
+               {"-5s", "expected a number"},
+               {"1000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+                "out of range"}};
   for (const auto& c : cases) {
     CAPTURE(c.text);
     auto d = ParseDuration(c.text);
@@ -45,6 +51,7 @@ TEST_CASE("bad durations are refused with the reason") {
     CHECK(d.error().message.find(c.why) != std::string::npos);
   }
   CHECK_FALSE(DurationFromSeconds(-1).ok());
+  CHECK(DurationFromSeconds(0.0001).error().message.find("too short") != std::string::npos);
   CHECK(*DurationFromSeconds(0.25) == 250ms);
 }
 

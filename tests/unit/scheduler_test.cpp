@@ -166,6 +166,9 @@ TEST_CASE("scheduler: retries back off as min(max_delay, delay * backoff^(n-1))"
   CHECK(Scheduler::RetryDelay(p, 3) == 35s);
   p.backoff = 1e300;  // overflow must cap, not wrap
   CHECK(Scheduler::RetryDelay(p, 5) == 35s);
+  p.backoff = 3.0;
+  p.max_delay = 0ms;  // no cap
+  CHECK(Scheduler::RetryDelay(p, 4) == 270s);
 
   Scheduler s(TestConfig());
   JobSpec spec = Spec("r");

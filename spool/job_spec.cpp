@@ -1,0 +1,455 @@
+#include "spool/job_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <exception>
+#include <tuple>
+#include <utility>
+
+namespace spoold {
+namespace {
+
+// Bounds the SPEC leaves open. Priorities only order jobs, so a million steps
+// either way is plenty, and a bound keeps arithmetic on them (sorting keys,
+// aging) far from overflow. Backoff is capped because delay x backoff^n beyond
+// 100 reaches max_delay after one or two retries anyway; an unbounded factor
+// only invites overflow to infinity in the retry math.
+constexpr int64_t kMinPriority = -1'000'000;
+constexpr int64_t kMaxPriority = 1'000'000;
+constexpr int64_t kMaxRetryAttempts = 100;
+constexpr double kMinBackoff = 1.0;
+constexpr double kMaxBackoff = 100.0;
+constexpr int64_t kMinRetryExitCode = 1;
+constexpr int64_t kMaxRetryExitCode = 255;
+constexpr size_t kMaxJobIdLength = 128;
+// Key names from the file are untrusted; this is how much of one a message shows.
+constexpr size_t kMaxShownKeyLength = 64;
+
+// The keys of SPEC section 2, in its table order, which is also the order in
+// which they are checked (so the first error reported is predictable).
+constexpr std::string_view kTopLevelKeys[] = {
+    "command", "script", "shell",   "title",    "description", "tags", "pool", "priority",
+    "cwd",     "env",    "timeout", "deadline", "retry",       "kill", "hold", "metadata"};
+constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
+                                           "max_delay", "on_timeout", "exit_codes"};
+constexpr std::string_view kKillKeys[] = {"signal", "grace"};
+
+constexpr struct {
+  std::string_view name;
+  int number;
+} kSignals[] = {{"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
+                {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}};
+
+constexpr std::string_view kReservedEnvPrefix = "SPOOLD_";
+
+// What a message may say about a value: numbers and booleans as they are (they
+// cannot carry hostile text), everything else only by its type. Never the
+// content of a string.
+std::string Describe(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return v.get<bool>() ? "true" : "false";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return v.dump();
+    case Json::value_t::number_float:
+      // dump() would print NaN and infinities (which TOML allows) as "null".
+      return std::isfinite(v.get<double>()) ? v.dump() : "a non-finite number";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return v.empty() ? "an empty array" : "an array";
+    case Json::value_t::object:
+      return v.empty() ? "an empty table" : "a table";
+    default:
+      return "a value of another type";
+  }
+}
+
+bool HasPrefix(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool IsAsciiAlnum(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return IsAsciiAlnum(c) || c == '_'; });
+}
+
+std::string_view WithoutSigPrefix(std::string_view name) {
+  return HasPrefix(name, "SIG") ? name.substr(3) : name;
+}
+
+// Builds the errors of one document. `field` is what the error names (dotted,
+// "command[1]"); `pos_key` is the raw key path used to find its position, which
+// differs from `field` only where the field shows an untrusted key name through
+// PrintableName.
+class Checker {
+ public:
+  explicit Checker(const Document& doc) : doc_(doc) {}
+
+  Error Fail(std::string code, const std::string& field, std::string message,
+             const std::string* pos_key = nullptr) const {
+    SourcePos pos = doc_.PositionOf(pos_key != nullptr ? *pos_key : field);
+    return MakeError(std::move(code), std::move(message), field, pos.line, pos.column);
+  }
+
+  // "<field> must be <rule>, got <what the value is>".
+  Error Invalid(const std::string& field, std::string_view rule, const Json& v) const {
+    return Fail("invalid_field", field,
+                field + " must be " + std::string(rule) + ", got " + Describe(v));
+  }
+
+  // A string; `exec` for strings that reach exec() or the environment, where a
+  // NUL byte would silently cut the value short.
+  Result<std::string> String(const std::string& field, const Json& v, std::string_view rule,
+                             bool exec) const {
+    if (!v.is_string()) return Invalid(field, rule, v);
+    const auto& s = v.get_ref<const std::string&>();
+    if (exec && s.find('\0') != std::string::npos) {
+      return Fail("invalid_field", field, field + " must not contain a NUL byte");
+    }
+    return s;
+  }
+
+  // An array of strings. `argv`: also non-empty with a non-empty first element
+  // (the program), and free of NUL bytes.
+  Result<std::vector<std::string>> Strings(const std::string& field, const Json& v,
+                                           bool argv) const {
+    std::string_view rule = argv ? "a non-empty array of strings" : "an array of strings";
+    if (!v.is_array()) return Invalid(field, rule, v);
+    if (argv && v.empty()) return Invalid(field, rule, v);
+    std::vector<std::string> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string element = field + "[" + std::to_string(i) + "]";
+      auto s = String(element, v[i], "a string", argv);
+      if (!s) return s.error();
+      if (argv && i == 0 && s->empty()) {
+        return Fail("invalid_field", element, element + " (the program) must not be empty");
+      }
+      out.push_back(std::move(*s));
+    }
+    return out;
+  }
+
+  Result<int64_t> Integer(const std::string& field, const Json& v, int64_t lo, int64_t hi) const {
+    std::string rule = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    if (!v.is_number_integer()) return Invalid(field, rule, v);
+    // JSON gives positive integers as unsigned; compare those unsigned so that a
+    // value past INT64_MAX cannot wrap into range.
+    if (v.is_number_unsigned()) {
+      uint64_t u = v.get<uint64_t>();
+      if (hi < 0 || u > static_cast<uint64_t>(hi) || (lo > 0 && u < static_cast<uint64_t>(lo))) {
+        return Invalid(field, rule, v);
+      }
+      return static_cast<int64_t>(u);
+    }
+    int64_t i = v.get<int64_t>();
+    if (i < lo || i > hi) return Invalid(field, rule, v);
+    return i;
+  }
+
+  Result<double> Number(const std::string& field, const Json& v, double lo, double hi) const {
+    std::string rule = "a number from " + Json(lo).dump() + " to " + Json(hi).dump();
+    if (!v.is_number()) return Invalid(field, rule, v);
+    double d = v.get<double>();
+    // Written so that NaN fails too.
+    if (!(d >= lo && d <= hi)) return Invalid(field, rule, v);
+    return d;
+  }
+
+  Result<bool> Bool(const std::string& field, const Json& v) const {
+    if (!v.is_boolean()) return Invalid(field, "a boolean", v);
+    return v.get<bool>();
+  }
+
+  Result<Millis> Duration(const std::string& field, const Json& v) const {
+    constexpr std::string_view kRule =
+        "a duration (a string such as \"30s\" or a number of seconds)";
+    Result<Millis> d = Millis(0);
+    if (v.is_string()) {
+      d = ParseDuration(v.get_ref<const std::string&>());
+    } else if (v.is_number() && std::isfinite(v.get<double>())) {
+      d = DurationFromSeconds(v.get<double>());
+    } else {
+      return Invalid(field, kRule, v);
+    }
+    if (!d) return Fail("invalid_field", field, field + " " + d.error().message);
+    return d;
+  }
+
+  Result<Unit> Table(const std::string& field, const Json& v) const {
+    if (!v.is_object()) return Invalid(field, "a table", v);
+    return Unit{};
+  }
+
+ private:
+  const Document& doc_;
+};
+
+const Json* Find(const Json& object, std::string_view key) {
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// Every key of `object` not in `known`, as (shown field, raw key path).
+template <size_t N>
+void CollectUnknown(const Json& object, const std::string& prefix,
+                    const std::string_view (&known)[N],
+                    std::vector<std::pair<std::string, std::string>>* out) {
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(std::begin(known), std::end(known), key) != std::end(known)) continue;
+    out->emplace_back(prefix + PrintableName(key, kMaxShownKeyLength), prefix + key);
+  }
+}
+
+std::string PoolList(const Config& config) {
+  std::string out;
+  for (const auto& [name, pool] : config.pools) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+bool IsValidJobId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxJobIdLength || !IsAsciiAlnum(id[0])) return false;
+  // Bytes >= 0x80 fail IsAsciiAlnum, so any UTF-8 (valid or not) is refused.
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return IsAsciiAlnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+std::optional<int> SignalFromName(std::string_view name) {
+  std::string_view bare = WithoutSigPrefix(name);
+  for (const auto& s : kSignals) {
+    if (s.name == bare) return s.number;
+  }
+  return std::nullopt;
+}
+
+Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, const Config& config) {
+  // Intake checks the id before it parses the file; checking again keeps this
+  // function safe to call on its own, since the id becomes a folder name.
+  if (!IsValidJobId(id)) {
+    return MakeError("bad_id",
+                     "the job id (the file name without .toml/.json) must match "
+                     "[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  }
+  SPOOLD_CHECK(doc.value.is_object());
+  const Json& top = doc.value;
+  Checker check(doc);
+
+  JobSpec spec;
+  spec.id = id;
+  spec.title = id;
+
+  // command / script: each checked for its type, then exactly one required.
+  const Json* command = Find(top, "command");
+  const Json* script = Find(top, "script");
+  if (command != nullptr) {
+    auto r = check.Strings("command", *command, /*argv=*/true);
+    if (!r) return r.error();
+    spec.command = std::move(*r);
+  }
+  if (script != nullptr) {
+    auto r = check.String("script", *script, "a string", /*exec=*/true);
+    if (!r) return r.error();
+    spec.script = std::move(*r);
+  }
+  if (command == nullptr && script == nullptr) {
+    return check.Fail("missing_field", "command",
+                      "command is missing: a job needs exactly one of command and script");
+  }
+  if (command != nullptr && script != nullptr) {
+    return check.Fail("invalid_field", "script",
+                      "script cannot be given together with command: a job needs exactly one "
+                      "of them");
+  }
+
+  if (const Json* v = Find(top, "shell")) {
+    auto r = check.Strings("shell", *v, /*argv=*/true);
+    if (!r) return r.error();
+    spec.shell = std::move(*r);
+  }
+  if (const Json* v = Find(top, "title")) {
+    auto r = check.String("title", *v, "a string", /*exec=*/false);
+    if (!r) return r.error();
+    spec.title = std::move(*r);
+  }
+  if (const Json* v = Find(top, "description")) {
+    auto r = check.String("description", *v, "a string", /*exec=*/false);
+    if (!r) return r.error();
+    spec.description = std::move(*r);
+  }
+  if (const Json* v = Find(top, "tags")) {
+    auto r = check.Strings("tags", *v, /*argv=*/false);
+    if (!r) return r.error();
+    spec.tags = std::move(*r);
+  }
+  if (const Json* v = Find(top, "pool")) {
+    auto r = check.String("pool", *v, "a string naming a pool of the configuration", false);
+    if (!r) return r.error();
+    spec.pool = std::move(*r);
+  }
+  // Checked even when the job names no pool: a Config built without a "default"
+  // pool must not let a job through to a scheduler that has nowhere to put it.
+  if (config.pools.count(spec.pool) == 0) {
+    return check.Fail("unknown_pool", "pool",
+                      "pool must name a pool of the configuration (" + PoolList(config) + ")");
+  }
+  if (const Json* v = Find(top, "priority")) {
+    auto r = check.Integer("priority", *v, kMinPriority, kMaxPriority);
+    if (!r) return r.error();
+    spec.priority = *r;
+  }
+  if (const Json* v = Find(top, "cwd")) {
+    auto r = check.String("cwd", *v, "an absolute path", /*exec=*/true);
+    if (!r) return r.error();
+    if (r->empty() || (*r)[0] != '/') {
+      return check.Fail("invalid_field", "cwd",
+                        "cwd must be an absolute path (starting with /), got a relative one");
+    }
+    spec.cwd = std::move(*r);
+  }
+  if (const Json* v = Find(top, "env")) {
+    if (auto r = check.Table("env", *v); !r) return r.error();
+    for (const auto& [key, value] : v->items()) {
+      std::string shown = "env." + PrintableName(key, kMaxShownKeyLength);
+      std::string pos_key = "env." + key;
+      if (!IsEnvName(key)) {
+        return check.Fail("invalid_field", shown,
+                          shown +
+                              " is not a valid variable name: names match "
+                              "[A-Za-z_][A-Za-z0-9_]*",
+                          &pos_key);
+      }
+      if (HasPrefix(key, kReservedEnvPrefix)) {
+        return check.Fail("invalid_field", shown,
+                          shown + " is reserved: spoold sets the SPOOLD_* variables itself",
+                          &pos_key);
+      }
+      // `shown` equals `key` here: a valid name has nothing PrintableName changes.
+      auto s = check.String(shown, value, "a string", /*exec=*/true);
+      if (!s) return s.error();
+      spec.env.emplace(key, std::move(*s));
+    }
+  }
+  // A zero timeout is kept as 0ms, meaning "no limit", which must stay distinct
+  // from an absent timeout (nullopt: inherit the pool's). A zero deadline means
+  // no deadline, exactly like an absent one, so both become nullopt.
+  if (const Json* v = Find(top, "timeout")) {
+    auto r = check.Duration("timeout", *v);
+    if (!r) return r.error();
+    spec.timeout = *r;
+  }
+  if (const Json* v = Find(top, "deadline")) {
+    auto r = check.Duration("deadline", *v);
+    if (!r) return r.error();
+    if (r->count() > 0) spec.deadline = *r;
+  }
+
+  const Json* retry = Find(top, "retry");
+  if (retry != nullptr) {
+    if (auto r = check.Table("retry", *retry); !r) return r.error();
+    if (const Json* v = Find(*retry, "attempts")) {
+      auto r = check.Integer("retry.attempts", *v, 0, kMaxRetryAttempts);
+      if (!r) return r.error();
+      spec.retry.attempts = static_cast<int>(*r);
+    }
+    if (const Json* v = Find(*retry, "delay")) {
+      auto r = check.Duration("retry.delay", *v);
+      if (!r) return r.error();
+      spec.retry.delay = *r;
+    }
+    if (const Json* v = Find(*retry, "backoff")) {
+      auto r = check.Number("retry.backoff", *v, kMinBackoff, kMaxBackoff);
+      if (!r) return r.error();
+      spec.retry.backoff = *r;
+    }
+    if (const Json* v = Find(*retry, "max_delay")) {
+      auto r = check.Duration("retry.max_delay", *v);
+      if (!r) return r.error();
+      spec.retry.max_delay = *r;
+    }
+    if (const Json* v = Find(*retry, "on_timeout")) {
+      auto r = check.Bool("retry.on_timeout", *v);
+      if (!r) return r.error();
+      spec.retry.on_timeout = *r;
+    }
+    if (const Json* v = Find(*retry, "exit_codes")) {
+      std::string rule = "an array of integers from " + std::to_string(kMinRetryExitCode) + " to " +
+                         std::to_string(kMaxRetryExitCode);
+      if (!v->is_array()) return check.Invalid("retry.exit_codes", rule, *v);
+      for (size_t i = 0; i < v->size(); ++i) {
+        auto r = check.Integer("retry.exit_codes[" + std::to_string(i) + "]", (*v)[i],
+                               kMinRetryExitCode, kMaxRetryExitCode);
+        if (!r) return r.error();
+        spec.retry.exit_codes.push_back(static_cast<int>(*r));
+      }
+    }
+  }
+
+  const Json* kill = Find(top, "kill");
+  if (kill != nullptr) {
+    if (auto r = check.Table("kill", *kill); !r) return r.error();
+    if (const Json* v = Find(*kill, "signal")) {
+      constexpr std::string_view kRule =
+          "a signal name: TERM, INT, HUP, QUIT, KILL, USR1, USR2 or ALRM, with or without SIG";
+      auto r = check.String("kill.signal", *v, kRule, /*exec=*/false);
+      if (!r) return r.error();
+      std::optional<int> number = SignalFromName(*r);
+      if (!number) {
+        return check.Fail("invalid_field", "kill.signal",
+                          "kill.signal must be " + std::string(kRule) + ", got another string");
+      }
+      spec.kill.signal_name = std::string(WithoutSigPrefix(*r));
+      spec.kill.signal = *number;
+    }
+    if (const Json* v = Find(*kill, "grace")) {
+      auto r = check.Duration("kill.grace", *v);
+      if (!r) return r.error();
+      spec.kill.grace = *r;
+    }
+  }
+
+  if (const Json* v = Find(top, "hold")) {
+    auto r = check.Bool("hold", *v);
+    if (!r) return r.error();
+    spec.hold = *r;
+  }
+  if (const Json* v = Find(top, "metadata")) {
+    if (auto r = check.Table("metadata", *v); !r) return r.error();
+    spec.metadata = *v;
+  }
+
+  // Unknown keys last, top-level and nested together, the first in the file
+  // first. Where positions are unknown (a Document built in code), keys keep the
+  // object's sorted order, top level before [retry] before [kill].
+  std::vector<std::pair<std::string, std::string>> unknown;
+  CollectUnknown(top, "", kTopLevelKeys, &unknown);
+  if (retry != nullptr) CollectUnknown(*retry, "retry.", kRetryKeys, &unknown);
+  if (kill != nullptr) CollectUnknown(*kill, "kill.", kKillKeys, &unknown);
+  if (!unknown.empty()) {
+    auto order = [&doc](const std::pair<std::string, std::string>& key) {
+      SourcePos pos = doc.PositionOf(key.second);
+      return std::make_tuple(pos.line == 0, pos.line, pos.column);
+    };
+    std::stable_sort(unknown.begin(), unknown.end(),
+                     [&order](const auto& a, const auto& b) { return order(a) < order(b); });
+    const auto& [shown, pos_key] = unknown.front();
+    return check.Fail("unknown_field", shown, shown + " is not a known key of a job file",
+                      &pos_key);
+  }
+  return spec;
+}
+
+}  // namespace spoold

@@ -1,0 +1,643 @@
+#include "spool/job_spec.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <csignal>
+#include <string>
+
+#include "config/config.h"
+#include "spool/document.h"
+
+using namespace spoold;
+using namespace std::chrono_literals;
+
+namespace {
+
+Config TestConfig() {
+  auto config =
+      ParseConfig("[pools.default]\nworkers = 2\n[pools.gpu]\nworkers = 1\n", "test.toml");
+  REQUIRE(config.ok());
+  return *config;
+}
+
+Result<JobSpec> Validate(std::string_view text, DocFormat format, const std::string& id = "job-1") {
+  auto doc = ParseDocument(text, format);
+  REQUIRE_MESSAGE(doc.ok(), doc.error().message);
+  return ValidateJobSpec(*doc, id, TestConfig());
+}
+
+std::string_view FormatName(DocFormat format) {
+  return format == DocFormat::kToml ? "toml" : "json";
+}
+
+// Every field of a spec except `format`, which the caller sets.
+void CheckSameSpec(const JobSpec& a, const JobSpec& b) {
+  CHECK(a.id == b.id);
+  CHECK(a.command == b.command);
+  CHECK(a.script == b.script);
+  CHECK(a.shell == b.shell);
+  CHECK(a.title == b.title);
+  CHECK(a.description == b.description);
+  CHECK(a.tags == b.tags);
+  CHECK(a.pool == b.pool);
+  CHECK(a.priority == b.priority);
+  CHECK(a.cwd == b.cwd);
+  CHECK(a.env == b.env);
+  CHECK(a.timeout == b.timeout);
+  CHECK(a.deadline == b.deadline);
+  CHECK(a.retry.attempts == b.retry.attempts);
+  CHECK(a.retry.delay == b.retry.delay);
+  CHECK(a.retry.backoff == b.retry.backoff);
+  CHECK(a.retry.max_delay == b.retry.max_delay);
+  CHECK(a.retry.on_timeout == b.retry.on_timeout);
+  CHECK(a.retry.exit_codes == b.retry.exit_codes);
+  CHECK(a.kill.signal_name == b.kill.signal_name);
+  CHECK(a.kill.signal == b.kill.signal);
+  CHECK(a.kill.grace == b.kill.grace);
+  CHECK(a.hold == b.hold);
+  CHECK(a.metadata == b.metadata);
+}
+
+constexpr const char* kFullToml = R"(command = ["/usr/bin/env", "python3", "etl.py"]
+shell = ["/bin/bash", "-euo", "pipefail"]
+title = "Nightly ETL"
+description = "loads the tiles"
+tags = ["etl", "nightly"]
+pool = "gpu"
+priority = -5
+cwd = "/srv/etl"
+timeout = "2h"
+deadline = 86400
+hold = true
+
+[env]
+TZ = "UTC"
+_PRIVATE_1 = ""
+
+[retry]
+attempts = 3
+delay = "30s"
+backoff = 2.5
+max_delay = 600
+on_timeout = true
+exit_codes = [3, 75]
+
+[kill]
+signal = "SIGINT"
+grace = "1m30s"
+
+[metadata]
+owner = "team-a"
+tile = { x = 3, y = 4.5 }
+list = [1, "two", true]
+)";
+
+constexpr const char* kFullJson = R"({
+  "command": ["/usr/bin/env", "python3", "etl.py"],
+  "shell": ["/bin/bash", "-euo", "pipefail"],
+  "title": "Nightly ETL",
+  "description": "loads the tiles",
+  "tags": ["etl", "nightly"],
+  "pool": "gpu",
+  "priority": -5,
+  "cwd": "/srv/etl",
+  "timeout": "2h",
+  "deadline": 86400,
+  "hold": true,
+  "env": {"TZ": "UTC", "_PRIVATE_1": ""},
+  "retry": {"attempts": 3, "delay": "30s", "backoff": 2.5, "max_delay": 600,
+            "on_timeout": true, "exit_codes": [3, 75]},
+  "kill": {"signal": "SIGINT", "grace": "1m30s"},
+  "metadata": {"owner": "team-a", "tile": {"x": 3, "y": 4.5}, "list": [1, "two", true]}
+})";
+
+}  // namespace
+
+TEST_CASE("job spec: a full job in TOML and in JSON gives the same spec") {
+  auto from_toml = Validate(kFullToml, DocFormat::kToml, "nightly");
+  REQUIRE_MESSAGE(from_toml.ok(), from_toml.error().message);
+  auto from_json = Validate(kFullJson, DocFormat::kJson, "nightly");
+  REQUIRE_MESSAGE(from_json.ok(), from_json.error().message);
+  CheckSameSpec(*from_toml, *from_json);
+
+  const JobSpec& spec = *from_toml;
+  CHECK(spec.id == "nightly");
+  CHECK(spec.command == std::vector<std::string>{"/usr/bin/env", "python3", "etl.py"});
+  CHECK_FALSE(spec.script.has_value());
+  CHECK(spec.shell == std::vector<std::string>{"/bin/bash", "-euo", "pipefail"});
+  CHECK(spec.title == "Nightly ETL");
+  CHECK(spec.description == "loads the tiles");
+  CHECK(spec.tags == std::vector<std::string>{"etl", "nightly"});
+  CHECK(spec.pool == "gpu");
+  CHECK(spec.priority == -5);
+  CHECK(spec.cwd == "/srv/etl");
+  CHECK(spec.env == std::map<std::string, std::string>{{"TZ", "UTC"}, {"_PRIVATE_1", ""}});
+  CHECK(spec.timeout == std::optional<Millis>(2h));
+  CHECK(spec.deadline == std::optional<Millis>(24h));
+  CHECK(spec.retry.attempts == 3);
+  CHECK(spec.retry.delay == 30s);
+  CHECK(spec.retry.backoff == 2.5);
+  CHECK(spec.retry.max_delay == 10min);
+  CHECK(spec.retry.on_timeout);
+  CHECK(spec.retry.exit_codes == std::vector<int>{3, 75});
+  CHECK(spec.kill.signal_name == "INT");
+  CHECK(spec.kill.signal == SIGINT);
+  CHECK(spec.kill.grace == 90s);
+  CHECK(spec.hold);
+  CHECK(
+      spec.metadata ==
+      Json::parse(R"({"owner": "team-a", "tile": {"x": 3, "y": 4.5}, "list": [1, "two", true]})"));
+}
+
+TEST_CASE("job spec: a minimal job gets the documented defaults") {
+  for (auto [format, text] : {std::pair{DocFormat::kToml, "command = [\"true\"]\n"},
+                              std::pair{DocFormat::kJson, "{\"command\": [\"true\"]}"}}) {
+    CAPTURE(FormatName(format));
+    auto spec = Validate(text, format, "minimal.1");
+    REQUIRE_MESSAGE(spec.ok(), spec.error().message);
+    CHECK(spec->id == "minimal.1");
+    CHECK(spec->command == std::vector<std::string>{"true"});
+    CHECK_FALSE(spec->script.has_value());
+    CHECK(spec->shell == std::vector<std::string>{"/bin/sh", "-eu"});
+    CHECK(spec->title == "minimal.1");
+    CHECK(spec->description.empty());
+    CHECK(spec->tags.empty());
+    CHECK(spec->pool == "default");
+    CHECK(spec->priority == 0);
+    CHECK(spec->cwd.empty());
+    CHECK(spec->env.empty());
+    CHECK_FALSE(spec->timeout.has_value());
+    CHECK_FALSE(spec->deadline.has_value());
+    CHECK(spec->retry.attempts == 0);
+    CHECK(spec->retry.delay == 1min);
+    CHECK(spec->retry.backoff == 1.0);
+    CHECK(spec->retry.max_delay == 1h);
+    CHECK_FALSE(spec->retry.on_timeout);
+    CHECK(spec->retry.exit_codes.empty());
+    CHECK(spec->kill.signal_name == "TERM");
+    CHECK(spec->kill.signal == SIGTERM);
+    CHECK(spec->kill.grace == 10s);
+    CHECK_FALSE(spec->hold);
+    CHECK(spec->metadata == Json::object());
+  }
+}
+
+TEST_CASE("job spec: a script job keeps its script and the default shell") {
+  auto spec = Validate("script = \"echo hi\\nexit 3\\n\"\n", DocFormat::kToml);
+  REQUIRE_MESSAGE(spec.ok(), spec.error().message);
+  CHECK(spec->command.empty());
+  REQUIRE(spec->script.has_value());
+  CHECK(*spec->script == "echo hi\nexit 3\n");
+  CHECK(spec->shell == std::vector<std::string>{"/bin/sh", "-eu"});
+}
+
+TEST_CASE("job spec: zero timeout means no limit, zero deadline means none") {
+  struct {
+    const char* text;
+    std::optional<Millis> timeout;
+    std::optional<Millis> deadline;
+  } cases[] = {
+      {"command = [\"true\"]\ntimeout = 0\n", 0ms, std::nullopt},
+      {"command = [\"true\"]\ntimeout = \"0\"\n", 0ms, std::nullopt},
+      {"command = [\"true\"]\ntimeout = 1.5\n", 1500ms, std::nullopt},
+      {"command = [\"true\"]\ndeadline = 0\n", std::nullopt, std::nullopt},
+      {"command = [\"true\"]\ndeadline = \"0s\"\n", std::nullopt, std::nullopt},
+      {"command = [\"true\"]\ndeadline = \"1d\"\n", std::nullopt, 24h},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto spec = Validate(c.text, DocFormat::kToml);
+    REQUIRE_MESSAGE(spec.ok(), spec.error().message);
+    CHECK(spec->timeout == c.timeout);
+    CHECK(spec->deadline == c.deadline);
+  }
+  // Durations other than timeout and deadline keep a zero as a zero.
+  auto spec =
+      Validate("command = [\"true\"]\nretry.delay = 0\nkill.grace = \"0\"\n", DocFormat::kToml);
+  REQUIRE_MESSAGE(spec.ok(), spec.error().message);
+  CHECK(spec->retry.delay == 0ms);
+  CHECK(spec->kill.grace == 0ms);
+}
+
+TEST_CASE("job spec: boundary values are accepted") {
+  const char* cases[] = {
+      "command = [\"true\"]\npriority = 1000000\n",
+      "command = [\"true\"]\npriority = -1000000\n",
+      "command = [\"true\"]\nretry.attempts = 100\n",
+      "command = [\"true\"]\nretry.backoff = 100\n",
+      "command = [\"true\"]\nretry.backoff = 1\n",
+      "command = [\"true\"]\nretry.exit_codes = [1, 255]\n",
+      "command = [\"true\"]\nkill.signal = \"KILL\"\n",
+      "command = [\"true\"]\ncwd = \"/\"\n",
+      "command = [\"true\"]\nenv.a_B_9 = \"x\"\n",
+      "command = [\"true\"]\nenv.spoold_lower = \"x\"\n",
+      "command = [\"true\"]\ntags = []\nmetadata = {}\n",
+  };
+  for (const char* text : cases) {
+    CAPTURE(text);
+    auto spec = Validate(text, DocFormat::kToml);
+    CHECK_MESSAGE(spec.ok(), (spec.ok() ? std::string() : spec.error().message));
+  }
+}
+
+TEST_CASE("job spec: every invalid value is refused with code, field, line and reason") {
+  struct {
+    DocFormat format;
+    std::string text;
+    const char* code;
+    const char* field;
+    int line;  // where the value was written; 0 when the key is absent
+    const char* fragment;
+  } cases[] = {
+      // command and script
+      {DocFormat::kToml, "title = \"x\"\n", "missing_field", "command", 0,
+       "exactly one of command and script"},
+      {DocFormat::kToml, "command = [\"true\"]\nscript = \"echo\"\n", "invalid_field", "script", 2,
+       "exactly one"},
+      {DocFormat::kToml, "command = []\n", "invalid_field", "command", 1,
+       "command must be a non-empty array of strings, got an empty array"},
+      {DocFormat::kToml, "command = \"ls -l\"\n", "invalid_field", "command", 1, "got a string"},
+      {DocFormat::kToml, "command = [\n  \"ls\",\n  5,\n]\n", "invalid_field", "command[1]", 3,
+       "command[1] must be a string, got 5"},
+      {DocFormat::kToml, "command = [\"\", \"x\"]\n", "invalid_field", "command[0]", 1,
+       "must not be empty"},
+      {DocFormat::kJson, R"({"command": ["ls", "a\u0000b"]})", "invalid_field", "command[1]", 1,
+       "NUL"},
+      {DocFormat::kToml, "script = [\"echo\"]\n", "invalid_field", "script", 1,
+       "script must be a string, got an array"},
+      {DocFormat::kJson, R"({"script": "echo\u0000"})", "invalid_field", "script", 1, "NUL"},
+      // shell
+      {DocFormat::kToml, "script = \"x\"\nshell = []\n", "invalid_field", "shell", 2,
+       "non-empty array of strings"},
+      {DocFormat::kToml, "script = \"x\"\nshell = [\"/bin/sh\", 1]\n", "invalid_field", "shell[1]",
+       2, "got 1"},
+      {DocFormat::kJson, R"({"script": "x", "shell": ["/bin/sh\u0000"]})", "invalid_field",
+       "shell[0]", 1, "NUL"},
+      // title, description, tags
+      {DocFormat::kToml, "command = [\"true\"]\ntitle = 5\n", "invalid_field", "title", 2,
+       "title must be a string, got 5"},
+      {DocFormat::kToml, "command = [\"true\"]\ndescription = true\n", "invalid_field",
+       "description", 2, "got true"},
+      {DocFormat::kToml, "command = [\"true\"]\ntags = \"a\"\n", "invalid_field", "tags", 2,
+       "tags must be an array of strings, got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\ntags = [\"a\", 1.5]\n", "invalid_field", "tags[1]",
+       2, "got 1.5"},
+      // pool
+      {DocFormat::kToml, "command = [\"true\"]\npool = 1\n", "invalid_field", "pool", 2, "got 1"},
+      {DocFormat::kToml, "command = [\"true\"]\npool = \"cpu\"\n", "unknown_pool", "pool", 2,
+       "(default, gpu)"},
+      // priority
+      {DocFormat::kToml, "command = [\"true\"]\npriority = 1.5\n", "invalid_field", "priority", 2,
+       "priority must be an integer from -1000000 to 1000000, got 1.5"},
+      {DocFormat::kToml, "command = [\"true\"]\npriority = \"high\"\n", "invalid_field", "priority",
+       2, "got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\npriority = 1000001\n", "invalid_field", "priority",
+       2, "got 1000001"},
+      {DocFormat::kToml, "command = [\"true\"]\npriority = -1000001\n", "invalid_field", "priority",
+       2, "got -1000001"},
+      {DocFormat::kJson, R"({"command": ["true"], "priority": 18446744073709551615})",
+       "invalid_field", "priority", 1, "got 18446744073709551615"},
+      {DocFormat::kJson, R"({"command": ["true"], "priority": 5.0})", "invalid_field", "priority",
+       1, "got 5.0"},
+      // cwd
+      {DocFormat::kToml, "command = [\"true\"]\ncwd = \"tmp/x\"\n", "invalid_field", "cwd", 2,
+       "absolute path"},
+      {DocFormat::kToml, "command = [\"true\"]\ncwd = \"\"\n", "invalid_field", "cwd", 2,
+       "absolute path"},
+      {DocFormat::kToml, "command = [\"true\"]\ncwd = 7\n", "invalid_field", "cwd", 2, "got 7"},
+      {DocFormat::kJson, R"({"command": ["true"], "cwd": "/tmp\u0000/x"})", "invalid_field", "cwd",
+       1, "NUL"},
+      // env
+      {DocFormat::kToml, "command = [\"true\"]\nenv = \"A=1\"\n", "invalid_field", "env", 2,
+       "env must be a table, got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[env]\n\"BAD-KEY\" = \"x\"\n", "invalid_field",
+       "env.BAD-KEY", 3, "not a valid variable name"},
+      {DocFormat::kToml, "command = [\"true\"]\n[env]\n1A = \"x\"\n", "invalid_field", "env.1A", 3,
+       "not a valid variable name"},
+      {DocFormat::kToml, "command = [\"true\"]\n[env]\n\"\" = \"x\"\n", "invalid_field", "env.", 3,
+       "not a valid variable name"},
+      {DocFormat::kToml, "command = [\"true\"]\n[env]\nSPOOLD_JOB_ID = \"x\"\n", "invalid_field",
+       "env.SPOOLD_JOB_ID", 3, "reserved"},
+      {DocFormat::kToml, "command = [\"true\"]\n[env]\nA = 1\n", "invalid_field", "env.A", 3,
+       "env.A must be a string, got 1"},
+      {DocFormat::kJson, R"({"command": ["true"], "env": {"A": "x\u0000y"}})", "invalid_field",
+       "env.A", 1, "NUL"},
+      // timeout and deadline
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"5x\"\n", "invalid_field", "timeout", 2,
+       "timeout must be a duration"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = -1\n", "invalid_field", "timeout", 2,
+       "negative"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = true\n", "invalid_field", "timeout", 2,
+       "got true"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"99999999999d\"\n", "invalid_field",
+       "timeout", 2, "too long"},
+      {DocFormat::kToml, "command = [\"true\"]\ndeadline = \"soon\"\n", "invalid_field", "deadline",
+       2, "deadline must be a duration"},
+      // Hundreds of digits: out of range either way, never an exception.
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"1" + std::string(400, '0') + "\"\n",
+       "invalid_field", "timeout", 2, "timeout must be a duration"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"0." + std::string(400, '0') + "1\"\n",
+       "invalid_field", "timeout", 2, "timeout must be a duration"},
+      {DocFormat::kToml, "command = [\"true\"]\ndeadline = [1]\n", "invalid_field", "deadline", 2,
+       "got an array"},
+      // retry
+      {DocFormat::kToml, "command = [\"true\"]\nretry = 3\n", "invalid_field", "retry", 2,
+       "retry must be a table, got 3"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nattempts = 101\n", "invalid_field",
+       "retry.attempts", 3, "got 101"},
+      {DocFormat::kToml, "command = [\"true\"]\nretry.attempts = \"3\"\n", "invalid_field",
+       "retry.attempts", 2, "got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\ndelay = \"1x\"\n", "invalid_field",
+       "retry.delay", 3, "retry.delay must be a duration"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nmax_delay = -5\n", "invalid_field",
+       "retry.max_delay", 3, "negative"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nbackoff = 0.5\n", "invalid_field",
+       "retry.backoff", 3, "retry.backoff must be a number from 1.0 to 100.0, got 0.5"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nbackoff = 101\n", "invalid_field",
+       "retry.backoff", 3, "got 101"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nbackoff = \"2\"\n", "invalid_field",
+       "retry.backoff", 3, "got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\non_timeout = \"yes\"\n", "invalid_field",
+       "retry.on_timeout", 3, "retry.on_timeout must be a boolean, got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\non_timeout = 1\n", "invalid_field",
+       "retry.on_timeout", 3, "got 1"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nexit_codes = 3\n", "invalid_field",
+       "retry.exit_codes", 3, "array of integers from 1 to 255, got 3"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nexit_codes = [0]\n", "invalid_field",
+       "retry.exit_codes[0]", 3, "retry.exit_codes[0] must be an integer from 1 to 255, got 0"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nexit_codes = [\n  1,\n  256,\n]\n",
+       "invalid_field", "retry.exit_codes[1]", 5, "got 256"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nexit_codes = [1, \"2\"]\n",
+       "invalid_field", "retry.exit_codes[1]", 3, "got a string"},
+      // kill
+      {DocFormat::kToml, "command = [\"true\"]\nkill = \"TERM\"\n", "invalid_field", "kill", 2,
+       "kill must be a table, got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[kill]\nsignal = \"TERMINATE\"\n", "invalid_field",
+       "kill.signal", 3, "kill.signal must be a signal name"},
+      {DocFormat::kToml, "command = [\"true\"]\n[kill]\nsignal = \"sigterm\"\n", "invalid_field",
+       "kill.signal", 3, "got another string"},
+      {DocFormat::kToml, "command = [\"true\"]\n[kill]\nsignal = \"SIG\"\n", "invalid_field",
+       "kill.signal", 3, "signal name"},
+      {DocFormat::kToml, "command = [\"true\"]\n[kill]\nsignal = 15\n", "invalid_field",
+       "kill.signal", 3, "got 15"},
+      {DocFormat::kToml, "command = [\"true\"]\n[kill]\ngrace = \"x\"\n", "invalid_field",
+       "kill.grace", 3, "kill.grace must be a duration"},
+      // hold, metadata
+      {DocFormat::kToml, "command = [\"true\"]\nhold = \"yes\"\n", "invalid_field", "hold", 2,
+       "hold must be a boolean, got a string"},
+      {DocFormat::kToml, "command = [\"true\"]\nmetadata = \"x\"\n", "invalid_field", "metadata", 2,
+       "metadata must be a table, got a string"},
+      {DocFormat::kJson, R"({"command": ["true"], "metadata": []})", "invalid_field", "metadata", 1,
+       "got an empty array"},
+      // unknown keys
+      {DocFormat::kToml, "command = [\"true\"]\ntitel = \"x\"\n", "unknown_field", "titel", 2,
+       "titel is not a known key"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nattemps = 3\n", "unknown_field",
+       "retry.attemps", 3, "retry.attemps is not a known key"},
+      {DocFormat::kToml, "command = [\"true\"]\nkill.signals = \"TERM\"\n", "unknown_field",
+       "kill.signals", 2, "kill.signals is not a known key"},
+      {DocFormat::kJson,
+       "{\n  \"command\": [\"true\"],\n  \"retry\": {\n    \"attempts\": -3\n  }\n}\n",
+       "invalid_field", "retry.attempts", 4, "got -3"},
+      {DocFormat::kJson, R"({"command": ["true"], "retry": {"attempts": 1, "when": 2}})",
+       "unknown_field", "retry.when", 1, "not a known key"},
+      {DocFormat::kJson, R"({"command": ["true"], "Command": ["true"]})", "unknown_field",
+       "Command", 1, "not a known key"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(FormatName(c.format));
+    CAPTURE(c.text);
+    auto spec = Validate(c.text, c.format);
+    REQUIRE_FALSE(spec.ok());
+    const Error& e = spec.error();
+    CHECK(e.code == c.code);
+    CHECK(e.field == c.field);
+    CHECK(e.line == c.line);
+    if (c.line > 0) CHECK(e.column > 0);
+    CHECK_MESSAGE(e.message.find(c.fragment) != std::string::npos, e.message);
+  }
+}
+
+TEST_CASE("job spec: the error of SPEC section 3 reads as documented") {
+  auto spec = Validate("command = [\"true\"]\n[retry]\nattempts = -3\n", DocFormat::kToml);
+  REQUIRE_FALSE(spec.ok());
+  CHECK(spec.error().code == "invalid_field");
+  CHECK(spec.error().field == "retry.attempts");
+  CHECK(spec.error().line == 3);
+  CHECK(spec.error().column == 12);  // where the value starts, as in the SPEC's example
+  CHECK(spec.error().message == "retry.attempts must be an integer from 0 to 100, got -3");
+}
+
+TEST_CASE("job spec: errors come in SPEC table order, then unknown keys in file order") {
+  struct {
+    DocFormat format;
+    const char* text;
+    const char* field;
+  } cases[] = {
+      // priority precedes timeout in the table, though not in this file.
+      {DocFormat::kToml, "timeout = \"x\"\ncommand = [\"true\"]\npriority = \"x\"\n", "priority"},
+      // A bad known key wins over an unknown key written before it.
+      {DocFormat::kToml, "aaa = 1\ncommand = [\"true\"]\nhold = 1\n", "hold"},
+      // A bad command is reported before the missing/duplicate rule.
+      {DocFormat::kToml, "command = []\nscript = \"x\"\n", "command"},
+      // Unknown keys: the first written in the file, nested ones included.
+      {DocFormat::kToml, "command = [\"true\"]\nretry.zzz = 1\nyyy = 1\naaa = 1\n", "retry.zzz"},
+      {DocFormat::kToml, "command = [\"true\"]\nzzz = 1\naaa = 1\n", "zzz"},
+      {DocFormat::kJson, R"({"command": ["true"], "zz": 1, "kill": {"a": 1}, "aa": 1})", "zz"},
+      {DocFormat::kJson, R"({"command": ["true"], "kill": {"a": 1}, "retry": {"b": 1}})", "kill.a"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto spec = Validate(c.text, c.format);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().field == c.field);
+  }
+}
+
+TEST_CASE("job spec: without positions, unknown keys come top level, then retry, then kill") {
+  // A Document built in code has no positions; the order must still be fixed.
+  struct {
+    Json value;
+    const char* field;
+  } cases[] = {
+      {Json::parse(R"({"command": ["true"], "kill": {"a": 1}, "retry": {"a": 1}, "zz": 1})"), "zz"},
+      {Json::parse(R"({"command": ["true"], "kill": {"a": 1}, "retry": {"b": 1}})"), "retry.b"},
+      {Json::parse(R"({"command": ["true"], "kill": {"b": 1, "a": 1}})"), "kill.a"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.field);
+    Document doc;
+    doc.value = c.value;
+    auto spec = ValidateJobSpec(doc, "job-1", TestConfig());
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().field == c.field);
+    CHECK(spec.error().line == 0);
+  }
+}
+
+TEST_CASE("job spec: non-finite numbers are refused without printing them") {
+  // Neither parser yields NaN or infinity today (TOML's nan/inf are parse
+  // errors, JSON has none); ValidateJobSpec must not rely on that.
+  struct {
+    const char* key;
+    const char* subkey;
+    const char* field;
+    const char* fragment;
+  } cases[] = {
+      {"retry", "backoff", "retry.backoff", "retry.backoff must be a number from 1.0 to 100.0"},
+      {"timeout", nullptr, "timeout", "timeout must be a duration"},
+      {"priority", nullptr, "priority", "priority must be an integer"},
+  };
+  for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    for (const auto& c : cases) {
+      CAPTURE(c.field);
+      CAPTURE(bad);
+      Document doc;
+      doc.value = {{"command", {"true"}}};
+      if (c.subkey != nullptr) {
+        doc.value[c.key][c.subkey] = bad;
+      } else {
+        doc.value[c.key] = bad;
+      }
+      auto spec = ValidateJobSpec(doc, "job-1", TestConfig());
+      REQUIRE_FALSE(spec.ok());
+      CHECK(spec.error().field == c.field);
+      CHECK(spec.error().message.find(c.fragment) != std::string::npos);
+      CHECK(spec.error().message.find("got a non-finite number") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("job spec: no error message quotes a string from the file") {
+  // Each value is a string the validator refuses; its text must not come back.
+  const char* kHostile = "EVIL\\u001b[2J\\u0007payload";
+  const std::string cases[] = {
+      R"({"command": "EVIL"})",
+      R"({"command": ["", "EVIL"]})",
+      R"({"command": ["EVIL\u0000"]})",
+      R"({"script": "EVIL\u0000"})",
+      R"({"command": ["true"], "script": "EVIL"})",
+      R"({"command": ["true"], "shell": "EVIL"})",
+      R"({"command": ["true"], "tags": "EVIL"})",
+      R"({"command": ["true"], "pool": "EVIL"})",
+      R"({"command": ["true"], "priority": "EVIL"})",
+      R"({"command": ["true"], "cwd": "EVIL"})",
+      R"({"command": ["true"], "env": "EVIL"})",
+      R"({"command": ["true"], "env": {"A": "EVIL\u0000"}})",
+      R"({"command": ["true"], "timeout": "EVIL"})",
+      R"({"command": ["true"], "timeout": "5EVIL"})",
+      R"({"command": ["true"], "deadline": "1hEVIL"})",
+      R"({"command": ["true"], "retry": "EVIL"})",
+      R"({"command": ["true"], "retry": {"attempts": "EVIL"}})",
+      R"({"command": ["true"], "retry": {"delay": "EVIL"}})",
+      R"({"command": ["true"], "retry": {"backoff": "EVIL"}})",
+      R"({"command": ["true"], "retry": {"on_timeout": "EVIL"}})",
+      R"({"command": ["true"], "retry": {"exit_codes": ["EVIL"]}})",
+      R"({"command": ["true"], "kill": {"signal": "EVIL"}})",
+      R"({"command": ["true"], "kill": {"signal": "SIGEVIL"}})",
+      R"({"command": ["true"], "kill": {"grace": "EVIL"}})",
+      R"({"command": ["true"], "hold": "EVIL"})",
+      R"({"command": ["true"], "metadata": "EVIL"})",
+      R"({"command": ["true"], "title": ["EVIL"]})",
+  };
+  for (std::string text : cases) {
+    for (size_t at = text.find("EVIL"); at != std::string::npos; at = text.find("EVIL", at + 1)) {
+      text.replace(at, 4, kHostile);
+      at += std::string_view(kHostile).size() - 1;
+    }
+    CAPTURE(text);
+    auto spec = Validate(text, DocFormat::kJson);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().message.find("EVIL") == std::string::npos);
+    CHECK(spec.error().message.find("payload") == std::string::npos);
+    CHECK(spec.error().field.find("EVIL") == std::string::npos);
+  }
+}
+
+TEST_CASE("job spec: unknown and bad key names are shown only in printable, bounded form") {
+  std::string long_key(200, 'k');
+  struct {
+    std::string text;
+    std::string field;
+  } cases[] = {
+      {R"({"command": ["true"], "x\u001b[2Jy": 1})", "x\\x1b[2Jy"},
+      {R"({"command": ["true"], "retry": {"a\u0000b": 1}})", "retry.a\\x00b"},
+      {R"({"command": ["true"], "env": {"A\nB": "x"}})", "env.A\\x0aB"},
+      {"{\"command\": [\"true\"], \"" + long_key + "\": 1}", std::string(64, 'k') + "..."},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto spec = Validate(c.text, DocFormat::kJson);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().field == c.field);
+    CHECK(spec.error().message.find(c.field) != std::string::npos);
+    CHECK(spec.error().message.find(long_key) == std::string::npos);
+    for (char ch : spec.error().message) {
+      CHECK(static_cast<unsigned char>(ch) >= 0x20);
+    }
+  }
+}
+
+TEST_CASE("job spec: an invalid id is refused even when the file is valid") {
+  auto doc = ParseDocument("command = [\"true\"]\n", DocFormat::kToml);
+  REQUIRE(doc.ok());
+  auto spec = ValidateJobSpec(*doc, "../etc", TestConfig());
+  REQUIRE_FALSE(spec.ok());
+  CHECK(spec.error().code == "bad_id");
+}
+
+TEST_CASE("job spec: a job id must match the SPEC pattern") {
+  struct {
+    std::string id;
+    bool valid;
+  } cases[] = {
+      {"a", true},
+      {"Z9", true},
+      {"nightly-etl_2026.11.21", true},
+      {"0.-_", true},
+      {"a" + std::string(127, 'b'), true},   // 128 characters
+      {"a" + std::string(128, 'b'), false},  // 129 characters
+      {"", false},
+      {".hidden", false},
+      {"-flag", false},
+      {"_x", false},
+      {"a/b", false},
+      {"..", false},
+      {"a b", false},
+      {"a\nb", false},
+      {std::string("a\0b", 3), false},
+      {"caf\xc3\xa9", false},  // valid UTF-8, but not ASCII
+      {"a\xff", false},        // invalid UTF-8
+      {"job.toml", true},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.id);
+    CHECK(IsValidJobId(c.id) == c.valid);
+  }
+}
+
+TEST_CASE("job spec: signal names with and without SIG") {
+  struct {
+    const char* name;
+    std::optional<int> number;
+  } cases[] = {
+      {"TERM", SIGTERM},      {"SIGTERM", SIGTERM},
+      {"INT", SIGINT},        {"SIGINT", SIGINT},
+      {"HUP", SIGHUP},        {"QUIT", SIGQUIT},
+      {"KILL", SIGKILL},      {"SIGKILL", SIGKILL},
+      {"USR1", SIGUSR1},      {"USR2", SIGUSR2},
+      {"ALRM", SIGALRM},      {"SIGALRM", SIGALRM},
+      {"", std::nullopt},     {"SIG", std::nullopt},
+      {"term", std::nullopt}, {"SIGSIGTERM", std::nullopt},
+      {"STOP", std::nullopt}, {"15", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    CHECK(SignalFromName(c.name) == c.number);
+  }
+  auto spec = Validate("command = [\"true\"]\nkill.signal = \"SIGUSR1\"\n", DocFormat::kToml);
+  REQUIRE_MESSAGE(spec.ok(), spec.error().message);
+  CHECK(spec->kill.signal_name == "USR1");
+  CHECK(spec->kill.signal == SIGUSR1);
+}
