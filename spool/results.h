@@ -1,6 +1,11 @@
 // results.json (SPEC.md section 4): a STAC 1.0.0 Item listing the files under a
 // job's results/ folder, with media types, sizes and sha256 multihash checksums.
 // Reads the results folder; writes nothing (the caller writes the Item atomically).
+// Unreadable entries are skipped and named in properties "spoold:unlisted";
+// limits: 64 folder levels and 100,000 files ("spoold:assets_truncated"). Hrefs
+// are percent-encoded raw paths, so names with any bytes still resolve. .tif is
+// "image/tiff; application=geotiff". Only resource exhaustion or a results/
+// that exists but cannot be opened returns an error (io_error).
 #pragma once
 
 #include <string>
