@@ -342,10 +342,10 @@ void Daemon::Pump() {
 
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
-  // The index is a cache: if it is not the file we wrote last, rebuild it.
+  // The index is a cache: if it is gone, or not the file we wrote last, rebuild it.
   struct stat st {};
-  FileStamp now_on_disk = ::stat(paths_.Index().c_str(), &st) == 0 ? FileStamp{st.st_ino, st.st_size} : FileStamp{};
-  if (!(now_on_disk == index_stamp_) && !index_dirty_) {
+  const bool present = ::stat(paths_.Index().c_str(), &st) == 0;
+  if ((!present || !(FileStamp{st.st_ino, st.st_size} == index_stamp_)) && !index_dirty_) {
     spdlog::warn("{} was deleted or changed by someone else; rebuilding it", paths_.Index());
     FlushIndex();
   }

@@ -34,15 +34,18 @@ constexpr int kStageSetsid = 4;
   ::_exit(127);
 }
 
-// Closes every descriptor from `first` up, except `keep`. close_range needs
-// Linux 5.9; on older kernels a bounded loop does the same.
-void CloseFrom(int first, int keep) {
+// Closes every descriptor from 3 up except `a` and `b` (both >= 3).
+// close_range needs Linux 5.9; on older kernels a bounded loop does the same.
+void CloseAllBut(int a, int b) {
+  int lo = a < b ? a : b;
+  int hi = a < b ? b : a;
   bool ok = true;
-  if (keep > first) ok = ::syscall(SYS_close_range, first, keep - 1, 0) == 0;
-  ok = ok && ::syscall(SYS_close_range, keep + 1, ~0U, 0) == 0;
+  if (lo > 3) ok = ::syscall(SYS_close_range, 3, lo - 1, 0) == 0;
+  if (ok && hi > lo + 1) ok = ::syscall(SYS_close_range, lo + 1, hi - 1, 0) == 0;
+  if (ok) ok = ::syscall(SYS_close_range, hi + 1, ~0U, 0) == 0;
   if (ok) return;
-  for (int fd = first; fd < 65536; ++fd) {
-    if (fd != keep) ::close(fd);
+  for (int fd = 3; fd < 65536; ++fd) {
+    if (fd != a && fd != b) ::close(fd);
   }
 }
 
@@ -135,26 +138,27 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
   }
   if (pid == 0) {
     // Child: async-signal-safe calls only.
-    int report = pipe_fds[1];
+    // First get the two pipe ends we keep out of the way of 0..2 (a daemon
+    // started with closed standard descriptors can have them there).
+    int report = ::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 3);
+    int go_in = ::fcntl(go_fds[0], F_DUPFD_CLOEXEC, 3);
+    if (report < 0 || go_in < 0) ::_exit(127);
     if (::setsid() < 0) ChildFail(report, kStageSetsid);
+    if (::dup2(devnull, 0) < 0 || ::dup2(spec.stdout_fd, 1) < 0 || ::dup2(spec.stderr_fd, 2) < 0) {
+      ChildFail(report, kStageDup);
+    }
+    // Close every other descriptor before waiting, not only at exec: a child
+    // that waits must not hold the daemon's lock file, nor the go pipes of
+    // other children (which would keep them from seeing the daemon die).
+    CloseAllBut(report, go_in);
     // Wait for the daemon to record us. EOF means it died first: run nothing.
     char go = 0;
     ssize_t got;
     do {
-      got = ::read(go_fds[0], &go, 1);
+      got = ::read(go_in, &go, 1);
     } while (got < 0 && errno == EINTR);
     if (got != 1) ::_exit(127);
-    // The report pipe must not be clobbered by the dup2s below.
-    if (report <= 2) {
-      report = ::fcntl(report, F_DUPFD_CLOEXEC, 3);
-      if (report < 0) ::_exit(127);
-    }
-    if (::dup2(devnull, 0) < 0 || ::dup2(spec.stdout_fd, 1) < 0 || ::dup2(spec.stderr_fd, 2) < 0) {
-      ChildFail(report, kStageDup);
-    }
-    // No descriptor of the daemon leaks into the job, whatever its flags; the
-    // report pipe is the one exception and is close-on-exec.
-    CloseFrom(3, report);
+    ::close(go_in);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);

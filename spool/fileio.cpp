@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "spool/sha256.h"
+
 namespace spoold {
 namespace {
 
@@ -74,9 +76,17 @@ Status FsyncPath(const std::string& path) {
   return OkStatus();
 }
 
+std::string FitName(const std::string& name, size_t max) {
+  if (name.size() <= max) return name;
+  std::string hash = Sha256Hex(name).substr(0, 12);
+  return name.substr(0, max - hash.size() - 1) + "~" + hash;
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
   std::string dir = DirName(path);
-  std::string tmp = dir + "/." + BaseName(path) + ".tmp";
+  // Derived from the name, so a temp file left by a crash is replaced by the
+  // next write of the same file; shortened where ".<name>.tmp" would not fit.
+  std::string tmp = dir + "/." + FitName(BaseName(path), kNameMax - 5) + ".tmp";
   // A temp file left by a crash is simply replaced.
   ::unlink(tmp.c_str());
   if (auto st = WriteAndSync(tmp, content, mode, O_CREAT | O_EXCL); !st.ok()) return st;

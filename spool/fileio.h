@@ -45,4 +45,11 @@ Result<std::vector<std::string>> ListDir(const std::string& path);
 
 bool PathExists(const std::string& path);  // lstat succeeds
 
+// `name` if it is at most `max` bytes, else its first bytes and a hash of the
+// whole, "~" between, `max` bytes in all: for names that must get a suffix and
+// still fit NAME_MAX (255).
+std::string FitName(const std::string& name, size_t max);
+
+inline constexpr size_t kNameMax = 255;
+
 }  // namespace spoold

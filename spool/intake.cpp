@@ -11,12 +11,10 @@
 
 #include "spool/dropped_file.h"
 #include "spool/fileio.h"
-#include "spool/sha256.h"
 
 namespace spoold {
 namespace {
 
-constexpr size_t kNameMax = 255;
 constexpr std::string_view kErrorSuffix = ".error.json";
 
 std::string OwnerName(uid_t uid) {
@@ -27,18 +25,16 @@ std::string OwnerName(uid_t uid) {
   return std::to_string(uid);
 }
 
-// The name a rejected file is stored under: its own name when that fits beside
-// ".error.json" and is free, else shortened (with a hash of the full name, so
-// different long names stay apart) and/or suffixed "~2", "~3", ...
+// The name a rejected file is stored under: its own name if free, else with
+// "~2", "~3", ... (shortened with a hash where the suffix would not fit).
 std::string RejectedCandidate(const std::string& name, int n) {
-  std::string suffix = n > 1 ? "~" + std::to_string(n) : "";
-  std::string base = name;
-  if (base.size() + suffix.size() + kErrorSuffix.size() > kNameMax) {
-    std::string hash = Sha256Hex(name).substr(0, 12);
-    size_t keep = kNameMax - kErrorSuffix.size() - suffix.size() - hash.size() - 1;
-    base = name.substr(0, keep) + "~" + hash;
-  }
-  return base + suffix;
+  return n == 1 ? name : FitName(name + "~" + std::to_string(n), kNameMax);
+}
+
+// Its error file: "<stored>.error.json", the stored name shortened with a hash
+// where the whole would pass NAME_MAX; the file inside names both.
+std::string ErrorFileName(const std::string& stored) {
+  return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
 }
 
 }  // namespace
@@ -60,7 +56,7 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     if (n > 10000) return MakeError("io_error", "no free name in " + paths.Rejected());
     stored = RejectedCandidate(name, n);
     // The error file's name must be free too: never overwrite anything there.
-    if (PathExists(paths.RejectedFile(stored + std::string(kErrorSuffix)))) continue;
+    if (PathExists(paths.RejectedFile(ErrorFileName(stored)))) continue;
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(),
                     RENAME_NOREPLACE) == 0) {
       break;
@@ -76,7 +72,7 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
               {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
               {"error", SanitizeUtf8(error.message)}};
   if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
-  auto st = WriteFileAtomic(paths.RejectedFile(stored + std::string(kErrorSuffix)), DumpJson(doc, 2) + "\n");
+  auto st = WriteFileAtomic(paths.RejectedFile(ErrorFileName(stored)), DumpJson(doc, 2) + "\n");
   if (!st.ok()) return st.error();
   return stored;
 }
@@ -162,7 +158,10 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.message = "accepted";
 
   NewJob job{id, format, std::move(bytes), spec->script, file->uid, file->gid};
-  Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name), Json::object()};
+  Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name),
+                 {{"state", StateName(status.state)},
+                  {"reason", ReasonName(status.reason) ? Json(ReasonName(status.reason)) : Json(nullptr)},
+                  {"pool", status.pool}}};
   if (auto commit = store_.Commit(job, status, accepted); !commit.ok()) {
     out.kind = IntakeKind::kFailed;
     out.error = commit.error();

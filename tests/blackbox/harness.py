@@ -1,0 +1,566 @@
+"""Shared helpers for the black-box tests of spoold (not a test file).
+
+A `Spool` owns one temporary spool root, its configuration and the daemon
+processes started on it. `SpoolTestMixin` gives each test `self.make_spool()`,
+which registers the cleanup (kill the daemon and every job it left running,
+remove the tree) so that it runs even when the test fails.
+
+Rules the helpers follow (STYLE.md, tests): wait for a condition with a deadline
+(`wait_for`), never sleep a fixed time and hope; print the daemon's log when a
+test fails. Only the standard library is used.
+"""
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+# Every field of status.json (SPEC.md section 4).
+STATUS_FIELDS = (
+    "schema", "seq", "id", "title", "pool", "tags", "priority", "owner", "metadata",
+    "state", "reason", "message", "attempt", "max_attempts", "exit_code", "signal",
+    "progress", "pid", "next_attempt_at", "created", "started", "finished",
+    "updated", "attempts")
+ATTEMPT_FIELDS = (
+    "attempt", "started", "finished", "exit_code", "signal", "reason", "duration_s",
+    "cpu_user_s", "cpu_sys_s", "max_rss_kb")
+ERROR_FIELDS = ("file", "time", "code", "field", "line", "column", "error")
+EVENT_FIELDS = ("seq", "time", "level", "event", "attempt", "message")
+EVENT_LEVELS = ("debug", "info", "warning", "error")
+SPOOL_DIRS = ("tmp", "incoming", "control", "rejected", "jobs")
+
+# A variable put in the daemon's own environment; it must never reach a job.
+LEAK_CANARY = "SPOOLD_BLACKBOX_CANARY"
+
+_RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def spoold_bin():
+    path = os.environ.get("SPOOLD_BIN")
+    if not path:
+        build = os.environ.get("SPOOLD_BUILD_DIR")
+        if build:
+            path = os.path.join(build, "spoold")
+    if not path:
+        raise RuntimeError("set SPOOLD_BIN to the spoold executable")
+    return path
+
+
+def source_dir():
+    return os.environ.get("SPOOLD_SOURCE_DIR",
+                          os.path.dirname(os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__)))))
+
+
+def stac_validator():
+    return os.path.join(source_dir(), "..", "shared", "stac-schema",
+                        "validate_stac_item.py")
+
+
+def is_rfc3339_z(value):
+    return isinstance(value, str) and bool(_RFC3339_Z.match(value))
+
+
+def parse_time(value):
+    """An RFC 3339 'Z' time as an aware datetime."""
+    if not is_rfc3339_z(value):
+        raise ValueError(f"not an RFC 3339 UTC time ending in Z: {value!r}")
+    text = value[:-1]
+    if "." in text:  # fromisoformat in 3.11 takes up to 6 fraction digits
+        head, frac = text.split(".")
+        text = head + "." + (frac + "000000")[:6]
+    return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_json(path):
+    return json.loads(read_bytes(path))
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------
+# A small TOML writer, enough for job files and configurations: scalars, arrays
+# of scalars, and tables (dicts) which become [section] headers.
+
+def _toml_key(key):
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    return json.dumps(key)
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_dumps(doc, _prefix=""):
+    lines = []
+    tables = []
+    for key, value in doc.items():
+        if isinstance(value, dict) and not key.startswith("="):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key.lstrip('='))} = {_toml_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in tables:
+        name = _prefix + _toml_key(key)
+        scalars = {k: v for k, v in value.items()
+                   if not isinstance(v, dict) or k.startswith("=")}
+        nested = {k: v for k, v in value.items()
+                  if isinstance(v, dict) and not k.startswith("=")}
+        # An empty table is still declared; a table holding only tables is not.
+        if scalars or not nested:
+            out += f"\n[{name}]\n" + toml_dumps(scalars)
+        if nested:
+            out += toml_dumps(nested, name + ".")
+    return out
+
+
+def job_toml(**fields):
+    """A job file in TOML. Dict values become tables; to write one inline (such as
+    `env = {A = "b"}`), give the key with a leading '=' ({'=env': {...}})."""
+    if "command" not in fields and "script" not in fields:
+        fields["command"] = ["true"]
+    return toml_dumps(fields)
+
+
+def deep_update(base, extra):
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+# ---------------------------------------------------------------------------
+
+class WaitTimeout(AssertionError):
+    pass
+
+
+class Spool:
+    """One temporary spool root, its config and the daemons run on it."""
+
+    def __init__(self, config=None, workers=2, env=None, name="spool"):
+        self.base = os.path.realpath(tempfile.mkdtemp(prefix="spoold-bb-"))
+        self.root = os.path.join(self.base, name)
+        self.config_path = os.path.join(self.base, "spoold.toml")
+        self.log_path = os.path.join(self.base, "spoold.log")
+        self.proc = None
+        self.procs = []
+        self.starts = 0
+        self._seq = 0
+        self.config = {
+            "spool": {"root": self.root, "rescan_interval": "1s"},
+            "security": {"allow_root": True},
+            "pools": {"default": {"workers": workers}},
+        }
+        if config:
+            deep_update(self.config, config)
+        self.write_config()
+        self.env = dict(os.environ)
+        self.env[LEAK_CANARY] = "leaked-if-you-see-this"
+        if env:
+            self.env.update(env)
+
+    # -- paths ---------------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def job_dir(self, job_id):
+        return self.path("jobs", job_id)
+
+    def write_config(self, text=None):
+        if text is None:
+            text = toml_dumps(self.config)
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    # -- the daemon ------------------------------------------------------------
+    def start(self, wait_ready=True, extra_args=(), pass_fds=()):
+        if self.proc is not None and self.proc.poll() is None:
+            raise AssertionError("start(): the daemon is already running")
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n"
+                  .encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            [spoold_bin(), "--config", self.config_path, *extra_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
+            pass_fds=pass_fds)
+        log.close()
+        self.procs.append(self.proc)
+        if wait_ready:
+            self.wait_ready()
+        return self.proc
+
+    def wait_ready(self, timeout=20):
+        """Ready: the folders exist and index.json names this daemon's pid."""
+        pid = self.proc.pid
+
+        def ready():
+            if not all(os.path.isdir(self.path(d)) for d in SPOOL_DIRS):
+                return False
+            idx = self.index()
+            return idx.get("daemon", {}).get("pid") == pid
+        try:
+            self.wait_for(ready, timeout=timeout,
+                          what=f"daemon pid {pid} ready (spool folders created and "
+                               f"index.json naming its pid)")
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}\nprocesses holding spoold.lock open: "
+                              f"{self.lock_holders() or 'none'}") from None
+
+    def lock_holders(self):
+        """'pid (command) state' of each process with spoold.lock open."""
+        lock = self.path("spoold.lock")
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fd_dir = f"/proc/{entry}/fd"
+                if not any(os.readlink(os.path.join(fd_dir, fd)) == lock
+                           for fd in os.listdir(fd_dir)):
+                    continue
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            state = stat[stat.rindex(")") + 2:].split()[0]
+            found.append(f"{entry} {stat[stat.index('('):stat.rindex(')') + 1]} {state}")
+        return found
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, expect_code=0, timeout=30):
+        """SIGTERM, wait, and check the exit code (None: do not check)."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(
+                f"daemon pid {proc.pid} did not exit within {timeout}s of SIGTERM\n"
+                + self.log_tail())
+        self.proc = None
+        if expect_code is not None and code != expect_code:
+            raise AssertionError(
+                f"daemon exited with {code} after SIGTERM, expected {expect_code}\n"
+                + self.log_tail())
+        return code
+
+    def kill(self):
+        """SIGKILL the daemon (its jobs, in their own sessions, keep running)."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.proc = None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, limit=6000):
+        text = self.log_text()
+        if len(text) > limit:
+            text = "...\n" + text[-limit:]
+        return f"----- daemon log ({self.log_path}) -----\n{text}\n----- end of log -----"
+
+    # -- waiting ---------------------------------------------------------------
+    def wait_for(self, predicate, timeout=20, what="condition", interval=0.02,
+                 daemon_must_live=True):
+        """Polls `predicate` every `interval` s until it returns a truthy value,
+        which is returned. OSError/ValueError (a file not there yet) count as not
+        yet. Fails at the deadline, or at once if the daemon died."""
+        deadline = time.monotonic() + timeout
+        last_error = None
+        while True:
+            try:
+                value = predicate()
+                if value:
+                    return value
+                last_error = None
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+                last_error = exc
+            if daemon_must_live and self.proc is not None and self.proc.poll() is not None:
+                raise WaitTimeout(
+                    f"daemon exited (code {self.proc.returncode}) while waiting for "
+                    f"{what}\n" + self.log_tail())
+            if time.monotonic() > deadline:
+                extra = f" (last error: {last_error!r})" if last_error else ""
+                raise WaitTimeout(f"timed out after {timeout}s waiting for {what}{extra}\n"
+                                  + self.log_tail())
+            time.sleep(interval)
+
+    # -- submitting ------------------------------------------------------------
+    def drop(self, name, content, folder="incoming"):
+        """Writes the whole file under tmp/, then renames it into `folder`/."""
+        os.makedirs(self.path("tmp"), exist_ok=True)
+        os.makedirs(self.path(folder), exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        self._seq += 1
+        tmp = self.path("tmp", f".bb-{os.getpid()}-{self._seq}")
+        with open(tmp, "wb") as f:
+            f.write(content)
+        dest = os.path.join(os.fsencode(self.path(folder)), os.fsencode(name))
+        os.rename(tmp, dest)
+        return dest
+
+    def drop_job(self, job_id, fmt="toml", **fields):
+        """Drops a job built from keyword fields; returns the bytes written."""
+        if fmt == "toml":
+            data = job_toml(**fields).encode()
+        else:
+            if "command" not in fields and "script" not in fields:
+                fields["command"] = ["true"]
+            data = json.dumps(fields).encode()
+        self.drop(f"{job_id}.{fmt}", data)
+        return data
+
+    # -- reading -------------------------------------------------------------
+    def status(self, job_id):
+        with open(os.path.join(self.job_dir(job_id), "status.json"), "rb") as f:
+            return json.loads(f.read())
+
+    def status_or_none(self, job_id):
+        try:
+            return self.status(job_id)
+        except FileNotFoundError:
+            return None
+
+    def events(self, job_id, complete_only=True):
+        """events.jsonl parsed; a last line without its newline is left out."""
+        with open(os.path.join(self.job_dir(job_id), "events.jsonl"), "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        if complete_only or not data.endswith(b"\n"):
+            lines = lines[:-1]
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def index(self):
+        with open(self.path("index.json"), "rb") as f:
+            return json.loads(f.read())
+
+    def rejection(self, name):
+        """The parsed rejected/<name>.error.json (name: str or bytes)."""
+        path = os.path.join(os.fsencode(self.path("rejected")),
+                            os.fsencode(name) + b".error.json")
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+
+    def attempt_log(self, job_id, attempt=1, stream="stdout"):
+        path = os.path.join(self.job_dir(job_id), "attempts", str(attempt),
+                            f"{stream}.log")
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def incoming(self):
+        return sorted(os.listdir(os.fsencode(self.path("incoming"))))
+
+    def rejected(self):
+        try:
+            return sorted(os.listdir(os.fsencode(self.path("rejected"))))
+        except FileNotFoundError:
+            return []
+
+    # -- waiting on jobs --------------------------------------------------------
+    def wait_accepted(self, job_id, timeout=20):
+        return self.wait_for(lambda: self.status(job_id), timeout=timeout,
+                             what=f"job {job_id!r} accepted (jobs/{job_id}/status.json)")
+
+    def wait_state(self, job_id, states, timeout=20):
+        if isinstance(states, str):
+            states = (states,)
+        seen = {}
+
+        def check():
+            st = self.status(job_id)
+            seen["last"] = st.get("state")
+            return st if st.get("state") in states else None
+        try:
+            return self.wait_for(check, timeout=timeout,
+                                 what=f"job {job_id!r} in state {states}")
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}\n(last state seen: {seen.get('last')!r})") from None
+
+    def wait_terminal(self, job_id, timeout=20):
+        st = self.wait_state(job_id, TERMINAL, timeout=timeout)
+        return st
+
+    def wait_rejected(self, name, timeout=20):
+        return self.wait_for(lambda: self.rejection(name), timeout=timeout,
+                             what=f"rejected/{os.fsdecode(name)}.error.json")
+
+    def wait_event(self, job_id, event, timeout=20):
+        return self.wait_for(
+            lambda: [e for e in self.events(job_id) if e.get("event") == event],
+            timeout=timeout, what=f"event {event!r} in jobs/{job_id}/events.jsonl")
+
+    def run_job(self, job_id, fmt="toml", timeout=20, **fields):
+        """Drops a job and waits until it is terminal; returns its status."""
+        self.drop_job(job_id, fmt=fmt, **fields)
+        return self.wait_terminal(job_id, timeout=timeout)
+
+    # -- cleanup ---------------------------------------------------------------
+    def job_processes(self):
+        """Pids of processes whose environment points into this spool root."""
+        marker = ("SPOOLD_JOB_DIR=" + self.root).encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    env = f.read()
+            except OSError:
+                continue
+            if marker in env:
+                found.append(int(entry))
+        return found
+
+    def stray_processes(self):
+        """Job processes, plus any process (such as a daemon's child that has not
+        exec'd yet) holding a descriptor or working directory in our temp dir."""
+        found = set(self.job_processes())
+        prefix = self.base + "/"
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                links = [os.readlink(f"/proc/{entry}/cwd")]
+                fd_dir = f"/proc/{entry}/fd"
+                for fd in os.listdir(fd_dir):
+                    try:
+                        links.append(os.readlink(os.path.join(fd_dir, fd)))
+                    except OSError:
+                        pass
+            except OSError:
+                continue
+            if any(link.startswith(prefix) for link in links):
+                found.add(int(entry))
+        return sorted(found)
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for _ in range(3):
+            pids = self.stray_processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        if os.environ.get("SPOOLD_KEEP_TMP"):
+            print(f"kept {self.base}", file=sys.stderr)
+            return
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class SpoolTestMixin:
+    """Mix into the file's one unittest.TestCase class."""
+
+    def make_spool(self, start=True, **kwargs):
+        spool = Spool(**kwargs)
+        self.addCleanup(self._cleanup_spool, spool)
+        if start:
+            spool.start()
+        return spool
+
+    def _cleanup_spool(self, spool):
+        outcome = getattr(self, "_outcome", None)
+        failed = outcome is not None and not getattr(outcome, "success", True)
+        if failed:
+            print("\n" + spool.log_tail(20000), file=sys.stderr)
+        spool.cleanup()
+
+    # -- common assertions --------------------------------------------------
+    def assert_time(self, value, what="time"):
+        self.assertTrue(is_rfc3339_z(value),
+                        f"{what} must be UTC RFC 3339 ending in Z, got {value!r}")
+
+    def assert_time_or_null(self, value, what="time"):
+        if value is not None:
+            self.assert_time(value, what)
+
+    def assert_status_complete(self, st, job_id):
+        missing = [k for k in STATUS_FIELDS if k not in st]
+        self.assertEqual(missing, [], f"status.json of {job_id} lacks fields")
+        self.assertEqual(st["schema"], "spoold/status/v1")
+        self.assertEqual(st["id"], job_id)
+        self.assertTrue(isinstance(st["seq"], int) and st["seq"] > 0,
+                        f"seq must be a positive integer, got {st['seq']!r}")
+        self.assert_time(st["created"], "created")
+        self.assert_time(st["updated"], "updated")
+        for key in ("started", "finished", "next_attempt_at"):
+            self.assert_time_or_null(st[key], key)
+        self.assertIsInstance(st["attempts"], list)
+        for att in st["attempts"]:
+            missing = [k for k in ATTEMPT_FIELDS if k not in att]
+            self.assertEqual(missing, [], f"attempts[] entry of {job_id} lacks fields")
+
+    def assert_events_wellformed(self, events, job_id):
+        self.assertTrue(events, f"events.jsonl of {job_id} is empty")
+        last = 0
+        for ev in events:
+            missing = [k for k in EVENT_FIELDS if k not in ev]
+            self.assertEqual(missing, [], f"event {ev} of {job_id} lacks fields")
+            self.assertIn(ev["level"], EVENT_LEVELS, f"event {ev}")
+            self.assert_time(ev["time"], "event time")
+            self.assertIsInstance(ev["seq"], int)
+            self.assertGreater(ev["seq"], last, f"event seq must grow: {events}")
+            last = ev["seq"]
+
+    def assert_accepts_valid_job(self, spool, job_id):
+        """The daemon is alive and still accepts and runs a valid job."""
+        self.assertTrue(spool.alive(), "daemon died\n" + spool.log_tail())
+        spool.drop_job(job_id, command=["true"])
+        st = spool.wait_terminal(job_id)
+        self.assertEqual(st["state"], "succeeded", st)

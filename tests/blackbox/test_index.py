@@ -1,0 +1,161 @@
+"""index.json (SPEC.md section 7): a cache of every pool and job, rebuilt from jobs/."""
+import datetime
+import os
+import subprocess
+import unittest
+
+from harness import SpoolTestMixin, TERMINAL, parse_time, spoold_bin
+
+INDEX_JOB_FIELDS = ("state", "reason", "pool", "title", "priority", "attempt",
+                    "exit_code", "progress", "created", "started", "finished", "updated")
+POOL_FIELDS = ("workers", "queue_limit", "paused", "executor", "running", "queued")
+
+
+class IndexTest(SpoolTestMixin, unittest.TestCase):
+
+    def mismatches(self, spool, ids):
+        """Differences between index.json and the status.json files (empty: agree)."""
+        idx = spool.index()
+        diffs = []
+        jobs = idx.get("jobs", {})
+        if set(jobs) != set(ids):
+            diffs.append(f"index jobs {sorted(set(jobs) ^ set(ids))} differ from jobs/")
+        for job_id in ids:
+            st = spool.status(job_id)
+            entry = jobs.get(job_id)
+            if entry is None:
+                continue
+            for key in INDEX_JOB_FIELDS:
+                if key not in entry:
+                    diffs.append(f"{job_id}: index lacks {key}")
+                elif entry[key] != st[key]:
+                    diffs.append(f"{job_id}.{key}: index {entry[key]!r} != "
+                                 f"status {st[key]!r}")
+        return diffs
+
+    def wait_agree(self, spool, ids, timeout=3):
+        last = {}
+
+        def agree():
+            last["diffs"] = self.mismatches(spool, ids)
+            return not last["diffs"]
+        try:
+            spool.wait_for(agree, timeout=timeout, what="index.json to agree with jobs/")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast differences: {last.get('diffs')}") from None
+
+    def check_header(self, spool, idx):
+        self.assertEqual(idx["schema"], "spoold/index/v1")
+        self.assert_time(idx["updated"], "index updated")
+        daemon = idx["daemon"]
+        self.assertEqual(daemon["pid"], spool.proc.pid)
+        self.assertEqual(daemon["state"], "running")
+        self.assert_time(daemon["started"], "daemon started")
+        version = subprocess.run([spoold_bin(), "--version"], capture_output=True,
+                                 text=True, timeout=10).stdout
+        self.assertTrue(daemon["version"], daemon)
+        self.assertIn(daemon["version"], version)
+
+    def test_index_after_burst(self):
+        spool = self.make_spool()
+        ids = [f"burst-{n:02d}" for n in range(50)]
+        for n, job_id in enumerate(ids):
+            if n % 5 == 0:
+                spool.drop_job(job_id, command=["sh", "-c", "exit 4"], priority=n % 3)
+            else:
+                spool.drop_job(job_id, command=["true"], title=f"Job {n}", priority=n % 3)
+        for job_id in ids:
+            spool.wait_terminal(job_id, timeout=60)
+        # Lagging by at most one second: allow a little more for a loaded machine.
+        self.wait_agree(spool, ids, timeout=3)
+        idx = spool.index()
+        self.check_header(spool, idx)
+        pool = idx["pools"]["default"]
+        for key in POOL_FIELDS:
+            self.assertIn(key, pool)
+        self.assertEqual(pool["workers"], 2)
+        self.assertIsInstance(pool["queue_limit"], int)
+        self.assertIs(pool["paused"], False)
+        self.assertEqual(pool["executor"], "local")
+        self.assertEqual(pool["running"], 0)
+        self.assertEqual(pool["queued"], 0)
+        states = {job_id: idx["jobs"][job_id]["state"] for job_id in ids}
+        self.assertEqual(sum(s == "failed" for s in states.values()), 10, states)
+        self.assertTrue(all(s in TERMINAL for s in states.values()))
+
+    def test_index_counts_running_and_queued(self):
+        spool = self.make_spool(workers=1,
+                                config={"pools": {"other": {"workers": 3,
+                                                            "queue_limit": 7}}})
+        for n in range(3):
+            spool.drop_job(f"s{n}", command=["sleep", "2"])
+        spool.wait_state("s0", "running")
+        spool.wait_accepted("s2")
+
+        def counted():
+            pool = spool.index()["pools"]["default"]
+            return pool["running"] == 1 and pool["queued"] == 2
+        spool.wait_for(counted, timeout=3, what="default pool: running 1, queued 2")
+        other = spool.index()["pools"]["other"]
+        self.assertEqual(other["workers"], 3)
+        self.assertEqual(other["queue_limit"], 7)
+        self.assertEqual(other["running"], 0)
+        self.assertEqual(other["queued"], 0)
+        self.wait_agree(spool, ["s0", "s1", "s2"], timeout=3)
+        self.assertEqual(spool.index()["jobs"]["s1"]["reason"], "in_queue")
+
+    def test_index_deleted_is_rebuilt(self):
+        spool = self.make_spool()
+        for job_id in ("a", "b"):
+            spool.run_job(job_id)
+        self.wait_agree(spool, ["a", "b"])
+        # Let the daemon go quiet (its last index write is over) before deleting.
+        spool.wait_for(lambda: (datetime.datetime.now(datetime.timezone.utc)
+                                - parse_time(spool.index()["updated"])).total_seconds() > 0.5,
+                       what="index.json last written over 0.5 s ago")
+        os.unlink(spool.path("index.json"))
+        spool.wait_for(lambda: os.path.exists(spool.path("index.json")), timeout=5,
+                       what="index.json rebuilt after deletion (no other activity)")
+        self.wait_agree(spool, ["a", "b"])
+        self.check_header(spool, spool.index())
+
+    def test_index_deleted_right_after_write(self):
+        # Deleted the moment a fresh index appears (the daemon may still be
+        # syncing its folder): it must come back all the same.
+        spool = self.make_spool()
+        for n in range(5):
+            job_id = f"j{n}"
+            spool.drop_job(job_id)
+            spool.wait_for(lambda: spool.index()["jobs"][job_id]["state"] == "succeeded",
+                           interval=0.001, what=f"index.json showing {job_id} succeeded")
+            os.unlink(spool.path("index.json"))
+            spool.wait_for(lambda: os.path.exists(spool.path("index.json")), timeout=4,
+                           what=f"round {n}: index.json rebuilt after a deletion right "
+                                f"after it was written (no other activity)")
+        self.wait_agree(spool, [f"j{n}" for n in range(5)])
+
+    def test_index_corrupt_is_rebuilt_at_start(self):
+        spool = self.make_spool()
+        for job_id in ("a", "b", "c"):
+            spool.run_job(job_id, command=["sh", "-c", "exit 1"] if job_id == "b" else ["true"])
+        self.wait_agree(spool, ["a", "b", "c"])
+        spool.stop()
+        with open(spool.path("index.json"), "wb") as f:
+            f.write(b"\x00garbage{{{ not json")
+        spool.start()  # ready means index.json parses and names the new pid
+        self.wait_agree(spool, ["a", "b", "c"])
+        self.check_header(spool, spool.index())
+
+    def test_index_wrong_content_is_rebuilt_at_start(self):
+        # Valid JSON that lies about jobs: the job folders are the truth.
+        spool = self.make_spool()
+        spool.run_job("real")
+        spool.stop()
+        with open(spool.path("index.json"), "w") as f:
+            f.write('{"schema": "spoold/index/v1", "jobs": {"ghost": {"state": "running"}}}')
+        spool.start()
+        self.wait_agree(spool, ["real"])
+
+
+if __name__ == "__main__":
+    unittest.main()
