@@ -235,65 +235,72 @@ void Daemon::Recover(TimePoint now) {
     if (ra != rb) return ra;
     return std::tie(a.created, a.id) < std::tie(b.created, b.id);
   });
-  for (auto& loaded : active) {
-    const std::string id = loaded.id;
-    Result<JobStatus> status = std::move(loaded);
-    auto file = store_.ReadJobFile(id, 64 << 20);
-    Result<JobSpec> spec = MakeError("io_error", "no job file");
-    if (file.ok()) {
-      auto doc = ParseDocument(file->second, file->first);
-      if (doc.ok()) {
-        spec = ValidateJobSpec(*doc, id, config_);
-        if (!spec.ok() && spec.error().code == "unknown_pool") {
-          // The pool left the configuration: keep the job; it waits in a pool
-          // that starts nothing until the pool is configured again.
-          Config with_pool = config_;
-          PoolConfig orphan;
-          orphan.name = doc->value.value("pool", "default");
-          with_pool.pools[orphan.name] = orphan;
-          spec = ValidateJobSpec(*doc, id, with_pool);
-        }
-      } else {
-        spec = doc.error();
+  for (auto& loaded : active) AdoptJob(std::move(loaded), /*ours=*/true, now);
+  Persist(now);
+}
+
+// Takes a job found on disk (at start, or a folder that appeared in jobs/, such
+// as an import) into the scheduler: queued jobs join their queue; a job recorded
+// running is never left running unseen. Only jobs found at start (`ours`) can
+// have live processes of ours: an imported job's pid belongs to another
+// machine or another daemon, and is never signalled.
+void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
+  const std::string id = loaded.id;
+  Result<JobStatus> status = std::move(loaded);
+  auto file = store_.ReadJobFile(id, 64 << 20);
+  Result<JobSpec> spec = MakeError("io_error", "no job file");
+  if (file.ok()) {
+    auto doc = ParseDocument(file->second, file->first);
+    if (doc.ok()) {
+      spec = ValidateJobSpec(*doc, id, config_);
+      if (!spec.ok() && spec.error().code == "unknown_pool") {
+        // The pool left the configuration: keep the job; it waits in a pool
+        // that starts nothing until the pool is configured again.
+        Config with_pool = config_;
+        PoolConfig orphan;
+        orphan.name = doc->value.value("pool", "default");
+        with_pool.pools[orphan.name] = orphan;
+        spec = ValidateJobSpec(*doc, id, with_pool);
       }
     } else {
-      spec = file.error();
+      spec = doc.error();
     }
-    if (!spec.ok()) {
-      spdlog::error("job {}: its job file no longer loads ({}); left as it is", id, spec.error().message);
-      index_jobs_[id] = IndexEntry(*status);
-      continue;
-    }
-    spec->format = file->first;
-    const bool was_running = status->state == JobState::kRunning;
-    std::optional<int64_t> pid;
-    std::optional<uint64_t> pid_start;
-    if (was_running && !status->attempts.empty()) {
-      pid = status->attempts.back().pid;
-      pid_start = status->attempts.back().pid_start;
-    }
-    scheduler_.Add(std::move(spec.value()), std::move(status.value()));
-    SchedJob& job = *scheduler_.Find(id);
-    index_jobs_[id] = IndexEntry(job.status);
-    if (!was_running) continue;
-    // A job recorded running is never left running unseen: if its process is
-    // still the one we started (same pid and start time, never a bare pid), its
-    // whole group is killed before the attempt is recorded as interrupted.
-    std::string how = "no process of it was left";
-    if (pid && pid_start && ProcessStartTicks(static_cast<pid_t>(*pid)) == pid_start) {
-      auto pgid = static_cast<pid_t>(*pid);
-      ::kill(-pgid, SIGKILL);
-      for (int i = 0; i < 200 && GroupAlive(pgid); ++i) ::usleep(25'000);
-      how = "its processes (group " + std::to_string(pgid) + ") were still running and were killed";
-    }
-    AttemptEnd end;
-    end.cause = Reason::kInterrupted;
-    scheduler_.AttemptEnded(id, end, now);
-    Event(job, Level::kWarning, "recovered",
-          "the daemon stopped while attempt " + std::to_string(job.status.attempt) + " ran; " + how);
-    spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status.attempt, how);
+  } else {
+    spec = file.error();
   }
-  Persist(now);
+  if (!spec.ok()) {
+    spdlog::error("job {}: its job file no longer loads ({}); left as it is", id, spec.error().message);
+    index_jobs_[id] = IndexEntry(*status);
+    return;
+  }
+  spec->format = file->first;
+  const bool was_running = status->state == JobState::kRunning;
+  std::optional<int64_t> pid;
+  std::optional<uint64_t> pid_start;
+  if (was_running && !status->attempts.empty()) {
+    pid = status->attempts.back().pid;
+    pid_start = status->attempts.back().pid_start;
+  }
+  scheduler_.Add(std::move(spec.value()), std::move(status.value()));
+  SchedJob& job = *scheduler_.Find(id);
+  index_jobs_[id] = IndexEntry(job.status);
+  if (!was_running) return;
+  // A job recorded running is never left running unseen: if its process is
+  // still the one we started (same pid and start time, never a bare pid), its
+  // whole group is killed before the attempt is recorded as interrupted.
+  std::string how = "no process of it was left";
+  if (ours && pid && pid_start && ProcessStartTicks(static_cast<pid_t>(*pid)) == pid_start) {
+    auto pgid = static_cast<pid_t>(*pid);
+    ::kill(-pgid, SIGKILL);
+    for (int i = 0; i < 200 && GroupAlive(pgid); ++i) ::usleep(25'000);
+    how = "its processes (group " + std::to_string(pgid) + ") were still running and were killed";
+  }
+  AttemptEnd end;
+  end.cause = Reason::kInterrupted;
+  scheduler_.AttemptEnded(id, end, now);
+  Event(job, Level::kWarning, "recovered",
+        "the daemon stopped while attempt " + std::to_string(job.status.attempt) + " ran; " + how);
+  spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status.attempt, how);
 }
 
 // ---- the loop turn ----
@@ -340,8 +347,32 @@ void Daemon::Pump() {
   ArmWakeTimer(now);
 }
 
+void Daemon::AdoptNewFolders(TimePoint now) {
+  // Job folders that appear under jobs/ without passing through intake (an
+  // import) are taken in at the next scan; jobs/'s mtime says when to look.
+  struct stat st {};
+  if (::stat(paths_.Jobs().c_str(), &st) != 0) return;
+  if (st.st_mtim.tv_sec == jobs_mtime_.tv_sec && st.st_mtim.tv_nsec == jobs_mtime_.tv_nsec) return;
+  jobs_mtime_ = st.st_mtim;
+  auto ids = store_.ListJobs();
+  if (!ids.ok()) return;
+  for (const auto& id : *ids) {
+    if (index_jobs_.count(id) != 0) continue;
+    auto status = store_.Load(id);
+    if (!status.ok()) continue;  // perhaps still being written: next time
+    spdlog::info("job {} appeared in {}; taking it in", id, paths_.Jobs());
+    if (IsTerminal(status->state)) {
+      index_jobs_[id] = IndexEntry(*status);
+    } else {
+      AdoptJob(std::move(status.value()), /*ours=*/false, now);
+    }
+    MarkIndexDirty();
+  }
+}
+
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
+  AdoptNewFolders(Now());
   // The index is a cache: if it is gone, or not the file we wrote last, rebuild it.
   struct stat st {};
   const bool present = ::stat(paths_.Index().c_str(), &st) == 0;

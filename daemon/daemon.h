@@ -75,6 +75,8 @@ class Daemon {
   void FlushIndex();
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
+  void AdoptJob(JobStatus status, bool ours, TimePoint now);
+  void AdoptNewFolders(TimePoint now);
   void RequestStop(int signum);
   void Reload();
   void Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
@@ -112,6 +114,7 @@ class Daemon {
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
   std::map<std::string, Json> index_jobs_;      // every job's index entry
   bool index_dirty_ = false;
+  struct timespec jobs_mtime_ {};  // jobs/ as last listed
   // What our last index write left on disk, to notice at each scan when someone
   // deleted or replaced the file (SPEC.md section 7: it is then rebuilt).
   struct FileStamp {
