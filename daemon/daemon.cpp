@@ -100,6 +100,7 @@ Daemon::~Daemon() {
   index_timer_.reset();
   progress_timer_.reset();
   retention_timer_.reset();
+  watchdog_timer_.reset();
   incoming_watch_.reset();
   control_watch_.reset();
   sigchld_.reset();
@@ -150,6 +151,12 @@ Status Daemon::Start() {
   retention_timer_ = std::make_unique<Timer>(&loop_);
   retention_timer_->SetCallback([this] { retention_pending_ = true; });
   retention_timer_->Start(kRetentionIntervalMs, kRetentionIntervalMs);
+  if (auto interval = notifier_.WatchdogInterval()) {
+    watchdog_timer_ = std::make_unique<Timer>(&loop_);
+    watchdog_timer_->SetCallback([this] { notifier_.Notify("WATCHDOG=1"); });
+    auto ms = static_cast<uint64_t>(interval->count());
+    watchdog_timer_->Start(ms, ms);
+  }
 
   incoming_watch_ = std::make_unique<DirWatch>(&loop_);
   incoming_watch_->SetCallback([this](const char* name, int status) {
@@ -318,6 +325,11 @@ void Daemon::Pump() {
     names.clear();
     names.swap(pending_controls_);
     for (const auto& name : names) ProcessControl(name, now);
+    if (!ready_sent_) {
+      // Recovery is done and the first scan of incoming/ and control/ too.
+      ready_sent_ = true;
+      notifier_.Notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
+    }
   }
   if (retention_pending_) ApplyRetention(now);
   scheduler_.Tick(now);
@@ -336,6 +348,7 @@ void Daemon::Pump() {
     index_timer_.reset();
     progress_timer_.reset();
     retention_timer_.reset();
+    watchdog_timer_.reset();
     incoming_watch_.reset();
     control_watch_.reset();
     sigchld_.reset();
@@ -834,6 +847,21 @@ void Daemon::FlushIndex() {
   }
   struct stat st {};
   index_stamp_ = ::stat(paths_.Index().c_str(), &st) == 0 ? FileStamp{st.st_ino, st.st_size} : FileStamp{};
+  NotifyStatus();
+}
+
+void Daemon::NotifyStatus() {
+  // Sent with the index, which is coalesced already: systemctl status shows the
+  // counts at most a fraction of a second late.
+  int running = 0, queued = 0;
+  for (const auto& [name, pool] : scheduler_.Pools()) {
+    running += pool.running;
+    queued += pool.queued;
+  }
+  std::string status = "STATUS=" + std::to_string(running) + " running, " + std::to_string(queued) + " queued, " +
+                       std::to_string(index_jobs_.size()) + " jobs";
+  if (stopping_) status += " (stopping)";
+  if (status != last_status_ && notifier_.Notify(status)) last_status_ = status;
 }
 
 // ---- retention, signals, reload ----
@@ -865,6 +893,7 @@ void Daemon::RequestStop(int signum) {
   if (stopping_) return;
   stopping_ = true;
   spdlog::info("received {}: stopping intake and {} running jobs", SignalName(signum), running_.size());
+  notifier_.Notify("STOPPING=1\nSTATUS=stopping " + std::to_string(running_.size()) + " running jobs");
   incoming_watch_.reset();
   control_watch_.reset();
   if (rescan_timer_) rescan_timer_->Stop();

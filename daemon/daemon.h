@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "daemon/local_executor.h"
 #include "daemon/scheduler.h"
+#include "daemon/sd_notify.h"
 #include "daemon/uv_handles.h"
 #include "spool/control.h"
 #include "spool/intake.h"
@@ -73,6 +74,7 @@ class Daemon {
   void ArmWakeTimer(TimePoint now);
   void MarkIndexDirty();
   void FlushIndex();
+  void NotifyStatus();
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
   void AdoptJob(JobStatus status, bool ours, TimePoint now);
@@ -97,10 +99,14 @@ class Daemon {
   std::unique_ptr<Timer> index_timer_;
   std::unique_ptr<Timer> progress_timer_;
   std::unique_ptr<Timer> retention_timer_;
+  std::unique_ptr<Timer> watchdog_timer_;
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
   std::unique_ptr<Signal> sigchld_, sigterm_, sigint_, sighup_;
 
+  SdNotifier notifier_;
+  bool ready_sent_ = false;
+  std::string last_status_;  // the last STATUS= sent to systemd
   int lock_fd_ = -1;
   TimePoint started_at_{};
   bool stopping_ = false;

@@ -1,7 +1,6 @@
 // spoold: the job-runner daemon. Parses the command line, loads the
 // configuration, and runs the Daemon in the foreground until SIGTERM.
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -10,6 +9,7 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 #include "daemon/version.h"
 
 namespace {
@@ -64,9 +64,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  auto logger = spdlog::stderr_color_mt("spoold");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spoold::SetupLogging();
 
   // A job that dies while we write to its pipe must not kill the daemon; the
   // write fails with EPIPE instead.
