@@ -15,7 +15,7 @@ ifeq ($(CI),true)
 WERROR := -DSPOOLD_WERROR=ON
 endif
 
-.PHONY: all deps build run test clean
+.PHONY: all deps build run test install package clean
 
 all: build
 
@@ -53,6 +53,17 @@ test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
+
+# Binaries, the systemd unit, tmpfiles.d, sysusers.d, an example
+# /etc/spoold/spoold.toml and bash completion (PREFIX defaults to /usr/local).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# A Debian package in $(BUILD)/ (its maintainer scripts create the user and the
+# spool folders).
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
