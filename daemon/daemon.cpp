@@ -36,23 +36,6 @@ double Seconds(const struct timeval& tv) {
 
 bool GroupAlive(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno != ESRCH; }
 
-struct UserInfo {
-  std::string name, home, shell;
-};
-
-UserInfo CurrentUser() {
-  UserInfo info{std::to_string(::geteuid()), "/", "/bin/sh"};
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  char buf[4096];
-  if (getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    info.name = pw.pw_name;
-    if (pw.pw_dir && *pw.pw_dir) info.home = pw.pw_dir;
-    if (pw.pw_shell && *pw.pw_shell) info.shell = pw.pw_shell;
-  }
-  return info;
-}
-
 // The event recorded for a transition into (state, reason).
 const char* TransitionEvent(JobState from, JobState state, Reason reason) {
   switch (state) {
@@ -426,16 +409,41 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
     }
     return reject(file.error());
   }
-  if (auto owner = CheckOwner(name, file->uid, config_.allow_root); !owner.ok()) return reject(owner.error());
+  if (file->links != 1) {
+    return reject(MakeError("not_permitted", shown + " has " + std::to_string(file->links) +
+                                                 " hard links; a dropped file must have exactly one"));
+  }
   auto doc = ParseDocument(file->bytes, file->format);
   if (!doc.ok()) return reject(doc.error());
   auto request = ParseControlRequest(*doc);
   if (!request.ok()) return reject(request.error());
+  if (auto allowed = MayControl(*request, file->uid); !allowed.ok()) return reject(allowed.error());
   if (auto applied = ApplyControl(*request, name, now); !applied.ok()) return reject(applied.error());
   // Acted on and recorded: the request is done.
   if (::unlink(paths_.Control().append("/").append(name).c_str()) != 0 && errno != ENOENT) {
     spdlog::error("cannot remove control request {}: {}", shown, std::strerror(errno));
   }
+}
+
+// Who may act on what: root and the daemon's own user on everything; another
+// user (only possible when spoold is root) on their own jobs only.
+Status Daemon::MayControl(const ControlRequest& request, uid_t requester) const {
+  if (requester == 0 || requester == ::geteuid()) return OkStatus();
+  if (request.action == ControlAction::kPause || request.action == ControlAction::kResume) {
+    return MakeError("not_permitted", "only root may pause or resume a pool", "pool");
+  }
+  int64_t owner = -1;
+  if (auto it = scheduler_.Jobs().find(request.job); it != scheduler_.Jobs().end()) {
+    owner = it->second.status.owner_uid;
+  } else if (auto status = store_.Load(request.job); status.ok()) {
+    owner = status->owner_uid;
+  } else {
+    return OkStatus();  // no such job: ApplyControl says so
+  }
+  if (owner != static_cast<int64_t>(requester)) {
+    return MakeError("not_permitted", "job " + request.job + " belongs to another user", "job");
+  }
+  return OkStatus();
 }
 
 Status Daemon::ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now) {
@@ -522,8 +530,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
 
 // ---- running jobs ----
 
-std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job) const {
-  static const UserInfo user = CurrentUser();
+std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserEntry& user) const {
   std::map<std::string, std::string> env = {{"PATH", config_.job_path}, {"HOME", user.home},
                                             {"USER", user.name},        {"LOGNAME", user.name},
                                             {"SHELL", user.shell},      {"LANG", config_.job_lang}};
@@ -563,7 +570,18 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   } else {
     spec.argv = job.spec.command;
   }
-  spec.env = JobEnvironment(job);
+  // Who the job runs as: its submitter when we are root (SPEC.md section 5),
+  // else the daemon's own user.
+  const uid_t me = ::geteuid();
+  const bool switch_user = me == 0 && job.status.owner_uid > 0;
+  auto user = LookUpUser(switch_user ? static_cast<uid_t>(job.status.owner_uid) : me);
+  if (!user.ok()) {
+    ::close(logs->stdout_fd);
+    ::close(logs->stderr_fd);
+    return fail(user.error());
+  }
+  if (switch_user) spec.run_as = user->ids;
+  spec.env = JobEnvironment(job, *user);
   spec.cwd = job.spec.cwd.empty() ? paths_.ResultsDir(id) : job.spec.cwd;
   spec.stdout_fd = logs->stdout_fd;
   spec.stderr_fd = logs->stderr_fd;

@@ -59,6 +59,7 @@ class Daemon {
   void ScanIncoming();
   void ProcessIncoming(const std::string& name, TimePoint now);
   void ProcessControl(const std::string& name, TimePoint now);
+  Status MayControl(const ControlRequest& request, uid_t requester) const;
   Status ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now);
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
@@ -83,7 +84,7 @@ class Daemon {
   void Reload();
   void Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
              Json extra = Json::object());
-  std::vector<std::string> JobEnvironment(const SchedJob& job) const;
+  std::vector<std::string> JobEnvironment(const SchedJob& job, const UserEntry& user) const;
 
   Config config_;
   std::string config_path_;

@@ -1,6 +1,8 @@
 #include "daemon/local_executor.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +28,7 @@ constexpr int kStageChdir = 1;
 constexpr int kStageDup = 2;
 constexpr int kStageExec = 3;
 constexpr int kStageSetsid = 4;
+constexpr int kStageUser = 5;
 
 [[noreturn]] void ChildFail(int pipe_fd, int stage) {
   ChildError e{stage, errno};
@@ -71,6 +74,32 @@ std::optional<std::string> ResolveCommand(const std::string& name, const std::st
   return std::nullopt;
 }
 
+Result<UserEntry> LookUpUser(uid_t uid) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return MakeError("spawn_failed", "the job's owner (uid " + std::to_string(uid) + ") has no passwd entry");
+  }
+  UserEntry entry;
+  entry.ids.uid = pw.pw_uid;
+  entry.ids.gid = pw.pw_gid;
+  entry.name = pw.pw_name;
+  entry.home = pw.pw_dir && *pw.pw_dir ? pw.pw_dir : "/";
+  entry.shell = pw.pw_shell && *pw.pw_shell ? pw.pw_shell : "/bin/sh";
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(count));
+  if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<size_t>(count));
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &count) < 0) {
+      return MakeError("spawn_failed", "cannot list the groups of " + entry.name);
+    }
+  }
+  groups.resize(static_cast<size_t>(count));
+  entry.ids.groups = std::move(groups);
+  return entry;
+}
+
 std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -112,6 +141,7 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
   envp.push_back(nullptr);
   const char* cwd = spec.cwd.c_str();
   const char* exe_path = exe->c_str();
+  const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
 
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0) return MakeError("spawn_failed", std::string("open /dev/null: ") + std::strerror(errno));
@@ -159,6 +189,19 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
     } while (got < 0 && errno == EINTR);
     if (got != 1) ::_exit(127);
     ::close(go_in);
+    if (run_as != nullptr) {
+      // Groups first, then the group id, then the user id: after setuid there
+      // is no way back. Each step is checked, and so is the result.
+      if (::setgroups(run_as->groups.size(), run_as->groups.data()) != 0 || ::setgid(run_as->gid) != 0 ||
+          ::setuid(run_as->uid) != 0) {
+        ChildFail(report, kStageUser);
+      }
+      if (::getuid() != run_as->uid || ::geteuid() != run_as->uid || ::getgid() != run_as->gid ||
+          ::getegid() != run_as->gid || (run_as->uid != 0 && ::setuid(0) == 0)) {
+        errno = EPERM;
+        ChildFail(report, kStageUser);
+      }
+    }
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
@@ -211,6 +254,7 @@ Status ReleaseProcess(PendingProcess& process) {
   std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(process.cwd)
                      : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(process.exe)
                      : child_error.stage == kStageSetsid ? "cannot start a new session"
+                     : child_error.stage == kStageUser   ? "cannot switch to the job's user"
                                                          : "cannot set up standard descriptors";
   return MakeError("spawn_failed", what + ": " + std::strerror(child_error.err));
 }

@@ -26,13 +26,29 @@
 
 namespace spoold {
 
+// The user a job runs as when the daemon (root) switches to its submitter.
+struct RunAs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (initgroups' list)
+};
+
 struct LaunchSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env`
   std::vector<std::string> env;   // "KEY=value"
   std::string cwd;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  std::optional<RunAs> run_as;  // unset: run as the daemon's own user
 };
+
+// The passwd entry and groups of `uid`, for RunAs and the job's HOME, USER,
+// LOGNAME and SHELL. An error (code "spawn_failed") if the user is gone.
+struct UserEntry {
+  RunAs ids;
+  std::string name, home, shell;
+};
+Result<UserEntry> LookUpUser(uid_t uid);
 
 struct PendingProcess {
   pid_t pid = -1;                       // also the process group and session id

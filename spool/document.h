@@ -2,7 +2,10 @@
 // tables become objects, TOML dates and times become RFC 3339 strings) plus where
 // each key stood in the source, so validation can name line and column. Parsing
 // bounds nesting (kMaxNesting) before the parsers see the text, so a hostile file
-// can neither crash nor hang it. Pure: no state, no I/O.
+// can neither crash nor hang it. Both formats: an empty file, invalid UTF-8, a top
+// level that is not a table/object, and (JSON) a key given twice are parse errors;
+// a UTF-8 byte order mark at the start is accepted and skipped; TOML nan and inf
+// are refused (JSON cannot hold them). Pure: no state, no I/O.
 #pragma once
 
 #include <map>
@@ -24,8 +27,8 @@ struct SourcePos {
 struct Document {
   Json value;  // always an object at the top
   // Dotted key path ("retry.attempts", "command[2]", "env.HOME") -> where that
-  // key (or array element) was written. Only TOML fills it today: nlohmann-json
-  // reports no positions for values that parsed.
+  // key's value (or that array element) starts in the source. Keys that contain
+  // dots make ambiguous paths; only one position is kept for such a path.
   std::map<std::string, SourcePos> positions;
 
   SourcePos PositionOf(const std::string& path) const;  // {0,0} when unknown

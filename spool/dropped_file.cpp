@@ -69,6 +69,7 @@ Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& n
   }
   file.uid = st.st_uid;
   file.gid = st.st_gid;
+  file.links = st.st_nlink;
   file.bytes.reserve(static_cast<size_t>(st.st_size));
   char buf[65536];
   for (;;) {
@@ -86,15 +87,22 @@ Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& n
   return file;
 }
 
-Status CheckOwner(const std::string& name, uid_t file_uid, bool allow_root) {
+Status CheckOwner(const std::string& name, const DroppedFile& file, bool allow_root) {
   const std::string shown = PrintableName(name);
-  const uid_t me = ::geteuid();
-  if (me == 0 && file_uid == 0 && !allow_root) {
-    return MakeError("not_permitted", shown + " is owned by root and security.allow_root is false");
+  if (file.links != 1) {
+    return MakeError("not_permitted", shown + " has " + std::to_string(file.links) +
+                                          " hard links; a dropped file must have exactly one");
   }
-  if (file_uid != me) {
-    return MakeError("not_permitted", shown + " is owned by uid " + std::to_string(file_uid) + ", but spoold (uid " +
-                                          std::to_string(me) + ") runs jobs only as itself");
+  const uid_t me = ::geteuid();
+  if (me == 0) {
+    if (file.uid == 0 && !allow_root) {
+      return MakeError("not_permitted", shown + " is owned by root and security.allow_root is false");
+    }
+    return OkStatus();
+  }
+  if (file.uid != me) {
+    return MakeError("not_permitted", shown + " is owned by uid " + std::to_string(file.uid) + ", but spoold (uid " +
+                                          std::to_string(me) + ") is not root and runs jobs only as itself");
   }
   return OkStatus();
 }

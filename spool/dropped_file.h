@@ -22,6 +22,7 @@ struct DroppedFile {
   std::string stem;  // the name without .toml/.json
   uid_t uid = 0;
   gid_t gid = 0;
+  nlink_t links = 1;
 };
 
 // Whether a name is final, i.e. may be read (not ".x", "x.tmp" or "x.part").
@@ -32,9 +33,12 @@ bool IsFinalName(const std::string& name);
 // not_regular_file, unsupported_type, too_large.
 Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& name, size_t max_size);
 
-// The submitter check while jobs run as the daemon's own user: the file must be
-// owned by that user, and when that user is root, root-owned files need
-// security.allow_root. An error has code not_permitted.
-Status CheckOwner(const std::string& name, uid_t file_uid, bool allow_root);
+// Who may submit (SPEC.md section 5). When spoold runs as root, any user may:
+// the job runs as the file's owner, and root-owned files need
+// security.allow_root. Otherwise spoold can run jobs only as itself, and the
+// file must be its own. A file with more than one hard link is refused either
+// way: a link is how another user's file could be planted in the drop folder.
+// An error has code not_permitted.
+Status CheckOwner(const std::string& name, const DroppedFile& file, bool allow_root);
 
 }  // namespace spoold

@@ -17,12 +17,19 @@ namespace {
 
 constexpr std::string_view kErrorSuffix = ".error.json";
 
-std::string OwnerName(uid_t uid) {
+struct Owner {
+  std::string name;
+  gid_t gid;
+};
+
+// The submitter's name and primary group (the file's group if the user has no
+// passwd entry).
+Owner OwnerOf(uid_t uid, gid_t file_gid) {
   struct passwd pw {};
   struct passwd* found = nullptr;
   char buf[4096];
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) return pw.pw_name;
-  return std::to_string(uid);
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) return {pw.pw_name, pw.pw_gid};
+  return {std::to_string(uid), file_gid};
 }
 
 // The name a rejected file is stored under: its own name if free, else with
@@ -35,6 +42,29 @@ std::string RejectedCandidate(const std::string& name, int n) {
 // where the whole would pass NAME_MAX; the file inside names both.
 std::string ErrorFileName(const std::string& stored) {
   return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
+}
+
+// Variables that steer the dynamic loader or libc (glibc's list of variables it
+// drops for set-user-ID programs, less TMPDIR and TZDIR which only concern the
+// job itself).
+constexpr std::string_view kLoaderVariables[] = {
+    "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+    "MALLOC_TRACE", "NIS_PATH",  "NLSPATH",        "RESOLV_HOST_CONF", "RES_OPTIONS"};
+
+// A job that runs as its submitter, started by root, must not steer the loader:
+// its environment is built by a privileged process.
+Status CheckEnvForUserSwitch(const JobSpec& spec, const Document& doc) {
+  for (const auto& [key, value] : spec.env) {
+    bool refused = key.rfind("LD_", 0) == 0;
+    for (auto name : kLoaderVariables) refused = refused || key == name;
+    if (refused) {
+      SourcePos pos = doc.PositionOf("env." + key);
+      return MakeError("invalid_field",
+                       "env." + key + " steers the dynamic loader and is refused for jobs that run as their submitter",
+                       "env." + key, pos.line, pos.column);
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -117,9 +147,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
                                       "letters, digits, '.', '_' or '-', starting with a letter or digit"),
                   now);
   }
-  // Until jobs can run as their submitter, a job never runs as anyone but the
-  // daemon's own user, and root-owned files need security.allow_root.
-  if (auto owner = CheckOwner(name, file->uid, config_->allow_root); !owner.ok()) {
+  if (auto owner = CheckOwner(name, *file, config_->allow_root); !owner.ok()) {
     return Reject(name, owner.error(), now);
   }
   std::string& bytes = file->bytes;
@@ -138,6 +166,9 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   if (!doc.ok()) return Reject(name, doc.error(), now);
   auto spec = ValidateJobSpec(*doc, id, *config_);
   if (!spec.ok()) return Reject(name, spec.error(), now);
+  if (::geteuid() == 0 && file->uid != 0) {
+    if (auto env = CheckEnvForUserSwitch(*spec, *doc); !env.ok()) return Reject(name, env.error(), now);
+  }
   spec->format = format;
   auto reason = admit(*spec);
   if (!reason.ok()) return Reject(name, reason.error(), now);
@@ -148,7 +179,9 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.pool = spec->pool;
   status.tags = spec->tags;
   status.priority = spec->priority;
-  status.owner = OwnerName(file->uid);
+  const Owner owner = OwnerOf(file->uid, file->gid);
+  status.owner = owner.name;
+  status.owner_uid = file->uid;
   status.metadata = spec->metadata;
   status.state = JobState::kQueued;
   status.reason = *reason;
@@ -157,7 +190,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.updated = now;
   status.message = "accepted";
 
-  NewJob job{id, format, std::move(bytes), spec->script, file->uid, file->gid};
+  NewJob job{id, format, std::move(bytes), spec->script, file->uid, owner.gid};
   Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name),
                  {{"state", StateName(status.state)},
                   {"reason", ReasonName(status.reason) ? Json(ReasonName(status.reason)) : Json(nullptr)},

@@ -56,10 +56,17 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     if (::mkdir(dir.c_str(), 0755) != 0) return fail(MakeError("io_error", ErrnoMessage("create folder", dir, errno)));
   }
   if (geteuid() == 0 && job.owner_uid != 0) {
-    // The job writes its results as its owner (SPEC.md section 5).
-    std::string dir = tmp + "/results";
-    if (::chown(dir.c_str(), job.owner_uid, job.owner_gid) != 0) {
-      return fail(MakeError("io_error", ErrnoMessage("chown", dir, errno)));
+    // The job runs as its owner (SPEC.md section 5): it may write results/ and
+    // its progress file, read the rest, and change nothing else.
+    if (auto st = WriteNewFile(tmp + "/progress", "", 0644); !st.ok()) return fail(st);
+    for (const char* mine : {"/results", "/progress"}) {
+      std::string path = tmp + mine;
+      if (::chown(path.c_str(), job.owner_uid, job.owner_gid) != 0) {
+        return fail(MakeError("io_error", ErrnoMessage("chown", path, errno)));
+      }
+    }
+    if (::chown(tmp.c_str(), 0, job.owner_gid) != 0 || ::chmod(tmp.c_str(), 0750) != 0) {
+      return fail(MakeError("io_error", ErrnoMessage("chown", tmp, errno)));
     }
   }
   ++status.seq;

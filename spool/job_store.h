@@ -23,7 +23,11 @@ struct NewJob {
   DocFormat format = DocFormat::kToml;
   std::string bytes;                  // the accepted file, byte for byte
   std::optional<std::string> script;  // written to jobs/<id>/script when set
-  uid_t owner_uid = 0;                // results/ is handed to this user when we are root
+  // When spoold is root and the owner is not: the folder is root's with group
+  // owner_gid and mode 0750 (the owner reads it, other users do not), results/
+  // and the progress file are the owner's (the job writes them), and nothing
+  // else is writable by the job.
+  uid_t owner_uid = 0;
   gid_t owner_gid = 0;
 };
 

@@ -2,6 +2,12 @@
 
 #include "spool/fileio.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
 namespace spoold {
 
 SpoolPaths::SpoolPaths(std::string root) : root_(std::move(root)) {
@@ -20,6 +26,12 @@ Status SpoolPaths::EnsureLayout() const {
   }
   for (const std::string& dir : {root_, Tmp(), Incoming(), Control(), Rejected(), Jobs()}) {
     if (auto st = EnsureDir(dir); !st.ok()) return st;
+  }
+  if (::geteuid() != 0) return OkStatus();
+  const std::pair<std::string, mode_t> modes[] = {{root_, 0755},      {Jobs(), 0755},    {Rejected(), 0711},
+                                                  {Tmp(), 01733},     {Incoming(), 01733}, {Control(), 01733}};
+  for (const auto& [dir, mode] : modes) {
+    if (::chmod(dir.c_str(), mode) != 0) return MakeError("io_error", ErrnoMessage("chmod", dir, errno));
   }
   return OkStatus();
 }

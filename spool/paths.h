@@ -42,7 +42,11 @@ class SpoolPaths {
   std::string StdoutLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stdout.log"; }
   std::string StderrLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stderr.log"; }
 
-  // Creates the root and its folders where missing.
+  // Creates the root and its folders where missing. When spoold runs as root
+  // (jobs run as their submitters), the drop folders tmp/, incoming/ and
+  // control/ are set to 1733 (anyone may drop, nobody may list or remove
+  // another's file), rejected/ to 0711 (an error file is found by its name) and
+  // jobs/ and the root to 0755.
   Status EnsureLayout() const;
 
  private:

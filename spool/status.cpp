@@ -167,6 +167,7 @@ Json StatusToJson(const JobStatus& s) {
               {"tags", s.tags},
               {"priority", s.priority},
               {"owner", s.owner},
+              {"owner_uid", s.owner_uid},
               {"metadata", s.metadata},
               {"state", StateName(s.state)},
               {"reason", ReasonJson(s.reason)},
@@ -200,6 +201,7 @@ Result<JobStatus> StatusFromJson(const Json& json) {
   s.tags = r.Get<std::vector<std::string>>("tags", {});
   s.priority = r.Get<int64_t>("priority", 0);
   s.owner = r.Get<std::string>("owner", "");
+  s.owner_uid = r.Get<int64_t>("owner_uid", -1);
   if (auto it = json.find("metadata"); it != json.end()) s.metadata = *it;
   auto state = ParseState(r.Get<std::string>("state", ""));
   if (!state) return MakeError("io_error", "status.json has no valid state");

@@ -66,6 +66,7 @@ struct JobStatus {
   std::vector<std::string> tags;
   int64_t priority = 0;
   std::string owner;
+  int64_t owner_uid = -1;  // the submitter's uid: jobs run as this user when spoold is root
   Json metadata = Json::object();
   JobState state = JobState::kQueued;
   Reason reason = Reason::kInQueue;
