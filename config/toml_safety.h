@@ -15,7 +15,10 @@ namespace spoold {
 inline constexpr int kMaxNesting = 64;
 
 // OkStatus() when toml++ can be trusted with `text`; otherwise a "parse_error"
-// naming the line and column and what is wrong.
+// naming the line and column and what is wrong, never quoting the text. Also
+// refuses NUL bytes and invalid UTF-8; a leading UTF-8 byte order mark is fine.
+// Valid TOML nested no deeper than kMaxNesting always passes; syntax errors it
+// does not need to catch are left for toml++ to report.
 Status CheckTomlSafety(std::string_view text);
 
 }  // namespace spoold
