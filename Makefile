@@ -48,9 +48,10 @@ run: build
 	@echo
 	exec ./$(BUILD)/spoold --config config/demo.toml
 
-# The test build runs every test under AddressSanitizer and UBSan.
+# The test build runs every test under AddressSanitizer and UBSan, with
+# failpoints compiled in (the crash tests kill the daemon at each of them).
 test: deps
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON $(WERROR)
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
 
@@ -67,3 +68,27 @@ package: build
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
+
+# The benchmark (bench/README.md): spoold beside Task Spooler, nq and GNU parallel,
+# one table. Builds a Release spoold in build-bench/. The peers are installed when
+# run as root; otherwise a missing one is named and shown as "not installed".
+BENCH_BUILD ?= build-bench
+BENCH_PEER_PACKAGES := task-spooler nq parallel
+
+.PHONY: bench
+bench: deps
+	@missing=""; \
+	for p in $(BENCH_PEER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "installing benchmark peers:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "benchmark peers not installed:$$missing (sudo apt-get install$$missing); they are left out"; \
+	  fi; \
+	fi
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold
+	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/spoold_bench.py

@@ -18,6 +18,7 @@
 
 #include "daemon/version.h"
 #include "spool/dropped_file.h"
+#include "spool/failpoint.h"
 #include "spool/fileio.h"
 #include "spool/results.h"
 
@@ -589,6 +590,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   ::close(logs->stdout_fd);
   ::close(logs->stderr_fd);
   if (!pending.ok()) return fail(pending.error());
+  SPOOLD_FAILPOINT("attempt.after_fork");
 
   Attempt attempt;
   attempt.id = id;
@@ -607,7 +609,9 @@ void Daemon::ReleasePending(TimePoint now) {
   std::vector<std::string> failed;
   for (auto& [id, attempt] : running_) {
     if (!attempt.pending) continue;
+    SPOOLD_FAILPOINT("attempt.before_release");
     Status st = ReleaseProcess(*attempt.pending);
+    SPOOLD_FAILPOINT("attempt.after_release");
     attempt.pending.reset();
     if (st.ok()) continue;
     pid_to_job_.erase(attempt.pid);
@@ -631,6 +635,7 @@ void Daemon::ReapChildren() {
     if (pid <= 0) return;  // 0: none ready; -1 ECHILD: no children
     auto it = pid_to_job_.find(pid);
     if (it == pid_to_job_.end()) continue;  // an orphaned descendant of a job
+    SPOOLD_FAILPOINT("attempt.after_reap");
     Attempt& attempt = running_.at(it->second);
     pid_to_job_.erase(it);
     attempt.leader_done = true;
@@ -704,6 +709,7 @@ void Daemon::SuperviseRunning(TimePoint now) {
 void Daemon::FinishAttempt(const std::string& id, TimePoint now) {
   Attempt attempt = std::move(running_.at(id));
   running_.erase(id);
+  SPOOLD_FAILPOINT("attempt.before_finish");
   AttemptEnd end = attempt.end;
   if (attempt.cause != Reason::kNone) end.cause = attempt.cause;
   SchedJob& job = *scheduler_.Find(id);
@@ -858,6 +864,7 @@ void Daemon::FlushIndex() {
                 {"state", stopping_ ? (running_.empty() ? "stopped" : "stopping") : "running"}}},
               {"pools", std::move(pools)},
               {"jobs", std::move(jobs)}};
+  SPOOLD_FAILPOINT("index.before_write");
   if (auto st = WriteFileAtomic(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
     spdlog::error("cannot write the index: {}", st.error().message);
     index_stamp_ = {};

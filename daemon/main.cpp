@@ -11,6 +11,7 @@
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "daemon/version.h"
+#include "spool/failpoint.h"
 
 namespace {
 
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--check") {
       check = true;
     } else if (arg == "--version") {
-      std::printf("spoold %s\n", spoold::Version());
+      std::printf("spoold %s%s\n", spoold::Version(), spoold::FailpointsCompiledIn() ? " (failpoints)" : "");
       return 0;
     } else if (arg == "--help" || arg == "-h") {
       Usage(stdout);

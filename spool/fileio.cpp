@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "spool/failpoint.h"
 #include "spool/sha256.h"
 
 namespace spoold {
@@ -90,6 +91,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   // A temp file left by a crash is simply replaced.
   ::unlink(tmp.c_str());
   if (auto st = WriteAndSync(tmp, content, mode, O_CREAT | O_EXCL); !st.ok()) return st;
+  SPOOLD_FAILPOINT("atomic.before_rename");
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());

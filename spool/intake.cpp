@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "spool/dropped_file.h"
+#include "spool/failpoint.h"
 #include "spool/fileio.h"
 
 namespace spoold {
@@ -94,6 +95,7 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     if (errno == EEXIST) continue;
     return MakeError("io_error", ErrnoMessage("move to rejected/", from, errno));
   }
+  SPOOLD_FAILPOINT("reject.after_move");
   Json doc = {{"file", SanitizeUtf8(name)},
               {"time", FormatTime(now)},
               {"code", error.code},
@@ -139,6 +141,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
     }
     return out;
   }
+  SPOOLD_FAILPOINT("intake.after_read");
   const std::string id = file->stem;
   const DocFormat format = file->format;
   if (!IsValidJobId(id)) {
@@ -200,6 +203,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
     out.error = commit.error();
     return out;
   }
+  SPOOLD_FAILPOINT("intake.after_commit");
   // The job folder is durable; only now may the dropped file go (SPEC.md section 9).
   if (auto removed = RemoveIncoming(name); !removed.ok()) {
     // The next scan finds the file again and sees a byte-identical duplicate.

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "spool/failpoint.h"
 #include "spool/fileio.h"
 
 namespace spoold {
@@ -79,20 +80,27 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     return fail(st);
   }
   if (auto st = FsyncPath(tmp); !st.ok()) return fail(st);
+  SPOOLD_FAILPOINT("commit.before_rename");
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
     return fail(MakeError("io_error", ErrnoMessage("rename", tmp, errno)));
   }
+  SPOOLD_FAILPOINT("commit.after_rename");
   return FsyncPath(paths_.Jobs());
 }
 
 Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
-  return WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n");
+  SPOOLD_FAILPOINT("status.before_write");
+  Status st = WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n");
+  SPOOLD_FAILPOINT("status.after_write");
+  return st;
 }
 
 Status JobStore::AppendEvent(JobStatus& status, const Event& event) {
   ++status.seq;
-  return AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()));
+  Status st = AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()));
+  SPOOLD_FAILPOINT("events.after_append");
+  return st;
 }
 
 Result<JobStatus> JobStore::Load(const std::string& id) const {
@@ -181,7 +189,10 @@ Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt
 }
 
 Status JobStore::WriteResults(const std::string& id, const Json& item) const {
-  return WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n");
+  SPOOLD_FAILPOINT("results.before_write");
+  Status st = WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n");
+  SPOOLD_FAILPOINT("results.after_write");
+  return st;
 }
 
 }  // namespace spoold
