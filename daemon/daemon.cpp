@@ -199,6 +199,9 @@ void Daemon::Recover(TimePoint now) {
   } else if (*cleaned > 0) {
     spdlog::warn("removed {} half-made job folders left by a crash", *cleaned);
   }
+  if (int repaired = intake_.RepairRejected(now); repaired > 0) {
+    spdlog::warn("wrote the missing error files of {} rejected files (a crash came between)", repaired);
+  }
   auto ids = store_.ListJobs();
   if (!ids.ok()) {
     spdlog::error("cannot list jobs: {}", ids.error().message);

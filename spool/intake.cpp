@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <set>
 
+#include "spool/control.h"
 #include "spool/dropped_file.h"
 #include "spool/failpoint.h"
 #include "spool/fileio.h"
@@ -43,6 +45,18 @@ std::string RejectedCandidate(const std::string& name, int n) {
 // where the whole would pass NAME_MAX; the file inside names both.
 std::string ErrorFileName(const std::string& stored) {
   return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
+}
+
+// The error file of SPEC.md section 3. It never quotes the file's content:
+// messages are built that way, and names are made valid UTF-8.
+Json ErrorDocument(const std::string& name, const Error& error, TimePoint now) {
+  return {{"file", SanitizeUtf8(name)},
+          {"time", FormatTime(now)},
+          {"code", error.code},
+          {"field", error.field.empty() ? Json(nullptr) : Json(SanitizeUtf8(error.field))},
+          {"line", error.line > 0 ? Json(error.line) : Json(nullptr)},
+          {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
+          {"error", SanitizeUtf8(error.message)}};
 }
 
 // Variables that steer the dynamic loader or libc (glibc's list of variables it
@@ -96,17 +110,44 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     return MakeError("io_error", ErrnoMessage("move to rejected/", from, errno));
   }
   SPOOLD_FAILPOINT("reject.after_move");
-  Json doc = {{"file", SanitizeUtf8(name)},
-              {"time", FormatTime(now)},
-              {"code", error.code},
-              {"field", error.field.empty() ? Json(nullptr) : Json(SanitizeUtf8(error.field))},
-              {"line", error.line > 0 ? Json(error.line) : Json(nullptr)},
-              {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
-              {"error", SanitizeUtf8(error.message)}};
+  Json doc = ErrorDocument(name, error, now);
   if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
   auto st = WriteFileAtomic(paths.RejectedFile(ErrorFileName(stored)), DumpJson(doc, 2) + "\n");
   if (!st.ok()) return st.error();
   return stored;
+}
+
+int Intake::RepairRejected(TimePoint now) const {
+  const SpoolPaths& paths = store_.Paths();
+  auto names = ListDir(paths.Rejected());
+  if (!names.ok()) return 0;
+  std::set<std::string> present(names->begin(), names->end());
+  int repaired = 0;
+  for (const auto& name : *names) {
+    if (name.empty() || name[0] == '.' || name.ends_with(kErrorSuffix)) continue;
+    if (present.count(ErrorFileName(name)) != 0) continue;
+    // Check it again the way intake did; the first problem found is the error.
+    Error error = MakeError("unrecorded",
+                            "spoold stopped after moving this file here and before recording why; "
+                            "it may have been a duplicate id or a full queue");
+    auto file = ReadDroppedFile(paths.Rejected(), name, static_cast<size_t>(config_->max_job_file_size));
+    if (!file.ok()) {
+      if (file.error().code != "io_error" && file.error().code != "vanished") error = file.error();
+    } else if (auto owner = CheckOwner(name, *file, config_->allow_root); !owner.ok()) {
+      error = owner.error();
+    } else if (auto doc = ParseDocument(file->bytes, file->format); !doc.ok()) {
+      error = doc.error();
+    } else if (doc->value.contains("action")) {
+      // A control request (they are quarantined here too).
+      if (auto request = ParseControlRequest(*doc); !request.ok()) error = request.error();
+    } else if (auto spec = ValidateJobSpec(*doc, file->stem, *config_); !spec.ok()) {
+      error = spec.error();
+    }
+    Json doc = ErrorDocument(name, error, now);
+    doc["recovered"] = true;
+    if (WriteFileAtomic(paths.RejectedFile(ErrorFileName(name)), DumpJson(doc, 2) + "\n").ok()) ++repaired;
+  }
+  return repaired;
 }
 
 IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now) const {

@@ -51,6 +51,12 @@ class Intake {
   // Deletes incoming/<name> (after a byte-identical re-drop was recorded).
   Status RemoveIncoming(const std::string& name) const;
 
+  // After a crash between moving a file into rejected/ and writing its error
+  // file: gives every rejected file without one an error file, with the error
+  // found again by checking the file as intake would (or, where the reason
+  // cannot be found again, code "unrecorded"). Returns how many.
+  int RepairRejected(TimePoint now) const;
+
   // Moves a file from `folder` into rejected/ and writes its error file. Used for
   // job files and control requests alike. Returns the name it was stored as.
   Result<std::string> Quarantine(const std::string& folder, const std::string& name,
