@@ -4,7 +4,6 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -101,7 +100,14 @@ Status Daemon::Start() {
 
   lock_fd_ = ::open(paths_.Lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (lock_fd_ < 0) return MakeError("io_error", ErrnoMessage("open", paths_.Lock(), errno));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  // A POSIX record lock, not flock(): flock locks belong to the open file and
+  // are shared with every forked child until it closes the descriptor, so a job
+  // child could keep the root locked for a moment after the daemon died. A
+  // record lock belongs to this process alone and ends with it.
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (::fcntl(lock_fd_, F_SETLK, &lock) != 0) {
     char buf[32] = {};
     ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
     std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";

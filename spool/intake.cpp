@@ -47,18 +47,6 @@ std::string ErrorFileName(const std::string& stored) {
   return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
 }
 
-// The error file of SPEC.md section 3. It never quotes the file's content:
-// messages are built that way, and names are made valid UTF-8.
-Json ErrorDocument(const std::string& name, const Error& error, TimePoint now) {
-  return {{"file", SanitizeUtf8(name)},
-          {"time", FormatTime(now)},
-          {"code", error.code},
-          {"field", error.field.empty() ? Json(nullptr) : Json(SanitizeUtf8(error.field))},
-          {"line", error.line > 0 ? Json(error.line) : Json(nullptr)},
-          {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
-          {"error", SanitizeUtf8(error.message)}};
-}
-
 // Variables that steer the dynamic loader or libc (glibc's list of variables it
 // drops for set-user-ID programs, less TMPDIR and TZDIR which only concern the
 // job itself).
@@ -92,6 +80,16 @@ Status Intake::RemoveIncoming(const std::string& name) const {
   return OkStatus();
 }
 
+Json RejectionDocument(const std::string& file, const Error& error, TimePoint now) {
+  return {{"file", SanitizeUtf8(file)},
+          {"time", FormatTime(now)},
+          {"code", error.code},
+          {"field", error.field.empty() ? Json(nullptr) : Json(SanitizeUtf8(error.field))},
+          {"line", error.line > 0 ? Json(error.line) : Json(nullptr)},
+          {"column", error.column > 0 ? Json(error.column) : Json(nullptr)},
+          {"error", SanitizeUtf8(error.message)}};
+}
+
 Result<std::string> Intake::Quarantine(const std::string& folder, const std::string& name,
                                        const Error& error, TimePoint now) const {
   const SpoolPaths& paths = store_.Paths();
@@ -110,7 +108,7 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     return MakeError("io_error", ErrnoMessage("move to rejected/", from, errno));
   }
   SPOOLD_FAILPOINT("reject.after_move");
-  Json doc = ErrorDocument(name, error, now);
+  Json doc = RejectionDocument(name, error, now);
   if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
   auto st = WriteFileAtomic(paths.RejectedFile(ErrorFileName(stored)), DumpJson(doc, 2) + "\n");
   if (!st.ok()) return st.error();
@@ -143,7 +141,7 @@ int Intake::RepairRejected(TimePoint now) const {
     } else if (auto spec = ValidateJobSpec(*doc, file->stem, *config_); !spec.ok()) {
       error = spec.error();
     }
-    Json doc = ErrorDocument(name, error, now);
+    Json doc = RejectionDocument(name, error, now);
     doc["recovered"] = true;
     if (WriteFileAtomic(paths.RejectedFile(ErrorFileName(name)), DumpJson(doc, 2) + "\n").ok()) ++repaired;
   }

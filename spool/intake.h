@@ -41,6 +41,11 @@ struct IntakeOutcome {
 // held or pool_paused), or an error such as queue_full.
 using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;
 
+// The error file of SPEC.md section 3 for `file`: code, field, line, column and
+// message. It never quotes the file's content (messages are built that way) and
+// names are made valid UTF-8. The daemon writes it; spoolctl prints the same.
+Json RejectionDocument(const std::string& file, const Error& error, TimePoint now);
+
 class Intake {
  public:
   Intake(JobStore& store, const Config& config) : store_(store), config_(&config) {}

@@ -1,0 +1,320 @@
+#include "cli/common.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "spool/intake.h"
+#include "spool/fileio.h"
+#include "spool/status.h"
+
+namespace spoold::cli {
+
+void PrintError(const std::string& message) {
+  std::fflush(stdout);  // keeps the order of lines when both go to one terminal
+  std::fprintf(stderr, "spoolctl: %s\n", message.c_str());
+}
+
+void PrintNote(const std::string& message) { PrintError(message); }
+
+int Fail(const std::string& message) {
+  PrintError(message);
+  return kExitError;
+}
+
+int UsageError(const std::string& message) {
+  PrintError(message + " (see spoolctl --help)");
+  return kExitUsage;
+}
+
+void Out(std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+
+void OutJson(const Context& ctx, const Json& value) { Out(DumpJson(value, ctx.tty ? 2 : -1) + "\n"); }
+
+std::string Paint(const Context& ctx, std::string_view text, Color color) {
+  if (!ctx.color || color == Color::kNone) return std::string(text);
+  static constexpr const char* kCodes[] = {"", "31", "32", "33", "34", "35", "36", "2", "1"};
+  return std::string("\033[") + kCodes[static_cast<int>(color)] + "m" + std::string(text) + "\033[0m";
+}
+
+Color StateColor(std::string_view state) {
+  if (state == "succeeded") return Color::kGreen;
+  if (state == "failed") return Color::kRed;
+  if (state == "cancelled") return Color::kMagenta;
+  if (state == "running") return Color::kCyan;
+  if (state == "queued") return Color::kYellow;
+  return Color::kNone;
+}
+
+bool IsTerminalStateName(std::string_view state) {
+  auto parsed = ParseState(state);
+  return parsed && IsTerminal(*parsed);
+}
+
+std::string FormatAge(Millis age) {
+  int64_t s = std::max<int64_t>(0, age.count() / 1000);
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 7200) return std::to_string(s / 60) + "m";
+  if (s < 2 * 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+std::string FormatElapsed(Millis elapsed) {
+  int64_t ms = std::max<int64_t>(0, elapsed.count());
+  char buf[32];
+  if (ms < 60'000) {
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  } else if (ms < 3'600'000) {
+    std::snprintf(buf, sizeof buf, "%" PRId64 "m%02" PRId64 "s", ms / 60'000, ms / 1000 % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%" PRId64 "h%02" PRId64 "m", ms / 3'600'000, ms / 60'000 % 60);
+  }
+  return buf;
+}
+
+std::string FormatSize(int64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  if (unit == 0) {
+    std::snprintf(buf, sizeof buf, "%" PRId64 " B", bytes);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", value, kUnits[unit]);
+  }
+  return buf;
+}
+
+namespace {
+
+// Columns a cell takes on a terminal: color sequences take none, and a UTF-8
+// character one.
+size_t VisibleWidth(std::string_view text) {
+  size_t width = 0;
+  bool escape = false;
+  for (unsigned char c : text) {
+    if (escape) {
+      escape = c != 'm';
+    } else if (c == '\033') {
+      escape = true;
+    } else if ((c & 0xC0) != 0x80) {
+      ++width;
+    }
+  }
+  return width;
+}
+
+}  // namespace
+
+void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], VisibleWidth(row[i]));
+  };
+  measure(header);
+  for (const auto& row : rows) measure(row);
+  auto print = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - VisibleWidth(row[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    Out(line + "\n");
+  };
+  print(header);
+  for (const auto& row : rows) print(row);
+}
+
+Result<Json> ReadJsonFile(const std::string& path, size_t max_size) {
+  auto text = ReadSmallFile(path, max_size);
+  if (!text.ok()) return text.error();
+  Json value = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return MakeError("parse_error", path + " is not valid JSON");
+  return value;
+}
+
+std::vector<std::string_view> SplitLines(std::string_view text, bool partial_last) {
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos && !partial_last) break;
+    if (nl == std::string_view::npos) nl = text.size();
+    lines.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return lines;
+}
+
+std::string JsonString(const Json& object, const char* key, const std::string& fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+std::string JsonText(const Json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  return DumpJson(value);
+}
+
+std::optional<Json> FindRejection(const Context& ctx, const std::string& file_name) {
+  std::optional<Json> newest;
+  for (int n = 1; n < 10000; ++n) {
+    const std::string stored = n == 1 ? file_name : FitName(file_name + "~" + std::to_string(n), kNameMax);
+    if (!PathExists(ctx.Paths().RejectedFile(stored))) {
+      if (n > 1) break;
+      continue;
+    }
+    const std::string error_file = FitName(stored, kNameMax - 11) + ".error.json";
+    if (auto doc = ReadJsonFile(ctx.Paths().RejectedFile(error_file), 1 << 20); doc.ok()) newest = *doc;
+  }
+  return newest;
+}
+
+std::string IncomingFileOf(const Context& ctx, const std::string& id) {
+  for (const char* ext : {".toml", ".json"}) {
+    if (PathExists(ctx.Paths().IncomingFile(id + ext))) return id + ext;
+  }
+  return "";
+}
+
+std::string MissingJobMessage(const Context& ctx, const std::string& id) {
+  if (std::string waiting = IncomingFileOf(ctx, id); !waiting.empty()) {
+    std::string why =
+        DetectDaemon(ctx.Paths()).running ? "spoold has not taken it in yet" : NotRunningMessage(ctx);
+    return "job " + id + " is not accepted yet: incoming/" + waiting + " waits (" + why + ")";
+  }
+  for (const char* ext : {".toml", ".json"}) {
+    if (auto rejection = FindRejection(ctx, id + ext)) {
+      return "job " + id + " was rejected: " + FormatErrorJson(*rejection);
+    }
+  }
+  return "no job " + PrintableName(id) + " in " + ctx.Root();
+}
+
+Result<Json> LoadStatusJson(const Context& ctx, const std::string& id) {
+  if (!PathExists(ctx.Paths().JobDir(id))) return MakeError("unknown_job", MissingJobMessage(ctx, id));
+  auto status = ReadJsonFile(ctx.Paths().StatusFile(id), 64 << 20);
+  if (!status.ok()) return status.error();
+  if (!status->is_object()) return MakeError("parse_error", ctx.Paths().StatusFile(id) + " is not an object");
+  return status;
+}
+
+Result<Json> ReadIndex(const Context& ctx) {
+  auto index = ReadJsonFile(ctx.Paths().Index());
+  if (!index.ok()) return index.error();
+  if (!index->is_object()) return MakeError("parse_error", ctx.Paths().Index() + " is not an object");
+  return index;
+}
+
+namespace {
+
+// The fields of one /proc/locks line: "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF".
+struct LockLine {
+  std::string kind;
+  long pid = 0;
+  std::string device_inode;  // "fe:00:1234"
+};
+
+std::optional<LockLine> ParseLockLine(const std::string& line) {
+  std::istringstream in(line);
+  std::string number, mode, access;
+  LockLine out;
+  if (!(in >> number >> out.kind)) return std::nullopt;
+  if (out.kind == "->") return std::nullopt;  // a waiter, not a holder
+  if (!(in >> mode >> access >> out.pid >> out.device_inode)) return std::nullopt;
+  return out;
+}
+
+// Without /proc/locks: F_GETLK asks who holds a record lock and never takes
+// one. Opening and closing the file is harmless here: this process holds no
+// lock on it.
+DaemonInfo DetectByRecordLock(const SpoolPaths& paths, DaemonInfo info) {
+  int fd = ::open(paths.Lock().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return info;
+  struct flock query {};
+  query.l_type = F_WRLCK;
+  query.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_GETLK, &query) == 0 && query.l_type != F_UNLCK) {
+    info.running = true;
+    info.pid = query.l_pid;
+  }
+  ::close(fd);
+  return info;
+}
+
+}  // namespace
+
+DaemonInfo DetectDaemon(const SpoolPaths& paths) {
+  DaemonInfo info;
+  if (auto text = ReadSmallFile(paths.Lock(), 64); text.ok()) info.pid = std::atol(text->c_str());
+  struct stat st {};
+  if (::stat(paths.Lock().c_str(), &st) != 0) return info;
+  char dev_inode[64];
+  std::snprintf(dev_inode, sizeof dev_inode, "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+                static_cast<unsigned long>(st.st_ino));
+  const std::string inode_suffix = ":" + std::to_string(st.st_ino);
+  std::ifstream locks("/proc/locks");
+  if (!locks) return DetectByRecordLock(paths, info);
+  for (std::string line; std::getline(locks, line);) {
+    auto lock = ParseLockLine(line);
+    // spoold takes a POSIX record lock (docs/SPEC-NOTES.md); SPEC.md says
+    // flock. Either kind held on the file means a daemon runs.
+    if (!lock || (lock->kind != "FLOCK" && lock->kind != "POSIX" && lock->kind != "OFDLCK")) continue;
+    const std::string& di = lock->device_inode;
+    const bool same_inode =
+        di.size() > inode_suffix.size() &&
+        di.compare(di.size() - inode_suffix.size(), inode_suffix.size(), inode_suffix) == 0;
+    // Some file systems (overlays) report another device here than stat does:
+    // the inode with the lock file's own pid is enough then.
+    if (di == dev_inode || (same_inode && lock->pid == info.pid)) {
+      info.running = true;
+      return info;
+    }
+  }
+  return info;
+}
+
+std::string NotRunningMessage(const Context& ctx) { return "spoold is not running on " + ctx.Root(); }
+
+Millis MonotonicNow() {
+  return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+void SleepMs(int ms) {
+  struct timespec ts {
+    ms / 1000, static_cast<long>(ms % 1000) * 1'000'000
+  };
+  while (::nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+Json ErrorJson(const std::string& file, const Error& error) { return RejectionDocument(file, error, Now()); }
+
+std::string FormatErrorJson(const Json& error) {
+  std::string out = JsonString(error, "file", "?");
+  for (const char* key : {"line", "column"}) {
+    auto it = error.find(key);
+    if (it == error.end() || !it->is_number_integer()) break;
+    out += ":" + std::to_string(it->get<int64_t>());
+  }
+  out += ": " + JsonString(error, "code", "error");
+  if (std::string field = JsonString(error, "field"); !field.empty()) out += " (" + field + ")";
+  return out + ": " + JsonString(error, "error");
+}
+
+}  // namespace spoold::cli

@@ -1,0 +1,200 @@
+// spoolctl: the command-line client of spoold (issue 4). Parses the global
+// options and the command, finds the spool root, sets the output modes, and
+// hands over to the command. The command table below is the one list of
+// commands, their options and their help.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/root.h"
+
+namespace spoold::cli {
+namespace {
+
+const OptionSpec kJson = {"json", 0, nullptr, "machine-readable JSON output"};
+const OptionSpec kPool = {"pool", 0, "POOL", "put the job into POOL (rewrites the job as JSON)"};
+const OptionSpec kPriority = {"priority", 0, "N", "set the job's priority (rewrites the job as JSON)"};
+const OptionSpec kHold = {"hold", 0, nullptr,
+                          "accept but do not start until `spoolctl start` (rewrites as JSON)"};
+const OptionSpec kId = {"id", 0, "ID", "submit under this id (an error when it is taken)"};
+
+const char* const kSubmitDetails =
+    "The file is validated locally first, as the daemon would (pools and defaults from\n"
+    "--config or the default configuration, else the pools of index.json); a bad file is\n"
+    "reported as CODE (FIELD) with line and column, and not submitted (exit 1).\n"
+    "The job id is the file name without .toml/.json (\"stdin\" for -). When it is taken,\n"
+    "the first free ID-2, ID-3, ... is used, so the same file submitted twice makes two\n"
+    "jobs. The file is written under tmp/ and renamed into incoming/; the id is printed.\n"
+    "With --pool, --priority or --hold the job is written as JSON (ID.json).";
+
+const char* const kWaitDetails =
+    "A line per change: elapsed time, state, reason, attempt and progress (a live line\n"
+    "on a terminal). On failure the last lines of stderr and the log folder are shown.\n"
+    "Exit code: 0 succeeded; the job's exit code when it exited non-zero; 124 timeout or\n"
+    "deadline; 125 cancelled or another failure; 1 unknown or rejected. With several ids,\n"
+    "the worst: 1, then 125, then 124, then the first job exit code, then 0.";
+
+const char* const kControlDetails =
+    "Writes a control request into control/ and waits up to 3 s for spoold: done (the\n"
+    "request was acted on), refused (exit 1, with the daemon's reason), or queued\n"
+    "(spoold is not running, or has not acted yet).";
+
+std::vector<Command> Commands() {
+  return {
+      {"submit",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold]",
+       "submit a job file; prints the job id",
+       kSubmitDetails,
+       {kId, kPool, kPriority, kHold, kJson},
+       CmdSubmit},
+      {"run",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold]",
+       "submit a job file and wait for its end",
+       kWaitDetails,
+       {kId, kPool, kPriority, kHold, kJson},
+       CmdRun},
+      {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
+      {"status", "ID", "a job's state (--json: status.json as it is)", "", {kJson}, CmdStatus},
+      {"list",
+       "[--state S,..] [--pool P] [--tag T] [--since DURATION] [--owner U]",
+       "jobs: id, state, reason, pool, attempt, age, title",
+       "Ended jobs come from index.json; active ones, and folders the index does not name\n"
+       "yet, from their status.json (all of them when index.json is missing or unreadable).\n"
+       "--since 2h: created in the last 2h.",
+       {{"state", 0, "STATES", "only these states (comma-separated)"},
+        {"pool", 0, "POOL", "only jobs of POOL"},
+        {"tag", 0, "TAG", "only jobs tagged TAG"},
+        {"since", 0, "DURATION", "only jobs created within DURATION (30m, 2h, 1d)"},
+        {"owner", 0, "USER", "only jobs submitted by USER"},
+        {"quiet", 'q', nullptr, "ids only"},
+        kJson},
+       CmdList},
+      {"logs",
+       "ID [--attempt N] [--stderr] [--follow] [--events]",
+       "an attempt's output, or the job's events",
+       "Without --attempt: the last attempt. --follow prints what is appended until the job\n"
+       "ends (moving on to new attempts). --events --json prints events.jsonl as it is.",
+       {{"attempt", 0, "N", "attempt N (1-based)"},
+        {"stderr", 0, nullptr, "stderr.log instead of stdout.log"},
+        {"follow", 'f', nullptr, "keep printing until the job is terminal"},
+        {"events", 0, nullptr, "the job's history (events.jsonl)"},
+        kJson},
+       CmdLogs},
+      {"cancel", "ID...", "cancel queued or running jobs", kControlDetails, {kJson}, CmdCancel},
+      {"start", "ID...", "start held jobs", kControlDetails, {kJson}, CmdStart},
+      {"pause", "POOL...", "pause pools: they start nothing new", kControlDetails, {kJson}, CmdPause},
+      {"resume", "POOL...", "resume paused pools", kControlDetails, {kJson}, CmdResume},
+      {"pools",
+       "",
+       "pools: executor, workers, running, queued, queue limit, paused",
+       "From index.json (else the configuration).",
+       {{"quiet", 'q', nullptr, "names only"}, kJson},
+       CmdPools},
+      {"results",
+       "ID [--name ASSET] [--cat ASSET] [--download DIR]",
+       "a job's result files (results.json)",
+       "--download copies the files (all, or the one --name names) into DIR and checks each\n"
+       "copy against its sha256 in results.json.",
+       {{"name", 0, "ASSET", "only this asset"},
+        {"cat", 0, "ASSET", "write this asset's content to stdout"},
+        {"download", 0, "DIR", "copy the files into DIR, checking their checksums"},
+        kJson},
+       CmdResults},
+      {"rerun",
+       "ID [--pool P] [--priority N] [--hold]",
+       "a new job from a job's file: ID.r2, ID.r3, ...",
+       "The new job gets metadata.derived_from = ID and is written as JSON.",
+       {kPool, kPriority, kHold, kJson},
+       CmdRerun},
+      {"duplicate",
+       "ID [-n N] [--pool P] [--priority N] [--hold]",
+       "N new jobs from a job's file: ID.d1, ID.d2, ...",
+       "Each gets metadata.derived_from = ID and is written as JSON.",
+       {{"count", 'n', "N", "how many (default 1)"}, kPool, kPriority, kHold, kJson},
+       CmdDuplicate},
+      {"export",
+       "ID... -o FILE.tar.gz",
+       "job folders into a .tar.gz",
+       "",
+       {{"output", 'o', "FILE", "the archive to write"}, kJson},
+       CmdExport},
+      {"import",
+       "FILE.tar.gz",
+       "job folders from an export",
+       "All or nothing: ids that exist are refused. spoold loads job folders at start, so a\n"
+       "running daemon lists imported jobs in index.json after its next start.",
+       {kJson},
+       CmdImport},
+      {"validate",
+       "FILE... [--explain]",
+       "check job files offline, as the daemon would",
+       "Pools and defaults come from --config (or the default configuration), else from\n"
+       "index.json's pools; without either, the pool is not checked.",
+       {{"explain", 0, nullptr, "print the effective settings after defaults"}, kJson},
+       CmdValidate,
+       RootUse::kOptional},
+  };
+}
+
+const Command* FindCommand(const std::vector<Command>& commands, const std::string& name) {
+  for (const auto& c : commands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+Context MakeContext(const Args& args) {
+  Context ctx;
+  ctx.json = args.Flag("json");
+  ctx.tty = ::isatty(STDOUT_FILENO) == 1;
+  const char* no_color = std::getenv("NO_COLOR");
+  ctx.color = ctx.tty && (no_color == nullptr || *no_color == '\0') && !args.Flag("no-color");
+  return ctx;
+}
+
+int Main(int argc, char** argv) {
+  const std::vector<Command> commands = Commands();
+  std::vector<std::string> words(argv + 1, argv + argc);
+  // Global options may come before the command; they are handed on to it.
+  std::vector<std::string> leading;
+  size_t i = 0;
+  for (; i < words.size() && words[i].size() > 1 && words[i][0] == '-'; ++i) {
+    if (words[i] == "--version") {
+      std::printf("spoolctl %s\n", SPOOLD_VERSION);
+      return kExitOk;
+    }
+    leading.push_back(words[i]);
+    const bool takes_value = words[i] == "--root" || words[i] == "--config";
+    if (takes_value && i + 1 < words.size()) leading.push_back(words[++i]);
+  }
+  if (i == words.size() || words[i] == "help") {
+    const Command* topic = i + 1 < words.size() ? FindCommand(commands, words[i + 1]) : nullptr;
+    topic ? PrintCommandHelp(*topic) : PrintProgramHelp(commands);
+    return i == words.size() && leading.empty() ? kExitUsage : kExitOk;
+  }
+  const Command* command = FindCommand(commands, words[i]);
+  if (command == nullptr) return UsageError("unknown command " + PrintableName(words[i]));
+  leading.insert(leading.end(), words.begin() + static_cast<long>(i) + 1, words.end());
+  auto args = ParseArgs(*command, leading);
+  if (!args.ok()) return UsageError(args.error().message);
+  if (args->Flag("help")) {
+    PrintCommandHelp(*command);
+    return kExitOk;
+  }
+  Context ctx = MakeContext(*args);
+  if (auto st = SetupRoot(ctx, *args, command->root); !st.ok()) return Fail(st.error().message);
+  return command->run(ctx, *args);
+}
+
+}  // namespace
+}  // namespace spoold::cli
+
+int main(int argc, char** argv) {
+  // A reader that closes the pipe (spoolctl logs | head) ends us quietly.
+  ::signal(SIGPIPE, SIG_DFL);
+  return spoold::cli::Main(argc, argv);
+}

@@ -1,0 +1,76 @@
+# bash completion for spoolctl: commands, their options, job ids (from
+# `spoolctl list -q`, which reads index.json) and pool names (`spoolctl pools -q`).
+# --root and --config given on the line are passed on, so ids come from that spool.
+
+_spoolctl_options() {
+    case "$1" in
+        submit|run) echo "--id --pool --priority --hold --json" ;;
+        wait|status|cancel|start|pause|resume|import) echo "--json" ;;
+        list) echo "--state --pool --tag --since --owner --quiet --json" ;;
+        logs) echo "--attempt --stderr --follow --events --json" ;;
+        pools) echo "--quiet --json" ;;
+        results) echo "--name --cat --download --json" ;;
+        rerun) echo "--pool --priority --hold --json" ;;
+        duplicate) echo "-n --count --pool --priority --hold --json" ;;
+        export) echo "-o --output --json" ;;
+        validate) echo "--explain --json" ;;
+    esac
+    echo "--root --config --no-color --help"
+}
+
+_spoolctl() {
+    local cur prev words cword
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local commands="submit run wait status list logs cancel start pause resume pools results rerun duplicate export import validate help"
+
+    # The command, and the spool options given so far.
+    local i command="" spool_args=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --root|--config)
+                spool_args+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]}")
+                ((i++)) ;;
+            -*) ;;
+            *) [[ -z "$command" ]] && command="${COMP_WORDS[i]}" ;;
+        esac
+    done
+
+    case "$prev" in
+        --root|--download)
+            COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --config|-o|--output)
+            COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --pool)
+            COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" pools -q 2>/dev/null)" -- "$cur")); return ;;
+        --state)
+            COMPREPLY=($(compgen -W "queued running succeeded failed cancelled" -- "$cur")); return ;;
+        --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat)
+            return ;;
+    esac
+
+    if [[ -z "$command" ]]; then
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--root --config --no-color --help --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_spoolctl_options "$command")" -- "$cur"))
+        return
+    fi
+    case "$command" in
+        submit|run|validate|import)
+            COMPREPLY=($(compgen -f -- "$cur")) ;;
+        pause|resume)
+            COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" pools -q 2>/dev/null)" -- "$cur")) ;;
+        help)
+            COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
+        wait|status|logs|cancel|start|results|rerun|duplicate|export)
+            COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" list -q 2>/dev/null)" -- "$cur")) ;;
+    esac
+}
+
+complete -o filenames -F _spoolctl spoolctl

@@ -1,0 +1,450 @@
+// submit, run, validate, rerun, duplicate: everything that turns a job file
+// into a job. A file is validated locally with the daemon's own functions
+// (ParseDocument, ValidateJobSpec) before anything is written, so a bad file is
+// reported exactly as the daemon would report it and never submitted.
+//
+// Ids. A file's id is its name without .toml/.json ("stdin" for standard
+// input). When it is taken (jobs/<id>/ exists, or incoming/<id>.toml|json
+// waits), submit picks the first free "<id>-2", "<id>-3", ...; so the same file
+// submitted twice makes two jobs. An id given with --id is used as is, and a
+// taken one is an error. rerun makes "<id>.r2", "<id>.r3", ... (an existing
+// ".rN" suffix is replaced, so rerunning x.r2 gives x.r3); duplicate makes
+// "<id>.d1", "<id>.d2", ... Ids are shortened where the suffix would pass 128.
+//
+// Format. The daemon keeps a job file byte for byte, so a file is submitted
+// unchanged unless something must change in it: --pool, --priority, --hold, or
+// the metadata.derived_from that rerun and duplicate add. Then the job is
+// written as JSON (<id>.json) from the parsed file, whatever its format (TOML
+// dates in metadata become RFC 3339 strings): spool/ has no TOML writer.
+#include <unistd.h>
+
+#include <functional>
+
+#include "cli/commands.h"
+#include "cli/drop.h"
+#include "spool/dropped_file.h"
+#include "spool/fileio.h"
+#include "spool/job_spec.h"
+#include "spool/job_store.h"
+
+namespace spoold::cli {
+namespace {
+
+constexpr size_t kReadCap = size_t{64} << 20;
+constexpr size_t kMaxIdLength = 128;
+
+struct JobInput {
+  std::string file;  // as shown in messages: the path, "<stdin>", "jobs/x/job.toml"
+  std::string bytes;
+  DocFormat format = DocFormat::kToml;
+  std::string id;  // the id the file asks for
+};
+
+struct Overrides {
+  std::optional<std::string> pool;
+  std::optional<int64_t> priority;
+  bool hold = false;
+  std::optional<std::string> derived_from;
+
+  bool Any() const { return pool || priority || hold || derived_from; }
+};
+
+// Where validation takes pools and defaults from (issue 4): the configuration
+// when known, else the pools index.json lists, else no pool check.
+struct Settings {
+  Config config;
+  std::string source;
+  bool pools_known = true;
+  bool config_known = false;
+};
+
+std::string Extension(DocFormat format) { return format == DocFormat::kToml ? ".toml" : ".json"; }
+
+Result<std::string> ReadStdin() {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return MakeError("io_error", ErrnoMessage("read", "standard input", errno));
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kReadCap) return MakeError("too_large", "standard input is larger than 64 MiB");
+  }
+}
+
+Result<JobInput> ReadJobInput(const std::string& path) {
+  JobInput in;
+  if (path == "-") {
+    auto bytes = ReadStdin();
+    if (!bytes.ok()) return bytes.error();
+    in.file = "<stdin>";
+    in.bytes = std::move(bytes.value());
+    size_t first = in.bytes.find_first_not_of(" \t\r\n");
+    in.format = first != std::string::npos && in.bytes[first] == '{' ? DocFormat::kJson : DocFormat::kToml;
+    in.id = "stdin";
+    return in;
+  }
+  in.file = path;
+  const std::string name = path.substr(path.find_last_of('/') + 1);
+  const bool toml = name.size() > 5 && name.ends_with(".toml");
+  const bool json = name.size() > 5 && name.ends_with(".json");
+  if (!toml && !json) {
+    return MakeError("unsupported_type", PrintableName(name) + " is neither .toml nor .json");
+  }
+  in.format = toml ? DocFormat::kToml : DocFormat::kJson;
+  in.id = name.substr(0, name.size() - 5);
+  auto bytes = ReadSmallFile(path, kReadCap);
+  if (!bytes.ok()) return bytes.error();
+  in.bytes = std::move(bytes.value());
+  return in;
+}
+
+Settings LoadSettings(const Context& ctx) {
+  Settings s;
+  if (ctx.config) {
+    s.config = *ctx.config;
+    s.source = "configuration " + ctx.config->source;
+    s.config_known = true;
+    return s;
+  }
+  s.config.pools.clear();
+  if (ctx.paths) {
+    auto index = ReadIndex(ctx);
+    if (index.ok() && index->contains("pools") && (*index)["pools"].is_object()) {
+      for (const auto& [name, pool] : (*index)["pools"].items()) {
+        PoolConfig p;
+        p.name = name;
+        p.workers = pool.value("workers", 0);
+        p.queue_limit = pool.value("queue_limit", 1000);
+        p.paused = pool.value("paused", false);
+        p.executor = pool.value("executor", "local");
+        s.config.pools[name] = p;
+      }
+      s.source = "pools from " + ctx.Paths().Index() + " (no configuration: pool timeouts unknown)";
+      return s;
+    }
+  }
+  s.pools_known = false;
+  s.source = "built-in defaults (no configuration and no index.json: the pool was not checked)";
+  return s;
+}
+
+Result<Overrides> ParseOverrides(const Args& args) {
+  Overrides ov;
+  ov.pool = args.Value("pool");
+  if (auto text = args.Value("priority")) {
+    auto value = ParseIntArg("--priority", *text, INT64_MIN, INT64_MAX);
+    if (!value.ok()) return value.error();
+    ov.priority = *value;
+  }
+  ov.hold = args.Flag("hold");
+  return ov;
+}
+
+void ApplyOverrides(const Overrides& ov, Json& job) {
+  if (ov.pool) job["pool"] = *ov.pool;
+  if (ov.priority) job["priority"] = *ov.priority;
+  if (ov.hold) job["hold"] = true;
+  if (ov.derived_from) {
+    if (!job.contains("metadata")) job["metadata"] = Json::object();
+    if (job["metadata"].is_object()) job["metadata"]["derived_from"] = *ov.derived_from;
+  }
+}
+
+struct Prepared {
+  JobSpec spec;
+  std::string bytes;
+  DocFormat format = DocFormat::kToml;
+};
+
+// Parses, applies the overrides and validates as the daemon would, for the job
+// id `id`. The error is the one the daemon would write to rejected/.
+Result<Prepared> Prepare(const JobInput& in, const std::string& id, const Overrides& ov, Settings& settings) {
+  // Without the configuration the limit is unknown: the daemon judges.
+  const auto limit = static_cast<size_t>(settings.config.max_job_file_size);
+  if (settings.config_known && in.bytes.size() > limit) {
+    return MakeError("too_large", PrintableName(in.file) + " has " + std::to_string(in.bytes.size()) +
+                                      " bytes; spool.max_job_file_size is " + std::to_string(limit));
+  }
+  if (settings.config_known) {
+    // The file spoolctl drops is ours, with one link.
+    DroppedFile ours;
+    ours.uid = ::geteuid();
+    ours.links = 1;
+    if (auto owner = CheckOwner(in.file, ours, settings.config.allow_root); !owner.ok()) return owner.error();
+  }
+  auto doc = ParseDocument(in.bytes, in.format);
+  if (!doc.ok()) return doc.error();
+  ApplyOverrides(ov, doc->value);
+  if (!settings.pools_known) {
+    const Json& pool = doc->value.contains("pool") ? doc->value["pool"] : Json("default");
+    if (pool.is_string()) settings.config.pools[pool.get<std::string>()].name = pool.get<std::string>();
+  }
+  auto spec = ValidateJobSpec(*doc, id, settings.config);
+  if (!spec.ok()) return spec.error();
+  Prepared out{std::move(spec.value()), in.bytes, in.format};
+  if (ov.Any()) {
+    out.bytes = DumpJson(doc->value, 2) + "\n";
+    out.format = DocFormat::kJson;
+  }
+  return out;
+}
+
+int ReportInvalid(const Context& ctx, const std::string& file, const Error& error) {
+  Json e = ErrorJson(file, error);
+  if (ctx.json) OutJson(ctx, Json{{"file", e["file"]}, {"valid", false}, {"error", e}});
+  PrintError(FormatErrorJson(e));
+  return kExitError;
+}
+
+bool IdTaken(const Context& ctx, const std::string& id) {
+  return PathExists(ctx.Paths().JobDir(id)) || !IncomingFileOf(ctx, id).empty();
+}
+
+std::string WithSuffix(const std::string& base, const std::string& suffix) {
+  return base.substr(0, std::min(base.size(), kMaxIdLength - suffix.size())) + suffix;
+}
+
+using Candidate = std::function<std::string(int)>;
+
+// Drops the job under the first free id `candidate(n)`, n from *n upward; *n is
+// left at the number used. A name taken between the check and the rename
+// (another writer) moves on to the next.
+Result<std::string> DropFirstFree(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n,
+                                  int last) {
+  for (; *n <= last; ++*n) {
+    std::string id = candidate(*n);
+    if (IdTaken(ctx, id)) continue;
+    auto st = DropFile(ctx.Paths(), ctx.Paths().Incoming(), id + Extension(job.format), job.bytes);
+    if (st.ok()) return id;
+    if (st.error().code != "exists") return st.error();
+  }
+  return MakeError("io_error", "no free job id like " + candidate(1) + " was found");
+}
+
+enum class Intake { kAccepted, kRejected, kWaiting, kNotRunning };
+constexpr const char* kIntakeNames[] = {"accepted", "rejected", "waiting", "daemon_not_running"};
+
+struct IntakeReport {
+  Intake kind = Intake::kWaiting;
+  Json error;
+};
+
+// Waits briefly for the daemon to take incoming/<file> in: accepted when the
+// job folder exists (it is committed before the file goes), else rejected.
+IntakeReport AwaitIntake(const Context& ctx, const std::string& id, const std::string& file) {
+  if (!DetectDaemon(ctx.Paths()).running) return {Intake::kNotRunning, nullptr};
+  const std::string path = ctx.Paths().IncomingFile(file);
+  if (!WaitUntil([&] { return !PathExists(path); }, kActTimeout)) return {Intake::kWaiting, nullptr};
+  if (PathExists(ctx.Paths().JobDir(id))) return {Intake::kAccepted, nullptr};
+  Json error = nullptr;
+  WaitUntil([&] { return (error = FindRejection(ctx, file).value_or(nullptr)) != nullptr; }, Millis(1000));
+  if (error.is_null())
+    error = {{"file", file}, {"error", "incoming/" + file + " vanished without a job folder"}};
+  return {Intake::kRejected, error};
+}
+
+// Prints what happened to one submitted job; returns the exit code.
+int ReportIntake(const Context& ctx, const std::string& id, const std::string& file,
+                 const IntakeReport& report, bool quiet) {
+  if (ctx.json && !quiet) {
+    Json out = {
+        {"id", id}, {"file", "incoming/" + file}, {"outcome", kIntakeNames[static_cast<int>(report.kind)]}};
+    if (report.kind == Intake::kRejected) out["error"] = report.error;
+    OutJson(ctx, out);
+  } else if (!quiet && report.kind != Intake::kRejected) {
+    Out(id + "\n");
+  }
+  switch (report.kind) {
+    case Intake::kAccepted:
+      return kExitOk;
+    case Intake::kRejected:
+      return Fail("spoold rejected " + id + ": " + FormatErrorJson(report.error));
+    case Intake::kWaiting:
+      PrintNote("queued as incoming/" + file + "; spoold has not taken it in yet");
+      return kExitOk;
+    case Intake::kNotRunning:
+      PrintNote("queued as incoming/" + file + "; " + NotRunningMessage(ctx));
+      return kExitOk;
+  }
+  return kExitOk;
+}
+
+// Drops `job` as the first free candidate id and reports the daemon's intake.
+int PlaceAndReport(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n, int last,
+                   std::string* id_out, bool quiet) {
+  auto id = DropFirstFree(ctx, job, candidate, n, last);
+  if (!id.ok()) return Fail("cannot submit: " + id.error().message);
+  if (id_out) *id_out = *id;
+  const std::string file = *id + Extension(job.format);
+  return ReportIntake(ctx, *id, file, AwaitIntake(ctx, *id, file), quiet);
+}
+
+// submit and run: reads FILE|-, validates, drops; the id goes to *id_out.
+int SubmitFromArgs(Context& ctx, const Args& args, std::string* id_out, bool quiet) {
+  if (args.positional.size() != 1) return UsageError("give one job file (or - for standard input)");
+  auto ov = ParseOverrides(args);
+  if (!ov.ok()) return UsageError(ov.error().message);
+  auto in = ReadJobInput(args.positional[0]);
+  if (!in.ok()) return ReportInvalid(ctx, args.positional[0], in.error());
+  const auto explicit_id = args.Value("id");
+  const std::string wanted = explicit_id.value_or(in->id);
+  Settings settings = LoadSettings(ctx);
+  auto job = Prepare(*in, wanted, *ov, settings);
+  if (!job.ok()) return ReportInvalid(ctx, in->file, job.error());
+  if (explicit_id && IdTaken(ctx, wanted)) {
+    return Fail("job id " + wanted + " is taken in " + ctx.Root() + "; choose another --id or leave it out");
+  }
+  Candidate candidate = [&](int n) { return n == 1 ? wanted : WithSuffix(wanted, "-" + std::to_string(n)); };
+  int n = 1;
+  return PlaceAndReport(ctx, *job, candidate, &n, explicit_id ? 1 : 100000, id_out, quiet);
+}
+
+// rerun and duplicate: the job file of an existing job, with derived_from.
+Result<JobInput> ReadJobOf(const Context& ctx, const std::string& id) {
+  if (auto status = LoadStatusJson(ctx, id); !status.ok()) return status.error();
+  auto file = JobStore(ctx.Paths()).ReadJobFile(id, kReadCap);
+  if (!file.ok()) return file.error();
+  return JobInput{"jobs/" + id + "/" + ctx.Paths().JobFileName(file->first), std::move(file->second),
+                  file->first, id};
+}
+
+// "x.r2" -> "x": rerunning a rerun numbers on from the original.
+std::string RerunBase(const std::string& id) {
+  size_t dot = id.rfind(".r");
+  if (dot == std::string::npos || dot + 2 >= id.size()) return id;
+  for (size_t i = dot + 2; i < id.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(id[i]))) return id;
+  }
+  return id.substr(0, dot);
+}
+
+int SubmitCopies(Context& ctx, const Args& args, const Candidate& candidate, int first, int count) {
+  if (args.positional.size() != 1) return UsageError("give one job id");
+  const std::string& source = args.positional[0];
+  auto ov = ParseOverrides(args);
+  if (!ov.ok()) return UsageError(ov.error().message);
+  ov->derived_from = source;
+  auto in = ReadJobOf(ctx, source);
+  if (!in.ok()) return Fail(in.error().message);
+  Settings settings = LoadSettings(ctx);
+  auto job = Prepare(*in, candidate(first), *ov, settings);
+  if (!job.ok()) return ReportInvalid(ctx, in->file, job.error());
+  int worst = kExitOk;
+  for (int n = first, made = 0; made < count; ++made, ++n) {
+    worst = std::max(worst, PlaceAndReport(ctx, *job, candidate, &n, 100000, nullptr, false));
+  }
+  return worst;
+}
+
+// --explain: the settings in effect after defaults, as JSON (also printed as
+// "key  value" lines).
+Json Effective(const JobSpec& spec, const Settings& settings) {
+  Json e;
+  e["id"] = spec.id;
+  if (spec.script) {
+    e["script"] = std::to_string(std::count(spec.script->begin(), spec.script->end(), '\n') + 1) + " lines";
+    e["shell"] = spec.shell;
+  } else {
+    e["command"] = spec.command;
+  }
+  e["title"] = spec.title;
+  e["pool"] = spec.pool;
+  e["pool_checked"] = settings.pools_known;
+  e["priority"] = spec.priority;
+  e["hold"] = spec.hold;
+  e["cwd"] = spec.cwd.empty() ? "jobs/" + spec.id + "/results/" : spec.cwd;
+  Millis timeout = settings.config.TimeoutFor(spec.pool);
+  std::string from = settings.config_known ? "defaults.timeout" : "built-in default";
+  if (auto pool = settings.config.pools.find(spec.pool);
+      pool != settings.config.pools.end() && pool->second.timeout) {
+    from = "pool " + spec.pool;
+  }
+  if (spec.timeout) {
+    timeout = *spec.timeout;
+    from = "the job file";
+  }
+  e["timeout"] = timeout.count() == 0 ? "none" : FormatDuration(timeout);
+  e["timeout_from"] = from;
+  e["deadline"] = spec.deadline ? FormatDuration(*spec.deadline) : "none";
+  e["retry"] = {
+      {"attempts", spec.retry.attempts},
+      {"delay", FormatDuration(spec.retry.delay)},
+      {"backoff", spec.retry.backoff},
+      {"max_delay", spec.retry.max_delay.count() == 0 ? "none" : FormatDuration(spec.retry.max_delay)},
+      {"on_timeout", spec.retry.on_timeout},
+      {"exit_codes", spec.retry.exit_codes}};
+  e["kill"] = {{"signal", spec.kill.signal_name}, {"grace", FormatDuration(spec.kill.grace)}};
+  e["env"] = spec.env;
+  e["tags"] = spec.tags;
+  e["metadata"] = spec.metadata;
+  e["settings_from"] = settings.source;
+  return e;
+}
+
+void PrintEffective(const Json& effective) {
+  for (const char* key :
+       {"id", "title", "command", "script", "shell", "pool", "pool_checked", "priority", "hold", "cwd",
+        "timeout", "timeout_from", "deadline", "retry", "kill", "env", "tags", "metadata", "settings_from"}) {
+    if (effective.contains(key)) std::printf("  %-14s %s\n", key, JsonText(effective[key]).c_str());
+  }
+}
+
+int ValidateOne(const Context& ctx, const std::string& path, bool explain) {
+  auto in = ReadJobInput(path);
+  if (!in.ok()) return ReportInvalid(ctx, path, in.error());
+  Settings settings = LoadSettings(ctx);
+  auto job = Prepare(*in, in->id, Overrides{}, settings);
+  if (!job.ok()) return ReportInvalid(ctx, in->file, job.error());
+  Json effective = Effective(job->spec, settings);
+  if (ctx.json) {
+    Json out = {{"file", SanitizeUtf8(in->file)}, {"valid", true}};
+    if (explain) out["effective"] = effective;
+    OutJson(ctx, out);
+    return kExitOk;
+  }
+  Out(in->file + ": valid (job id " + in->id + ")\n");
+  if (explain) PrintEffective(effective);
+  return kExitOk;
+}
+
+}  // namespace
+
+int CmdSubmit(Context& ctx, const Args& args) { return SubmitFromArgs(ctx, args, nullptr, false); }
+
+int CmdRun(Context& ctx, const Args& args) {
+  std::string id;
+  if (int code = SubmitFromArgs(ctx, args, &id, /*quiet=*/true); code != kExitOk) return code;
+  if (!ctx.json) Out("submitted " + id + "\n");
+  return WaitForJobs(ctx, {id});
+}
+
+int CmdValidate(Context& ctx, const Args& args) {
+  if (args.positional.empty()) return UsageError("give one or more job files");
+  int worst = kExitOk;
+  for (const auto& path : args.positional)
+    worst = std::max(worst, ValidateOne(ctx, path, args.Flag("explain")));
+  return worst;
+}
+
+int CmdRerun(Context& ctx, const Args& args) {
+  const std::string base = args.positional.empty() ? "" : RerunBase(args.positional[0]);
+  return SubmitCopies(
+      ctx, args, [&](int n) { return WithSuffix(base, ".r" + std::to_string(n)); }, 2, 1);
+}
+
+int CmdDuplicate(Context& ctx, const Args& args) {
+  int64_t count = 1;
+  if (auto text = args.Value("count")) {
+    auto n = ParseIntArg("-n", *text, 1, 1000);
+    if (!n.ok()) return UsageError(n.error().message);
+    count = *n;
+  }
+  const std::string base = args.positional.empty() ? "" : args.positional[0];
+  return SubmitCopies(
+      ctx, args, [&](int n) { return WithSuffix(base, ".d" + std::to_string(n)); }, 1,
+      static_cast<int>(count));
+}
+
+}  // namespace spoold::cli

@@ -1,0 +1,231 @@
+"""Helpers for the scheduling, retry, timeout, control and recovery black-box
+tests (not a test file). Builds on harness.py, which it does not change.
+
+Only the standard library is used. Processes are found through /proc, so the
+helpers work without pgrep.
+"""
+import json
+import os
+import time
+
+from harness import parse_time
+
+
+def proc_stat(pid):
+    """(state, ppid, pgid, start_ticks) of a live process, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and ')'; the rest follows the last ')'.
+    rest = data[data.rindex(b")") + 2:].split()
+    state = rest[0].decode()
+    return state, int(rest[1]), int(rest[2]), int(rest[19])
+
+
+def group_members(pgid, include_zombies=False):
+    """Pids of the processes whose process group is `pgid` (zombies left out:
+    they have exited and only wait to be reaped by their parent)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        st = proc_stat(int(entry))
+        if st is None or st[2] != pgid:
+            continue
+        if st[0] == "Z" and not include_zombies:
+            continue
+        found.append(int(entry))
+    return sorted(found)
+
+
+def pid_alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def describe_pids(pids):
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            cmd = "?"
+        out.append(f"{pid} {proc_stat(pid)} {cmd}")
+    return "; ".join(out)
+
+
+def drop_control(spool, name, request, fmt="json"):
+    """Drops control/<name>.<fmt> the safe way (tmp/ then rename)."""
+    if fmt == "json":
+        data = json.dumps(request)
+    else:
+        data = "".join(f"{k} = {json.dumps(v)}\n" for k, v in request.items())
+    return spool.drop(f"{name}.{fmt}", data, folder="control")
+
+
+def control_pending(spool, name):
+    return os.path.exists(spool.path("control", name))
+
+
+def wait_control_done(spool, name, timeout=20):
+    """The daemon acted on control/<name> and deleted it (and did not reject it)."""
+    def done():
+        if os.path.exists(spool.path("rejected", name + ".error.json")):
+            raise AssertionError(
+                f"control/{name} was rejected: {spool.rejection(name)}")
+        return not os.path.exists(spool.path("control", name))
+    spool.wait_for(done, timeout=timeout, what=f"control/{name} acted on and removed")
+
+
+def event_names(spool, job_id):
+    return [e["event"] for e in spool.events(job_id)]
+
+
+def attempt_times(st):
+    """[(started, finished)] of each recorded attempt as aware datetimes."""
+    return [(parse_time(a["started"]), parse_time(a["finished"]) if a["finished"] else None)
+            for a in st["attempts"]]
+
+
+def wait_pids_gone(spool, pids, timeout=15, what="processes gone"):
+    spool.wait_for(lambda: not [p for p in pids if pid_alive(p)], timeout=timeout,
+                   what=what, daemon_must_live=False)
+
+
+def read_pidfile(path):
+    """Integers, one a line, of a file written by a job (partial last line ignored)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")[:-1]
+    return [int(x) for x in lines if x.strip()]
+
+
+def monotonic_deadline(seconds):
+    return time.monotonic() + seconds
+
+
+# ---------------------------------------------------------------------------
+# Orphan reaping. When the daemon dies by SIGKILL, its job processes are
+# reparented to the nearest "child subreaper" ancestor, else to pid 1. In some
+# containers pid 1 never reaps, so killed jobs stay zombies forever, and a zombie
+# still counts as a member of its process group for kill(-pgid, 0). A real init
+# reaps them; to get that behaviour the test process becomes a subreaper and
+# reaps (by pid, never with waitpid(-1)) the zombies that are not daemons.
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class OrphanReaper:
+    """Makes this process a subreaper and reaps adopted zombies in a thread.
+    `keep` returns the pids never to reap (the daemons, which Popen waits for)."""
+
+    def __init__(self, keep):
+        import threading
+        self.keep = keep
+        self.reaped = []
+        self._stop = threading.Event()
+        become_subreaper()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def reap_once(self):
+        me = os.getpid()
+        keep = set(self.keep())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            if pid in keep:
+                continue
+            st = proc_stat(pid)
+            if st is None or st[1] != me or st[0] != "Z":
+                continue
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    self.reaped.append(pid)
+            except ChildProcessError:
+                pass
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.reap_once()
+            except OSError:
+                pass
+            self._stop.wait(0.02)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def children_of(ppid):
+    return [int(e) for e in os.listdir("/proc")
+            if e.isdigit() and (proc_stat(int(e)) or (None, None))[1] == ppid]
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def lock_holders(path):
+    """(pid, cmdline) of the processes with `path` open."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") == path:
+                    found.append((int(entry), proc_stat(int(entry)), cmdline(int(entry))))
+                    break
+            except OSError:
+                pass
+    return found
+
+
+def kill_stray_daemon_copies(spool):
+    """SIGKILLs processes that run the daemon's command line for this spool but
+    are not a daemon we started: children forked by a daemon and never released
+    to exec (left behind when that daemon was killed). Returns their pids."""
+    import signal
+    ours = {p.pid for p in spool.procs}
+    want = b"\0".join(os.fsencode(a) for a in (
+        __import__("harness").spoold_bin(), "--config", spool.config_path)) + b"\0"
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in ours:
+            continue
+        if cmdline(int(entry)) == want:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+            except OSError:
+                pass
+    return killed
