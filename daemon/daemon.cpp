@@ -292,7 +292,9 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   if (ours && pid && pid_start && ProcessStartTicks(static_cast<pid_t>(*pid)) == pid_start) {
     auto pgid = static_cast<pid_t>(*pid);
     ::kill(-pgid, SIGKILL);
-    for (int i = 0; i < 200 && GroupAlive(pgid); ++i) ::usleep(25'000);
+    // Not our children: their zombies wait for their own parent, so only live
+    // members count.
+    for (int i = 0; i < 200 && GroupHasLiveMembers(pgid); ++i) ::usleep(25'000);
     how = "its processes (group " + std::to_string(pgid) + ") were still running and were killed";
   }
   AttemptEnd end;

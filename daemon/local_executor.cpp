@@ -1,5 +1,6 @@
 #include "daemon/local_executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -119,6 +120,31 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   } catch (...) {
     return std::nullopt;
   }
+}
+
+bool GroupHasLiveMembers(pid_t pgid) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return ::kill(-pgid, 0) == 0;
+  bool alive = false;
+  while (struct dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    // After the command name: state (field 3), ppid (4), pgrp (5).
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (!(rest >> state >> ppid >> pgrp)) continue;
+    if (pgrp == pgid && state != 'Z' && state != 'X') {
+      alive = true;
+      break;
+    }
+  }
+  ::closedir(proc);
+  return alive;
 }
 
 Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {

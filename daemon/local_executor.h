@@ -74,4 +74,9 @@ std::optional<std::string> ResolveCommand(const std::string& name, const std::st
 // A process's start time in clock ticks since boot, or nullopt if it is gone.
 std::optional<uint64_t> ProcessStartTicks(pid_t pid);
 
+// Whether any process of group `pgid` is alive, zombies not counted (a zombie
+// of a process that is not our child waits for its own parent to reap it; it
+// runs nothing). Scans /proc.
+bool GroupHasLiveMembers(pid_t pgid);
+
 }  // namespace spoold
