@@ -508,6 +508,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
     case IntakeKind::kVanished:
       return;
     case IntakeKind::kAccepted: {
+      TroubleOver("intake");
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
       scheduler_.Add(std::move(*out.spec), std::move(*out.status));
       index_jobs_[out.id] = IndexEntry(scheduler_.Find(out.id)->status);
@@ -535,7 +536,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
     }
     case IntakeKind::kFailed:
       // Left in incoming/; the next scan tries again.
-      spdlog::error("cannot take in {} now: {}", shown, out.error.message);
+      Trouble("intake", "cannot take in job files now (" + out.error.message + "); they wait in incoming/");
       return;
   }
 }
@@ -560,6 +561,7 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
 }
 
 void Daemon::StartJobs(TimePoint now) {
+  if (now < start_backoff_until_) return;
   for (const auto& id : scheduler_.TakeStartable(now)) Launch(id, now);
 }
 
@@ -567,6 +569,14 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   SchedJob& job = *scheduler_.Find(id);
   const int n = job.status.attempt;
   auto fail = [&](const Error& error) {
+    if (error.code == "transient" || error.code == "io_error") {
+      // Not the job's fault: it waits at the head of its queue and no job starts
+      // for a second.
+      Trouble("spawn", "cannot start jobs now: " + error.message);
+      start_backoff_until_ = now + std::chrono::seconds(1);
+      scheduler_.AttemptNotStarted(id, error.message, now);
+      return;
+    }
     AttemptEnd end;
     end.cause = Reason::kSpawnFailed;
     end.detail = error.message;
@@ -617,7 +627,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
 void Daemon::ReleasePending(TimePoint now) {
   // Runs after Persist: every child released here is on disk as running with
   // its pid and start time.
-  std::vector<std::string> failed;
+  std::vector<std::pair<std::string, std::string>> failed;  // id, error code
   for (auto& [id, attempt] : running_) {
     if (!attempt.pending) continue;
     SPOOLD_FAILPOINT("attempt.before_release");
@@ -628,12 +638,18 @@ void Daemon::ReleasePending(TimePoint now) {
     pid_to_job_.erase(attempt.pid);
     attempt.end.cause = Reason::kSpawnFailed;
     attempt.end.detail = st.error().message;
-    failed.push_back(id);
+    failed.emplace_back(id, st.error().code);
   }
-  for (const auto& id : failed) {
-    spdlog::warn("job {}: could not start: {}", id, running_.at(id).end.detail);
+  for (const auto& [id, code] : failed) {
     AttemptEnd end = running_.at(id).end;
     running_.erase(id);
+    if (code == "transient") {
+      Trouble("spawn", "cannot start jobs now: " + end.detail);
+      start_backoff_until_ = now + std::chrono::seconds(1);
+      scheduler_.AttemptNotStarted(id, end.detail, now);
+      continue;
+    }
+    spdlog::warn("job {}: could not start: {}", id, end.detail);
     scheduler_.AttemptEnded(id, end, now);
   }
 }
@@ -767,7 +783,7 @@ void Daemon::Event(SchedJob& job, Level level, const std::string& event, const s
                    Json extra) {
   if (auto st = store_.AppendEvent(job.status, {level, event, job.status.attempt, message, std::move(extra)});
       !st.ok()) {
-    spdlog::error("job {}: cannot record event {}: {}", job.status.id, event, st.error().message);
+    Trouble("events", "cannot append to events.jsonl (" + st.error().message + ")");
   }
 }
 
@@ -799,12 +815,15 @@ void Daemon::WriteResults(const SchedJob& job) {
     return;
   }
   if (auto st = store_.WriteResults(s.id, *item); !st.ok()) {
-    spdlog::error("job {}: cannot write results.json: {}", s.id, st.error().message);
+    Trouble("results", "cannot write results.json (" + st.error().message + ")");
   }
 }
 
 void Daemon::Persist(TimePoint now) {
-  for (const auto& id : scheduler_.TakeChanged()) {
+  std::set<std::string> ids;
+  for (auto& id : scheduler_.TakeChanged()) ids.insert(std::move(id));
+  ids.insert(unwritten_.begin(), unwritten_.end());
+  for (const auto& id : ids) {
     SchedJob* job = scheduler_.Find(id);
     if (job == nullptr) continue;
     RecordTransition(*job, now);
@@ -813,12 +832,26 @@ void Daemon::Persist(TimePoint now) {
     // ended finds its results listed.
     if (terminal) WriteResults(*job);
     if (auto st = store_.WriteStatus(job->status); !st.ok()) {
-      spdlog::error("job {}: cannot write status: {}", id, st.error().message);
+      // Kept and tried again; until it is on disk, a terminal job stays known
+      // here, so its state is never lost nor reported without being written.
+      Trouble("status", "cannot write job status (" + st.error().message + "); retrying every second");
+      unwritten_.insert(id);
+      continue;
     }
+    if (unwritten_.erase(id) != 0 && unwritten_.empty()) TroubleOver("status");
     index_jobs_[id] = IndexEntry(job->status);
     MarkIndexDirty();
     if (terminal) scheduler_.Forget(id);
   }
+}
+
+void Daemon::Trouble(const std::string& key, const std::string& message) {
+  auto [it, inserted] = troubles_.emplace(key, message);
+  if (inserted) spdlog::error("{}", message);
+}
+
+void Daemon::TroubleOver(const std::string& key) {
+  if (troubles_.erase(key) != 0) spdlog::info("recovered: {} works again", key);
 }
 
 void Daemon::ArmWakeTimer(TimePoint now) {
@@ -833,6 +866,8 @@ void Daemon::ArmWakeTimer(TimePoint now) {
       if (auto limit = scheduler_.AttemptLimit(id)) consider(limit->first);
     }
   }
+  if (!unwritten_.empty()) consider(now + std::chrono::seconds(1));
+  if (start_backoff_until_ > now) consider(start_backoff_until_);
   if (next) {
     auto delay = std::max<int64_t>(0, (*next - now).count()) + 1;
     wake_timer_->Start(static_cast<uint64_t>(delay));
@@ -877,10 +912,13 @@ void Daemon::FlushIndex() {
               {"jobs", std::move(jobs)}};
   SPOOLD_FAILPOINT("index.before_write");
   if (auto st = WriteFileAtomic(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
-    spdlog::error("cannot write the index: {}", st.error().message);
+    Trouble("index", "cannot write the index (" + st.error().message + "); retrying");
     index_stamp_ = {};
+    index_dirty_ = true;
+    if (index_timer_) index_timer_->Start(1000);
     return;
   }
+  TroubleOver("index");
   struct stat st {};
   index_stamp_ = ::stat(paths_.Index().c_str(), &st) == 0 ? FileStamp{st.st_ino, st.st_size} : FileStamp{};
   NotifyStatus();

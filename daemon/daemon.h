@@ -82,6 +82,10 @@ class Daemon {
   void AdoptNewFolders(TimePoint now);
   void RequestStop(int signum);
   void Reload();
+  // A problem of the machine (disk full, out of descriptors) is logged once
+  // when it starts and once when it is over, not at every retry.
+  void Trouble(const std::string& key, const std::string& message);
+  void TroubleOver(const std::string& key);
   void Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
              Json extra = Json::object());
   std::vector<std::string> JobEnvironment(const SchedJob& job, const UserEntry& user) const;
@@ -117,6 +121,9 @@ class Daemon {
   bool progress_pending_ = false;
   std::set<std::string> pending_names_;     // in incoming/
   std::set<std::string> pending_controls_;  // in control/
+  std::set<std::string> unwritten_;         // jobs whose status write failed: retried
+  std::map<std::string, std::string> troubles_;  // key -> message, while it lasts
+  TimePoint start_backoff_until_{};         // no new attempts before this (transient errors)
   std::map<std::string, Attempt> running_;      // by job id
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
   std::map<std::string, Json> index_jobs_;      // every job's index entry

@@ -53,6 +53,14 @@ void CloseAllBut(int a, int b) {
   }
 }
 
+// A shortage of descriptors, processes or memory is the machine's state, not
+// the job's fault: "transient", so the daemon queues the job again and backs
+// off, instead of failing it.
+Error SpawnError(const std::string& what, int err) {
+  const bool transient = err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM;
+  return MakeError(transient ? "transient" : "spawn_failed", what + ": " + std::strerror(err));
+}
+
 bool IsExecutableFile(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
@@ -170,35 +178,37 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
   const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
 
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0) return MakeError("spawn_failed", std::string("open /dev/null: ") + std::strerror(errno));
+  if (devnull < 0) return SpawnError("open /dev/null", errno);
   int pipe_fds[2];
   int go_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     int err = errno;
     ::close(devnull);
-    return MakeError("spawn_failed", std::string("pipe: ") + std::strerror(err));
+    return SpawnError("pipe", err);
   }
   if (::pipe2(go_fds, O_CLOEXEC) != 0) {
     int err = errno;
     ::close(devnull);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
-    return MakeError("spawn_failed", std::string("pipe: ") + std::strerror(err));
+    return SpawnError("pipe", err);
   }
 
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
     for (int fd : {devnull, pipe_fds[0], pipe_fds[1], go_fds[0], go_fds[1]}) ::close(fd);
-    return MakeError("spawn_failed", std::string("fork: ") + std::strerror(err));
+    return SpawnError("fork", err);
   }
   if (pid == 0) {
     // Child: async-signal-safe calls only.
     // First get the two pipe ends we keep out of the way of 0..2 (a daemon
     // started with closed standard descriptors can have them there).
-    int report = ::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 3);
-    int go_in = ::fcntl(go_fds[0], F_DUPFD_CLOEXEC, 3);
-    if (report < 0 || go_in < 0) ::_exit(127);
+    // (Only then: at the descriptor limit there is no free number to dup to.)
+    int report = pipe_fds[1] > 2 ? pipe_fds[1] : ::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 3);
+    if (report < 0) ::_exit(127);
+    int go_in = go_fds[0] > 2 ? go_fds[0] : ::fcntl(go_fds[0], F_DUPFD_CLOEXEC, 3);
+    if (go_in < 0) ChildFail(report, kStageDup);
     if (::setsid() < 0) ChildFail(report, kStageSetsid);
     if (::dup2(devnull, 0) < 0 || ::dup2(spec.stdout_fd, 1) < 0 || ::dup2(spec.stderr_fd, 2) < 0) {
       ChildFail(report, kStageDup);
@@ -276,6 +286,10 @@ Status ReleaseProcess(PendingProcess& process) {
   }
   if (n < 0 || static_cast<size_t>(n) < sizeof child_error) {
     return MakeError("spawn_failed", "the process ended before it could start");
+  }
+  const int err = child_error.err;
+  if (err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM) {
+    return SpawnError("setting up the job's process", err);
   }
   std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(process.cwd)
                      : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(process.exe)

@@ -59,8 +59,9 @@ struct PendingProcess {
   std::string cwd;
 };
 
-// Forks the child, which sets itself up and waits. An error (code
-// "spawn_failed") says what failed: command not found, fork error.
+// Forks the child, which sets itself up and waits. An error says what failed:
+// code "spawn_failed" (command not found, ...) or "transient" (out of
+// descriptors, processes or memory: try again later).
 Result<PendingProcess> ForkProcess(const LaunchSpec& spec);
 
 // Lets the child exec and waits until it has (or has failed to: then the child

@@ -194,6 +194,21 @@ void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional
   changed_.insert(id);
 }
 
+void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why, TimePoint now) {
+  SchedJob& job = jobs_.at(id);
+  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  PoolState& pool = PoolOf(job);
+  --pool.running;
+  ++pool.queued;
+  job.status.attempts.pop_back();
+  job.status.attempt -= 1;
+  job.status.pid.reset();
+  if (job.status.attempts.empty()) job.status.started.reset();
+  job.status.reason = Reason::kInQueue;
+  SetState(job, JobState::kQueued, Reason::kInQueue, "could not start yet (" + why + "); waiting", now);
+  Enqueue(job, now);
+}
+
 std::optional<TimePoint> Scheduler::DeadlineOf(const SchedJob& job) const {
   if (!job.spec.deadline || job.spec.deadline->count() == 0) return std::nullopt;
   return job.status.created + *job.spec.deadline;

@@ -81,6 +81,11 @@ class Scheduler {
   void AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
                       TimePoint now);
 
+  // The attempt could not start for a reason that is not the job's (the machine
+  // is out of descriptors or processes): the job goes back to the head of its
+  // queue as if it had not been taken, and no attempt is counted.
+  void AttemptNotStarted(const std::string& id, const std::string& why, TimePoint now);
+
   // Decides what follows an attempt: succeeded, failed, or queued again for a
   // retry (reason retry_backoff with next_attempt_at) or after an interruption.
   void AttemptEnded(const std::string& id, const AttemptEnd& end, TimePoint now);

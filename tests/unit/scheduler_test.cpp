@@ -377,6 +377,23 @@ TEST_CASE("scheduler: spawn failures fail the job without retry; success records
   CHECK(s.TakeChanged().empty());
 }
 
+TEST_CASE("scheduler: a job that could not start for want of resources goes back as it was") {
+  Scheduler s(TestConfig(1));
+  Submit(s, Spec("first"), kT0);
+  Submit(s, Spec("second"), kT0);
+  CHECK(s.TakeStartable(kT0) == std::vector<std::string>{"first"});
+  s.AttemptNotStarted("first", "fork: Resource temporarily unavailable", kT0);
+  CHECK(St(s, "first").state == JobState::kQueued);
+  CHECK(St(s, "first").attempt == 0);
+  CHECK(St(s, "first").attempts.empty());
+  CHECK_FALSE(St(s, "first").started.has_value());
+  CHECK(s.Pools().at("default").running == 0);
+  CHECK(s.Pools().at("default").queued == 2);
+  // Still first in line, and its first real attempt is number 1.
+  CHECK(s.TakeStartable(kT0 + 1s) == std::vector<std::string>{"first"});
+  CHECK(St(s, "first").attempt == 1);
+}
+
 TEST_CASE("scheduler: a reload adds pools and keeps a pause set by request") {
   Scheduler s(TestConfig());
   CHECK(s.Pause("default", kT0).ok());
