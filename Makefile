@@ -8,14 +8,15 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian 12 packages the build and the tests need.
 PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev \
-            libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema
+            libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema \
+            clang libclang-rt-14-dev
 
 # CI builds with -Werror; a developer's build only warns.
 ifeq ($(CI),true)
 WERROR := -DSPOOLD_WERROR=ON
 endif
 
-.PHONY: all deps build run test install package clean
+.PHONY: all deps build run test fuzz install package clean
 
 all: build
 
@@ -53,7 +54,19 @@ run: build
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=60
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
 	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
+
+# The fuzz targets alone, each for SECONDS (tests/fuzz/README.md); `make test`
+# runs them for 60 seconds each.
+FUZZ_BUILD ?= build-fuzz
+SECONDS    ?= 600
+fuzz: deps
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=$(SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
 
 # Binaries, the systemd unit, tmpfiles.d, sysusers.d, an example
 # /etc/spoold/spoold.toml and bash completion (PREFIX defaults to /usr/local).
@@ -67,7 +80,7 @@ package: build
 	cd $(BUILD) && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
 
 # The benchmark (bench/README.md): spoold beside Task Spooler, nq and GNU parallel,
 # one table. Builds a Release spoold in build-bench/. The peers are installed when

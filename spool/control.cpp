@@ -2,6 +2,7 @@
 
 #include "config/config.h"
 #include "spool/job_spec.h"
+#include "spool/json_util.h"
 
 namespace spoold {
 namespace {
@@ -15,8 +16,10 @@ constexpr struct {
                 {ControlAction::kPause, "pause", "pool"},
                 {ControlAction::kResume, "resume", "pool"}};
 
-Error FieldError(const Document& doc, std::string code, const std::string& field, std::string message) {
-  SourcePos pos = doc.PositionOf(field);
+// `field` is what the error shows; the position is looked up by the raw key.
+Error FieldError(const Document& doc, std::string code, const std::string& field, std::string message,
+                 const std::string* raw_key = nullptr) {
+  SourcePos pos = doc.PositionOf(raw_key ? *raw_key : field);
   return MakeError(std::move(code), std::move(message), field, pos.line, pos.column);
 }
 
@@ -46,9 +49,10 @@ Result<ControlRequest> ParseControlRequest(const Document& doc) {
     const std::string target = a.target;
     for (const auto& [key, value] : v.items()) {
       if (key != "action" && key != target) {
-        return FieldError(doc, "unknown_field", key,
+        return FieldError(doc, "unknown_field", PrintableName(key, 64),
                           "unknown key " + PrintableName(key, 64) + " in a " + action + " request; it takes action and " +
-                              target);
+                              target,
+                          &key);
       }
     }
     auto it = v.find(target);

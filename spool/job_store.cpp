@@ -1,5 +1,7 @@
 #include "spool/job_store.h"
 
+#include "config/toml_safety.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,6 +108,11 @@ Status JobStore::AppendEvent(JobStatus& status, const Event& event) {
 Result<JobStatus> JobStore::Load(const std::string& id) const {
   auto text = ReadSmallFile(paths_.StatusFile(id), 64 << 20);
   if (!text.ok()) return text.error();
+  // metadata is the only nested part, and it was bounded when the job was
+  // accepted: anything deeper was not written by us.
+  if (!JsonDepthWithin(*text, kMaxNesting + 4)) {
+    return MakeError("io_error", paths_.StatusFile(id) + " is nested too deep");
+  }
   Json json = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return MakeError("io_error", paths_.StatusFile(id) + " is not valid JSON");
   auto status = StatusFromJson(json);

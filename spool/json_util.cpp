@@ -1,6 +1,8 @@
 #include "spool/json_util.h"
 
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 namespace spoold {
 
@@ -58,6 +60,40 @@ std::string SanitizeUtf8(std::string_view text) {
     }
   }
   return out;
+}
+
+bool JsonDepthWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+bool JsonValueDepthWithin(const Json& value, int max_depth) {
+  std::vector<std::pair<const Json*, int>> stack = {{&value, 1}};
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > max_depth) return false;
+    for (const auto& child : *v) stack.emplace_back(&child, depth + 1);
+  }
+  return true;
 }
 
 std::string PrintableName(std::string_view text, size_t max_len) {

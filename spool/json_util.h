@@ -18,6 +18,15 @@ std::string DumpJson(const Json& value, int indent = -1);
 // `text` with invalid UTF-8 sequences replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view text);
 
+// Whether JSON text nests arrays and objects at most `max_depth` deep (strings
+// skipped): checked before parsing files read back from disk, because the
+// parsed value is copied and destroyed recursively.
+bool JsonDepthWithin(std::string_view text, int max_depth);
+
+// The same for a parsed value, without recursion (a deep value would overflow
+// the stack of a recursive walk, as it does nlohmann's copy and dump).
+bool JsonValueDepthWithin(const Json& value, int max_depth);
+
 // A short printable rendering of an untrusted name for messages: invalid UTF-8
 // and control characters escaped, cut to `max_len` bytes with "...".
 std::string PrintableName(std::string_view text, size_t max_len = 80);

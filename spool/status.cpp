@@ -1,7 +1,12 @@
 #include "spool/status.h"
 
+#include "config/toml_safety.h"
+
+#include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 namespace spoold {
 namespace {
@@ -61,27 +66,45 @@ struct Reader {
   const Json& json;
   std::string error;
 
+  // The value of `key` converted to T, if it is of T's kind and in its range:
+  // nlohmann's get<int>() of 1e300 or of a string is undefined behaviour or an
+  // exception, and a status.json on disk may hold anything.
+  template <class T>
+  std::optional<T> Convert(const char* key, const Json& v) {
+    bool ok;
+    if constexpr (std::is_same_v<T, bool>) {
+      ok = v.is_boolean();
+    } else if constexpr (std::is_integral_v<T>) {
+      ok = v.is_number_integer() &&
+           (v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                                   : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                         (std::is_unsigned_v<T> ||
+                                          v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max())));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      ok = v.is_number();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      ok = v.is_string();
+    } else {
+      static_assert(std::is_same_v<T, std::vector<std::string>>);
+      ok = v.is_array() && std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_string(); });
+    }
+    if (!ok) {
+      if (error.empty()) error = std::string("field ") + key + " has the wrong type or range";
+      return std::nullopt;
+    }
+    return v.get<T>();
+  }
   template <class T>
   T Get(const char* key, T fallback) {
     auto it = json.find(key);
     if (it == json.end() || it->is_null()) return fallback;
-    try {
-      return it->get<T>();
-    } catch (const Json::exception&) {
-      if (error.empty()) error = std::string("field ") + key + " has the wrong type";
-      return fallback;
-    }
+    return Convert<T>(key, *it).value_or(fallback);
   }
   template <class T>
   std::optional<T> Opt(const char* key) {
     auto it = json.find(key);
     if (it == json.end() || it->is_null()) return std::nullopt;
-    try {
-      return it->get<T>();
-    } catch (const Json::exception&) {
-      if (error.empty()) error = std::string("field ") + key + " has the wrong type";
-      return std::nullopt;
-    }
+    return Convert<T>(key, *it);
   }
   std::optional<TimePoint> Time(const char* key) {
     auto text = Opt<std::string>(key);
@@ -189,7 +212,8 @@ Json StatusToJson(const JobStatus& s) {
 }
 
 Result<JobStatus> StatusFromJson(const Json& json) {
-  if (!json.is_object() || json.value("schema", "") != "spoold/status/v1") {
+  auto schema = json.is_object() ? json.find("schema") : json.end();
+  if (!json.is_object() || schema == json.end() || !schema->is_string() || *schema != "spoold/status/v1") {
     return MakeError("io_error", "not a spoold/status/v1 document");
   }
   Reader r{json, {}};
@@ -202,7 +226,12 @@ Result<JobStatus> StatusFromJson(const Json& json) {
   s.priority = r.Get<int64_t>("priority", 0);
   s.owner = r.Get<std::string>("owner", "");
   s.owner_uid = r.Get<int64_t>("owner_uid", -1);
-  if (auto it = json.find("metadata"); it != json.end()) s.metadata = *it;
+  if (auto it = json.find("metadata"); it != json.end()) {
+    // Copying a value is recursive: a metadata nested deeper than any job file
+    // can give was not written by us, and must not overflow the stack.
+    if (!JsonValueDepthWithin(*it, kMaxNesting)) return MakeError("io_error", "metadata is nested too deep");
+    s.metadata = *it;
+  }
   auto state = ParseState(r.Get<std::string>("state", ""));
   if (!state) return MakeError("io_error", "status.json has no valid state");
   s.state = *state;

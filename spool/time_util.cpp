@@ -65,6 +65,9 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
   tm.tm_min = min;
   tm.tm_sec = sec;
   time_t tt = timegm(&tm);
+  // 9999-12-31T23:59:60 normalises into year 10000, which FormatTime cannot
+  // write in four digits: such a time would not read back.
+  if (tt >= 253402300800) return std::nullopt;
   return TimePoint(std::chrono::milliseconds(static_cast<int64_t>(tt) * 1000 + frac_ms));
 }
 
