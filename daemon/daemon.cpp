@@ -69,6 +69,7 @@ Daemon::Daemon(Config config, std::string config_path)
       config_path_(std::move(config_path)),
       paths_(config_.root),
       store_(paths_),
+      batch_(paths_.Root()),
       intake_(store_, config_),
       scheduler_(config_) {
   SPOOLD_CHECK(uv_loop_init(&loop_) == 0);
@@ -125,6 +126,8 @@ Status Daemon::Start() {
 
   started_at_ = Now();
   Recover(started_at_);
+  // From here on, the writes of each loop turn share one round of syncs.
+  store_.SetBatch(&batch_);
 
   prepare_ = std::make_unique<Prepare>(&loop_);
   prepare_->SetCallback([this] { Pump(); });
@@ -317,6 +320,9 @@ void Daemon::Pump() {
     std::set<std::string> names;
     names.swap(pending_names_);
     for (const auto& name : names) ProcessIncoming(name, now);
+    // New job folders must exist before anything of theirs is written, run or
+    // acted on by a control request.
+    FlushBatch();
     names.clear();
     names.swap(pending_controls_);
     for (const auto& name : names) ProcessControl(name, now);
@@ -332,8 +338,11 @@ void Daemon::Pump() {
   SuperviseRunning(now);
   if (!stopping_) StartJobs(now);
   Persist(now);
+  // Every child released below is on disk as running with its pid.
+  FlushBatch();
   ReleasePending(now);
   Persist(now);
+  FlushBatch();
   if (stopping_ && running_.empty()) {
     FlushIndex();
     // Closing every handle lets uv_run return.
@@ -501,6 +510,14 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
 }
 
 void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
+  // Two files for one id in the same turn (x.toml and x.json): the second waits
+  // until the first is published, then meets it as an existing job.
+  const auto dot = name.rfind('.');
+  const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+  if (ids_in_batch_.count(stem) != 0) {
+    pending_names_.insert(name);
+    return;
+  }
   IntakeOutcome out = intake_.Process(name, [this](const JobSpec& spec) { return scheduler_.Admit(spec); }, now);
   const std::string shown = PrintableName(name);
   switch (out.kind) {
@@ -509,6 +526,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       return;
     case IntakeKind::kAccepted: {
       TroubleOver("intake");
+      ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
       scheduler_.Add(std::move(*out.spec), std::move(*out.status));
       index_jobs_[out.id] = IndexEntry(scheduler_.Find(out.id)->status);
@@ -845,6 +863,15 @@ void Daemon::Persist(TimePoint now) {
   }
 }
 
+void Daemon::FlushBatch() {
+  ids_in_batch_.clear();
+  if (auto st = batch_.Flush(); !st.ok()) {
+    Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + ")");
+    return;
+  }
+  TroubleOver("sync");
+}
+
 void Daemon::Trouble(const std::string& key, const std::string& message) {
   auto [it, inserted] = troubles_.emplace(key, message);
   if (inserted) spdlog::error("{}", message);
@@ -867,6 +894,7 @@ void Daemon::ArmWakeTimer(TimePoint now) {
     }
   }
   if (!unwritten_.empty()) consider(now + std::chrono::seconds(1));
+  if (!pending_names_.empty() || !pending_controls_.empty()) consider(now);
   if (start_backoff_until_ > now) consider(start_backoff_until_);
   if (next) {
     auto delay = std::max<int64_t>(0, (*next - now).count()) + 1;
@@ -911,7 +939,8 @@ void Daemon::FlushIndex() {
               {"pools", std::move(pools)},
               {"jobs", std::move(jobs)}};
   SPOOLD_FAILPOINT("index.before_write");
-  if (auto st = WriteFileAtomic(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
+  // A cache: replaced atomically but not synced (it is rebuilt at every start).
+  if (auto st = ReplaceCacheFile(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
     Trouble("index", "cannot write the index (" + st.error().message + "); retrying");
     index_stamp_ = {};
     index_dirty_ = true;

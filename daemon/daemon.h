@@ -70,6 +70,7 @@ class Daemon {
   void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist(TimePoint now);
+  void FlushBatch();
   void RecordTransition(SchedJob& job, TimePoint now);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);
@@ -94,6 +95,8 @@ class Daemon {
   std::string config_path_;
   SpoolPaths paths_;
   JobStore store_;
+  SyncBatch batch_;                     // group commit of one loop turn
+  std::set<std::string> ids_in_batch_;  // jobs accepted this turn, not yet published
   Intake intake_;
   Scheduler scheduler_;
 

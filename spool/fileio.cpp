@@ -11,6 +11,7 @@
 
 #include "spool/failpoint.h"
 #include "spool/sha256.h"
+#include "spool/sync_batch.h"
 
 namespace spoold {
 namespace {
@@ -44,10 +45,11 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
-Status WriteAndSync(const std::string& path, std::string_view content, mode_t mode, int flags) {
+Status WriteAndSync(const std::string& path, std::string_view content, mode_t mode, int flags,
+                    bool sync = true) {
   int fd = ::open(path.c_str(), flags | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return IoError("create", path, errno);
-  if (!WriteAll(fd, content) || ::fsync(fd) != 0) {
+  if (!WriteAll(fd, content) || (sync && ::fsync(fd) != 0)) {
     int err = errno;
     ::close(fd);
     ::unlink(path.c_str());
@@ -83,14 +85,18 @@ std::string FitName(const std::string& name, size_t max) {
   return name.substr(0, max - hash.size() - 1) + "~" + hash;
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode, SyncBatch* batch) {
   std::string dir = DirName(path);
   // Derived from the name, so a temp file left by a crash is replaced by the
   // next write of the same file; shortened where ".<name>.tmp" would not fit.
   std::string tmp = dir + "/." + FitName(BaseName(path), kNameMax - 5) + ".tmp";
-  // A temp file left by a crash is simply replaced.
+  // A temp file left by a crash (or an earlier write of this turn) is replaced.
   ::unlink(tmp.c_str());
-  if (auto st = WriteAndSync(tmp, content, mode, O_CREAT | O_EXCL); !st.ok()) return st;
+  if (auto st = WriteAndSync(tmp, content, mode, O_CREAT | O_EXCL, batch == nullptr); !st.ok()) return st;
+  if (batch != nullptr) {
+    batch->Rename(tmp, path);
+    return OkStatus();
+  }
   SPOOLD_FAILPOINT("atomic.before_rename");
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
@@ -100,14 +106,27 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   return FsyncPath(dir);
 }
 
-Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode) {
-  return WriteAndSync(path, content, mode, O_CREAT | O_EXCL);
+Status ReplaceCacheFile(const std::string& path, std::string_view content) {
+  std::string tmp = DirName(path) + "/." + FitName(BaseName(path), kNameMax - 5) + ".tmp";
+  ::unlink(tmp.c_str());
+  if (auto st = WriteAndSync(tmp, content, 0644, O_CREAT | O_EXCL, /*sync=*/false); !st.ok()) return st;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("rename", path, err);
+  }
+  return OkStatus();
 }
 
-Status AppendDurable(const std::string& path, std::string_view data) {
+Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode, SyncBatch* batch) {
+  return WriteAndSync(path, content, mode, O_CREAT | O_EXCL, batch == nullptr);
+}
+
+Status AppendDurable(const std::string& path, std::string_view data, SyncBatch* batch) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return IoError("open", path, errno);
-  bool ok = WriteAll(fd, data) && ::fdatasync(fd) == 0;
+  bool ok = WriteAll(fd, data) && (batch != nullptr || ::fdatasync(fd) == 0);
+  if (batch != nullptr) batch->MarkDirty();
   int err = errno;
   ::close(fd);
   if (!ok) return IoError("append to", path, err);

@@ -17,16 +17,26 @@ namespace spoold {
 // "open /x/y: No such file or directory" style message with strerror(err).
 std::string ErrnoMessage(const std::string& what, const std::string& path, int err);
 
+class SyncBatch;
+
 // Replaces `path` atomically with `content`: writes "<dir>/.<name>.tmp", fsyncs
-// it, renames it over `path`, and fsyncs the folder.
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+// it, renames it over `path`, and fsyncs the folder. With a batch, the temp file
+// is written without fsync and the rename is left to the batch's flush (which
+// syncs first): readers see the new content only after the flush.
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
+                       SyncBatch* batch = nullptr);
 
-// Writes a new file (failing if it exists) and fsyncs it; the caller fsyncs the
-// folder once for many files.
-Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode = 0644);
+// Replaces a cache file (index.json) atomically, without fsync: a crash may
+// lose the newest version, never tear it, and caches are rebuilt at start.
+Status ReplaceCacheFile(const std::string& path, std::string_view content);
 
-// Appends `data` with O_APPEND and fdatasync.
-Status AppendDurable(const std::string& path, std::string_view data);
+// Writes a new file (failing if it exists) and fsyncs it (not with a batch,
+// whose flush syncs); the caller syncs the folder.
+Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode = 0644,
+                    SyncBatch* batch = nullptr);
+
+// Appends `data` with O_APPEND, then fdatasync (or marks the batch dirty).
+Status AppendDurable(const std::string& path, std::string_view data, SyncBatch* batch = nullptr);
 
 // fsync of a file or folder by path.
 Status FsyncPath(const std::string& path);

@@ -237,16 +237,17 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
                  {{"state", StateName(status.state)},
                   {"reason", ReasonName(status.reason) ? Json(ReasonName(status.reason)) : Json(nullptr)},
                   {"pool", status.pool}}};
-  if (auto commit = store_.Commit(job, status, accepted); !commit.ok()) {
+  // The dropped file goes only once the job folder is durable (SPEC.md section
+  // 9). If it cannot be removed, the next scan finds it again and sees a
+  // byte-identical duplicate.
+  auto published = [this, name] {
+    SPOOLD_FAILPOINT("intake.after_commit");
+    (void)RemoveIncoming(name);
+  };
+  if (auto commit = store_.Commit(job, status, accepted, published); !commit.ok()) {
     out.kind = IntakeKind::kFailed;
     out.error = commit.error();
     return out;
-  }
-  SPOOLD_FAILPOINT("intake.after_commit");
-  // The job folder is durable; only now may the dropped file go (SPEC.md section 9).
-  if (auto removed = RemoveIncoming(name); !removed.ok()) {
-    // The next scan finds the file again and sees a byte-identical duplicate.
-    out.error = removed.error();
   }
   out.kind = IntakeKind::kAccepted;
   out.spec = std::move(spec.value());

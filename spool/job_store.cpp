@@ -36,7 +36,8 @@ std::optional<std::string> LastLine(const std::string& path) {
 
 }  // namespace
 
-Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accepted) {
+Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accepted,
+                        std::function<void()> published) {
   const std::string final_dir = paths_.JobDir(job.id);
   if (PathExists(final_dir)) return MakeError("duplicate_id", "job folder exists: " + final_dir);
   const std::string tmp = paths_.JobTmpDir(job.id);
@@ -48,11 +49,11 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     (void)RemoveTree(tmp);
     return st;
   };
-  if (auto st = WriteNewFile(tmp + "/" + paths_.JobFileName(job.format), job.bytes); !st.ok()) {
+  if (auto st = WriteNewFile(tmp + "/" + paths_.JobFileName(job.format), job.bytes, 0644, batch_); !st.ok()) {
     return fail(st);
   }
   if (job.script) {
-    if (auto st = WriteNewFile(tmp + "/script", *job.script, 0555); !st.ok()) return fail(st);
+    if (auto st = WriteNewFile(tmp + "/script", *job.script, 0555, batch_); !st.ok()) return fail(st);
   }
   for (const char* sub : {"/attempts", "/results"}) {
     std::string dir = tmp + sub;
@@ -61,7 +62,7 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
   if (geteuid() == 0 && job.owner_uid != 0) {
     // The job runs as its owner (SPEC.md section 5): it may write results/ and
     // its progress file, read the rest, and change nothing else.
-    if (auto st = WriteNewFile(tmp + "/progress", "", 0644); !st.ok()) return fail(st);
+    if (auto st = WriteNewFile(tmp + "/progress", "", 0644, batch_); !st.ok()) return fail(st);
     for (const char* mine : {"/results", "/progress"}) {
       std::string path = tmp + mine;
       if (::chown(path.c_str(), job.owner_uid, job.owner_gid) != 0) {
@@ -73,13 +74,20 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     }
   }
   ++status.seq;
-  if (auto st = WriteNewFile(tmp + "/events.jsonl", EventLine(accepted, status.seq, status.created));
+  if (auto st = WriteNewFile(tmp + "/events.jsonl", EventLine(accepted, status.seq, status.created), 0644, batch_);
       !st.ok()) {
     return fail(st);
   }
   ++status.seq;
-  if (auto st = WriteNewFile(tmp + "/status.json", DumpJson(StatusToJson(status)) + "\n"); !st.ok()) {
+  if (auto st = WriteNewFile(tmp + "/status.json", DumpJson(StatusToJson(status)) + "\n", 0644, batch_);
+      !st.ok()) {
     return fail(st);
+  }
+  if (batch_ != nullptr) {
+    // The flush syncs the folder's files, renames it into place, syncs again,
+    // and only then runs `published`.
+    batch_->Rename(tmp, final_dir, std::move(published));
+    return OkStatus();
   }
   if (auto st = FsyncPath(tmp); !st.ok()) return fail(st);
   SPOOLD_FAILPOINT("commit.before_rename");
@@ -87,20 +95,22 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     return fail(MakeError("io_error", ErrnoMessage("rename", tmp, errno)));
   }
   SPOOLD_FAILPOINT("commit.after_rename");
-  return FsyncPath(paths_.Jobs());
+  if (auto st = FsyncPath(paths_.Jobs()); !st.ok()) return st;
+  if (published) published();
+  return OkStatus();
 }
 
 Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
   SPOOLD_FAILPOINT("status.before_write");
-  Status st = WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n");
+  Status st = WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n", 0644, batch_);
   SPOOLD_FAILPOINT("status.after_write");
   return st;
 }
 
 Status JobStore::AppendEvent(JobStatus& status, const Event& event) {
   ++status.seq;
-  Status st = AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()));
+  Status st = AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()), batch_);
   SPOOLD_FAILPOINT("events.after_append");
   return st;
 }
@@ -197,7 +207,7 @@ Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt
 
 Status JobStore::WriteResults(const std::string& id, const Json& item) const {
   SPOOLD_FAILPOINT("results.before_write");
-  Status st = WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n");
+  Status st = WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n", 0644, batch_);
   SPOOLD_FAILPOINT("results.after_write");
   return st;
 }

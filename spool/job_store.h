@@ -7,6 +7,7 @@
 // caller's JobStatus is the state, this class only persists it.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "spool/document.h"
 #include "spool/paths.h"
 #include "spool/status.h"
+#include "spool/sync_batch.h"
 
 namespace spoold {
 
@@ -40,9 +42,18 @@ class JobStore {
  public:
   explicit JobStore(const SpoolPaths& paths) : paths_(paths) {}
 
+  // With a batch (the daemon's loop), writes are staged and made durable by the
+  // batch's flush (group commit); without one (tools, tests), each write is
+  // durable when it returns.
+  void SetBatch(SyncBatch* batch) { batch_ = batch; }
+  SyncBatch* Batch() const { return batch_; }
+
   // Commits a new job folder with its job file, status.json and events.jsonl
   // (holding `accepted`). Fails if jobs/<id> exists. `status.seq` is advanced.
-  Status Commit(const NewJob& job, JobStatus& status, const Event& accepted);
+  // With a batch, the folder appears at the flush and `published` runs after
+  // it is durable; without one, `published` runs before Commit returns.
+  Status Commit(const NewJob& job, JobStatus& status, const Event& accepted,
+                std::function<void()> published = {});
 
   // Replaces status.json (seq advanced first).
   Status WriteStatus(JobStatus& status);
@@ -78,6 +89,7 @@ class JobStore {
 
  private:
   SpoolPaths paths_;
+  SyncBatch* batch_ = nullptr;
 };
 
 }  // namespace spoold

@@ -1,0 +1,60 @@
+#include "spool/sync_batch.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "spool/failpoint.h"
+#include "spool/fileio.h"
+
+namespace spoold {
+
+SyncBatch::SyncBatch(std::string root) : root_(std::move(root)) {}
+
+SyncBatch::~SyncBatch() {
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+void SyncBatch::Rename(std::string from, std::string to, std::function<void()> after) {
+  renames_.push_back({std::move(from), std::move(to), std::move(after)});
+}
+
+Status SyncBatch::Sync() {
+  if (root_fd_ < 0) {
+    root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) return MakeError("io_error", ErrnoMessage("open", root_, errno));
+  }
+  // One journal commit for everything written this turn, on the spool's file
+  // system only.
+  if (::syncfs(root_fd_) != 0) return MakeError("io_error", ErrnoMessage("syncfs", root_, errno));
+  return OkStatus();
+}
+
+Status SyncBatch::Flush() {
+  if (Empty()) return OkStatus();
+  if (auto st = Sync(); !st.ok()) return st;
+  dirty_ = false;
+  std::vector<PendingRename> renames;
+  renames.swap(renames_);
+  std::vector<std::function<void()>> afters;
+  Status result = OkStatus();
+  SPOOLD_FAILPOINT("commit.before_rename");
+  for (auto& r : renames) {
+    if (::rename(r.from.c_str(), r.to.c_str()) != 0) {
+      // The staged file stays under its temporary name: a folder is cleaned at
+      // the next start, a file is replaced by the next write of it.
+      if (result.ok()) result = MakeError("io_error", ErrnoMessage("rename", r.from, errno));
+      continue;
+    }
+    if (r.after) afters.push_back(std::move(r.after));
+  }
+  SPOOLD_FAILPOINT("commit.after_rename");
+  if (!renames.empty()) {
+    if (auto st = Sync(); !st.ok()) return st;
+  }
+  for (auto& after : afters) after();
+  return result;
+}
+
+}  // namespace spoold

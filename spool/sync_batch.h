@@ -1,0 +1,53 @@
+// Group commit: the durable writes of one loop turn share one round of syncs.
+// Instead of fsyncing every file and folder as it is written (a dozen fsyncs per
+// job, each a journal commit), writers stage their work here: file contents go
+// to temporary names without fsync, appends are not synced, and the renames that
+// publish them wait. Flush() then makes it all durable with syncfs(2), performs
+// the renames, syncs again so the renames are durable too, and only then runs
+// the actions that depend on it (deleting a dropped file, releasing a child).
+// The order every reader relies on (SPEC.md section 9) is kept: nothing is
+// published before its content is on disk, and nothing is reported before it is
+// published. Owns the staged work of the current turn and a descriptor of the
+// spool root.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/result.h"
+
+namespace spoold {
+
+class SyncBatch {
+ public:
+  explicit SyncBatch(std::string root);
+  ~SyncBatch();
+  SyncBatch(const SyncBatch&) = delete;
+  SyncBatch& operator=(const SyncBatch&) = delete;
+
+  // Renames `from` to `to` at the next flush, after the content is durable;
+  // `after` runs once the rename is durable (not if the rename fails).
+  void Rename(std::string from, std::string to, std::function<void()> after = {});
+  // Something was written that needs only the sync (an append).
+  void MarkDirty() { dirty_ = true; }
+  bool Empty() const { return !dirty_ && renames_.empty(); }
+
+  // Syncs, renames, syncs, runs the after-actions. On a sync error nothing is
+  // renamed and the work stays staged for the next flush.
+  Status Flush();
+
+ private:
+  struct PendingRename {
+    std::string from, to;
+    std::function<void()> after;
+  };
+  Status Sync();
+
+  std::string root_;
+  int root_fd_ = -1;
+  bool dirty_ = false;
+  std::vector<PendingRename> renames_;
+};
+
+}  // namespace spoold
