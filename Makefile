@@ -57,7 +57,9 @@ test: deps
 	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=60
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
-	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300
+	tests/slurm/live-cluster.sh start
+	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300; \
+	  rc=$$?; cd .. && tests/slurm/live-cluster.sh stop >/dev/null 2>&1; exit $$rc
 
 # The fuzz targets alone, each for SECONDS (tests/fuzz/README.md); `make test`
 # runs them for 60 seconds each.

@@ -24,6 +24,8 @@
 namespace spoold {
 namespace {
 
+constexpr size_t kIntakePerTurn = 256;
+constexpr uint64_t kSlurmPollMs = 2000;  // Slurm's scheduler ticks about once a second
 constexpr uint64_t kIndexDelayMs = 250;       // coalesces bursts; keeps the index < 1 s behind
 constexpr uint64_t kProgressIntervalMs = 1000;
 constexpr uint64_t kRetentionIntervalMs = 60'000;
@@ -85,6 +87,7 @@ Daemon::~Daemon() {
   progress_timer_.reset();
   retention_timer_.reset();
   watchdog_timer_.reset();
+  slurm_timer_.reset();
   incoming_watch_.reset();
   control_watch_.reset();
   sigchld_.reset();
@@ -144,6 +147,8 @@ Status Daemon::Start() {
   retention_timer_ = std::make_unique<Timer>(&loop_);
   retention_timer_->SetCallback([this] { retention_pending_ = true; });
   retention_timer_->Start(kRetentionIntervalMs, kRetentionIntervalMs);
+  slurm_timer_ = std::make_unique<Timer>(&loop_);
+  slurm_timer_->SetCallback([this] { StartSlurmPoll(); });
   if (auto interval = notifier_.WatchdogInterval()) {
     watchdog_timer_ = std::make_unique<Timer>(&loop_);
     watchdog_timer_->SetCallback([this] { notifier_.Notify("WATCHDOG=1"); });
@@ -177,13 +182,13 @@ Status Daemon::Start() {
                  FormatDuration(config_.rescan_interval));
   }
 
-  sigchld_ = std::make_unique<Signal>(&loop_, SIGCHLD);
+  sigchld_ = std::make_unique<SignalWatch>(&loop_, SIGCHLD);
   sigchld_->SetCallback([this](int) { ReapChildren(); });
-  sigterm_ = std::make_unique<Signal>(&loop_, SIGTERM);
+  sigterm_ = std::make_unique<SignalWatch>(&loop_, SIGTERM);
   sigterm_->SetCallback([this](int n) { RequestStop(n); });
-  sigint_ = std::make_unique<Signal>(&loop_, SIGINT);
+  sigint_ = std::make_unique<SignalWatch>(&loop_, SIGINT);
   sigint_->SetCallback([this](int n) { RequestStop(n); });
-  sighup_ = std::make_unique<Signal>(&loop_, SIGHUP);
+  sighup_ = std::make_unique<SignalWatch>(&loop_, SIGHUP);
   sighup_->SetCallback([this](int) { reload_pending_ = true; });
 
   // The first scan runs in the first loop turn; the index is written at once,
@@ -284,10 +289,27 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
     pid = status->attempts.back().pid;
     pid_start = status->attempts.back().pid_start;
   }
+  std::optional<std::string> slurm_id;
+  if (was_running && !status->attempts.empty()) slurm_id = status->attempts.back().slurm_job_id;
   scheduler_.Add(std::move(spec.value()), std::move(status.value()));
   SchedJob& job = *scheduler_.Find(id);
   index_jobs_[id] = IndexEntry(job.status);
   if (!was_running) return;
+  if (slurm_id && ours) {
+    // A Slurm job outlives the daemon: it is followed again, never submitted
+    // twice. Its timeout is counted from the attempt's recorded start.
+    Attempt attempt;
+    attempt.id = id;
+    attempt.attempt = job.status.attempt;
+    attempt.kill = job.spec.kill;
+    attempt.slurm = true;
+    attempt.slurm_id = *slurm_id;
+    running_.emplace(id, std::move(attempt));
+    Event(job, Level::kInfo, "recovered", "following Slurm job " + *slurm_id + " again after a daemon restart",
+          {{"slurm_job_id", *slurm_id}});
+    spdlog::info("job {}: following Slurm job {} again", id, *slurm_id);
+    return;
+  }
   // A job recorded running is never left running unseen: if its process is
   // still the one we started (same pid and start time, never a bare pid), its
   // whole group is killed before the attempt is recorded as interrupted.
@@ -317,8 +339,12 @@ void Daemon::Pump() {
     if (scan_pending_) ScanIncoming();
     // Names are taken one by one: processing may add more (a hint arriving
     // meanwhile lands in pending_names_ for the next turn).
+    // At most kIntakePerTurn files a turn: a burst of thousands must not keep
+    // exits from being reaped nor jobs from starting (or a stop from stopping).
     std::set<std::string> names;
-    names.swap(pending_names_);
+    while (!pending_names_.empty() && names.size() < kIntakePerTurn) {
+      names.insert(pending_names_.extract(pending_names_.begin()));
+    }
     for (const auto& name : names) ProcessIncoming(name, now);
     // New job folders must exist before anything of theirs is written, run or
     // acted on by a control request.
@@ -343,7 +369,7 @@ void Daemon::Pump() {
   ReleasePending(now);
   Persist(now);
   FlushBatch();
-  if (stopping_ && running_.empty()) {
+  if (stopping_ && OnlySlurmRunning()) {
     FlushIndex();
     // Closing every handle lets uv_run return.
     prepare_.reset();
@@ -353,6 +379,7 @@ void Daemon::Pump() {
     progress_timer_.reset();
     retention_timer_.reset();
     watchdog_timer_.reset();
+    slurm_timer_.reset();
     incoming_watch_.reset();
     control_watch_.reset();
     sigchld_.reset();
@@ -625,6 +652,43 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   spec.cwd = job.spec.cwd.empty() ? paths_.ResultsDir(id) : job.spec.cwd;
   spec.stdout_fd = logs->stdout_fd;
   spec.stderr_fd = logs->stderr_fd;
+
+  auto pool = scheduler_.Pools().find(job.status.pool);
+  if (pool != scheduler_.Pools().end() && pool->second.config.executor == "slurm") {
+    // The attempt becomes a Slurm job: sbatch writes nothing of ours, the
+    // job's step writes the logs (as the job's user) and its exit code file.
+    ::close(logs->stdout_fd);
+    ::close(logs->stderr_fd);
+    if (switch_user) {
+      for (const std::string& path : {paths_.AttemptDir(id, n), paths_.StdoutLog(id, n), paths_.StderrLog(id, n)}) {
+        if (::chown(path.c_str(), user->ids.uid, user->ids.gid) != 0) {
+          return fail(MakeError("spawn_failed", ErrnoMessage("chown", path, errno)));
+        }
+      }
+    }
+    SlurmSubmit submit;
+    submit.job_name = "spoold-" + id + "-" + std::to_string(n);
+    submit.partition = pool->second.config.slurm.partition;
+    submit.sbatch_args = pool->second.config.slurm.sbatch_args;
+    submit.chdir = spec.cwd;
+    submit.stdout_path = paths_.StdoutLog(id, n);
+    submit.stderr_path = paths_.StderrLog(id, n);
+    submit.exit_code_path = paths_.AttemptDir(id, n) + "/exit_code";
+    submit.script_path = paths_.AttemptDir(id, n) + "/slurm.sh";
+    submit.timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
+    submit.argv = spec.argv;
+    submit.env = spec.env;
+    submit.run_as = spec.run_as;
+    Attempt attempt;
+    attempt.id = id;
+    attempt.attempt = n;
+    attempt.kill = job.spec.kill;
+    attempt.slurm = true;
+    attempt.slurm_submit = std::move(submit);
+    running_.emplace(id, std::move(attempt));
+    return;
+  }
+
   auto pending = ForkProcess(spec);
   ::close(logs->stdout_fd);
   ::close(logs->stderr_fd);
@@ -647,6 +711,11 @@ void Daemon::ReleasePending(TimePoint now) {
   // its pid and start time.
   std::vector<std::pair<std::string, std::string>> failed;  // id, error code
   for (auto& [id, attempt] : running_) {
+    if (attempt.slurm_submit) {
+      SubmitToSlurm(attempt, now);
+      if (attempt.slurm_id.empty()) failed.emplace_back(id, attempt.end.detail.empty() ? "transient" : "spawn_failed");
+      continue;
+    }
     if (!attempt.pending) continue;
     SPOOLD_FAILPOINT("attempt.before_release");
     Status st = ReleaseProcess(*attempt.pending);
@@ -660,6 +729,7 @@ void Daemon::ReleasePending(TimePoint now) {
   }
   for (const auto& [id, code] : failed) {
     AttemptEnd end = running_.at(id).end;
+    if (running_.at(id).slurm) end.cause = Reason::kSpawnFailed;
     running_.erase(id);
     if (code == "transient") {
       Trouble("spawn", "cannot start jobs now: " + end.detail);
@@ -669,6 +739,89 @@ void Daemon::ReleasePending(TimePoint now) {
     }
     spdlog::warn("job {}: could not start: {}", id, end.detail);
     scheduler_.AttemptEnded(id, end, now);
+  }
+}
+
+bool Daemon::OnlySlurmRunning() const {
+  return std::all_of(running_.begin(), running_.end(), [](const auto& entry) { return entry.second.slurm; });
+}
+
+void Daemon::SubmitToSlurm(Attempt& attempt, TimePoint now) {
+  SchedJob& job = *scheduler_.Find(attempt.id);
+  SlurmSubmit submit = std::move(*attempt.slurm_submit);
+  attempt.slurm_submit.reset();
+  auto id = Submit(submit, std::chrono::seconds(30));
+  if (!id.ok()) {
+    if (id.error().code == "transient") {
+      Trouble("slurm", "cannot reach Slurm (" + id.error().message + ")");
+    } else {
+      attempt.end.detail = id.error().message;
+    }
+    return;
+  }
+  TroubleOver("slurm");
+  attempt.slurm_id = *id;
+  scheduler_.AttemptSubmitted(attempt.id, *id, now);
+  Event(job, Level::kInfo, "submitted", "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *id,
+        {{"slurm_job_id", *id}});
+  StartSlurmPoll();
+}
+
+// One squeue call for all of our Slurm jobs, on the thread pool: a controller
+// that does not answer must not stall the loop.
+void Daemon::StartSlurmPoll() {
+  if (slurm_poll_in_flight_) return;
+  std::vector<std::string> ids;
+  for (const auto& [id, attempt] : running_) {
+    if (attempt.slurm && !attempt.slurm_id.empty() && !attempt.slurm_ended) ids.push_back(attempt.slurm_id);
+  }
+  if (ids.empty()) return;
+  struct PollWork {
+    uv_work_t req{};
+    Daemon* daemon;
+    std::vector<std::string> ids;
+    Result<std::map<std::string, SlurmJobInfo>> result = MakeError("transient", "not polled");
+  };
+  auto* work = new PollWork{{}, this, std::move(ids)};
+  work->req.data = work;
+  slurm_poll_in_flight_ = true;
+  uv_queue_work(
+      &loop_, &work->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<PollWork*>(req->data);
+        w->result = Poll(w->ids, std::chrono::seconds(20));
+      },
+      [](uv_work_t* req, int) {
+        auto* w = static_cast<PollWork*>(req->data);
+        w->daemon->slurm_poll_in_flight_ = false;
+        w->daemon->ApplySlurmPoll(w->result, Now());
+        delete w;
+      });
+}
+
+void Daemon::ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled, TimePoint now) {
+  (void)now;
+  if (!polled.ok()) {
+    // Jobs keep their state; the poll goes on and the problem is logged once.
+    Trouble("slurm", "cannot reach Slurm (" + polled.error().message + ")");
+    return;
+  }
+  TroubleOver("slurm");
+  for (auto& [id, attempt] : running_) {
+    if (!attempt.slurm || attempt.slurm_id.empty() || attempt.slurm_ended) continue;
+    const std::string exit_path = paths_.AttemptDir(id, attempt.attempt) + "/exit_code";
+    auto it = polled->find(attempt.slurm_id);
+    if (it == polled->end()) {
+      // Purged from Slurm's memory: twice in a row before it counts.
+      if (++attempt.missing_polls < 2) continue;
+      attempt.end = MapLost(attempt.slurm_id, ReadExitFile(exit_path));
+    } else {
+      attempt.missing_polls = 0;
+      if (!it->second.terminal) continue;
+      attempt.end = MapEnd(it->second, ReadExitFile(exit_path));
+    }
+    attempt.leader_done = true;
+    attempt.slurm_ended = true;
   }
 }
 
@@ -696,6 +849,17 @@ void Daemon::StopAttempt(Attempt& attempt, Reason cause, TimePoint now) {
   SchedJob& job = *scheduler_.Find(attempt.id);
   if (attempt.cause == Reason::kNone) attempt.cause = cause;
   if (attempt.kill_stage > 0) return;  // the kill sequence already runs
+  if (attempt.slurm) {
+    // Slurm runs its own sequence (TERM, then KILL after KillWait).
+    attempt.kill_stage = 2;
+    if (auto st = Cancel(attempt.slurm_id, std::chrono::seconds(20)); !st.ok()) {
+      Trouble("slurm", "cannot reach Slurm (" + st.error().message + ")");
+      attempt.kill_stage = 0;  // tried again at the next turn
+      return;
+    }
+    Event(job, Level::kWarning, "kill_sent", "cancelled Slurm job " + attempt.slurm_id, {{"slurm_job_id", attempt.slurm_id}});
+    return;
+  }
   int sig = attempt.kill.signal;
   ::kill(-attempt.pid, sig);
   attempt.kill_stage = sig == SIGKILL ? 2 : 1;
@@ -711,6 +875,23 @@ void Daemon::SuperviseRunning(TimePoint now) {
   for (auto& [id, attempt] : running_) {
     if (attempt.pending) continue;
     SchedJob& job = *scheduler_.Find(id);
+    if (attempt.slurm) {
+      if (attempt.slurm_ended) {
+        finished.push_back(id);
+        continue;
+      }
+      // A stop leaves Slurm jobs running: they are followed again at the next
+      // start. Timeouts and deadlines are spoold's own, enforced with scancel.
+      if (!stopping_ && attempt.cause == Reason::kNone && !attempt.slurm_id.empty()) {
+        if (auto limit = scheduler_.AttemptLimit(id); limit && now >= limit->first) {
+          Event(job, Level::kWarning, limit->second == Reason::kTimeout ? "timeout" : "deadline",
+                "attempt " + std::to_string(attempt.attempt) + " reached its limit; cancelling Slurm job " +
+                    attempt.slurm_id);
+          StopAttempt(attempt, limit->second, now);
+        }
+      }
+      continue;
+    }
     if (stopping_ && attempt.cause == Reason::kNone) StopAttempt(attempt, Reason::kInterrupted, now);
     if (!attempt.leader_done && attempt.cause == Reason::kNone) {
       if (auto limit = scheduler_.AttemptLimit(id); limit && now >= limit->first) {
@@ -901,6 +1082,15 @@ void Daemon::ArmWakeTimer(TimePoint now) {
     wake_timer_->Start(static_cast<uint64_t>(delay));
   } else {
     wake_timer_->Stop();
+  }
+  // Slurm is polled only while we follow Slurm jobs.
+  const bool following_slurm = std::any_of(running_.begin(), running_.end(), [](const auto& entry) {
+    return entry.second.slurm && !entry.second.slurm_id.empty() && !entry.second.slurm_ended;
+  });
+  if (!following_slurm) {
+    slurm_timer_->Stop();
+  } else if (!slurm_timer_->Active()) {
+    slurm_timer_->Start(kSlurmPollMs, kSlurmPollMs);
   }
   // Progress files are read only while something runs: an idle daemon wakes
   // for nothing but its rescan.

@@ -17,6 +17,7 @@
 #include "daemon/local_executor.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
+#include "daemon/slurm.h"
 #include "daemon/uv_handles.h"
 #include "spool/control.h"
 #include "spool/intake.h"
@@ -53,6 +54,12 @@ class Daemon {
     TimePoint kill_at{};           // when to escalate to SIGKILL
     bool leader_done = false;      // the main process was reaped
     AttemptEnd end;
+    // Slurm pools: the attempt is a Slurm job; there is no local process.
+    bool slurm = false;
+    std::optional<SlurmSubmit> slurm_submit;  // until sbatch has it
+    std::string slurm_id;
+    int missing_polls = 0;  // polls in a row that did not list it
+    bool slurm_ended = false;
   };
 
   void Pump();
@@ -64,6 +71,10 @@ class Daemon {
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
   void ReleasePending(TimePoint now);
+  void SubmitToSlurm(Attempt& attempt, TimePoint now);
+  void StartSlurmPoll();
+  void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled, TimePoint now);
+  bool OnlySlurmRunning() const;
   void ReapChildren();
   void SuperviseRunning(TimePoint now);
   void StopAttempt(Attempt& attempt, Reason cause, TimePoint now);
@@ -108,9 +119,11 @@ class Daemon {
   std::unique_ptr<Timer> progress_timer_;
   std::unique_ptr<Timer> retention_timer_;
   std::unique_ptr<Timer> watchdog_timer_;
+  std::unique_ptr<Timer> slurm_timer_;
+  bool slurm_poll_in_flight_ = false;
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
-  std::unique_ptr<Signal> sigchld_, sigterm_, sigint_, sighup_;
+  std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
 
   SdNotifier notifier_;
   bool ready_sent_ = false;

@@ -194,6 +194,16 @@ void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional
   changed_.insert(id);
 }
 
+void Scheduler::AttemptSubmitted(const std::string& id, const std::string& slurm_id, TimePoint now) {
+  SchedJob& job = jobs_.at(id);
+  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  job.status.attempts.back().slurm_job_id = slurm_id;
+  job.status.message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                       std::to_string(job.status.max_attempts) + " is Slurm job " + slurm_id;
+  job.status.updated = now;
+  changed_.insert(id);
+}
+
 void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why, TimePoint now) {
   SchedJob& job = jobs_.at(id);
   SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());

@@ -81,6 +81,9 @@ class Scheduler {
   void AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
                       TimePoint now);
 
+  // A slurm pool's attempt was accepted by sbatch as Slurm job `slurm_id`.
+  void AttemptSubmitted(const std::string& id, const std::string& slurm_id, TimePoint now);
+
   // The attempt could not start for a reason that is not the job's (the machine
   // is out of descriptors or processes): the job goes back to the head of its
   // queue as if it had not been taken, and no attempt is counted.

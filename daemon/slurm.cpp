@@ -32,9 +32,7 @@ namespace {
 
 constexpr size_t kMaxOutput = 64u << 20;  // per stream; squeue of 100k jobs is ~5 MB
 
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
+bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 bool Contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
 
@@ -64,6 +62,11 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
     if (pos == std::string_view::npos) return parts;
     start = pos + 1;
   }
+}
+
+bool IsJobId(std::string_view id) {
+  return !id.empty() && id.size() <= 20 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::string Join(const std::vector<std::string>& parts, char sep) {
@@ -122,7 +125,8 @@ std::string BatchScript(const SlurmSubmit& submit) {
     << ShellQuote(submit.exit_code_path)
     << "\n"
        "spoold_record() {\n"
-       "  printf '%s\\n' \"$1\" > \"$spoold_exit_file.tmp\" && mv -f -- \"$spoold_exit_file.tmp\" \"$spoold_exit_file\"\n"
+       "  printf '%s\\n' \"$1\" > \"$spoold_exit_file.tmp\" && mv -f -- \"$spoold_exit_file.tmp\" "
+       "\"$spoold_exit_file\"\n"
        "}\n"
        "spoold_spawn_failed() {\n"
        "  printf 'spoold: %s\\n' \"$1\" >&2\n"
@@ -138,14 +142,17 @@ std::string BatchScript(const SlurmSubmit& submit) {
     << ShellQuote(command)
     << "\n"
        "case $spoold_command in\n"
-       "  */*) [ -f \"$spoold_command\" ] && [ -x \"$spoold_command\" ] || spoold_spawn_failed 'command not found or not executable' ;;\n"
+       "  */*) [ -f \"$spoold_command\" ] && [ -x \"$spoold_command\" ] || spoold_spawn_failed 'command not "
+       "found or not executable' ;;\n"
        "  *)\n"
        "    spoold_found=\n"
-       "    set -f; spoold_ifs=$IFS; IFS=:\n"
-       "    for spoold_dir in "
+       "    spoold_path="
     << ShellQuote(job_path)
-    << "; do\n"
-       "      if [ -f \"${spoold_dir:-.}/$spoold_command\" ] && [ -x \"${spoold_dir:-.}/$spoold_command\" ]; then spoold_found=1; break; fi\n"
+    << "\n"
+       "    set -f; spoold_ifs=$IFS; IFS=:\n"
+       "    for spoold_dir in $spoold_path; do\n"
+       "      if [ -f \"${spoold_dir:-.}/$spoold_command\" ] && [ -x \"${spoold_dir:-.}/$spoold_command\" ]; "
+       "then spoold_found=1; break; fi\n"
        "    done\n"
        "    IFS=$spoold_ifs; set +f\n"
        "    [ -n \"$spoold_found\" ] || spoold_spawn_failed 'command not found'\n"
@@ -157,7 +164,8 @@ std::string BatchScript(const SlurmSubmit& submit) {
        // unless it is set.
        "set --\n"
        "for spoold_name in $(env | sed -n 's/^\\(SLURM[A-Za-z0-9_]*\\)=.*/\\1/p'); do\n"
-       "  eval \"[ -n \\\"\\${$spoold_name+x}\\\" ]\" && eval \"set -- \\\"\\$@\\\" \\\"$spoold_name=\\${$spoold_name}\\\"\"\n"
+       "  eval \"[ -n \\\"\\${$spoold_name+x}\\\" ]\" && eval \"set -- \\\"\\$@\\\" "
+       "\\\"$spoold_name=\\${$spoold_name}\\\"\"\n"
        "done\n";
   s << "/usr/bin/env -i \"$@\"";
   for (const auto& kv : submit.env) s << " \\\n  " << ShellQuote(kv);
@@ -202,14 +210,14 @@ Result<std::string> ParseSbatchOutput(const std::string& out) {
     if (!t.empty()) last = t;
   }
   std::string id = last.substr(0, last.find(';'));
-  if (id.empty() || id.size() > 20 || !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (!IsJobId(id)) {
     return MakeError("slurm_error", "sbatch printed no job id: " + PrintableName(out, 200));
   }
   return id;
 }
 
 bool IsTerminalState(const std::string& state) {
-  static const char* const kTerminal[] = {"COMPLETED", "FAILED",   "CANCELLED",     "TIMEOUT", "NODE_FAIL",
+  static const char* const kTerminal[] = {"COMPLETED", "FAILED",    "CANCELLED",     "TIMEOUT",  "NODE_FAIL",
                                           "PREEMPTED", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE", "REVOKED"};
   return std::any_of(std::begin(kTerminal), std::end(kTerminal), [&](const char* t) { return state == t; });
 }
@@ -249,10 +257,12 @@ std::map<std::string, SlurmJobInfo> ParseScontrol(const std::string& out) {
     for (;;) {
       pos = line.find(key, pos);
       if (pos == std::string_view::npos) return {};
-      if ((pos == 0 || line[pos - 1] == ' ') && pos + key.size() < line.size() && line[pos + key.size()] == '=') {
+      if ((pos == 0 || line[pos - 1] == ' ') && pos + key.size() < line.size() &&
+          line[pos + key.size()] == '=') {
         size_t start = pos + key.size() + 1;
         size_t end = line.find(' ', start);
-        return std::string(line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+        return std::string(
+            line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
       }
       pos += key.size();
     }
@@ -399,14 +409,21 @@ Error ClassifyFailure(const std::string& what, const CommandResult& result, bool
   }
   if (line.empty()) line = Trim(result.out);
   const std::string said = line.empty() ? "" : ": " + PrintableName(line, 300);
-  const std::string how =
-      result.signal ? " was killed by signal " + std::to_string(result.signal) : " failed (exit " + std::to_string(result.exit_code) + ")";
-  static const char* const kTransient[] = {
-      "Unable to contact slurm controller", "Socket timed out", "Connection refused", "Connection timed out",
-      "temporarily unavailable",            "temporarily unable", "Zero Bytes were transmitted",
-      "Communication connection failure",   "Slurm backup controller in standby mode",
-      "Unable to establish controller machine", "Transport endpoint is not connected", "Unexpected message received",
-      "Insane message length"};
+  const std::string how = result.signal ? " was killed by signal " + std::to_string(result.signal)
+                                        : " failed (exit " + std::to_string(result.exit_code) + ")";
+  static const char* const kTransient[] = {"Unable to contact slurm controller",
+                                           "Socket timed out",
+                                           "Connection refused",
+                                           "Connection timed out",
+                                           "temporarily unavailable",
+                                           "temporarily unable",
+                                           "Zero Bytes were transmitted",
+                                           "Communication connection failure",
+                                           "Slurm backup controller in standby mode",
+                                           "Unable to establish controller machine",
+                                           "Transport endpoint is not connected",
+                                           "Unexpected message received",
+                                           "Insane message length"};
   for (const char* t : kTransient) {
     if (Contains(result.err, t)) return MakeError("transient", what + how + said);
   }
@@ -431,7 +448,8 @@ std::optional<std::string> FindExecutable(const std::string& name) {
   for (auto dir : Split(path, ':')) {
     std::string candidate = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + name;
     struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
   }
@@ -446,8 +464,8 @@ void CloseFd(int& fd) {
 // The child between clone and exec: only raw system calls (the process is a
 // copy of a possibly multi-threaded one, without glibc's fork bookkeeping, so
 // glibc's set*id wrappers, which signal all threads, must not be used).
-[[noreturn]] void RunChild(const char* exe, char* const* argv, int in_fd, int out_fd, int err_fd, int report_fd,
-                           const RunAs* run_as) {
+[[noreturn]] void RunChild(const char* exe, char* const* argv, int in_fd, int out_fd, int err_fd,
+                           int report_fd, const RunAs* run_as) {
   auto fail = [&](int err) {
     (void)!::write(report_fd, &err, sizeof err);
     ::_exit(127);
@@ -461,7 +479,7 @@ void CloseFd(int& fd) {
     if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
   }
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(errno);
-  // Descriptors the daemon opened without O_CLOEXEC must not leak into Slurm.
+    // Descriptors the daemon opened without O_CLOEXEC must not leak into Slurm.
 #ifdef SYS_close_range
   ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
 #endif
@@ -479,8 +497,16 @@ void CloseFd(int& fd) {
   ::_exit(127);
 }
 
+// What the supervisor process tells RunCommand.
+enum : int { kMsgPid = 1, kMsgStatus = 2, kMsgCloneFailed = 3 };
+struct ChildMsg {
+  int kind;
+  int value;  // pid, wait status, or errno
+};
+
 int64_t MillisLeft(std::chrono::steady_clock::time_point deadline) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+      .count();
 }
 
 }  // namespace
@@ -489,57 +515,96 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis ti
                                  const std::optional<RunAs>& run_as) {
   SPOOLD_CHECK(!argv.empty());
   auto exe = FindExecutable(argv[0]);
-  if (!exe) return MakeError("slurm_error", "cannot find " + PrintableName(argv[0]) + " (is Slurm's client installed?)");
+  if (!exe)
+    return MakeError("slurm_error",
+                     "cannot find " + PrintableName(argv[0]) + " (is Slurm's client installed?)");
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 
-  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1};
+  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int* fd : {&out_pipe[0], &out_pipe[1], &err_pipe[0], &err_pipe[1], &report_pipe[0], &report_pipe[1],
+                    &status_pipe[0], &status_pipe[1]}) {
+      CloseFd(*fd);
+    }
+  };
   int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (in_fd < 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
-      ::pipe2(report_pipe, O_CLOEXEC) != 0) {
+      ::pipe2(report_pipe, O_CLOEXEC) != 0 || ::pipe2(status_pipe, O_CLOEXEC) != 0) {
     int err = errno;
-    for (int fd : {in_fd, out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], report_pipe[0], report_pipe[1]}) {
-      if (fd >= 0) ::close(fd);
-    }
+    CloseFd(in_fd);
+    close_all();
     return MakeError("slurm_error", std::string("cannot create pipes: ") + std::strerror(err));
   }
 
-  // A "clone" child: exit signal 0 instead of SIGCHLD. The daemon reaps its
-  // jobs with wait4(-1, ...), which only waits for children that raise
-  // SIGCHLD, so it can never take this child's status from us, whichever
-  // thread runs this. We reap it with __WALL.
+  // Two processes, so that the daemon's wait4(-1, ...) can never reap the
+  // command and take its status from us, whichever thread runs this:
+  //  - a supervisor, cloned with exit signal 0 (a "clone" child, which wait4
+  //    only reaps with __WCLONE or __WALL). It must not exec: exec resets the
+  //    exit signal to SIGCHLD. It starts the command, reports its pid, reaps it
+  //    and reports the wait status, then exits;
+  //  - the command, the supervisor's ordinary child.
+  // Both run only raw system calls (see RunChild). Signals stay blocked in the
+  // supervisor.
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = ::syscall(SYS_clone, 0L /* flags; exit signal 0 */, nullptr, nullptr, nullptr, nullptr);
-  if (pid == 0) {
-    RunChild(exe->c_str(), cargv.data(), in_fd, out_pipe[1], err_pipe[1], report_pipe[1],
-             run_as ? &*run_as : nullptr);
+  long super = ::syscall(SYS_clone, 0L /* flags; exit signal 0 */, nullptr, nullptr, nullptr, nullptr);
+  if (super == 0) {
+    ChildMsg msg{};
+    long cmd = ::syscall(SYS_clone, static_cast<long>(SIGCHLD), nullptr, nullptr, nullptr, nullptr);
+    if (cmd == 0) {
+      ::close(status_pipe[1]);
+      RunChild(exe->c_str(), cargv.data(), in_fd, out_pipe[1], err_pipe[1], report_pipe[1],
+               run_as ? &*run_as : nullptr);
+    }
+    msg = cmd < 0 ? ChildMsg{kMsgCloneFailed, errno} : ChildMsg{kMsgPid, static_cast<int>(cmd)};
+    (void)!::write(status_pipe[1], &msg, sizeof msg);
+    ::close(in_fd);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    ::close(report_pipe[1]);
+    if (cmd > 0) {
+      int status = 0;
+      while (::syscall(SYS_wait4, cmd, &status, 0, nullptr) < 0 && errno == EINTR) {
+      }
+      msg = ChildMsg{kMsgStatus, status};
+      (void)!::write(status_pipe[1], &msg, sizeof msg);
+    }
+    ::_exit(0);
   }
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  ::close(in_fd);
+  CloseFd(in_fd);
   CloseFd(out_pipe[1]);
   CloseFd(err_pipe[1]);
   CloseFd(report_pipe[1]);
-  if (pid < 0) {
-    CloseFd(out_pipe[0]);
-    CloseFd(err_pipe[0]);
-    CloseFd(report_pipe[0]);
+  CloseFd(status_pipe[1]);
+  if (super < 0) {
+    close_all();
     return MakeError("slurm_error", std::string("cannot fork: ") + std::strerror(clone_errno));
   }
-  const pid_t child = static_cast<pid_t>(pid);
-
-  auto reap = [&](int options) -> std::optional<int> {
-    int status = 0;
-    pid_t r;
-    do {
-      r = ::waitpid(child, &status, options | __WALL);
-    } while (r < 0 && errno == EINTR);
-    if (r == child) return status;
-    return std::nullopt;
+  auto reap_supervisor = [&] {
+    int status;
+    while (::waitpid(static_cast<pid_t>(super), &status, __WALL) < 0 && errno == EINTR) {
+    }
   };
+  auto read_msg = [&](ChildMsg& msg) {
+    ssize_t n;
+    do {
+      n = ::read(status_pipe[0], &msg, sizeof msg);
+    } while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(sizeof msg);
+  };
+
+  ChildMsg first{};
+  if (!read_msg(first) || first.kind != kMsgPid) {
+    close_all();
+    reap_supervisor();
+    return MakeError("slurm_error", std::string("cannot fork: ") + std::strerror(first.value));
+  }
+  const pid_t child = first.value;
 
   // The report pipe closes on exec, or carries the errno of what failed.
   int child_errno = 0;
@@ -547,59 +612,61 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis ti
   do {
     n = ::read(report_pipe[0], &child_errno, sizeof child_errno);
   } while (n < 0 && errno == EINTR);
-  CloseFd(report_pipe[0]);
   if (n == static_cast<ssize_t>(sizeof child_errno)) {
-    CloseFd(out_pipe[0]);
-    CloseFd(err_pipe[0]);
-    reap(0);
+    close_all();
+    reap_supervisor();
     return MakeError("slurm_error", "cannot run " + PrintableName(*exe) + ": " + std::strerror(child_errno));
   }
+  CloseFd(report_pipe[0]);
 
+  // Read both streams until they close and the status arrives. A process the
+  // command left behind may hold the pipes open: stop reading shortly after
+  // the command ended.
   CommandResult result;
+  std::optional<int> status;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<std::chrono::steady_clock::time_point> drain_until;
   std::string* sinks[2] = {&result.out, &result.err};
-  int fds[2] = {out_pipe[0], err_pipe[0]};
+  int* fds[3] = {&out_pipe[0], &err_pipe[0], &status_pipe[0]};
   char buf[65536];
-  while ((fds[0] >= 0 || fds[1] >= 0) && !result.timed_out) {
-    int64_t left = MillisLeft(deadline);
+  while (*fds[0] >= 0 || *fds[1] >= 0 || !status) {
+    int64_t left = MillisLeft(drain_until ? std::min(*drain_until, deadline) : deadline);
     if (left <= 0) {
-      result.timed_out = true;
+      result.timed_out = !status;
       break;
     }
-    struct pollfd pfds[2];
-    for (int i = 0; i < 2; ++i) pfds[i] = {fds[i], POLLIN, 0};
-    int r = ::poll(pfds, 2, static_cast<int>(std::min<int64_t>(left, 1000)));
+    struct pollfd pfds[3];
+    for (int i = 0; i < 3; ++i) pfds[i] = {*fds[i], POLLIN, 0};
+    int r = ::poll(pfds, 3, static_cast<int>(std::min<int64_t>(left, 1000)));
     if (r < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
-      if (fds[i] < 0 || pfds[i].revents == 0) continue;
-      ssize_t got = ::read(fds[i], buf, sizeof buf);
+      if (*fds[i] < 0 || pfds[i].revents == 0) continue;
+      ssize_t got = ::read(*fds[i], buf, sizeof buf);
       if (got > 0) {
         size_t room = kMaxOutput - std::min(kMaxOutput, sinks[i]->size());
         sinks[i]->append(buf, std::min(room, static_cast<size_t>(got)));
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        CloseFd(fds[i]);
+        CloseFd(*fds[i]);
       }
     }
-  }
-  CloseFd(fds[0]);
-  CloseFd(fds[1]);
-
-  // The pipes are closed; the process normally exits at the same moment.
-  std::optional<int> status;
-  for (int sleep_ms = 1; !result.timed_out; sleep_ms = std::min(sleep_ms * 2, 20)) {
-    status = reap(WNOHANG);
-    if (status) break;
-    if (MillisLeft(deadline) <= 0) {
-      result.timed_out = true;
-      break;
+    if (*fds[2] >= 0 && pfds[2].revents != 0) {
+      ChildMsg msg{};
+      if (read_msg(msg) && msg.kind == kMsgStatus) status = msg.value;
+      CloseFd(*fds[2]);    // the supervisor has nothing more to say
+      if (!status) break;  // it died without reporting: nothing to wait for
+      drain_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   }
   if (result.timed_out) {
+    // The command is not reaped yet (its status did not arrive), so its pid
+    // and process group are still its own.
     ::kill(-child, SIGKILL);
     ::kill(child, SIGKILL);
-    status = reap(0);
+    ChildMsg msg{};
+    if (*fds[2] >= 0 && read_msg(msg) && msg.kind == kMsgStatus) status = msg.value;
   }
+  close_all();
+  reap_supervisor();
   if (status && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
   if (status && WIFSIGNALED(*status)) result.signal = WTERMSIG(*status);
   return result;
@@ -612,17 +679,26 @@ Result<std::string> Submit(const SlurmSubmit& submit, Millis command_timeout) {
     }
   }
   if (submit.argv.empty()) return MakeError("spawn_failed", "the job has no command");
-  if (Status st = WriteFileAtomic(submit.script_path, BatchScript(submit), 0644); !st) return st.error();
+  if (Status st = WriteFileAtomic(submit.script_path, BatchScript(submit), 0644); !st) {
+    return MakeError("spawn_failed", "cannot write the batch script: " + st.error().message);
+  }
   auto run = RunCommand(SbatchArgv(submit), command_timeout, submit.run_as);
   if (!run) return run.error();
   if (run->timed_out || run->exit_code != 0) return ClassifyFailure("sbatch", *run, true);
   return ParseSbatchOutput(run->out);
 }
 
-Result<std::map<std::string, SlurmJobInfo>> Poll(const std::vector<std::string>& ids, Millis command_timeout) {
+Result<std::map<std::string, SlurmJobInfo>> Poll(const std::vector<std::string>& ids,
+                                                 Millis command_timeout) {
   std::map<std::string, SlurmJobInfo> none;
-  if (ids.empty()) return none;
-  auto run = RunCommand(PollArgv(ids), command_timeout);
+  // Only job ids Slurm could have given (digits): anything else is unknown,
+  // and would make squeue fail for all the others.
+  std::vector<std::string> valid;
+  for (const auto& id : ids) {
+    if (IsJobId(id)) valid.push_back(id);
+  }
+  if (valid.empty()) return none;
+  auto run = RunCommand(PollArgv(valid), command_timeout);
   if (!run) return run.error();
   if (run->timed_out || run->exit_code != 0) {
     // squeue with exactly one unknown id fails ("Invalid job id specified");
@@ -633,7 +709,7 @@ Result<std::map<std::string, SlurmJobInfo>> Poll(const std::vector<std::string>&
   auto jobs = ParseSqueue(run->out);
   // squeue lists only what was asked for; be strict anyway.
   std::map<std::string, SlurmJobInfo> wanted;
-  for (const auto& id : ids) {
+  for (const auto& id : valid) {
     if (auto it = jobs.find(id); it != jobs.end()) wanted[id] = it->second;
   }
   return wanted;

@@ -92,8 +92,8 @@ struct SlurmSubmit {
 // What squeue says about one job.
 struct SlurmJobInfo {
   std::string id;
-  std::string state;   // PENDING RUNNING COMPLETING COMPLETED FAILED TIMEOUT ...
-  std::string reason;  // Slurm's reason: None, Priority, NonZeroExitCode, ...
+  std::string state;             // PENDING RUNNING COMPLETING COMPLETED FAILED TIMEOUT ...
+  std::string reason;            // Slurm's reason: None, Priority, NonZeroExitCode, ...
   std::optional<int> exit_code;  // from Slurm's exit status, when it exited
   std::optional<int> signal;     // from Slurm's exit status, when signalled
   bool terminal = false;         // the state is an end state (see IsTerminalState)
@@ -101,8 +101,8 @@ struct SlurmJobInfo {
 
 // The batch script's record of the command's end (the exit-code file).
 struct SlurmExitFile {
-  std::optional<int> exit_code;  // the command exited with this code
-  std::optional<int> signal;     // the shell said 128+N: killed by signal N
+  std::optional<int> exit_code;             // the command exited with this code
+  std::optional<int> signal;                // the shell said 128+N: killed by signal N
   std::optional<std::string> spawn_failed;  // the command could not start: why
 };
 
@@ -191,15 +191,14 @@ Result<std::string> Submit(const SlurmSubmit& submit, Millis command_timeout);
 
 // ONE squeue call for all `ids`: the jobs squeue lists, by id. An id that is
 // missing from the map is unknown to Slurm (purged, or never existed): see
-// MapLost. Empty `ids`: no command, empty map.
-Result<std::map<std::string, SlurmJobInfo>> Poll(const std::vector<std::string>& ids,
-                                                 Millis command_timeout);
+// MapLost. Ids that are not Slurm job ids (digits) are left out; no valid
+// ids: no command, empty map.
+Result<std::map<std::string, SlurmJobInfo>> Poll(const std::vector<std::string>& ids, Millis command_timeout);
 
 // The jobs named `job_name` (any state, any age that Slurm still keeps), e.g.
 // after a Submit that failed with "transient", or after a crash between sbatch
 // and recording the id: adopt the job instead of submitting again.
-Result<std::map<std::string, SlurmJobInfo>> FindByName(const std::string& job_name,
-                                                       Millis command_timeout);
+Result<std::map<std::string, SlurmJobInfo>> FindByName(const std::string& job_name, Millis command_timeout);
 
 // scancel ID: Slurm sends SIGTERM to all of the job's processes, SIGKILL after
 // its KillWait, and the job ends CANCELLED. Pending jobs are removed at once.

@@ -70,9 +70,9 @@ class Timer : public UvHandle<uv_timer_t> {
   uint64_t DueIn() { return uv_timer_get_due_in(get()); }
 };
 
-class Signal : public UvHandle<uv_signal_t, int> {
+class SignalWatch : public UvHandle<uv_signal_t, int> {
  public:
-  Signal(uv_loop_t* loop, int signum) {
+  SignalWatch(uv_loop_t* loop, int signum) {
     SPOOLD_CHECK(uv_signal_init(loop, get()) == 0);
     MarkInitialized();
     SPOOLD_CHECK(uv_signal_start(get(), [](uv_signal_t* s, int n) { Invoke(s, n); }, signum) == 0);

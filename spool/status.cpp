@@ -180,7 +180,8 @@ Json StatusToJson(const JobStatus& s) {
                         {"cpu_sys_s", a.cpu_sys_s},
                         {"max_rss_kb", a.max_rss_kb},
                         {"pid", Nullable(a.pid)},
-                        {"pid_start", Nullable(a.pid_start)}});
+                        {"pid_start", Nullable(a.pid_start)},
+                        {"slurm_job_id", Nullable(a.slurm_job_id)}});
   }
   return Json{{"schema", "spoold/status/v1"},
               {"seq", s.seq},
@@ -267,6 +268,7 @@ Result<JobStatus> StatusFromJson(const Json& json) {
       a.max_rss_kb = ar.Get<int64_t>("max_rss_kb", 0);
       a.pid = ar.Opt<int64_t>("pid");
       a.pid_start = ar.Opt<uint64_t>("pid_start");
+      a.slurm_job_id = ar.Opt<std::string>("slurm_job_id");
       if (!ar.error.empty()) return MakeError("io_error", "attempts[]: " + ar.error);
       s.attempts.push_back(std::move(a));
     }

@@ -56,6 +56,9 @@ struct AttemptRecord {
   // 22): with the pid, it tells a restarted daemon whether a recorded process is
   // still the same one.
   std::optional<uint64_t> pid_start;
+  // For a slurm pool: the Slurm job id of this attempt; with it a restarted
+  // daemon follows the attempt again instead of submitting it twice.
+  std::optional<std::string> slurm_job_id;
 };
 
 struct JobStatus {

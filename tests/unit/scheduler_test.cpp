@@ -311,7 +311,12 @@ TEST_CASE("scheduler: a job recovered as running counts as running until its att
   JobStatus status = NewStatus(spec, Reason::kNone, kT0);
   status.state = JobState::kRunning;
   status.attempt = 1;
-  status.attempts.push_back(AttemptRecord{1, kT0, {}, {}, {}, Reason::kNone, 0, 0, 0, 0, 42, 7});
+  AttemptRecord running;
+  running.attempt = 1;
+  running.started = kT0;
+  running.pid = 42;
+  running.pid_start = 7;
+  status.attempts.push_back(running);
   s.Add(spec, status);
   CHECK(s.Pools().at("default").running == 1);
   s.AttemptEnded("rec", Cause(Reason::kInterrupted), kT0 + 5s);

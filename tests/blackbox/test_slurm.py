@@ -1,0 +1,108 @@
+"""Slurm pools against a real single-node cluster (issue 8): the same job files,
+folders, status, retries, timeouts and cancel as local pools. Skipped, visibly,
+when no Slurm controller answers (make test starts one when run as root)."""
+import os
+import shutil
+import signal
+import subprocess
+import unittest
+
+from harness import SpoolTestMixin
+
+PARTITION = os.environ.get("SLURM_LOCAL_PARTITION", "debug")
+
+
+def controller_up():
+    if shutil.which("scontrol") is None:
+        return False
+    try:
+        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15).stdout
+    except subprocess.TimeoutExpired:
+        return False
+    return " is UP" in out
+
+
+def in_squeue(job_id):
+    out = subprocess.run(["squeue", "--noheader", "--states=PENDING,RUNNING,COMPLETING", "--jobs", job_id,
+                          "--format=%i"], capture_output=True, text=True, timeout=30).stdout
+    return job_id in out.split()
+
+
+class SlurmTest(SpoolTestMixin, unittest.TestCase):
+
+    def setUp(self):
+        if not controller_up():
+            self.skipTest("SKIP: no Slurm cluster (run as root: ../shared/slurm/start-local-slurm.sh)")
+
+    def slurm_spool(self):
+        spool = self.make_spool(config={"pools": {"cluster": {
+            "executor": "slurm", "workers": 4, "slurm": {"partition": PARTITION}}}})
+        os.chmod(spool.base, 0o755)
+        return spool
+
+    def test_success_with_stdout_in_the_attempt_log(self):
+        spool = self.slurm_spool()
+        spool.drop_job("hello", pool="cluster", command=["sh", "-c", "echo from-slurm $SPOOLD_JOB_ID; echo r > out.txt"])
+        st = spool.wait_terminal("hello", timeout=60)
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertIsNotNone(st["attempts"][0]["slurm_job_id"])
+        self.assertIn("from-slurm hello", spool.attempt_log("hello"))
+        self.assertTrue(os.path.exists(os.path.join(spool.job_dir("hello"), "results", "out.txt")))
+        self.assertIn("submitted", [e["event"] for e in spool.events("hello")])
+
+    def test_nonzero_exit_is_retried(self):
+        spool = self.slurm_spool()
+        spool.drop_job("flaky", pool="cluster", retry={"attempts": 1, "delay": "1s"},
+                       command=["sh", "-c", "test -e tried && exit 0; touch tried; exit 3"])
+        st = spool.wait_terminal("flaky", timeout=90)
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual([a["exit_code"] for a in st["attempts"]], [3, 0])
+        self.assertEqual(st["attempts"][0]["reason"], "nonzero_exit")
+        self.assertNotEqual(st["attempts"][0]["slurm_job_id"], st["attempts"][1]["slurm_job_id"])
+
+    def test_timeout_is_enforced_with_scancel(self):
+        spool = self.slurm_spool()
+        spool.drop_job("slow", pool="cluster", timeout="3s", command=["sleep", "300"])
+        st = spool.wait_terminal("slow", timeout=90)
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason"], "timeout")
+        self.assertFalse(in_squeue(st["attempts"][0]["slurm_job_id"]), "the Slurm job still runs")
+
+    def test_cancel_of_a_running_job(self):
+        spool = self.slurm_spool()
+        spool.drop_job("long", pool="cluster", command=["sleep", "300"])
+        spool.wait_for(lambda: (spool.status("long")["attempts"] or [{}])[-1].get("slurm_job_id"),
+                       timeout=60, what="submitted to Slurm")
+        spool.drop("c.json", '{"action": "cancel", "job": "long"}', folder="control")
+        st = spool.wait_terminal("long", timeout=90)
+        self.assertEqual(st["state"], "cancelled", st)
+        self.assertFalse(in_squeue(st["attempts"][0]["slurm_job_id"]), "the Slurm job still runs")
+
+    def test_environment_with_commas_and_spaces(self):
+        spool = self.slurm_spool()
+        value = "a,b c, 'd' \"e\" $HOME `x`"
+        spool.drop_job("env", pool="cluster", env={"TRICKY": value},
+                       command=["sh", "-c", 'printf "%s" "$TRICKY" > "$SPOOLD_RESULTS_DIR/tricky"'])
+        st = spool.wait_terminal("env", timeout=60)
+        self.assertEqual(st["state"], "succeeded", st)
+        with open(os.path.join(spool.job_dir("env"), "results", "tricky")) as f:
+            self.assertEqual(f.read(), value)
+
+    def test_daemon_killed_while_a_slurm_job_runs(self):
+        spool = self.slurm_spool()
+        spool.drop_job("survivor", pool="cluster",
+                       command=["sh", "-c", "sleep 4; echo run >> \"$SPOOLD_RESULTS_DIR/runs\""])
+        spool.wait_for(lambda: (spool.status("survivor")["attempts"] or [{}])[-1].get("slurm_job_id"),
+                       timeout=60, what="submitted to Slurm")
+        spool.kill()
+        spool.start()
+        st = spool.wait_terminal("survivor", timeout=90)
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(len(st["attempts"]), 1, "the job was submitted again")
+        with open(os.path.join(spool.job_dir("survivor"), "results", "runs")) as f:
+            self.assertEqual(f.read(), "run\n", "the job ran more than once")
+        self.assertIn("recovered", [e["event"] for e in spool.events("survivor")])
+
+
+if __name__ == "__main__":
+    unittest.main()
