@@ -80,6 +80,13 @@ Daemon::Daemon(Config config, std::string config_path)
 Daemon::~Daemon() {
   // Handles are closed through their owners; the loop then runs the close
   // callbacks that free the boxes, and must end empty.
+  CloseHandles();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void Daemon::CloseHandles() {
   prepare_.reset();
   rescan_timer_.reset();
   wake_timer_.reset();
@@ -94,9 +101,6 @@ Daemon::~Daemon() {
   sigterm_.reset();
   sigint_.reset();
   sighup_.reset();
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
-  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Status Daemon::Start() {
@@ -372,20 +376,7 @@ void Daemon::Pump() {
   if (stopping_ && OnlySlurmRunning()) {
     FlushIndex();
     // Closing every handle lets uv_run return.
-    prepare_.reset();
-    rescan_timer_.reset();
-    wake_timer_.reset();
-    index_timer_.reset();
-    progress_timer_.reset();
-    retention_timer_.reset();
-    watchdog_timer_.reset();
-    slurm_timer_.reset();
-    incoming_watch_.reset();
-    control_watch_.reset();
-    sigchld_.reset();
-    sigterm_.reset();
-    sigint_.reset();
-    sighup_.reset();
+    CloseHandles();
     return;
   }
   ArmWakeTimer(now);

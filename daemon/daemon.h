@@ -63,6 +63,7 @@ class Daemon {
   };
 
   void Pump();
+  void CloseHandles();  // each owner closes its handle; idempotent
   void ScanIncoming();
   void ProcessIncoming(const std::string& name, TimePoint now);
   void ProcessControl(const std::string& name, TimePoint now);

@@ -407,26 +407,18 @@ Status Scheduler::Release(const std::string& id, TimePoint now) {
   return OkStatus();
 }
 
-Status Scheduler::Pause(const std::string& pool, TimePoint now) {
-  auto it = pools_.find(pool);
-  if (it == pools_.end()) return MakeError("unknown_pool", "pool " + pool + " is not configured", "pool");
-  it->second.paused = true;
-  for (auto& [id, job] : jobs_) {
-    if (job.status.state == JobState::kQueued && job.status.pool == pool &&
-        job.status.reason == Reason::kInQueue) {
-      Enqueue(job, now);
-    }
-  }
-  return OkStatus();
-}
+Status Scheduler::Pause(const std::string& pool, TimePoint now) { return SetPaused(pool, true, now); }
 
-Status Scheduler::Resume(const std::string& pool, TimePoint now) {
+Status Scheduler::Resume(const std::string& pool, TimePoint now) { return SetPaused(pool, false, now); }
+
+Status Scheduler::SetPaused(const std::string& pool, bool paused, TimePoint now) {
   auto it = pools_.find(pool);
   if (it == pools_.end()) return MakeError("unknown_pool", "pool " + pool + " is not configured", "pool");
-  it->second.paused = false;
+  it->second.paused = paused;
+  // The pool's waiting jobs take the reason that now applies (Enqueue decides).
+  const Reason affected = paused ? Reason::kInQueue : Reason::kPoolPaused;
   for (auto& [id, job] : jobs_) {
-    if (job.status.state == JobState::kQueued && job.status.pool == pool &&
-        job.status.reason == Reason::kPoolPaused) {
+    if (job.status.state == JobState::kQueued && job.status.pool == pool && job.status.reason == affected) {
       Enqueue(job, now);
     }
   }

@@ -135,6 +135,7 @@ class Scheduler {
   void Dequeue(SchedJob& job);                  // out of both
   void SetState(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   Reason WaitingReason(const SchedJob& job) const;
+  Status SetPaused(const std::string& pool, bool paused, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   int CountedAttempts(const SchedJob& job) const { return job.status.attempt - job.status.interruptions; }
   std::optional<TimePoint> DeadlineOf(const SchedJob& job) const;
