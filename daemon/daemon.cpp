@@ -458,10 +458,12 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
   if (!request.ok()) return reject(request.error());
   if (auto allowed = MayControl(*request, file->uid); !allowed.ok()) return reject(allowed.error());
   if (auto applied = ApplyControl(*request, name, now); !applied.ok()) return reject(applied.error());
-  // Acted on and recorded: the request is done.
-  if (::unlink(paths_.Control().append("/").append(name).c_str()) != 0 && errno != ENOENT) {
-    spdlog::error("cannot remove control request {}: {}", shown, std::strerror(errno));
-  }
+  // Acted on; once what it changed is durable (this turn's flush), it is done.
+  batch_.After([path = paths_.Control() + "/" + name, shown] {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::error("cannot remove control request {}: {}", shown, std::strerror(errno));
+    }
+  });
 }
 
 // Who may act on what: root and the daemon's own user on everything; another

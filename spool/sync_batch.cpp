@@ -38,6 +38,7 @@ Status SyncBatch::Flush() {
   std::vector<PendingRename> renames;
   renames.swap(renames_);
   std::vector<std::function<void()>> afters;
+  afters.swap(afters_);
   Status result = OkStatus();
   SPOOLD_FAILPOINT("commit.before_rename");
   for (auto& r : renames) {

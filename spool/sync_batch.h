@@ -31,7 +31,9 @@ class SyncBatch {
   void Rename(std::string from, std::string to, std::function<void()> after = {});
   // Something was written that needs only the sync (an append).
   void MarkDirty() { dirty_ = true; }
-  bool Empty() const { return !dirty_ && renames_.empty(); }
+  // Runs `action` once everything staged before the next flush is durable.
+  void After(std::function<void()> action) { afters_.push_back(std::move(action)); }
+  bool Empty() const { return !dirty_ && renames_.empty() && afters_.empty(); }
 
   // Syncs, renames, syncs, runs the after-actions. On a sync error nothing is
   // renamed and the work stays staged for the next flush.
@@ -48,6 +50,7 @@ class SyncBatch {
   int root_fd_ = -1;
   bool dirty_ = false;
   std::vector<PendingRename> renames_;
+  std::vector<std::function<void()>> afters_;
 };
 
 }  // namespace spoold
