@@ -236,7 +236,7 @@ void Daemon::Recover(TimePoint now) {
       continue;
     }
     if (IsTerminal(status->state)) {
-      index_jobs_[id] = IndexEntry(*status);
+      SetIndexEntry(id, *status);
       continue;
     }
     active.push_back(std::move(status.value()));
@@ -282,7 +282,7 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   }
   if (!spec.ok()) {
     spdlog::error("job {}: its job file no longer loads ({}); left as it is", id, spec.error().message);
-    index_jobs_[id] = IndexEntry(*status);
+    SetIndexEntry(id, *status);
     return;
   }
   spec->format = file->first;
@@ -297,7 +297,7 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   if (was_running && !status->attempts.empty()) slurm_id = status->attempts.back().slurm_job_id;
   scheduler_.Add(std::move(spec.value()), std::move(status.value()));
   SchedJob& job = *scheduler_.Find(id);
-  index_jobs_[id] = IndexEntry(job.status);
+  SetIndexEntry(id, job.status);
   if (!was_running) return;
   if (slurm_id && ours) {
     // A Slurm job outlives the daemon: it is followed again, never submitted
@@ -397,7 +397,7 @@ void Daemon::AdoptNewFolders(TimePoint now) {
     if (!status.ok()) continue;  // perhaps still being written: next time
     spdlog::info("job {} appeared in {}; taking it in", id, paths_.Jobs());
     if (IsTerminal(status->state)) {
-      index_jobs_[id] = IndexEntry(*status);
+      SetIndexEntry(id, *status);
     } else {
       AdoptJob(std::move(status.value()), /*ours=*/false, now);
     }
@@ -506,7 +506,7 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
       return MakeError("unknown_job", "there is no job " + request.job, "job");
     }
     return MakeError("invalid_state",
-                     "job " + request.job + " has ended (" + known->second.value("state", "?") + "); nothing to " +
+                     "job " + request.job + " has ended (" + StateName(known->second.state) + "); nothing to " +
                          action,
                      "job");
   }
@@ -549,7 +549,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
       scheduler_.Add(std::move(*out.spec), std::move(*out.status));
-      index_jobs_[out.id] = IndexEntry(scheduler_.Find(out.id)->status);
+      SetIndexEntry(out.id, scheduler_.Find(out.id)->status);
       MarkIndexDirty();
       return;
     }
@@ -1031,7 +1031,7 @@ void Daemon::Persist(TimePoint now) {
       continue;
     }
     if (unwritten_.erase(id) != 0 && unwritten_.empty()) TroubleOver("status");
-    index_jobs_[id] = IndexEntry(job->status);
+    SetIndexEntry(id, job->status);
     MarkIndexDirty();
     if (terminal) scheduler_.Forget(id);
   }
@@ -1101,6 +1101,13 @@ void Daemon::MarkIndexDirty() {
   if (index_timer_ && !index_timer_->Active()) index_timer_->Start(kIndexDelayMs);
 }
 
+void Daemon::SetIndexEntry(const std::string& id, const JobStatus& status) {
+  IndexLine& line = index_jobs_[id];
+  line.json = DumpJson(IndexEntry(status));
+  line.state = status.state;
+  line.finished = status.finished;
+}
+
 void Daemon::FlushIndex() {
   index_dirty_ = false;
   Json pools = Json::object();
@@ -1110,8 +1117,6 @@ void Daemon::FlushIndex() {
                    {"executor", pool.config.executor},     {"running", pool.running},
                    {"queued", pool.queued}};
   }
-  Json jobs = Json::object();
-  for (const auto& [id, entry] : index_jobs_) jobs[id] = entry;
   Json doc = {{"schema", "spoold/index/v1"},
               {"updated", FormatTime(Now())},
               {"daemon",
@@ -1119,11 +1124,26 @@ void Daemon::FlushIndex() {
                 {"version", Version()},
                 {"started", FormatTime(started_at_)},
                 {"state", stopping_ ? (running_.empty() ? "stopped" : "stopping") : "running"}}},
-              {"pools", std::move(pools)},
-              {"jobs", std::move(jobs)}};
+              {"pools", std::move(pools)}};
+  // Each job's entry is kept serialised: the document is assembled as text,
+  // never as one tree of every job (which cost most of the daemon's memory and
+  // time with a long history). "jobs" goes last, after the small header.
+  std::string text = DumpJson(doc);
+  SPOOLD_CHECK(!text.empty() && text.back() == '}');
+  text.pop_back();
+  text += ",\"jobs\":{";
+  bool first = true;
+  for (const auto& [id, entry] : index_jobs_) {
+    if (!first) text += ',';
+    first = false;
+    text += DumpJson(Json(id));
+    text += ':';
+    text += entry.json;
+  }
+  text += "}}\n";
   SPOOLD_FAILPOINT("index.before_write");
   // A cache: replaced atomically but not synced (it is rebuilt at every start).
-  if (auto st = ReplaceCacheFile(paths_.Index(), DumpJson(doc) + "\n"); !st.ok()) {
+  if (auto st = ReplaceCacheFile(paths_.Index(), text); !st.ok()) {
     Trouble("index", "cannot write the index (" + st.error().message + "); retrying");
     index_stamp_ = {};
     index_dirty_ = true;
@@ -1157,11 +1177,8 @@ void Daemon::ApplyRetention(TimePoint now) {
   if (config_.retention_finished.count() == 0) return;
   std::vector<std::string> expired;
   for (const auto& [id, entry] : index_jobs_) {
-    if (scheduler_.Find(id) != nullptr) continue;  // not terminal
-    auto finished = entry.contains("finished") && entry["finished"].is_string()
-                        ? ParseTime(entry["finished"].get<std::string>())
-                        : std::nullopt;
-    if (finished && *finished + config_.retention_finished < now) expired.push_back(id);
+    if (!IsTerminal(entry.state) || scheduler_.Find(id) != nullptr) continue;
+    if (entry.finished && *entry.finished + config_.retention_finished < now) expired.push_back(id);
   }
   for (const auto& id : expired) {
     if (auto st = store_.Remove(id); !st.ok()) {

@@ -143,7 +143,15 @@ class Daemon {
   TimePoint start_backoff_until_{};         // no new attempts before this (transient errors)
   std::map<std::string, Attempt> running_;      // by job id
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
-  std::map<std::string, Json> index_jobs_;      // every job's index entry
+  // Every job's index entry, serialised once per change, with what retention
+  // and control requests need to know of jobs that have ended.
+  struct IndexLine {
+    std::string json;
+    JobState state = JobState::kQueued;
+    std::optional<TimePoint> finished;
+  };
+  std::map<std::string, IndexLine> index_jobs_;
+  void SetIndexEntry(const std::string& id, const JobStatus& status);
   bool index_dirty_ = false;
   struct timespec jobs_mtime_ {};  // jobs/ as last listed
   // What our last index write left on disk, to notice at each scan when someone
