@@ -43,7 +43,7 @@ run: build
 	@echo
 	@echo "spoold is starting in the foreground on ./var/spool (Ctrl-C stops it)."
 	@echo "Drop a job from another terminal:"
-	@echo "  printf 'command = [\"sh\", \"-c\", \"echo hello; date > now.txt\"]\\n' > var/spool/tmp/hello.toml"
+	@printf '%s\n' "  printf 'command = [\"sh\", \"-c\", \"echo hello; date > now.txt\"]\\n' > var/spool/tmp/hello.toml"
 	@echo "  mv var/spool/tmp/hello.toml var/spool/incoming/"
 	@echo "then read var/spool/jobs/hello/status.json, attempts/1/stdout.log and results.json."
 	@echo
