@@ -103,6 +103,24 @@ void Daemon::CloseHandles() {
   sighup_.reset();
 }
 
+// inotify on a drop folder, as a hint only: a missed or merged event is caught
+// by the periodic scan, and a queue overflow (no name) asks for one at once.
+std::unique_ptr<DirWatch> Daemon::WatchFolder(const std::string& dir, std::set<std::string>* pending) {
+  auto watch = std::make_unique<DirWatch>(&loop_);
+  watch->SetCallback([this, pending](const char* name, int status) {
+    if (status < 0 || name == nullptr || *name == '\0') {
+      scan_pending_ = true;
+    } else {
+      pending->insert(name);
+    }
+  });
+  if (int rc = watch->Start(dir); rc != 0) {
+    spdlog::warn("cannot watch {} ({}); relying on the scan every {}", dir, uv_strerror(rc),
+                 FormatDuration(config_.rescan_interval));
+  }
+  return watch;
+}
+
 Status Daemon::Start() {
   if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
 
@@ -160,31 +178,8 @@ Status Daemon::Start() {
     watchdog_timer_->Start(ms, ms);
   }
 
-  incoming_watch_ = std::make_unique<DirWatch>(&loop_);
-  incoming_watch_->SetCallback([this](const char* name, int status) {
-    // A hint only: a missed or merged event is caught by the periodic scan.
-    if (status < 0 || name == nullptr || *name == '\0') {
-      scan_pending_ = true;
-    } else {
-      pending_names_.insert(name);
-    }
-  });
-  if (int rc = incoming_watch_->Start(paths_.Incoming()); rc != 0) {
-    spdlog::warn("cannot watch {} ({}); relying on the scan every {}", paths_.Incoming(), uv_strerror(rc),
-                 FormatDuration(config_.rescan_interval));
-  }
-  control_watch_ = std::make_unique<DirWatch>(&loop_);
-  control_watch_->SetCallback([this](const char* name, int status) {
-    if (status < 0 || name == nullptr || *name == '\0') {
-      scan_pending_ = true;
-    } else {
-      pending_controls_.insert(name);
-    }
-  });
-  if (int rc = control_watch_->Start(paths_.Control()); rc != 0) {
-    spdlog::warn("cannot watch {} ({}); relying on the scan every {}", paths_.Control(), uv_strerror(rc),
-                 FormatDuration(config_.rescan_interval));
-  }
+  incoming_watch_ = WatchFolder(paths_.Incoming(), &pending_names_);
+  control_watch_ = WatchFolder(paths_.Control(), &pending_controls_);
 
   sigchld_ = std::make_unique<SignalWatch>(&loop_, SIGCHLD);
   sigchld_->SetCallback([this](int) { ReapChildren(); });

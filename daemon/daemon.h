@@ -64,6 +64,7 @@ class Daemon {
 
   void Pump();
   void CloseHandles();  // each owner closes its handle; idempotent
+  std::unique_ptr<DirWatch> WatchFolder(const std::string& dir, std::set<std::string>* pending);
   void ScanIncoming();
   void ProcessIncoming(const std::string& name, TimePoint now);
   void ProcessControl(const std::string& name, TimePoint now);
