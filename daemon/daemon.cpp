@@ -243,7 +243,7 @@ void Daemon::Recover(TimePoint now) {
     return std::tie(a.created, a.id) < std::tie(b.created, b.id);
   });
   for (auto& loaded : active) AdoptJob(std::move(loaded), /*ours=*/true, now);
-  Persist(now);
+  Persist();
 }
 
 // Takes a job found on disk (at start, or a folder that appeared in jobs/, such
@@ -362,11 +362,11 @@ void Daemon::Pump() {
   if (progress_pending_) ReadProgress(now);
   SuperviseRunning(now);
   if (!stopping_) StartJobs(now);
-  Persist(now);
+  Persist();
   // Every child released below is on disk as running with its pid.
   FlushBatch();
   ReleasePending(now);
-  Persist(now);
+  Persist();
   FlushBatch();
   if (stopping_ && OnlySlurmRunning()) {
     FlushIndex();
@@ -443,10 +443,7 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
     }
     return reject(file.error());
   }
-  if (file->links != 1) {
-    return reject(MakeError("not_permitted", shown + " has " + std::to_string(file->links) +
-                                                 " hard links; a dropped file must have exactly one"));
-  }
+  if (auto single = CheckSingleLink(name, *file); !single.ok()) return reject(single.error());
   auto doc = ParseDocument(file->bytes, file->format);
   if (!doc.ok()) return reject(doc.error());
   auto request = ParseControlRequest(*doc);
@@ -602,14 +599,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   SchedJob& job = *scheduler_.Find(id);
   const int n = job.status.attempt;
   auto fail = [&](const Error& error) {
-    if (error.code == "transient" || error.code == "io_error") {
-      // Not the job's fault: it waits at the head of its queue and no job starts
-      // for a second.
-      Trouble("spawn", "cannot start jobs now: " + error.message);
-      start_backoff_until_ = now + std::chrono::seconds(1);
-      scheduler_.AttemptNotStarted(id, error.message, now);
-      return;
-    }
+    if (error.code == "transient" || error.code == "io_error") return RequeueForLackOfResources(id, error.message, now);
     AttemptEnd end;
     end.cause = Reason::kSpawnFailed;
     end.detail = error.message;
@@ -720,14 +710,21 @@ void Daemon::ReleasePending(TimePoint now) {
     if (running_.at(id).slurm) end.cause = Reason::kSpawnFailed;
     running_.erase(id);
     if (code == "transient") {
-      Trouble("spawn", "cannot start jobs now: " + end.detail);
-      start_backoff_until_ = now + std::chrono::seconds(1);
-      scheduler_.AttemptNotStarted(id, end.detail, now);
+      RequeueForLackOfResources(id, end.detail, now);
       continue;
     }
     spdlog::warn("job {}: could not start: {}", id, end.detail);
     scheduler_.AttemptEnded(id, end, now);
   }
+}
+
+// Not the job's fault (the machine is short of descriptors, processes or
+// memory): it waits at the head of its queue, no attempt counted, and no job
+// starts for a second.
+void Daemon::RequeueForLackOfResources(const std::string& id, const std::string& why, TimePoint now) {
+  Trouble("spawn", "cannot start jobs now: " + why);
+  start_backoff_until_ = now + std::chrono::seconds(1);
+  scheduler_.AttemptNotStarted(id, why, now);
 }
 
 bool Daemon::OnlySlurmRunning() const {
@@ -782,13 +779,12 @@ void Daemon::StartSlurmPoll() {
       [](uv_work_t* req, int) {
         auto* w = static_cast<PollWork*>(req->data);
         w->daemon->slurm_poll_in_flight_ = false;
-        w->daemon->ApplySlurmPoll(w->result, Now());
+        w->daemon->ApplySlurmPoll(w->result);
         delete w;
       });
 }
 
-void Daemon::ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled, TimePoint now) {
-  (void)now;
+void Daemon::ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled) {
   if (!polled.ok()) {
     // Jobs keep their state; the poll goes on and the problem is logged once.
     Trouble("slurm", "cannot reach Slurm (" + polled.error().message + ")");
@@ -848,14 +844,21 @@ void Daemon::StopAttempt(Attempt& attempt, Reason cause, TimePoint now) {
     Event(job, Level::kWarning, "kill_sent", "cancelled Slurm job " + attempt.slurm_id, {{"slurm_job_id", attempt.slurm_id}});
     return;
   }
-  int sig = attempt.kill.signal;
-  ::kill(-attempt.pid, sig);
-  attempt.kill_stage = sig == SIGKILL ? 2 : 1;
-  attempt.kill_at = now + (sig == SIGKILL ? kGiveUpAfterKill : attempt.kill.grace);
+  const int sig = attempt.kill.signal;
+  SendKillSignal(attempt, now);
   Event(job, Level::kWarning, "kill_sent",
         "sent " + attempt.kill.signal_name + " to process group " + std::to_string(attempt.pid) +
             (sig == SIGKILL ? "" : "; KILL follows in " + FormatDuration(attempt.kill.grace)),
         {{"signal", attempt.kill.signal_name}});
+}
+
+// kill.signal to the attempt's process group; SIGKILL follows after kill.grace
+// (SuperviseRunning escalates), or, if that was SIGKILL, the wait is bounded.
+void Daemon::SendKillSignal(Attempt& attempt, TimePoint now) {
+  const int sig = attempt.kill.signal;
+  ::kill(-attempt.pid, sig);
+  attempt.kill_stage = sig == SIGKILL ? 2 : 1;
+  attempt.kill_at = now + (sig == SIGKILL ? kGiveUpAfterKill : attempt.kill.grace);
 }
 
 void Daemon::SuperviseRunning(TimePoint now) {
@@ -902,9 +905,7 @@ void Daemon::SuperviseRunning(TimePoint now) {
       Event(job, Level::kWarning, "kill_sent",
             "the main process ended but others of its process group remain; stopping them",
             {{"signal", attempt.kill.signal_name}});
-      ::kill(-attempt.pid, attempt.kill.signal);
-      attempt.kill_stage = attempt.kill.signal == SIGKILL ? 2 : 1;
-      attempt.kill_at = now + (attempt.kill_stage == 2 ? kGiveUpAfterKill : attempt.kill.grace);
+      SendKillSignal(attempt, now);
     } else if (attempt.kill_stage == 1 && now >= attempt.kill_at) {
       ::kill(-attempt.pid, SIGKILL);
       attempt.kill_stage = 2;
@@ -974,8 +975,7 @@ void Daemon::Event(SchedJob& job, Level level, const std::string& event, const s
   }
 }
 
-void Daemon::RecordTransition(SchedJob& job, TimePoint now) {
-  (void)now;
+void Daemon::RecordTransition(SchedJob& job) {
   const JobStatus& s = job.status;
   if (s.state == job.persisted_state && s.reason == job.persisted_reason) return;
   const char* name = TransitionEvent(job.persisted_state, s.state, s.reason);
@@ -1006,14 +1006,14 @@ void Daemon::WriteResults(const SchedJob& job) {
   }
 }
 
-void Daemon::Persist(TimePoint now) {
+void Daemon::Persist() {
   std::set<std::string> ids;
   for (auto& id : scheduler_.TakeChanged()) ids.insert(std::move(id));
   ids.insert(unwritten_.begin(), unwritten_.end());
   for (const auto& id : ids) {
     SchedJob* job = scheduler_.Find(id);
     if (job == nullptr) continue;
-    RecordTransition(*job, now);
+    RecordTransition(*job);
     const bool terminal = IsTerminal(job->status.state);
     // results.json comes before the terminal status, so whoever sees the job
     // ended finds its results listed.
@@ -1098,7 +1098,8 @@ void Daemon::MarkIndexDirty() {
 
 void Daemon::SetIndexEntry(const std::string& id, const JobStatus& status) {
   IndexLine& line = index_jobs_[id];
-  line.json = DumpJson(IndexEntry(status));
+  // Job ids are ASCII letters, digits, '.', '_' and '-': quoting needs no escapes.
+  line.json = "\"" + id + "\":" + DumpJson(IndexEntry(status));
   line.state = status.state;
   line.finished = status.finished;
 }
@@ -1131,8 +1132,6 @@ void Daemon::FlushIndex() {
   for (const auto& [id, entry] : index_jobs_) {
     if (!first) text += ',';
     first = false;
-    text += DumpJson(Json(id));
-    text += ':';
     text += entry.json;
   }
   text += "}}\n";

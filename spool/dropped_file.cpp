@@ -87,12 +87,15 @@ Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& n
   return file;
 }
 
+Status CheckSingleLink(const std::string& name, const DroppedFile& file) {
+  if (file.links == 1) return OkStatus();
+  return MakeError("not_permitted", PrintableName(name) + " has " + std::to_string(file.links) +
+                                        " hard links; a dropped file must have exactly one");
+}
+
 Status CheckOwner(const std::string& name, const DroppedFile& file, bool allow_root) {
   const std::string shown = PrintableName(name);
-  if (file.links != 1) {
-    return MakeError("not_permitted", shown + " has " + std::to_string(file.links) +
-                                          " hard links; a dropped file must have exactly one");
-  }
+  if (auto single = CheckSingleLink(name, file); !single.ok()) return single;
   const uid_t me = ::geteuid();
   if (me == 0) {
     if (file.uid == 0 && !allow_root) {

@@ -41,4 +41,8 @@ Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& n
 // An error has code not_permitted.
 Status CheckOwner(const std::string& name, const DroppedFile& file, bool allow_root);
 
+// The hard-link part of CheckOwner alone (control requests have their own
+// rule of who may act): not_permitted unless the file has exactly one link.
+Status CheckSingleLink(const std::string& name, const DroppedFile& file);
+
 }  // namespace spoold
