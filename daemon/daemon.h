@@ -21,6 +21,7 @@
 #include "daemon/uv_handles.h"
 #include "spool/control.h"
 #include "spool/intake.h"
+#include "spool/job_index.h"
 #include "spool/job_store.h"
 #include "spool/paths.h"
 
@@ -146,15 +147,11 @@ class Daemon {
   TimePoint start_backoff_until_{};         // no new attempts before this (transient errors)
   std::map<std::string, Attempt> running_;      // by job id
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
-  // Every job's index entry, serialised once per change, with what retention
-  // and control requests need to know of jobs that have ended.
-  struct IndexLine {
-    std::string json;
-    JobState state = JobState::kQueued;
-    std::optional<TimePoint> finished;
-  };
-  std::map<std::string, IndexLine> index_jobs_;
-  void SetIndexEntry(const std::string& id, const JobStatus& status);
+  // Every job's index entry, serialised once per change; ended jobs' entries
+  // live in a file, not in memory.
+  JobIndex index_jobs_;
+  void SetIndexEntry(const std::string& id, const JobStatus& status) { index_jobs_.Set(id, status); }
+  uint64_t index_delay_ms_ = 250;  // grows with the cost of the last write, within SPEC's 1 s
   bool index_dirty_ = false;
   struct timespec jobs_mtime_ {};  // jobs/ as last listed
   // What our last index write left on disk, to notice at each scan when someone

@@ -32,19 +32,6 @@ Error IoError(const std::string& what, const std::string& path, int err) {
   return MakeError("io_error", ErrnoMessage(what, path, err));
 }
 
-// Writes all of `data`, retrying short writes and EINTR.
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 Status WriteAndSync(const std::string& path, std::string_view content, mode_t mode, int flags,
                     bool sync = true) {
   int fd = ::open(path.c_str(), flags | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -64,6 +51,19 @@ Status WriteAndSync(const std::string& path, std::string_view content, mode_t mo
 }
 
 }  // namespace
+
+// Writes all of `data`, retrying short writes and EINTR.
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 std::string ErrnoMessage(const std::string& what, const std::string& path, int err) {
   return what + " " + path + ": " + std::strerror(err);
@@ -104,18 +104,6 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
     return IoError("rename", path, err);
   }
   return FsyncPath(dir);
-}
-
-Status ReplaceCacheFile(const std::string& path, std::string_view content) {
-  std::string tmp = DirName(path) + "/." + FitName(BaseName(path), kNameMax - 5) + ".tmp";
-  ::unlink(tmp.c_str());
-  if (auto st = WriteAndSync(tmp, content, 0644, O_CREAT | O_EXCL, /*sync=*/false); !st.ok()) return st;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return IoError("rename", path, err);
-  }
-  return OkStatus();
 }
 
 Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode, SyncBatch* batch) {

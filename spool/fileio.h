@@ -17,6 +17,9 @@ namespace spoold {
 // "open /x/y: No such file or directory" style message with strerror(err).
 std::string ErrnoMessage(const std::string& what, const std::string& path, int err);
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR.
+bool WriteAll(int fd, std::string_view data);
+
 class SyncBatch;
 
 // Replaces `path` atomically with `content`: writes "<dir>/.<name>.tmp", fsyncs
@@ -25,10 +28,6 @@ class SyncBatch;
 // syncs first): readers see the new content only after the flush.
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                        SyncBatch* batch = nullptr);
-
-// Replaces a cache file (index.json) atomically, without fsync: a crash may
-// lose the newest version, never tear it, and caches are rebuilt at start.
-Status ReplaceCacheFile(const std::string& path, std::string_view content);
 
 // Writes a new file (failing if it exists) and fsyncs it (not with a batch,
 // whose flush syncs); the caller syncs the folder.

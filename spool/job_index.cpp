@@ -1,0 +1,215 @@
+#include "spool/job_index.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+
+#include "spool/fileio.h"
+#include "spool/json_util.h"
+
+namespace spoold {
+namespace {
+
+constexpr size_t kAppendChunk = 64 * 1024;  // entries are buffered up to this much
+constexpr int64_t kUnknownFinish = INT64_MIN;
+
+// Copies `length` bytes at `offset` of `in` to the current position of `out`,
+// in the kernel where the file system allows it.
+bool CopyRange(int in, uint64_t offset, uint64_t length, int out) {
+  auto off = static_cast<loff_t>(offset);
+  while (length > 0) {
+    ssize_t n = ::copy_file_range(in, &off, out, nullptr, length, 0);
+    if (n > 0) {
+      length -= static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)) return false;
+    // No in-kernel copy here: through a buffer.
+    std::string buf(std::min<uint64_t>(length, 1 << 20), '\0');
+    while (length > 0) {
+      ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(length, buf.size()), off);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      if (!WriteAll(out, std::string_view(buf.data(), static_cast<size_t>(r)))) return false;
+      off += r;
+      length -= static_cast<uint64_t>(r);
+    }
+  }
+  return true;
+}
+
+std::string EntryText(const std::string& id, const JobStatus& status) {
+  // Job ids are ASCII letters, digits, '.', '_' and '-': quoting needs no escapes.
+  return "\"" + id + "\":" + DumpJson(IndexEntry(status));
+}
+
+}  // namespace
+
+JobIndex::JobIndex(std::string segment_path) : segment_path_(std::move(segment_path)) {}
+
+JobIndex::~JobIndex() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status JobIndex::Open() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(segment_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0) return MakeError("io_error", ErrnoMessage("create", segment_path_, errno));
+  segment_size_ = dead_bytes_ = 0;
+  pending_.clear();
+  active_.clear();
+  ended_.clear();
+  return OkStatus();
+}
+
+void JobIndex::Set(const std::string& id, const JobStatus& status) {
+  if (auto old = ended_.find(id); old != ended_.end()) {
+    dead_bytes_ += old->second.length;
+    ended_.erase(old);
+  }
+  if (!IsTerminal(status.state)) {
+    active_[id] = Active{EntryText(id, status), status.state, status.finished};
+    return;
+  }
+  active_.erase(id);
+  std::string text(1, ',');
+  text += EntryText(id, status);
+  Ended entry;
+  entry.offset = segment_size_ + pending_.size();
+  entry.length = static_cast<uint32_t>(text.size());
+  entry.state = status.state;
+  entry.finished_ms = status.finished ? status.finished->time_since_epoch().count() : kUnknownFinish;
+  ended_[id] = entry;
+  pending_ += text;
+  // A failed write is retried at the next one (and at Write, which reports it).
+  if (pending_.size() >= kAppendChunk) (void)FlushPending();
+}
+
+bool JobIndex::Erase(const std::string& id) {
+  if (active_.erase(id) != 0) return true;
+  auto it = ended_.find(id);
+  if (it == ended_.end()) return false;
+  dead_bytes_ += it->second.length;
+  ended_.erase(it);
+  return true;
+}
+
+bool JobIndex::Contains(const std::string& id) const { return active_.count(id) != 0 || ended_.count(id) != 0; }
+
+std::optional<JobState> JobIndex::StateOf(const std::string& id) const {
+  if (auto it = active_.find(id); it != active_.end()) return it->second.state;
+  if (auto it = ended_.find(id); it != ended_.end()) return it->second.state;
+  return std::nullopt;
+}
+
+std::vector<std::string> JobIndex::EndedBefore(TimePoint cutoff) const {
+  std::vector<std::string> out;
+  const int64_t limit = cutoff.time_since_epoch().count();
+  for (const auto& [id, entry] : ended_) {
+    if (entry.finished_ms != kUnknownFinish && entry.finished_ms < limit) out.push_back(id);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status JobIndex::FlushPending() {
+  if (fd_ < 0) return MakeError("io_error", segment_path_ + " is not open");
+  while (!pending_.empty()) {
+    ssize_t n = ::pwrite(fd_, pending_.data(), pending_.size(), static_cast<off_t>(segment_size_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return MakeError("io_error", ErrnoMessage("write", segment_path_, n < 0 ? errno : ENOSPC));
+    segment_size_ += static_cast<uint64_t>(n);
+    pending_.erase(0, static_cast<size_t>(n));
+  }
+  return OkStatus();
+}
+
+// Rewrites the segment without the holes: the live entries in file order,
+// copied in runs of neighbours.
+Status JobIndex::Compact() {
+  std::vector<Ended*> live;
+  live.reserve(ended_.size());
+  for (auto& [id, entry] : ended_) live.push_back(&entry);
+  std::sort(live.begin(), live.end(), [](const Ended* a, const Ended* b) { return a->offset < b->offset; });
+  const std::string tmp = segment_path_ + ".tmp";
+  int out = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (out < 0) return MakeError("io_error", ErrnoMessage("create", tmp, errno));
+  // The new offsets are applied only once the new file is in place.
+  std::vector<uint64_t> moved(live.size());
+  uint64_t written = 0;
+  size_t i = 0;
+  while (i < live.size()) {
+    const uint64_t start = live[i]->offset;
+    uint64_t end = start;
+    size_t j = i;
+    for (; j < live.size() && live[j]->offset == end; ++j) {
+      moved[j] = written + (end - start);
+      end += live[j]->length;
+    }
+    if (!CopyRange(fd_, start, end - start, out)) {
+      int err = errno;
+      ::close(out);
+      ::unlink(tmp.c_str());
+      return MakeError("io_error", ErrnoMessage("copy into", tmp, err));
+    }
+    written += end - start;
+    i = j;
+  }
+  if (::rename(tmp.c_str(), segment_path_.c_str()) != 0) {
+    int err = errno;
+    ::close(out);
+    ::unlink(tmp.c_str());
+    return MakeError("io_error", ErrnoMessage("rename", tmp, err));
+  }
+  for (size_t k = 0; k < live.size(); ++k) live[k]->offset = moved[k];
+  ::close(fd_);
+  fd_ = out;
+  segment_size_ = written;
+  dead_bytes_ = 0;
+  return OkStatus();
+}
+
+Status JobIndex::Write(const std::string& path, std::string header) {
+  if (auto st = FlushPending(); !st.ok()) return st;
+  if (dead_bytes_ > 0) {
+    if (auto st = Compact(); !st.ok()) return st;
+  }
+  SPOOLD_CHECK(!header.empty() && header.back() == '}');
+  header.pop_back();
+  header += ",\"jobs\":{";
+  bool first = true;
+  for (const auto& [id, entry] : active_) {
+    if (!first) header += ',';
+    first = false;
+    header += entry.json;
+  }
+  const std::string tmp = path.substr(0, path.rfind('/') + 1) + ".index.json.tmp";
+  ::unlink(tmp.c_str());
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (out < 0) return MakeError("io_error", ErrnoMessage("create", tmp, errno));
+  // Every segment entry starts with its comma: with no active entry before
+  // them, the first one's is skipped.
+  const uint64_t skip = first && segment_size_ > 0 ? 1 : 0;
+  bool ok = WriteAll(out, header) && CopyRange(fd_, skip, segment_size_ - skip, out) && WriteAll(out, "}}\n");
+  int err = errno;
+  if (::close(out) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return MakeError("io_error", ErrnoMessage("write", tmp, err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(tmp.c_str());
+    return MakeError("io_error", ErrnoMessage("rename", tmp, err));
+  }
+  return OkStatus();
+}
+
+}  // namespace spoold

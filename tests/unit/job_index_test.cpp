@@ -1,0 +1,167 @@
+// Tests of spool/job_index: index.json assembled from entries in memory (active
+// jobs) and in the segment file (ended jobs), read back as JSON and compared
+// with what was set, through changes, removals (holes squeezed out), an empty
+// index, and a segment that cannot be written.
+#include "spool/job_index.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "spool/json_util.h"
+
+using namespace spoold;
+
+namespace {
+
+struct IndexDir {
+  std::string path;
+  IndexDir() {
+    std::string pattern = "/tmp/spoold-index-test-XXXXXX";
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~IndexDir() { std::filesystem::remove_all(path); }
+  std::string Index() const { return path + "/index.json"; }
+  std::string Segment() const { return path + "/.index.ended"; }
+};
+
+JobStatus JobAt(const std::string& id, JobState state, int64_t finished_s = 0) {
+  JobStatus s;
+  s.id = id;
+  s.title = "title of " + id;
+  s.pool = "default";
+  s.state = state;
+  s.created = TimePoint(std::chrono::seconds(1'700'000'000));
+  s.updated = s.created;
+  if (IsTerminal(state)) s.finished = TimePoint(std::chrono::seconds(finished_s));
+  return s;
+}
+
+Json ReadJobs(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  Json doc = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  REQUIRE_FALSE(doc.is_discarded());
+  CHECK(doc["schema"] == "spoold/index/v1");
+  REQUIRE(doc["jobs"].is_object());
+  return doc["jobs"];
+}
+
+const std::string kHeader = R"({"schema":"spoold/index/v1","pools":{}})";
+
+}  // namespace
+
+TEST_CASE("job index: ended entries come from the segment, active ones from memory") {
+  IndexDir dir;
+  JobIndex index(dir.Segment());
+  REQUIRE(index.Open().ok());
+
+  SUBCASE("empty") {
+    REQUIRE(index.Write(dir.Index(), kHeader).ok());
+    CHECK(ReadJobs(dir.Index()).empty());
+  }
+  SUBCASE("only ended jobs: the segment's leading comma is skipped") {
+    index.Set("a", JobAt("a", JobState::kSucceeded, 10));
+    index.Set("b", JobAt("b", JobState::kFailed, 20));
+    REQUIRE(index.Write(dir.Index(), kHeader).ok());
+    Json jobs = ReadJobs(dir.Index());
+    CHECK(jobs.size() == 2);
+    CHECK(jobs["a"]["state"] == "succeeded");
+    CHECK(jobs["b"]["state"] == "failed");
+    CHECK(jobs["b"]["title"] == "title of b");
+  }
+  SUBCASE("a job moves from memory to the segment when it ends") {
+    index.Set("a", JobAt("a", JobState::kQueued));
+    index.Set("b", JobAt("b", JobState::kRunning));
+    index.Set("c", JobAt("c", JobState::kSucceeded, 5));
+    REQUIRE(index.Write(dir.Index(), kHeader).ok());
+    Json jobs = ReadJobs(dir.Index());
+    CHECK(jobs.size() == 3);
+    CHECK(jobs["a"]["state"] == "queued");
+    const uint64_t before = index.segment_bytes();
+    index.Set("a", JobAt("a", JobState::kCancelled, 6));
+    CHECK(index.segment_bytes() > before);
+    REQUIRE(index.Write(dir.Index(), kHeader).ok());
+    jobs = ReadJobs(dir.Index());
+    CHECK(jobs.size() == 3);
+    CHECK(jobs["a"]["state"] == "cancelled");
+    CHECK(index.StateOf("a") == JobState::kCancelled);
+    CHECK(index.StateOf("b") == JobState::kRunning);
+    CHECK_FALSE(index.StateOf("zz").has_value());
+  }
+}
+
+TEST_CASE("job index: removed entries leave the file, and their holes are squeezed out") {
+  IndexDir dir;
+  JobIndex index(dir.Segment());
+  REQUIRE(index.Open().ok());
+  for (int i = 0; i < 500; ++i) {
+    std::string id = "job-" + std::to_string(i);
+    index.Set(id, JobAt(id, JobState::kSucceeded, i));
+  }
+  index.Set("live", JobAt("live", JobState::kRunning));
+  REQUIRE(index.Write(dir.Index(), kHeader).ok());
+  CHECK(ReadJobs(dir.Index()).size() == 501);
+  const uint64_t full = index.segment_bytes();
+
+  // Retention: everything that ended before t=300 s.
+  auto old = index.EndedBefore(TimePoint(std::chrono::seconds(300)));
+  CHECK(old.size() == 300);
+  for (const auto& id : old) CHECK(index.Erase(id));
+  CHECK_FALSE(index.Erase("job-0"));
+  // One in the middle changes too (a re-set ended job leaves a hole).
+  index.Set("job-400", JobAt("job-400", JobState::kFailed, 400));
+  REQUIRE(index.Write(dir.Index(), kHeader).ok());
+  Json jobs = ReadJobs(dir.Index());
+  CHECK(jobs.size() == 201);
+  CHECK_FALSE(jobs.contains("job-0"));
+  CHECK_FALSE(jobs.contains("job-299"));
+  CHECK(jobs["job-300"]["state"] == "succeeded");
+  CHECK(jobs["job-400"]["state"] == "failed");
+  CHECK(jobs["live"]["state"] == "running");
+  CHECK(index.size() == 201);
+  CHECK(index.segment_bytes() < full / 2);
+  struct stat st {};
+  REQUIRE(::stat(dir.Segment().c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_size) == index.segment_bytes());
+
+  // Entries added after the squeeze land after the moved ones.
+  index.Set("late", JobAt("late", JobState::kSucceeded, 1000));
+  REQUIRE(index.Write(dir.Index(), kHeader).ok());
+  jobs = ReadJobs(dir.Index());
+  CHECK(jobs.size() == 202);
+  CHECK(jobs["late"]["state"] == "succeeded");
+  CHECK(jobs["job-499"]["state"] == "succeeded");
+}
+
+TEST_CASE("job index: a job that ended without a finish time is never expired") {
+  IndexDir dir;
+  JobIndex index(dir.Segment());
+  REQUIRE(index.Open().ok());
+  JobStatus s = JobAt("odd", JobState::kFailed, 1);
+  s.finished.reset();
+  index.Set("odd", s);
+  CHECK(index.EndedBefore(TimePoint(std::chrono::seconds(2'000'000'000))).empty());
+  CHECK(index.Contains("odd"));
+}
+
+TEST_CASE("job index: a failed write says so and keeps the old index") {
+  IndexDir dir;
+  JobIndex index(dir.Segment());
+  REQUIRE(index.Open().ok());
+  index.Set("a", JobAt("a", JobState::kSucceeded, 1));
+  REQUIRE(index.Write(dir.Index(), kHeader).ok());
+  // The folder of index.json is gone: the write fails with the path named.
+  auto st = index.Write(dir.path + "/missing/index.json", kHeader);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message.find("missing") != std::string::npos);
+  CHECK(ReadJobs(dir.Index()).size() == 1);
+}
