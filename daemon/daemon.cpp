@@ -695,14 +695,13 @@ void Daemon::ReleasePending(TimePoint now) {
     }
     if (!attempt.pending) continue;
     SPOOLD_FAILPOINT("attempt.before_release");
-    Status st = ReleaseProcess(*attempt.pending);
+    attempt.exe = attempt.pending->exe;
+    attempt.cwd = attempt.pending->cwd;
+    ReleaseProcess(*attempt.pending, &attempt.report_fd);
     SPOOLD_FAILPOINT("attempt.after_release");
     attempt.pending.reset();
-    if (st.ok()) continue;
-    pid_to_job_.erase(attempt.pid);
-    attempt.end.cause = Reason::kSpawnFailed;
-    attempt.end.detail = st.error().message;
-    failed.emplace_back(id, st.error().code);
+    // Whether exec worked is known when the child is reaped (ReapChildren):
+    // the loop does not wait while the kernel loads the program.
   }
   for (const auto& [id, code] : failed) {
     AttemptEnd end = running_.at(id).end;
@@ -820,6 +819,10 @@ void Daemon::ReapChildren() {
     Attempt& attempt = running_.at(it->second);
     pid_to_job_.erase(it);
     attempt.leader_done = true;
+    if (attempt.report_fd >= 0) {
+      attempt.spawn_error = ReadChildReport(attempt.report_fd, attempt.exe, attempt.cwd);
+      attempt.report_fd = -1;
+    }
     if (WIFEXITED(status)) attempt.end.exit_code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) attempt.end.signal = WTERMSIG(status);
     attempt.end.cpu_user_s = Seconds(usage.ru_utime);
@@ -924,6 +927,16 @@ void Daemon::FinishAttempt(const std::string& id, TimePoint now) {
   Attempt attempt = std::move(running_.at(id));
   running_.erase(id);
   SPOOLD_FAILPOINT("attempt.before_finish");
+  if (attempt.spawn_error) {
+    // The program never ran (its exit code is the child's 127, not the job's).
+    if (attempt.spawn_error->code == "transient") return RequeueForLackOfResources(id, attempt.spawn_error->message, now);
+    AttemptEnd end;
+    end.cause = Reason::kSpawnFailed;
+    end.detail = attempt.spawn_error->message;
+    spdlog::warn("job {}: could not start: {}", id, end.detail);
+    scheduler_.AttemptEnded(id, end, now);
+    return;
+  }
   AttemptEnd end = attempt.end;
   if (attempt.cause != Reason::kNone) end.cause = attempt.cause;
   SchedJob& job = *scheduler_.Find(id);

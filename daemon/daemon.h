@@ -49,6 +49,11 @@ class Daemon {
     int attempt = 0;
     pid_t pid = -1;
     std::optional<PendingProcess> pending;  // until released
+    // After release, until the leader is reaped: the child's report pipe (it
+    // says whether exec failed), and what its message would name.
+    int report_fd = -1;
+    std::string exe, cwd;
+    std::optional<Error> spawn_error;  // exec failed: the attempt never ran
     KillPolicy kill;
     Reason cause = Reason::kNone;  // why the daemon is stopping it, if it is
     int kill_stage = 0;            // 0 none, 1 kill.signal sent, 2 SIGKILL sent

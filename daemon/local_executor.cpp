@@ -262,7 +262,7 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
   return pending;
 }
 
-Status ReleaseProcess(PendingProcess& process) {
+void ReleaseProcess(PendingProcess& process, int* report_fd) {
   // The daemon ignores SIGPIPE, so a child that already died makes this write
   // fail with EPIPE instead of killing us; the report pipe then says why.
   char go = 1;
@@ -272,18 +272,20 @@ Status ReleaseProcess(PendingProcess& process) {
   } while (n < 0 && errno == EINTR);
   ::close(process.go_fd);
   process.go_fd = -1;
-  ChildError child_error{};
-  do {
-    n = ::read(process.report_fd, &child_error, sizeof child_error);
-  } while (n < 0 && errno == EINTR);
-  ::close(process.report_fd);
+  *report_fd = process.report_fd;
   process.report_fd = -1;
-  if (n == 0) return OkStatus();  // the report pipe closed on exec
-  // The child failed before exec and exits at once: reap it here so the
-  // daemon's SIGCHLD handler never sees a pid it does not know.
-  int status;
-  while (::waitpid(process.pid, &status, 0) < 0 && errno == EINTR) {
-  }
+}
+
+std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, const std::string& cwd) {
+  // The child is gone, and the pipe's write end with it (it was close-on-exec
+  // and the child forks nothing before exec): this read does not block.
+  ChildError child_error{};
+  ssize_t n;
+  do {
+    n = ::read(report_fd, &child_error, sizeof child_error);
+  } while (n < 0 && errno == EINTR);
+  ::close(report_fd);
+  if (n == 0) return std::nullopt;  // the report pipe closed on exec
   if (n < 0 || static_cast<size_t>(n) < sizeof child_error) {
     return MakeError("spawn_failed", "the process ended before it could start");
   }
@@ -291,8 +293,8 @@ Status ReleaseProcess(PendingProcess& process) {
   if (err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM) {
     return SpawnError("setting up the job's process", err);
   }
-  std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(process.cwd)
-                     : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(process.exe)
+  std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(cwd)
+                     : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(exe)
                      : child_error.stage == kStageSetsid ? "cannot start a new session"
                      : child_error.stage == kStageUser   ? "cannot switch to the job's user"
                                                          : "cannot set up standard descriptors";

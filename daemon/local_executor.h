@@ -64,10 +64,17 @@ struct PendingProcess {
 // descriptors, processes or memory: try again later).
 Result<PendingProcess> ForkProcess(const LaunchSpec& spec);
 
-// Lets the child exec and waits until it has (or has failed to: then the child
-// is reaped here and the error says why: cwd missing, not executable, ...).
-// Closes the pipes either way.
-Status ReleaseProcess(PendingProcess& process);
+// Lets the child exec, without waiting for it: the loop goes on while the
+// kernel loads the program. Closes the go pipe; the report pipe stays open
+// (moved to `report_fd`, the caller's to close) until the child is reaped.
+void ReleaseProcess(PendingProcess& process, int* report_fd);
+
+// After the released child was reaped: whether it failed before its program
+// ran (the error says why: code "spawn_failed" for cwd missing, not
+// executable, ...; "transient" for lack of descriptors, processes or memory),
+// or nullopt if exec succeeded. `exe` and `cwd` are the process's (for the
+// message). Closes `report_fd`.
+std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, const std::string& cwd);
 
 // The executable that PATH lookup finds for `name` (as execvp would), or nullopt.
 std::optional<std::string> ResolveCommand(const std::string& name, const std::string& path_var);
