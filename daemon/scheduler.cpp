@@ -75,6 +75,7 @@ void Scheduler::Add(JobSpec spec, JobStatus status) {
   job.arrival = next_arrival_++;
   job.persisted_state = job.status.state;
   job.persisted_reason = job.status.reason;
+  if (auto deadline = DeadlineOf(job)) deadlines_.emplace(*deadline, id);
   if (job.status.state == JobState::kRunning) {
     ++PoolOf(job).running;
     return;
@@ -101,6 +102,7 @@ void Scheduler::Forget(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
   SPOOLD_CHECK(IsTerminal(it->second.status.state));
+  if (auto deadline = DeadlineOf(it->second)) deadlines_.erase({*deadline, id});
   jobs_.erase(it);
   changed_.erase(id);
 }
@@ -343,14 +345,15 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
     Enqueue(job, now);
     changed.push_back(id);
   }
-  for (auto& [id, job] : jobs_) {
+  // Only jobs whose deadline has passed are looked at (those running are
+  // stopped by the daemon, see AttemptLimit).
+  for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
+    const std::string& id = it->second;
+    SchedJob& job = jobs_.at(id);
     if (job.status.state != JobState::kQueued) continue;
-    auto deadline = DeadlineOf(job);
-    if (deadline && *deadline <= now) {
-      --PoolOf(job).queued;
-      Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed before it could run", now);
-      changed.push_back(id);
-    }
+    --PoolOf(job).queued;
+    Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed before it could run", now);
+    changed.push_back(id);
   }
   return changed;
 }
@@ -358,9 +361,13 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
 std::optional<TimePoint> Scheduler::NextWakeup() const {
   std::optional<TimePoint> next;
   if (!waiting_.empty()) next = waiting_.begin()->first;
-  for (const auto& [id, job] : jobs_) {
-    if (job.status.state != JobState::kQueued) continue;
-    if (auto deadline = DeadlineOf(job); deadline && (!next || *deadline < *next)) next = deadline;
+  // The earliest deadline of a queued job.
+  for (const auto& [deadline, id] : deadlines_) {
+    if (next && *next <= deadline) break;
+    if (jobs_.at(id).status.state == JobState::kQueued) {
+      next = deadline;
+      break;
+    }
   }
   return next;
 }

@@ -146,6 +146,7 @@ class Scheduler {
   std::map<std::string, PoolState> pools_;
   std::map<std::string, std::set<QueueKey>> ready_;              // per pool
   std::set<std::pair<TimePoint, std::string>> waiting_;          // retry_backoff
+  std::set<std::pair<TimePoint, std::string>> deadlines_;        // jobs with a deadline: none is scanned for
   std::set<std::string> cancel_requested_;
   std::set<std::string> changed_;
   uint64_t next_arrival_ = 1;
