@@ -29,6 +29,7 @@ constexpr uint64_t kSlurmPollMs = 2000;  // Slurm's scheduler ticks about once a
 constexpr uint64_t kIndexDelayMs = 250;       // coalesces bursts; keeps the index < 1 s behind
 constexpr uint64_t kIndexMaxDelayMs = 800;    // + the write itself: still < 1 s behind
 constexpr uint64_t kProgressIntervalMs = 1000;
+constexpr Millis kUserCacheTime{5000};         // a changed passwd entry applies within this
 constexpr uint64_t kRetentionIntervalMs = 60'000;
 constexpr Millis kGroupPoll{50};              // re-check a job's leftover processes
 constexpr Millis kGiveUpAfterKill{5000};      // after SIGKILL, stop waiting for the group
@@ -349,8 +350,9 @@ void Daemon::Pump() {
     }
     for (const auto& name : names) ProcessIncoming(name, now);
     // New job folders must exist before anything of theirs is written, run or
-    // acted on by a control request.
-    FlushBatch();
+    // acted on by a control request. They are durable (and their dropped files
+    // removed) at the flush below, which a job started now waits for anyway.
+    FlushBatch(/*publish_only=*/true);
     names.clear();
     names.swap(pending_controls_);
     for (const auto& name : names) ProcessControl(name, now);
@@ -589,6 +591,18 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
   return out;
 }
 
+Result<UserEntry> Daemon::User(uid_t uid, TimePoint now) {
+  if (auto it = users_.find(uid); it != users_.end() && now < it->second.until) return it->second.entry;
+  auto user = LookUpUser(uid);
+  if (!user.ok()) {
+    users_.erase(uid);
+    return user;
+  }
+  if (users_.size() > 256) users_.clear();
+  users_[uid] = {*user, now + kUserCacheTime};
+  return user;
+}
+
 void Daemon::StartJobs(TimePoint now) {
   if (now < start_backoff_until_) return;
   for (const auto& id : scheduler_.TakeStartable(now)) Launch(id, now);
@@ -618,7 +632,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   // else the daemon's own user.
   const uid_t me = ::geteuid();
   const bool switch_user = me == 0 && job.status.owner_uid > 0;
-  auto user = LookUpUser(switch_user ? static_cast<uid_t>(job.status.owner_uid) : me);
+  auto user = User(switch_user ? static_cast<uid_t>(job.status.owner_uid) : me, now);
   if (!user.ok()) {
     ::close(logs->stdout_fd);
     ::close(logs->stderr_fd);
@@ -1044,9 +1058,9 @@ void Daemon::Persist() {
   }
 }
 
-void Daemon::FlushBatch() {
+void Daemon::FlushBatch(bool publish_only) {
   ids_in_batch_.clear();
-  if (auto st = batch_.Flush(); !st.ok()) {
+  if (auto st = publish_only ? batch_.Publish() : batch_.Flush(); !st.ok()) {
     Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + ")");
     return;
   }

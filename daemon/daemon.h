@@ -91,7 +91,8 @@ class Daemon {
   void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist();
-  void FlushBatch();
+  // publish_only: the renames only, see SyncBatch::Publish.
+  void FlushBatch(bool publish_only = false);
   void RecordTransition(SchedJob& job);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);
@@ -111,6 +112,14 @@ class Daemon {
   void Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
              Json extra = Json::object());
   std::vector<std::string> JobEnvironment(const SchedJob& job, const UserEntry& user) const;
+  // LookUpUser, remembered for a few seconds: a burst of one user's jobs reads
+  // the passwd and group databases once, not once a job.
+  Result<UserEntry> User(uid_t uid, TimePoint now);
+  struct CachedUser {
+    UserEntry entry;
+    TimePoint until;
+  };
+  std::map<uid_t, CachedUser> users_;
 
   Config config_;
   std::string config_path_;

@@ -31,14 +31,9 @@ Status SyncBatch::Sync() {
   return OkStatus();
 }
 
-Status SyncBatch::Flush() {
-  if (Empty()) return OkStatus();
-  if (auto st = Sync(); !st.ok()) return st;
-  dirty_ = false;
+Status SyncBatch::RenameAll() {
   std::vector<PendingRename> renames;
   renames.swap(renames_);
-  std::vector<std::function<void()>> afters;
-  afters.swap(afters_);
   Status result = OkStatus();
   SPOOLD_FAILPOINT("commit.before_rename");
   for (auto& r : renames) {
@@ -48,12 +43,33 @@ Status SyncBatch::Flush() {
       if (result.ok()) result = MakeError("io_error", ErrnoMessage("rename", r.from, errno));
       continue;
     }
-    if (r.after) afters.push_back(std::move(r.after));
+    dirty_ = true;  // the rename is durable only after the next sync
+    if (r.after) afters_.push_back(std::move(r.after));
   }
   SPOOLD_FAILPOINT("commit.after_rename");
-  if (!renames.empty()) {
+  return result;
+}
+
+Status SyncBatch::Publish() {
+  if (renames_.empty()) return OkStatus();
+  if (auto st = Sync(); !st.ok()) return st;
+  dirty_ = false;
+  return RenameAll();
+}
+
+Status SyncBatch::Flush() {
+  if (Empty()) return OkStatus();
+  // Everything staged (and what an earlier Publish renamed) becomes durable.
+  if (auto st = Sync(); !st.ok()) return st;
+  dirty_ = false;
+  Status result = RenameAll();
+  if (dirty_) {
+    // On a sync error the after-actions stay staged for the next flush.
     if (auto st = Sync(); !st.ok()) return st;
+    dirty_ = false;
   }
+  std::vector<std::function<void()>> afters;
+  afters.swap(afters_);
   for (auto& after : afters) after();
   return result;
 }
