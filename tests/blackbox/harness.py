@@ -166,7 +166,8 @@ class WaitTimeout(AssertionError):
 class Spool:
     """One temporary spool root, its config and the daemons run on it."""
 
-    def __init__(self, config=None, workers=2, env=None, name="spool"):
+    def __init__(self, config=None, workers=2, env=None, name="spool", binary=None):
+        self.binary = binary  # None: spoold_bin()
         self.base = os.path.realpath(tempfile.mkdtemp(prefix="spoold-bb-"))
         self.root = os.path.join(self.base, name)
         self.config_path = os.path.join(self.base, "spoold.toml")
@@ -211,7 +212,7 @@ class Spool:
                   .encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [spoold_bin(), "--config", self.config_path, *extra_args],
+            [self.binary or spoold_bin(), "--config", self.config_path, *extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
             pass_fds=pass_fds)
         log.close()
