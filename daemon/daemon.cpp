@@ -349,18 +349,14 @@ void Daemon::Pump() {
       names.insert(pending_names_.extract(pending_names_.begin()));
     }
     for (const auto& name : names) ProcessIncoming(name, now);
-    // New job folders must exist before anything of theirs is written, run or
-    // acted on by a control request. They are durable (and their dropped files
-    // removed) at the flush below, which a job started now waits for anyway.
-    FlushBatch(/*publish_only=*/true);
+    // The folders accepted now are published by the flush below. Until then,
+    // what is written for them (a control request's event, the status and
+    // logs of an attempt started at once) goes into the unpublished folder
+    // (JobStore::Here), and a job started now waits for that flush anyway: one
+    // round of syncs for accepting and starting it.
     names.clear();
     names.swap(pending_controls_);
     for (const auto& name : names) ProcessControl(name, now);
-    if (!ready_sent_) {
-      // Recovery is done and the first scan of incoming/ and control/ too.
-      ready_sent_ = true;
-      notifier_.Notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
-    }
   }
   if (retention_pending_) ApplyRetention(now);
   scheduler_.Tick(now);
@@ -370,6 +366,12 @@ void Daemon::Pump() {
   Persist();
   // Every child released below is on disk as running with its pid.
   FlushBatch();
+  if (!ready_sent_ && !stopping_) {
+    // Recovery is done, and the first scan of incoming/ and control/ too: what
+    // it accepted is published.
+    ready_sent_ = true;
+    notifier_.Notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
+  }
   ReleasePending(now);
   Persist();
   FlushBatch();
@@ -652,7 +654,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
     ::close(logs->stderr_fd);
     if (switch_user) {
       for (const std::string& path : {paths_.AttemptDir(id, n), paths_.StdoutLog(id, n), paths_.StderrLog(id, n)}) {
-        if (::chown(path.c_str(), user->ids.uid, user->ids.gid) != 0) {
+        if (::chown(store_.Here(id, path).c_str(), user->ids.uid, user->ids.gid) != 0) {
           return fail(MakeError("spawn_failed", ErrnoMessage("chown", path, errno)));
         }
       }
@@ -1022,7 +1024,7 @@ void Daemon::RecordTransition(SchedJob& job) {
 void Daemon::WriteResults(const SchedJob& job) {
   const JobStatus& s = job.status;
   ResultsInfo info{s.id, s.title, StateName(s.state), s.pool, s.created, s.finished.value_or(s.updated)};
-  auto item = BuildResultsItem(paths_.JobDir(s.id), info);
+  auto item = BuildResultsItem(store_.Here(s.id, paths_.JobDir(s.id)), info);
   if (!item.ok()) {
     spdlog::error("job {}: cannot list results: {}", s.id, item.error().message);
     return;
@@ -1058,9 +1060,9 @@ void Daemon::Persist() {
   }
 }
 
-void Daemon::FlushBatch(bool publish_only) {
+void Daemon::FlushBatch() {
   ids_in_batch_.clear();
-  if (auto st = publish_only ? batch_.Publish() : batch_.Flush(); !st.ok()) {
+  if (auto st = batch_.Flush(); !st.ok()) {
     Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + ")");
     return;
   }

@@ -91,8 +91,7 @@ class Daemon {
   void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist();
-  // publish_only: the renames only, see SyncBatch::Publish.
-  void FlushBatch(bool publish_only = false);
+  void FlushBatch();
   void RecordTransition(SchedJob& job);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);

@@ -110,24 +110,40 @@ Result<UserEntry> LookUpUser(uid_t uid) {
 }
 
 std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
+  // Read once per started attempt: plain read(2) and parsing, no streams.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  const std::string_view line(buf, static_cast<size_t>(n));
   // The command name (field 2) is in parentheses and may hold spaces and ')':
   // the fields after it start behind the last ')'.
   auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 2));
-  std::string field;
-  // rest starts at field 3 (state); field 22 is the 20th from here.
+  if (close == std::string_view::npos) return std::nullopt;
+  size_t pos = close + 1;
+  std::string_view field;
+  // Fields 3 (state) to 22 (start time), separated by single spaces.
   for (int i = 3; i <= 22; ++i) {
-    if (!(rest >> field)) return std::nullopt;
+    if (pos >= line.size() || line[pos] != ' ') return std::nullopt;
+    const size_t start = pos + 1;
+    pos = line.find_first_of(" \n", start);
+    if (pos == std::string_view::npos) pos = line.size();
+    field = line.substr(start, pos - start);
   }
-  try {
-    return std::stoull(field);
-  } catch (...) {
-    return std::nullopt;
+  if (field.empty()) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : field) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
   }
+  return value;
 }
 
 bool GroupHasLiveMembers(pid_t pgid) {

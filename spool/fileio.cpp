@@ -106,6 +106,11 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   return FsyncPath(dir);
 }
 
+Status OverwriteUnpublished(const std::string& path, std::string_view content, SyncBatch* batch) {
+  if (batch != nullptr) batch->MarkDirty();
+  return WriteAndSync(path, content, 0644, O_CREAT | O_TRUNC, batch == nullptr);
+}
+
 Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode, SyncBatch* batch) {
   return WriteAndSync(path, content, mode, O_CREAT | O_EXCL, batch == nullptr);
 }

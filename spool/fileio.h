@@ -29,6 +29,11 @@ class SyncBatch;
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                        SyncBatch* batch = nullptr);
 
+// Writes `content` over `path` in place, without a temporary name: only for a
+// file nobody can see yet (in a job folder not yet renamed into place). With a
+// batch, its flush syncs it; without one, it is fsynced.
+Status OverwriteUnpublished(const std::string& path, std::string_view content, SyncBatch* batch);
+
 // Writes a new file (failing if it exists) and fsyncs it (not with a batch,
 // whose flush syncs); the caller syncs the folder.
 Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode = 0644,

@@ -86,7 +86,8 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
   if (batch_ != nullptr) {
     // The flush syncs the folder's files, renames it into place, syncs again,
     // and only then runs `published`.
-    batch_->Rename(tmp, final_dir, std::move(published));
+    unpublished_[job.id] = tmp;
+    batch_->Rename(tmp, final_dir, std::move(published), [this, id = job.id] { unpublished_.erase(id); });
     return OkStatus();
   }
   if (auto st = FsyncPath(tmp); !st.ok()) return fail(st);
@@ -100,17 +101,28 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
   return OkStatus();
 }
 
+std::string JobStore::Here(const std::string& id, const std::string& path) const {
+  auto it = unpublished_.find(id);
+  if (it == unpublished_.end()) return path;
+  const std::string dir = paths_.JobDir(id);
+  SPOOLD_CHECK(path.compare(0, dir.size(), dir) == 0);
+  return it->second + path.substr(dir.size());
+}
+
 Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
   SPOOLD_FAILPOINT("status.before_write");
-  Status st = WriteFileAtomic(paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n", 0644, batch_);
+  const std::string text = DumpJson(StatusToJson(status)) + "\n";
+  Status st = Unpublished(status.id)
+                  ? OverwriteUnpublished(Here(status.id, paths_.StatusFile(status.id)), text, batch_)
+                  : WriteFileAtomic(paths_.StatusFile(status.id), text, 0644, batch_);
   SPOOLD_FAILPOINT("status.after_write");
   return st;
 }
 
 Status JobStore::AppendEvent(JobStatus& status, const Event& event) {
   ++status.seq;
-  Status st = AppendDurable(paths_.Events(status.id), EventLine(event, status.seq, Now()), batch_);
+  Status st = AppendDurable(Here(status.id, paths_.Events(status.id)), EventLine(event, status.seq, Now()), batch_);
   SPOOLD_FAILPOINT("events.after_append");
   return st;
 }
@@ -186,28 +198,31 @@ Status JobStore::Remove(const std::string& id) const {
 }
 
 Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt) const {
-  const std::string dir = paths_.AttemptDir(id, attempt);
-  if (auto st = EnsureDir(paths_.AttemptsDir(id)); !st.ok()) return st.error();
-  if (auto st = EnsureDir(dir); !st.ok()) return st.error();
+  if (auto st = EnsureDir(Here(id, paths_.AttemptsDir(id))); !st.ok()) return st.error();
+  if (auto st = EnsureDir(Here(id, paths_.AttemptDir(id, attempt))); !st.ok()) return st.error();
+  const std::string out = Here(id, paths_.StdoutLog(id, attempt));
+  const std::string err = Here(id, paths_.StderrLog(id, attempt));
   AttemptLogs logs;
-  logs.stdout_fd = ::open(paths_.StdoutLog(id, attempt).c_str(),
+  logs.stdout_fd = ::open(out.c_str(),
                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (logs.stdout_fd < 0) {
-    return MakeError("io_error", ErrnoMessage("create", paths_.StdoutLog(id, attempt), errno));
+    return MakeError("io_error", ErrnoMessage("create", out, errno));
   }
-  logs.stderr_fd = ::open(paths_.StderrLog(id, attempt).c_str(),
+  logs.stderr_fd = ::open(err.c_str(),
                           O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (logs.stderr_fd < 0) {
-    int err = errno;
+    int error = errno;
     ::close(logs.stdout_fd);
-    return MakeError("io_error", ErrnoMessage("create", paths_.StderrLog(id, attempt), err));
+    return MakeError("io_error", ErrnoMessage("create", err, error));
   }
   return logs;
 }
 
 Status JobStore::WriteResults(const std::string& id, const Json& item) const {
   SPOOLD_FAILPOINT("results.before_write");
-  Status st = WriteFileAtomic(paths_.ResultsJson(id), DumpJson(item, 2) + "\n", 0644, batch_);
+  const std::string text = DumpJson(item, 2) + "\n";
+  Status st = Unpublished(id) ? OverwriteUnpublished(Here(id, paths_.ResultsJson(id)), text, batch_)
+                              : WriteFileAtomic(paths_.ResultsJson(id), text, 0644, batch_);
   SPOOLD_FAILPOINT("results.after_write");
   return st;
 }

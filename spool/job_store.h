@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,9 +88,18 @@ class JobStore {
 
   const SpoolPaths& Paths() const { return paths_; }
 
+  // Where `path`, a path inside job `id`'s folder, is now: inside the folder
+  // still being assembled (jobs/.<id>.tmp) until the batch's flush renames it
+  // into place, so that a job can be written to, and started, in the turn that
+  // accepted it. Nobody sees that folder: files in it are written in place.
+  std::string Here(const std::string& id, const std::string& path) const;
+
  private:
+  bool Unpublished(const std::string& id) const { return unpublished_.count(id) != 0; }
+
   SpoolPaths paths_;
   SyncBatch* batch_ = nullptr;
+  std::map<std::string, std::string> unpublished_;  // id -> its folder until the rename
 };
 
 }  // namespace spoold

@@ -16,8 +16,9 @@ SyncBatch::~SyncBatch() {
   if (root_fd_ >= 0) ::close(root_fd_);
 }
 
-void SyncBatch::Rename(std::string from, std::string to, std::function<void()> after) {
-  renames_.push_back({std::move(from), std::move(to), std::move(after)});
+void SyncBatch::Rename(std::string from, std::string to, std::function<void()> after,
+                       std::function<void()> renamed) {
+  renames_.push_back({std::move(from), std::move(to), std::move(after), std::move(renamed)});
 }
 
 Status SyncBatch::Sync() {
@@ -44,22 +45,15 @@ Status SyncBatch::RenameAll() {
       continue;
     }
     dirty_ = true;  // the rename is durable only after the next sync
+    if (r.renamed) r.renamed();
     if (r.after) afters_.push_back(std::move(r.after));
   }
   SPOOLD_FAILPOINT("commit.after_rename");
   return result;
 }
 
-Status SyncBatch::Publish() {
-  if (renames_.empty()) return OkStatus();
-  if (auto st = Sync(); !st.ok()) return st;
-  dirty_ = false;
-  return RenameAll();
-}
-
 Status SyncBatch::Flush() {
   if (Empty()) return OkStatus();
-  // Everything staged (and what an earlier Publish renamed) becomes durable.
   if (auto st = Sync(); !st.ok()) return st;
   dirty_ = false;
   Status result = RenameAll();

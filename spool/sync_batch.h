@@ -27,8 +27,10 @@ class SyncBatch {
   SyncBatch& operator=(const SyncBatch&) = delete;
 
   // Renames `from` to `to` at the next flush, after the content is durable;
-  // `after` runs once the rename is durable (not if the rename fails).
-  void Rename(std::string from, std::string to, std::function<void()> after = {});
+  // `renamed` runs right after the rename, `after` once it is durable (neither
+  // if the rename fails).
+  void Rename(std::string from, std::string to, std::function<void()> after = {},
+              std::function<void()> renamed = {});
   // Something was written that needs only the sync (an append).
   void MarkDirty() { dirty_ = true; }
   // Runs `action` once everything staged before the next flush is durable.
@@ -38,16 +40,11 @@ class SyncBatch {
   // Syncs, renames, syncs, runs the after-actions. On a sync error nothing is
   // renamed and the work stays staged for the next flush.
   Status Flush();
-  // Syncs and renames, but leaves the second sync and the after-actions to the
-  // next Flush, whose first sync makes the renames durable too: for a turn
-  // that flushes again before it acts (intake, then starting jobs), one round
-  // of syncs fewer. The renamed files are visible at once, durable later.
-  Status Publish();
 
  private:
   struct PendingRename {
     std::string from, to;
-    std::function<void()> after;
+    std::function<void()> after, renamed;
   };
   Status Sync();
   Status RenameAll();  // moves the afters of the renames done to afters_
