@@ -67,8 +67,11 @@ Result<Millis> ParseDuration(std::string_view text) {
     if (found == 0) return BadDuration("unknown unit; use ms, s, m, h or d");
     if (found <= last_unit) return BadDuration("units must go from largest to smallest, once each");
     last_unit = found;
+    // value <= kMaxDuration here, but value * unit may not fit in 64 bits.
+    if (value > (kMaxDuration.count() - total) / kUnits[found - 1].ms) {
+      return BadDuration("too long: at most 100 years");
+    }
     total += value * kUnits[found - 1].ms;
-    if (total > kMaxDuration.count()) return BadDuration("too long: at most 100 years");
   }
   return Millis(total);
 }

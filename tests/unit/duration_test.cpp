@@ -32,6 +32,12 @@ TEST_CASE("bad durations are refused with the reason") {
                {"1s1s", "largest to smallest"},
                {"5 m", "unit is missing"},
                {"99999999999d", "too long"},
+               // Under the digit limit, but 1631452241920 * 86400000 overflows
+               // 64 bits (found by the job_toml fuzzer).
+               {"1631452241920d", "too long"},
+               {"36500d", nullptr},
+               {"36500d1ms", "too long"},
+               {"36501d", "too long"},
                {"-5s", "expected a number"},
                {"1000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
                 "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
