@@ -365,14 +365,14 @@ void Daemon::Pump() {
   if (!stopping_) StartJobs(now);
   Persist();
   // Every child released below is on disk as running with its pid.
-  FlushBatch();
+  const bool synced = FlushBatch();
   if (!ready_sent_ && !stopping_) {
     // Recovery is done, and the first scan of incoming/ and control/ too: what
     // it accepted is published.
     ready_sent_ = true;
     notifier_.Notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
   }
-  ReleasePending(now);
+  if (synced) ReleasePending(now);
   Persist();
   FlushBatch();
   if (stopping_ && OnlySlurmRunning()) {
@@ -512,7 +512,13 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
     Event(*job, Level::kInfo, "cancel_requested", "cancel requested by " + source + " while " + state);
     if (was_running) {
       auto it = running_.find(request.job);
-      if (it != running_.end() && !it->second.pending) StopAttempt(it->second, Reason::kCancelledByUser, now);
+      if (it != running_.end()) {
+        if (it->second.pending) {
+          AbandonPending(it->second, Reason::kCancelledByUser);
+        } else {
+          StopAttempt(it->second, Reason::kCancelledByUser, now);
+        }
+      }
     }
     return OkStatus();
   }
@@ -700,10 +706,13 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
 }
 
 void Daemon::ReleasePending(TimePoint now) {
-  // Runs after Persist: every child released here is on disk as running with
-  // its pid and start time.
+  // Runs after a flush that synced: every child released here is on disk as
+  // running with its pid and start time. One whose status could not be written
+  // or published yet (a full disk) waits, forked, for a later turn.
   std::vector<std::pair<std::string, std::string>> failed;  // id, error code
   for (auto& [id, attempt] : running_) {
+    if (!attempt.slurm_submit && !attempt.pending) continue;
+    if (unwritten_.count(id) != 0 || store_.IsUnpublished(id) || batch_.Staged(paths_.StatusFile(id))) continue;
     if (attempt.slurm_submit) {
       SubmitToSlurm(attempt, now);
       if (attempt.slurm_id.empty()) failed.emplace_back(id, attempt.end.detail.empty() ? "transient" : "spawn_failed");
@@ -879,10 +888,23 @@ void Daemon::SendKillSignal(Attempt& attempt, TimePoint now) {
   attempt.kill_at = now + (sig == SIGKILL ? kGiveUpAfterKill : attempt.kill.grace);
 }
 
+// A child never released (its running state could not be written yet, e.g. on
+// a full disk) is let go without running anything: its go pipe closes, it
+// exits, and the attempt ends as `cause` once it is reaped.
+void Daemon::AbandonPending(Attempt& attempt, Reason cause) {
+  if (attempt.cause == Reason::kNone) attempt.cause = cause;
+  ::close(attempt.pending->go_fd);
+  attempt.report_fd = attempt.pending->report_fd;
+  attempt.pending.reset();
+}
+
 void Daemon::SuperviseRunning(TimePoint now) {
   std::vector<std::string> finished;
   for (auto& [id, attempt] : running_) {
-    if (attempt.pending) continue;
+    if (attempt.pending) {
+      if (stopping_) AbandonPending(attempt, Reason::kInterrupted);
+      continue;
+    }
     SchedJob& job = *scheduler_.Find(id);
     if (attempt.slurm) {
       if (attempt.slurm_ended) {
@@ -1060,13 +1082,15 @@ void Daemon::Persist() {
   }
 }
 
-void Daemon::FlushBatch() {
+bool Daemon::FlushBatch() {
   ids_in_batch_.clear();
-  if (auto st = batch_.Flush(); !st.ok()) {
-    Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + ")");
-    return;
+  bool synced = false;
+  if (auto st = batch_.Flush(&synced); !st.ok()) {
+    Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + "); retrying");
+    return synced;
   }
   TroubleOver("sync");
+  return true;
 }
 
 void Daemon::Trouble(const std::string& key, const std::string& message) {

@@ -84,6 +84,7 @@ class Daemon {
   void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled);
   void RequeueForLackOfResources(const std::string& id, const std::string& why, TimePoint now);
   void SendKillSignal(Attempt& attempt, TimePoint now);
+  void AbandonPending(Attempt& attempt, Reason cause);
   bool OnlySlurmRunning() const;
   void ReapChildren();
   void SuperviseRunning(TimePoint now);
@@ -91,7 +92,8 @@ class Daemon {
   void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist();
-  void FlushBatch();
+  // Returns whether the turn's writes were synced (renames may still wait).
+  bool FlushBatch();
   void RecordTransition(SchedJob& job);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);

@@ -113,7 +113,7 @@ Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
   SPOOLD_FAILPOINT("status.before_write");
   const std::string text = DumpJson(StatusToJson(status)) + "\n";
-  Status st = Unpublished(status.id)
+  Status st = IsUnpublished(status.id)
                   ? OverwriteUnpublished(Here(status.id, paths_.StatusFile(status.id)), text, batch_)
                   : WriteFileAtomic(paths_.StatusFile(status.id), text, 0644, batch_);
   SPOOLD_FAILPOINT("status.after_write");
@@ -221,7 +221,7 @@ Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt
 Status JobStore::WriteResults(const std::string& id, const Json& item) const {
   SPOOLD_FAILPOINT("results.before_write");
   const std::string text = DumpJson(item, 2) + "\n";
-  Status st = Unpublished(id) ? OverwriteUnpublished(Here(id, paths_.ResultsJson(id)), text, batch_)
+  Status st = IsUnpublished(id) ? OverwriteUnpublished(Here(id, paths_.ResultsJson(id)), text, batch_)
                               : WriteFileAtomic(paths_.ResultsJson(id), text, 0644, batch_);
   SPOOLD_FAILPOINT("results.after_write");
   return st;

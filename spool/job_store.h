@@ -94,8 +94,10 @@ class JobStore {
   // accepted it. Nobody sees that folder: files in it are written in place.
   std::string Here(const std::string& id, const std::string& path) const;
 
+  // Whether job `id`'s folder is still being assembled (not renamed into place).
+  bool IsUnpublished(const std::string& id) const { return unpublished_.count(id) != 0; }
+
  private:
-  bool Unpublished(const std::string& id) const { return unpublished_.count(id) != 0; }
 
   SpoolPaths paths_;
   SyncBatch* batch_ = nullptr;

@@ -1,6 +1,7 @@
 #include "spool/sync_batch.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,8 +17,29 @@ SyncBatch::~SyncBatch() {
   if (root_fd_ >= 0) ::close(root_fd_);
 }
 
+namespace {
+
+std::function<void()> Chain(std::function<void()> first, std::function<void()> second) {
+  if (!first) return second;
+  if (!second) return first;
+  return [first = std::move(first), second = std::move(second)] {
+    first();
+    second();
+  };
+}
+
+}  // namespace
+
 void SyncBatch::Rename(std::string from, std::string to, std::function<void()> after,
                        std::function<void()> renamed) {
+  if (auto it = by_target_.find(to); it != by_target_.end() && renames_[it->second].from == from) {
+    // Written again before the flush: the rename publishes the newest content.
+    PendingRename& r = renames_[it->second];
+    r.after = Chain(std::move(r.after), std::move(after));
+    r.renamed = Chain(std::move(r.renamed), std::move(renamed));
+    return;
+  }
+  by_target_[to] = renames_.size();
   renames_.push_back({std::move(from), std::move(to), std::move(after), std::move(renamed)});
 }
 
@@ -35,13 +57,20 @@ Status SyncBatch::Sync() {
 Status SyncBatch::RenameAll() {
   std::vector<PendingRename> renames;
   renames.swap(renames_);
+  by_target_.clear();
   Status result = OkStatus();
   SPOOLD_FAILPOINT("commit.before_rename");
   for (auto& r : renames) {
     if (::rename(r.from.c_str(), r.to.c_str()) != 0) {
-      // The staged file stays under its temporary name: a folder is cleaned at
-      // the next start, a file is replaced by the next write of it.
-      if (result.ok()) result = MakeError("io_error", ErrnoMessage("rename", r.from, errno));
+      const int err = errno;
+      if (result.ok()) result = MakeError("io_error", ErrnoMessage("rename", r.from, err));
+      // Its content is in place under the temporary name: tried again at the
+      // next flush. If that name is gone, nothing is left to publish.
+      struct stat st {};
+      if (::lstat(r.from.c_str(), &st) == 0) {
+        by_target_[r.to] = renames_.size();
+        renames_.push_back(std::move(r));
+      }
       continue;
     }
     dirty_ = true;  // the rename is durable only after the next sync
@@ -52,8 +81,12 @@ Status SyncBatch::RenameAll() {
   return result;
 }
 
-Status SyncBatch::Flush() {
-  if (Empty()) return OkStatus();
+Status SyncBatch::Flush(bool* synced) {
+  if (synced != nullptr) *synced = false;
+  if (Empty()) {
+    if (synced != nullptr) *synced = true;
+    return OkStatus();
+  }
   if (auto st = Sync(); !st.ok()) return st;
   dirty_ = false;
   Status result = RenameAll();
@@ -62,6 +95,7 @@ Status SyncBatch::Flush() {
     if (auto st = Sync(); !st.ok()) return st;
     dirty_ = false;
   }
+  if (synced != nullptr) *synced = true;
   std::vector<std::function<void()>> afters;
   afters.swap(afters_);
   for (auto& after : afters) after();

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/result.h"
@@ -27,10 +28,14 @@ class SyncBatch {
   SyncBatch& operator=(const SyncBatch&) = delete;
 
   // Renames `from` to `to` at the next flush, after the content is durable;
-  // `renamed` runs right after the rename, `after` once it is durable (neither
-  // if the rename fails).
+  // `renamed` runs right after the rename, `after` once it is durable. A
+  // rename that fails (a full disk, an I/O error) stays staged and is tried
+  // again at every flush, its callbacks with it; one whose source is gone is
+  // dropped. The same file staged twice in a turn is renamed once.
   void Rename(std::string from, std::string to, std::function<void()> after = {},
               std::function<void()> renamed = {});
+  // Whether a rename to `to` is staged and not yet done.
+  bool Staged(const std::string& to) const { return by_target_.count(to) != 0; }
   // Something was written that needs only the sync (an append).
   void MarkDirty() { dirty_ = true; }
   // Runs `action` once everything staged before the next flush is durable.
@@ -38,8 +43,9 @@ class SyncBatch {
   bool Empty() const { return !dirty_ && renames_.empty() && afters_.empty(); }
 
   // Syncs, renames, syncs, runs the after-actions. On a sync error nothing is
-  // renamed and the work stays staged for the next flush.
-  Status Flush();
+  // renamed, no action runs, the work stays staged for the next flush, and
+  // *synced (if given) is false.
+  Status Flush(bool* synced = nullptr);
 
  private:
   struct PendingRename {
@@ -53,6 +59,7 @@ class SyncBatch {
   int root_fd_ = -1;
   bool dirty_ = false;
   std::vector<PendingRename> renames_;
+  std::unordered_map<std::string, size_t> by_target_;  // renames_ index by `to`
   std::vector<std::function<void()>> afters_;
 };
 
