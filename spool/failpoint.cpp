@@ -14,11 +14,12 @@ namespace spoold {
 namespace {
 
 struct Armed {
+  bool fail = false;  // report an error instead of dying
   int at_hit = 1;
   int hits = 0;
 };
 
-// Parsed once from the environment: "name=kill[:N],name2=kill".
+// Parsed once from the environment: "name=kill[:N],name2=fail[:N]".
 std::map<std::string, Armed>& Table() {
   static std::map<std::string, Armed> table = [] {
     std::map<std::string, Armed> parsed;
@@ -34,9 +35,11 @@ std::map<std::string, Armed>& Table() {
       if (eq == std::string::npos) continue;
       std::string action = item.substr(eq + 1);
       Armed armed;
-      if (action.rfind("kill:", 0) == 0) {
+      armed.fail = action.rfind("fail", 0) == 0;
+      const std::string verb = armed.fail ? "fail" : "kill";
+      if (action.rfind(verb + ":", 0) == 0) {
         armed.at_hit = std::atoi(action.c_str() + 5);
-      } else if (action != "kill") {
+      } else if (action != verb) {
         continue;
       }
       parsed[item.substr(0, eq)] = armed;
@@ -48,10 +51,17 @@ std::map<std::string, Armed>& Table() {
 
 }  // namespace
 
+bool FailpointFails(const char* name) {
+  auto& table = Table();
+  auto it = table.find(name);
+  if (it == table.end() || !it->second.fail) return false;
+  return ++it->second.hits == it->second.at_hit;
+}
+
 void FailpointHit(const char* name) {
   auto& table = Table();
   auto it = table.find(name);
-  if (it == table.end()) return;
+  if (it == table.end() || it->second.fail) return;
   if (++it->second.hits == it->second.at_hit) {
     // Say which point fired, then die the hardest way there is.
     static const char kPrefix[] = "spoold: failpoint ";

@@ -5,7 +5,9 @@
 //
 // SPOOLD_FAILPOINTS="intake.after_commit=kill" kills the process with SIGKILL
 // the first time that point is reached; "name=kill:3" at the third time.
-// Several are separated by commas. Owns a table of hit counters.
+// "name=fail" (or "fail:N") makes a SPOOLD_FAILPOINT_FAILS point report an
+// I/O error once instead, at the first (N-th) time. Several are separated by
+// commas. Owns a table of hit counters.
 #pragma once
 
 namespace spoold {
@@ -15,9 +17,12 @@ bool FailpointsCompiledIn();
 
 #ifdef SPOOLD_FAILPOINTS
 void FailpointHit(const char* name);
+bool FailpointFails(const char* name);
 #define SPOOLD_FAILPOINT(name) ::spoold::FailpointHit(name)
+#define SPOOLD_FAILPOINT_FAILS(name) ::spoold::FailpointFails(name)
 #else
 #define SPOOLD_FAILPOINT(name) ((void)0)
+#define SPOOLD_FAILPOINT_FAILS(name) false
 #endif
 
 }  // namespace spoold

@@ -112,6 +112,9 @@ std::string JobStore::Here(const std::string& id, const std::string& path) const
 Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
   SPOOLD_FAILPOINT("status.before_write");
+  if (SPOOLD_FAILPOINT_FAILS("status.write_fails")) {
+    return MakeError("io_error", "write " + paths_.StatusFile(status.id) + ": failure injected by a failpoint");
+  }
   const std::string text = DumpJson(StatusToJson(status)) + "\n";
   Status st = IsUnpublished(status.id)
                   ? OverwriteUnpublished(Here(status.id, paths_.StatusFile(status.id)), text, batch_)

@@ -124,6 +124,27 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
             with self.subTest(point=point):
                 self.crash_at(point)
 
+    def test_child_waits_until_its_running_state_is_written(self):
+        """A status write that fails (a full disk, here injected) keeps the
+        forked child waiting: it runs only once status.json says `running`
+        with its pid. The job reads its own status.json as its first act."""
+        spool = self.make_spool(start=False, workers=1)
+        # The accepted job's first status is part of its new folder (not this
+        # point); the first status write through it is `running`, after the
+        # fork: that one fails. (Without the gate the job sees `queued`.)
+        spool.env["SPOOLD_FAILPOINTS"] = "status.write_fails=fail:1"
+        spool.start()
+        spool.drop_job("gate", command=["sh", "-c", "cat \"$SPOOLD_JOB_DIR/status.json\" > seen.json; echo $$ > pid"])
+        st = spool.wait_terminal("gate")
+        self.assertEqual(st["state"], "succeeded", spool.log_tail())
+        seen = json.loads(open(os.path.join(spool.job_dir("gate"), "results", "seen.json")).read())
+        pid = int(open(os.path.join(spool.job_dir("gate"), "results", "pid")).read())
+        self.assertEqual(seen["state"], "running",
+                         "the job started before its running state was on disk")
+        self.assertEqual(seen["pid"], pid)
+        self.assertEqual(st["attempt"], 1)
+        self.assertIn("failure injected", spool.log_tail())
+
 
 if __name__ == "__main__":
     unittest.main()
