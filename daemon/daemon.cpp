@@ -539,6 +539,10 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
     pending_names_.insert(name);
     return;
   }
+  // Accepted, but its folder could not be renamed into place yet (the flush
+  // retries it): this is its own dropped file, or a second one for the id,
+  // and either waits for a later scan.
+  if (store_.IsUnpublished(stem)) return;
   IntakeOutcome out = intake_.Process(name, [this](const JobSpec& spec) { return scheduler_.Admit(spec); }, now);
   const std::string shown = PrintableName(name);
   switch (out.kind) {
@@ -1114,7 +1118,8 @@ void Daemon::ArmWakeTimer(TimePoint now) {
       if (auto limit = scheduler_.AttemptLimit(id)) consider(limit->first);
     }
   }
-  if (!unwritten_.empty()) consider(now + std::chrono::seconds(1));
+  // Writes or renames that failed (a full disk) are tried again every second.
+  if (!unwritten_.empty() || !batch_.Empty()) consider(now + std::chrono::seconds(1));
   if (!pending_names_.empty() || !pending_controls_.empty()) consider(now);
   if (start_backoff_until_ > now) consider(start_backoff_until_);
   if (next) {

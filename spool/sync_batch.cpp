@@ -61,8 +61,9 @@ Status SyncBatch::RenameAll() {
   Status result = OkStatus();
   SPOOLD_FAILPOINT("commit.before_rename");
   for (auto& r : renames) {
-    if (::rename(r.from.c_str(), r.to.c_str()) != 0) {
-      const int err = errno;
+    const bool injected = SPOOLD_FAILPOINT_FAILS("commit.rename_fails");
+    if (injected || ::rename(r.from.c_str(), r.to.c_str()) != 0) {
+      const int err = injected ? EIO : errno;
       if (result.ok()) result = MakeError("io_error", ErrnoMessage("rename", r.from, err));
       // Its content is in place under the temporary name: tried again at the
       // next flush. If that name is gone, nothing is left to publish.

@@ -145,6 +145,26 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(st["attempt"], 1)
         self.assertIn("failure injected", spool.log_tail())
 
+    def test_a_folder_rename_that_fails_is_retried(self):
+        """The commit rename of a new job folder fails once (an I/O error,
+        injected): the job is not lost, not run from its unpublished folder,
+        and not taken in twice; the rename is retried and the job runs once."""
+        spool = self.make_spool(start=False, workers=1)
+        spool.env["SPOOLD_FAILPOINTS"] = "commit.rename_fails=fail:1"
+        spool.start()
+        spool.drop_job("late", command=["sh", "-c", "echo ran >> runs"])
+        st = spool.wait_terminal("late", timeout=20)
+        self.assertEqual(st["state"], "succeeded", spool.log_tail())
+        self.assertEqual(st["attempt"], 1)
+        runs = open(os.path.join(spool.job_dir("late"), "results", "runs")).read()
+        self.assertEqual(runs, "ran\n")
+        self.assertIn("Input/output error", spool.log_tail())
+        spool.wait_for(lambda: not os.listdir(spool.path("incoming")), timeout=5,
+                       what="the dropped file removed once the folder is published")
+        self.assertEqual(os.listdir(spool.path("rejected")), [])
+        accepted = [e for e in spool.events("late") if e["event"] == "accepted"]
+        self.assertEqual(len(accepted), 1)
+
 
 if __name__ == "__main__":
     unittest.main()
