@@ -84,14 +84,9 @@ void Scheduler::Add(JobSpec spec, JobStatus status) {
     PoolState& pool = PoolOf(job);
     // A job dropped into a paused pool with auto_resume resumes it (the Bodo
     // "paused cluster resumes on submission" rule).
+    // Its waiting jobs are queued again the way a resume request queues them.
     if (pool.paused && pool.config.auto_resume && job.status.reason != Reason::kRetryBackoff) {
-      pool.paused = false;
-      for (auto& [other_id, other] : jobs_) {
-        if (other.status.state == JobState::kQueued && other.status.pool == job.status.pool &&
-            other.status.reason == Reason::kPoolPaused) {
-          SetState(other, JobState::kQueued, Reason::kInQueue, "pool resumed by a new job", other.status.updated);
-        }
-      }
+      (void)SetPaused(job.status.pool, false, job.status.updated);
     }
     ++pool.queued;
     Enqueue(job, job.status.updated);

@@ -146,7 +146,7 @@ TEST_CASE("scheduler: paused pools start nothing; resume and auto_resume") {
   CHECK(St(s, "a").reason == Reason::kPoolPaused);
   CHECK(s.Pause("missing", kT0).error().code == "unknown_pool");
 
-  Config auto_config = TestConfig();
+  Config auto_config = TestConfig(3);
   auto_config.pools["default"].paused = true;
   auto_config.pools["default"].auto_resume = true;
   Scheduler a(auto_config);
@@ -154,6 +154,14 @@ TEST_CASE("scheduler: paused pools start nothing; resume and auto_resume") {
   Submit(a, Spec("wake"), kT0);
   CHECK_FALSE(a.Pools().at("default").paused);
   CHECK(a.TakeStartable(kT0) == std::vector<std::string>{"wake"});
+
+  // Jobs that waited in the paused pool start too, before the one that woke it.
+  Submit(a, Spec("waited"), kT0 + 1s);
+  CHECK(a.Pause("default", kT0 + 2s).ok());
+  CHECK(St(a, "waited").reason == Reason::kPoolPaused);
+  Submit(a, Spec("waker"), kT0 + 3s);
+  CHECK(St(a, "waited").reason == Reason::kInQueue);
+  CHECK(a.TakeStartable(kT0 + 3s) == std::vector<std::string>{"waited", "waker"});
 }
 
 TEST_CASE("scheduler: retries back off as min(max_delay, delay * backoff^(n-1))") {
