@@ -8,8 +8,10 @@
 #include <thread>
 
 #include "config/config.h"
+#include "test_files.h"
 
 using namespace spoold;
+using namespace testfiles;
 using namespace std::chrono_literals;
 
 namespace {
@@ -27,19 +29,6 @@ int ExpectedDefaultWorkers() {
   return cpus == 0 ? 1 : static_cast<int>(std::min(cpus, 4096u));
 }
 
-// A fresh folder under the system's temporary folder, removed at the end of the test.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "config_test.XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -414,34 +403,28 @@ TEST_CASE("config: FormatConfigError prints file, line, column and key") {
 
 TEST_CASE("config: LoadConfig reads the file and names the path when it cannot") {
   TempDir dir;
-  std::filesystem::path file = dir.path / "spoold.toml";
-  {
-    std::ofstream out(file);
-    out << "[spool]\nroot = \"spool\"\n[pools.default]\nworkers = 3\n";
-  }
-  auto config = LoadConfig(file.string());
+  const std::string file = dir / "spoold.toml";
+  WriteFile(file, "[spool]\nroot = \"spool\"\n[pools.default]\nworkers = 3\n");
+  auto config = LoadConfig(file);
   REQUIRE(config.ok());
-  CHECK(config->source == file.string());
-  CHECK(config->root == (dir.path / "spool").string());
+  CHECK(config->source == file);
+  CHECK(config->root == dir / "spool");
   CHECK(config->pools.at("default").workers == 3);
 
-  std::string missing = (dir.path / "missing.toml").string();
+  std::string missing = dir / "missing.toml";
   auto not_found = LoadConfig(missing);
   REQUIRE_FALSE(not_found.ok());
   CHECK(not_found.error().code == "io_error");
   CHECK(Contains(not_found.error().message, missing));
   CHECK(Contains(not_found.error().message, "No such file or directory"));
 
-  auto folder = LoadConfig(dir.path.string());
+  auto folder = LoadConfig(dir.path());
   REQUIRE_FALSE(folder.ok());
   CHECK(folder.error().code == "io_error");
   CHECK(Contains(folder.error().message, "not a regular file"));
 
-  {
-    std::ofstream out(file);
-    out << "[pools.default]\nworkers = 0\n";
-  }
-  auto invalid = LoadConfig(file.string());
+  WriteFile(file, "[pools.default]\nworkers = 0\n");
+  auto invalid = LoadConfig(file);
   REQUIRE_FALSE(invalid.ok());
   CHECK(invalid.error().field == "pools.default.workers");
   CHECK(invalid.error().line == 2);

@@ -15,22 +15,12 @@
 #include <string>
 
 #include "spool/json_util.h"
+#include "test_files.h"
 
 using namespace spoold;
+using namespace testfiles;
 
 namespace {
-
-struct IndexDir {
-  std::string path;
-  IndexDir() {
-    std::string pattern = "/tmp/spoold-index-test-XXXXXX";
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~IndexDir() { std::filesystem::remove_all(path); }
-  std::string Index() const { return path + "/index.json"; }
-  std::string Segment() const { return path + "/.index.ended"; }
-};
 
 JobStatus JobAt(const std::string& id, JobState state, int64_t finished_s = 0) {
   JobStatus s;
@@ -45,10 +35,7 @@ JobStatus JobAt(const std::string& id, JobState state, int64_t finished_s = 0) {
 }
 
 Json ReadJobs(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  Json doc = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  Json doc = Json::parse(ReadFile(path), nullptr, /*allow_exceptions=*/false);
   REQUIRE_FALSE(doc.is_discarded());
   CHECK(doc["schema"] == "spoold/index/v1");
   REQUIRE(doc["jobs"].is_object());
@@ -60,19 +47,19 @@ const std::string kHeader = R"({"schema":"spoold/index/v1","pools":{}})";
 }  // namespace
 
 TEST_CASE("job index: ended entries come from the segment, active ones from memory") {
-  IndexDir dir;
-  JobIndex index(dir.Segment());
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
   REQUIRE(index.Open().ok());
 
   SUBCASE("empty") {
-    REQUIRE(index.Write(dir.Index(), kHeader).ok());
-    CHECK(ReadJobs(dir.Index()).empty());
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    CHECK(ReadJobs(dir / "index.json").empty());
   }
   SUBCASE("only ended jobs: the segment's leading comma is skipped") {
     index.Set("a", JobAt("a", JobState::kSucceeded, 10));
     index.Set("b", JobAt("b", JobState::kFailed, 20));
-    REQUIRE(index.Write(dir.Index(), kHeader).ok());
-    Json jobs = ReadJobs(dir.Index());
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    Json jobs = ReadJobs(dir / "index.json");
     CHECK(jobs.size() == 2);
     CHECK(jobs["a"]["state"] == "succeeded");
     CHECK(jobs["b"]["state"] == "failed");
@@ -82,15 +69,15 @@ TEST_CASE("job index: ended entries come from the segment, active ones from memo
     index.Set("a", JobAt("a", JobState::kQueued));
     index.Set("b", JobAt("b", JobState::kRunning));
     index.Set("c", JobAt("c", JobState::kSucceeded, 5));
-    REQUIRE(index.Write(dir.Index(), kHeader).ok());
-    Json jobs = ReadJobs(dir.Index());
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    Json jobs = ReadJobs(dir / "index.json");
     CHECK(jobs.size() == 3);
     CHECK(jobs["a"]["state"] == "queued");
     const uint64_t before = index.segment_bytes();
     index.Set("a", JobAt("a", JobState::kCancelled, 6));
     CHECK(index.segment_bytes() > before);
-    REQUIRE(index.Write(dir.Index(), kHeader).ok());
-    jobs = ReadJobs(dir.Index());
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    jobs = ReadJobs(dir / "index.json");
     CHECK(jobs.size() == 3);
     CHECK(jobs["a"]["state"] == "cancelled");
     CHECK(index.StateOf("a") == JobState::kCancelled);
@@ -100,16 +87,16 @@ TEST_CASE("job index: ended entries come from the segment, active ones from memo
 }
 
 TEST_CASE("job index: removed entries leave the file, and their holes are squeezed out") {
-  IndexDir dir;
-  JobIndex index(dir.Segment());
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
   REQUIRE(index.Open().ok());
   for (int i = 0; i < 500; ++i) {
     std::string id = "job-" + std::to_string(i);
     index.Set(id, JobAt(id, JobState::kSucceeded, i));
   }
   index.Set("live", JobAt("live", JobState::kRunning));
-  REQUIRE(index.Write(dir.Index(), kHeader).ok());
-  CHECK(ReadJobs(dir.Index()).size() == 501);
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  CHECK(ReadJobs(dir / "index.json").size() == 501);
   const uint64_t full = index.segment_bytes();
 
   // Retention: everything that ended before t=300 s.
@@ -119,8 +106,8 @@ TEST_CASE("job index: removed entries leave the file, and their holes are squeez
   CHECK_FALSE(index.Erase("job-0"));
   // One in the middle changes too (a re-set ended job leaves a hole).
   index.Set("job-400", JobAt("job-400", JobState::kFailed, 400));
-  REQUIRE(index.Write(dir.Index(), kHeader).ok());
-  Json jobs = ReadJobs(dir.Index());
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  Json jobs = ReadJobs(dir / "index.json");
   CHECK(jobs.size() == 201);
   CHECK_FALSE(jobs.contains("job-0"));
   CHECK_FALSE(jobs.contains("job-299"));
@@ -130,21 +117,21 @@ TEST_CASE("job index: removed entries leave the file, and their holes are squeez
   CHECK(index.size() == 201);
   CHECK(index.segment_bytes() < full / 2);
   struct stat st {};
-  REQUIRE(::stat(dir.Segment().c_str(), &st) == 0);
+  REQUIRE(::stat((dir / ".index.ended").c_str(), &st) == 0);
   CHECK(static_cast<uint64_t>(st.st_size) == index.segment_bytes());
 
   // Entries added after the squeeze land after the moved ones.
   index.Set("late", JobAt("late", JobState::kSucceeded, 1000));
-  REQUIRE(index.Write(dir.Index(), kHeader).ok());
-  jobs = ReadJobs(dir.Index());
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  jobs = ReadJobs(dir / "index.json");
   CHECK(jobs.size() == 202);
   CHECK(jobs["late"]["state"] == "succeeded");
   CHECK(jobs["job-499"]["state"] == "succeeded");
 }
 
 TEST_CASE("job index: a job that ended without a finish time is never expired") {
-  IndexDir dir;
-  JobIndex index(dir.Segment());
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
   REQUIRE(index.Open().ok());
   JobStatus s = JobAt("odd", JobState::kFailed, 1);
   s.finished.reset();
@@ -154,14 +141,14 @@ TEST_CASE("job index: a job that ended without a finish time is never expired") 
 }
 
 TEST_CASE("job index: a failed write says so and keeps the old index") {
-  IndexDir dir;
-  JobIndex index(dir.Segment());
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
   REQUIRE(index.Open().ok());
   index.Set("a", JobAt("a", JobState::kSucceeded, 1));
-  REQUIRE(index.Write(dir.Index(), kHeader).ok());
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
   // The folder of index.json is gone: the write fails with the path named.
-  auto st = index.Write(dir.path + "/missing/index.json", kHeader);
+  auto st = index.Write(dir / "missing/index.json", kHeader);
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().message.find("missing") != std::string::npos);
-  CHECK(ReadJobs(dir.Index()).size() == 1);
+  CHECK(ReadJobs(dir / "index.json").size() == 1);
 }

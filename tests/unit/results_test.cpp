@@ -25,48 +25,13 @@
 
 #include "spool/json_util.h"
 #include "spool/sha256.h"
+#include "test_files.h"
 
 using namespace spoold;
+using namespace testfiles;
 
 namespace {
 
-// A fresh folder under /tmp, removed with everything in it at the end.
-class TempDir {
- public:
-  explicit TempDir(const std::string& base = "/tmp") {
-    std::string templ = base + "/spoold-results-test-XXXXXX";
-    REQUIRE(mkdtemp(templ.data()) != nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    // Permissions taken away by a test must not stop the cleanup.
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(
-             path_, std::filesystem::directory_options::skip_permission_denied, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_symlink(ec) && it->is_directory(ec)) chmod(it->path().c_str(), 0700);
-    }
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-  out.close();
-  REQUIRE(out.good());
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 void MakeDir(const std::string& path) { REQUIRE(mkdir(path.c_str(), 0755) == 0); }
 

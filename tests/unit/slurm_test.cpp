@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "spool/status.h"
+#include "test_files.h"
 
 using namespace spoold;
 using namespace std::chrono_literals;
@@ -33,19 +34,9 @@ extern char** environ;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "spoold-slurm-test-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-    ::chmod(path.c_str(), 0755);  // Slurm jobs of other users must reach it
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+// Slurm jobs of other users must reach it.
+struct TempDir : testfiles::TempDir {
+  TempDir() : testfiles::TempDir(std::filesystem::temp_directory_path().string(), 0755) {}
 };
 
 // Sets (or unsets) an environment variable for one scope.
@@ -74,12 +65,6 @@ std::string Why(const Result<T>& r) {
   return r.ok() ? std::string() : r.error().code + ": " + r.error().message;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void WriteExecutable(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -131,7 +116,7 @@ const std::vector<std::string> kNastyValues = {
 SlurmSubmit BaseSubmit(const TempDir& dir) {
   SlurmSubmit s;
   s.job_name = "spoold-test";
-  s.chdir = dir.path;
+  s.chdir = dir.path();
   s.stdout_path = dir / "stdout.log";
   s.stderr_path = dir / "stderr.log";
   s.exit_code_path = dir / "exit_code";
@@ -180,7 +165,7 @@ TEST_CASE("slurm: the batch script gives the command exactly the job's environme
   std::set<std::string> seen(seen_list.begin(), seen_list.end());
   CHECK(seen == expected);
   CHECK(seen.count("SLURM_SPOOLD_TEST=kept,for srun") == 1);
-  CHECK(ReadAll(s.exit_code_path) == "0\n");
+  CHECK(testfiles::ReadFile(s.exit_code_path) == "0\n");
 }
 
 TEST_CASE("slurm: a job variable overrides an inherited SLURM* variable of the same name") {
@@ -230,7 +215,7 @@ TEST_CASE("slurm: the batch script records the exit status and exits with it") {
   s.argv = {"/bin/sh", "-c", "echo out; exit 3"};
   CommandResult run = RunScriptLocally(s);
   CHECK(run.exit_code == 3);
-  CHECK(ReadAll(s.exit_code_path) == "3\n");
+  CHECK(testfiles::ReadFile(s.exit_code_path) == "3\n");
   CHECK(!fs::exists(s.exit_code_path + ".tmp"));
   auto file = ReadExitFile(s.exit_code_path);
   REQUIRE(file);
@@ -522,14 +507,14 @@ namespace {
 struct FakeSlurm {
   TempDir dir;
   EnvGuard bin{"SPOOLD_SLURM_BIN_DIR", nullptr};
-  FakeSlurm() { ::setenv("SPOOLD_SLURM_BIN_DIR", dir.path.c_str(), 1); }
+  FakeSlurm() { ::setenv("SPOOLD_SLURM_BIN_DIR", dir.path().c_str(), 1); }
   void Add(const std::string& name, const std::string& body) {
     WriteExecutable(dir / name,
                     "#!/bin/sh\necho \"" + name + " $*\" >> '" + (dir / "calls.log") + "'\n" + body + "\n");
   }
   std::vector<std::string> Calls() const {
     std::vector<std::string> lines;
-    std::istringstream in(ReadAll(dir / "calls.log"));
+    std::istringstream in(testfiles::ReadFile(dir / "calls.log"));
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
   }
@@ -547,7 +532,7 @@ TEST_CASE("slurm: Submit writes the script and returns sbatch's job id") {
   auto id = Submit(s, 10s);
   REQUIRE_MESSAGE(id.ok(), Why(id));
   CHECK(*id == "77");
-  CHECK(ReadAll(s.script_path) == BatchScript(s));
+  CHECK(testfiles::ReadFile(s.script_path) == BatchScript(s));
   auto calls = fake.Calls();
   REQUIRE(calls.size() == 1);
   CHECK(calls[0].find("--time=2") != std::string::npos);
@@ -736,7 +721,7 @@ TEST_CASE("slurm live: success and exit 3 and a nasty environment polled with on
   std::map<std::string, SlurmJobInfo> jobs;
   int polls = 0;
   {
-    EnvGuard bin("SPOOLD_SLURM_BIN_DIR", wrap.path.c_str());
+    EnvGuard bin("SPOOLD_SLURM_BIN_DIR", wrap.path().c_str());
     const auto deadline = std::chrono::steady_clock::now() + 90s;
     while (std::chrono::steady_clock::now() < deadline) {
       auto polled = Poll(ids, kCmdTimeout);
@@ -749,7 +734,7 @@ TEST_CASE("slurm live: success and exit 3 and a nasty environment polled with on
       std::this_thread::sleep_for(200ms);
     }
   }
-  CHECK(ReadAll(wrap / "calls.log").size() == static_cast<size_t>(polls) * 5);  // "call\n" per poll
+  CHECK(testfiles::ReadFile(wrap / "calls.log").size() == static_cast<size_t>(polls) * 5);  // "call\n" per poll
   CHECK(jobs.count("999999") == 0);
 
   const auto& ok_info = jobs[ids[0]];
@@ -757,17 +742,17 @@ TEST_CASE("slurm live: success and exit 3 and a nasty environment polled with on
   AttemptEnd end = EndOf(ok_info, ok);
   CHECK(end.exit_code == 0);
   CHECK(end.cause == Reason::kNone);
-  CHECK(ReadAll(ok.stdout_path) == "hello from ok\n");
-  CHECK(ReadAll(ok.stderr_path) == "to-stderr\n");
+  CHECK(testfiles::ReadFile(ok.stdout_path) == "hello from ok\n");
+  CHECK(testfiles::ReadFile(ok.stderr_path) == "to-stderr\n");
 
   CHECK(jobs[ids[1]].state == "FAILED");
   CHECK(jobs[ids[1]].exit_code == 3);
   end = EndOf(jobs[ids[1]], fail);
   CHECK(end.exit_code == 3);
-  CHECK(ReadAll(fail.exit_code_path) == "3\n");
+  CHECK(testfiles::ReadFile(fail.exit_code_path) == "3\n");
 
   CHECK(jobs[ids[2]].state == "COMPLETED");
-  auto seen_list = SplitNul(ReadAll(env.stdout_path));
+  auto seen_list = SplitNul(testfiles::ReadFile(env.stdout_path));
   std::set<std::string> seen, job_vars;
   for (const auto& kv : seen_list) (kv.rfind("SLURM", 0) == 0 ? job_vars : seen).insert(kv);
   CHECK(seen == std::set<std::string>(env.env.begin(), env.env.end()));
@@ -775,7 +760,7 @@ TEST_CASE("slurm live: success and exit 3 and a nasty environment polled with on
   CHECK(std::any_of(job_vars.begin(), job_vars.end(),
                     [&](const std::string& kv) { return kv == "SLURM_JOB_ID=" + ids[2]; }));
 
-  CHECK(SplitNul(ReadAll(args.stdout_path)) == kNastyValues);
+  CHECK(SplitNul(testfiles::ReadFile(args.stdout_path)) == kNastyValues);
 
   end = EndOf(jobs[ids[4]], missing);
   CHECK(end.cause == Reason::kSpawnFailed);
@@ -819,14 +804,14 @@ TEST_CASE("slurm live: kill.signal with Signal then Cancel and a pending job is 
   auto id = Submit(s, kCmdTimeout);
   REQUIRE_MESSAGE(id.ok(), Why(id));
   CHECK(WaitState(*id, "RUNNING") == "RUNNING");
-  for (int i = 0; i < 100 && ReadAll(s.stdout_path).find("started") == std::string::npos; ++i) {
+  for (int i = 0; i < 100 && testfiles::ReadFile(s.stdout_path).find("started") == std::string::npos; ++i) {
     std::this_thread::sleep_for(50ms);
   }
   REQUIRE(Signal(*id, "TERM", kCmdTimeout).ok());
   auto jobs = WaitTerminal({*id});
   REQUIRE(jobs.count(*id));
-  INFO("state " << jobs[*id].state << ", stdout: " << ReadAll(s.stdout_path));
-  CHECK(ReadAll(s.stdout_path).find("got TERM") != std::string::npos);
+  INFO("state " << jobs[*id].state << ", stdout: " << testfiles::ReadFile(s.stdout_path));
+  CHECK(testfiles::ReadFile(s.stdout_path).find("got TERM") != std::string::npos);
   CHECK(Cancel(*id, kCmdTimeout).ok());  // harmless after the end
 
   SlurmSubmit p = LiveSubmit(dir, "pending", {"true"});
@@ -857,6 +842,6 @@ TEST_CASE("slurm live: a job submitted for another user runs as that user") {
   REQUIRE_MESSAGE(id.ok(), Why(id));
   auto jobs = WaitTerminal({*id});
   CHECK(jobs[*id].state == "COMPLETED");
-  CHECK(ReadAll(s.stdout_path) == "nobody\n");
+  CHECK(testfiles::ReadFile(s.stdout_path) == "nobody\n");
   CHECK(EndOf(jobs[*id], s).exit_code == 0);
 }

@@ -3,6 +3,7 @@
 // fails stays staged (its after-action waits) and succeeds at a later flush,
 // and a rename whose source is gone is dropped.
 #include "spool/sync_batch.h"
+#include "test_files.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -15,58 +16,35 @@
 #include <string>
 
 using namespace spoold;
-
-namespace {
-
-struct BatchDir {
-  std::string path;
-  BatchDir() {
-    std::string pattern = "/tmp/spoold-batch-test-XXXXXX";
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~BatchDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-void Put(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-std::string Get(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
+using namespace testfiles;
 
 TEST_CASE("sync batch: the same file staged twice in a turn is renamed once, with its newest content") {
-  BatchDir dir;
-  SyncBatch batch(dir.path);
+  TempDir dir;
+  SyncBatch batch(dir.path());
   int afters = 0;
-  Put(dir / ".status.tmp", "first");
+  WriteFile(dir / ".status.tmp", "first");
   batch.Rename(dir / ".status.tmp", dir / "status", [&] { ++afters; });
-  Put(dir / ".status.tmp", "second");
+  WriteFile(dir / ".status.tmp", "second");
   batch.Rename(dir / ".status.tmp", dir / "status", [&] { ++afters; });
   CHECK(batch.Staged(dir / "status"));
   bool synced = false;
   auto st = batch.Flush(&synced);
   CHECK(st.ok());
   CHECK(synced);
-  CHECK(Get(dir / "status") == "second");
+  CHECK(ReadFile(dir / "status") == "second");
   CHECK(afters == 2);
   CHECK_FALSE(batch.Staged(dir / "status"));
   CHECK(batch.Empty());
 }
 
 TEST_CASE("sync batch: a failed rename stays staged, its after-action waits, and a later flush does it") {
-  BatchDir dir;
-  SyncBatch batch(dir.path);
+  TempDir dir;
+  SyncBatch batch(dir.path());
   // A folder cannot replace a folder that is not empty: the rename fails.
   REQUIRE(::mkdir((dir / ".job.tmp").c_str(), 0755) == 0);
-  Put(dir / ".job.tmp/status.json", "{}");
+  WriteFile(dir / ".job.tmp/status.json", "{}");
   REQUIRE(::mkdir((dir / "job").c_str(), 0755) == 0);
-  Put(dir / "job/obstacle", "x");
+  WriteFile(dir / "job/obstacle", "x");
   bool published = false, renamed = false, other = false;
   batch.Rename(dir / ".job.tmp", dir / "job", [&] { published = true; }, [&] { renamed = true; });
   batch.After([&] { other = true; });
@@ -79,7 +57,7 @@ TEST_CASE("sync batch: a failed rename stays staged, its after-action waits, and
   CHECK_FALSE(published);
   CHECK_FALSE(renamed);
   CHECK(batch.Staged(dir / "job"));
-  CHECK(Get(dir / ".job.tmp/status.json") == "{}");
+  CHECK(ReadFile(dir / ".job.tmp/status.json") == "{}");
 
   // The obstacle goes: the next flush publishes the folder.
   std::filesystem::remove_all(dir / "job");
@@ -87,13 +65,13 @@ TEST_CASE("sync batch: a failed rename stays staged, its after-action waits, and
   CHECK(st.ok());
   CHECK(renamed);
   CHECK(published);
-  CHECK(Get(dir / "job/status.json") == "{}");
+  CHECK(ReadFile(dir / "job/status.json") == "{}");
   CHECK(batch.Empty());
 }
 
 TEST_CASE("sync batch: a rename whose source is gone is dropped, not retried forever") {
-  BatchDir dir;
-  SyncBatch batch(dir.path);
+  TempDir dir;
+  SyncBatch batch(dir.path());
   bool published = false;
   batch.Rename(dir / ".gone.tmp", dir / "gone", [&] { published = true; });
   auto st = batch.Flush();
