@@ -1,7 +1,6 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -623,14 +622,7 @@ void Daemon::StartJobs(TimePoint now) {
 void Daemon::Launch(const std::string& id, TimePoint now) {
   SchedJob& job = *scheduler_.Find(id);
   const int n = job.status.attempt;
-  auto fail = [&](const Error& error) {
-    if (error.code == "transient" || error.code == "io_error") return RequeueForLackOfResources(id, error.message, now);
-    AttemptEnd end;
-    end.cause = Reason::kSpawnFailed;
-    end.detail = error.message;
-    spdlog::warn("job {}: attempt {} could not start: {}", id, n, error.message);
-    scheduler_.AttemptEnded(id, end, now);
-  };
+  auto fail = [&](const Error& error) { NeverRan(id, error, now); };
   auto logs = store_.OpenAttemptLogs(id, n);
   if (!logs.ok()) return fail(logs.error());
   LaunchSpec spec;
@@ -713,16 +705,14 @@ void Daemon::ReleasePending(TimePoint now) {
   // Runs after a flush that synced: every child released here is on disk as
   // running with its pid and start time. One whose status could not be written
   // or published yet (a full disk) waits, forked, for a later turn.
-  std::vector<std::pair<std::string, std::string>> failed;  // id, error code
+  std::vector<std::pair<std::string, Error>> failed;
   for (auto& [id, attempt] : running_) {
     if (!attempt.slurm_submit && !attempt.pending) continue;
     if (unwritten_.count(id) != 0 || store_.IsUnpublished(id) || batch_.Staged(paths_.StatusFile(id))) continue;
     if (attempt.slurm_submit) {
-      SubmitToSlurm(attempt, now);
-      if (attempt.slurm_id.empty()) failed.emplace_back(id, attempt.end.detail.empty() ? "transient" : "spawn_failed");
+      if (auto st = SubmitToSlurm(attempt, now); !st.ok()) failed.emplace_back(id, st.error());
       continue;
     }
-    if (!attempt.pending) continue;
     SPOOLD_FAILPOINT("attempt.before_release");
     attempt.exe = attempt.pending->exe;
     attempt.cwd = attempt.pending->cwd;
@@ -732,17 +722,21 @@ void Daemon::ReleasePending(TimePoint now) {
     // Whether exec worked is known when the child is reaped (ReapChildren):
     // the loop does not wait while the kernel loads the program.
   }
-  for (const auto& [id, code] : failed) {
-    AttemptEnd end = running_.at(id).end;
-    if (running_.at(id).slurm) end.cause = Reason::kSpawnFailed;
+  for (const auto& [id, error] : failed) {
     running_.erase(id);
-    if (code == "transient") {
-      RequeueForLackOfResources(id, end.detail, now);
-      continue;
-    }
-    spdlog::warn("job {}: could not start: {}", id, end.detail);
-    scheduler_.AttemptEnded(id, end, now);
+    NeverRan(id, error, now);
   }
+}
+
+// An attempt that never ran its command: requeued without counting when the
+// machine (or Slurm) is short of something, else ended as spawn_failed.
+void Daemon::NeverRan(const std::string& id, const Error& error, TimePoint now) {
+  if (error.code == "transient" || error.code == "io_error") return RequeueForLackOfResources(id, error.message, now);
+  AttemptEnd end;
+  end.cause = Reason::kSpawnFailed;
+  end.detail = error.message;
+  spdlog::warn("job {}: attempt {} could not start: {}", id, scheduler_.Find(id)->status.attempt, error.message);
+  scheduler_.AttemptEnded(id, end, now);
 }
 
 // Not the job's fault (the machine is short of descriptors, processes or
@@ -758,18 +752,14 @@ bool Daemon::OnlySlurmRunning() const {
   return std::all_of(running_.begin(), running_.end(), [](const auto& entry) { return entry.second.slurm; });
 }
 
-void Daemon::SubmitToSlurm(Attempt& attempt, TimePoint now) {
+Status Daemon::SubmitToSlurm(Attempt& attempt, TimePoint now) {
   SchedJob& job = *scheduler_.Find(attempt.id);
   SlurmSubmit submit = std::move(*attempt.slurm_submit);
   attempt.slurm_submit.reset();
   auto id = Submit(submit, std::chrono::seconds(30));
   if (!id.ok()) {
-    if (id.error().code == "transient") {
-      Trouble("slurm", "cannot reach Slurm (" + id.error().message + ")");
-    } else {
-      attempt.end.detail = id.error().message;
-    }
-    return;
+    if (id.error().code == "transient") Trouble("slurm", "cannot reach Slurm (" + id.error().message + ")");
+    return id.error();
   }
   TroubleOver("slurm");
   attempt.slurm_id = *id;
@@ -777,6 +767,7 @@ void Daemon::SubmitToSlurm(Attempt& attempt, TimePoint now) {
   Event(job, Level::kInfo, "submitted", "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *id,
         {{"slurm_job_id", *id}});
   StartSlurmPoll();
+  return OkStatus();
 }
 
 // One squeue call for all of our Slurm jobs, on the thread pool: a controller
@@ -924,6 +915,9 @@ void Daemon::SuperviseRunning(TimePoint now) {
                     attempt.slurm_id);
           StopAttempt(attempt, limit->second, now);
         }
+      } else if (attempt.cause != Reason::kNone && attempt.kill_stage == 0 && !attempt.slurm_id.empty()) {
+        // A scancel that failed (Slurm unreachable) is sent again.
+        StopAttempt(attempt, attempt.cause, now);
       }
       continue;
     }
@@ -938,8 +932,7 @@ void Daemon::SuperviseRunning(TimePoint now) {
         StopAttempt(attempt, limit->second, now);
       }
     }
-    const bool group_alive = GroupAlive(attempt.pid);
-    if (attempt.leader_done && !group_alive) {
+    if (attempt.leader_done && !GroupAlive(attempt.pid)) {
       finished.push_back(id);
       continue;
     }
@@ -969,16 +962,8 @@ void Daemon::FinishAttempt(const std::string& id, TimePoint now) {
   Attempt attempt = std::move(running_.at(id));
   running_.erase(id);
   SPOOLD_FAILPOINT("attempt.before_finish");
-  if (attempt.spawn_error) {
-    // The program never ran (its exit code is the child's 127, not the job's).
-    if (attempt.spawn_error->code == "transient") return RequeueForLackOfResources(id, attempt.spawn_error->message, now);
-    AttemptEnd end;
-    end.cause = Reason::kSpawnFailed;
-    end.detail = attempt.spawn_error->message;
-    spdlog::warn("job {}: could not start: {}", id, end.detail);
-    scheduler_.AttemptEnded(id, end, now);
-    return;
-  }
+  // The program never ran (its exit code is the child's 127, not the job's).
+  if (attempt.spawn_error) return NeverRan(id, *attempt.spawn_error, now);
   AttemptEnd end = attempt.end;
   if (attempt.cause != Reason::kNone) end.cause = attempt.cause;
   SchedJob& job = *scheduler_.Find(id);

@@ -79,7 +79,8 @@ class Daemon {
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
   void ReleasePending(TimePoint now);
-  void SubmitToSlurm(Attempt& attempt, TimePoint now);
+  Status SubmitToSlurm(Attempt& attempt, TimePoint now);
+  void NeverRan(const std::string& id, const Error& error, TimePoint now);
   void StartSlurmPoll();
   void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled);
   void RequeueForLackOfResources(const std::string& id, const std::string& why, TimePoint now);

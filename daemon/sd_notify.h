@@ -20,8 +20,6 @@ class SdNotifier {
   SdNotifier(const SdNotifier&) = delete;
   SdNotifier& operator=(const SdNotifier&) = delete;
 
-  bool Enabled() const { return fd_ >= 0; }
-
   // Sends `message` (e.g. "READY=1\nSTATUS=idle"); false if it could not be sent.
   bool Notify(const std::string& message);
 

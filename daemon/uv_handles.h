@@ -67,7 +67,6 @@ class Timer : public UvHandle<uv_timer_t> {
   }
   void Stop() { uv_timer_stop(get()); }
   bool Active() { return uv_is_active(reinterpret_cast<uv_handle_t*>(get())) != 0; }
-  uint64_t DueIn() { return uv_timer_get_due_in(get()); }
 };
 
 class SignalWatch : public UvHandle<uv_signal_t, int> {

@@ -72,7 +72,7 @@ void JobIndex::Set(const std::string& id, const JobStatus& status) {
     ended_.erase(old);
   }
   if (!IsTerminal(status.state)) {
-    active_[id] = Active{EntryText(id, status), status.state, status.finished};
+    active_[id] = Active{EntryText(id, status), status.state};
     return;
   }
   active_.erase(id);

@@ -60,7 +60,6 @@ class JobIndex {
   struct Active {
     std::string json;  // "id":{...}
     JobState state = JobState::kQueued;
-    std::optional<TimePoint> finished;
   };
   struct Ended {
     uint64_t offset = 0;  // of its ",\"id\":{...}" in the segment
@@ -70,8 +69,6 @@ class JobIndex {
   };
   Status FlushPending();
   Status Compact();
-  // Moves ended entries that could not be appended before.
-  void Retry();
 
   std::string segment_path_;
   int fd_ = -1;

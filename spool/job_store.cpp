@@ -109,16 +109,19 @@ std::string JobStore::Here(const std::string& id, const std::string& path) const
   return it->second + path.substr(dir.size());
 }
 
+Status JobStore::Replace(const std::string& id, const std::string& path, std::string_view text) const {
+  // In a folder nobody sees yet, in place; else atomically, by the batch.
+  if (IsUnpublished(id)) return OverwriteUnpublished(Here(id, path), text, batch_);
+  return WriteFileAtomic(path, text, 0644, batch_);
+}
+
 Status JobStore::WriteStatus(JobStatus& status) {
   ++status.seq;
   SPOOLD_FAILPOINT("status.before_write");
   if (SPOOLD_FAILPOINT_FAILS("status.write_fails")) {
     return MakeError("io_error", "write " + paths_.StatusFile(status.id) + ": failure injected by a failpoint");
   }
-  const std::string text = DumpJson(StatusToJson(status)) + "\n";
-  Status st = IsUnpublished(status.id)
-                  ? OverwriteUnpublished(Here(status.id, paths_.StatusFile(status.id)), text, batch_)
-                  : WriteFileAtomic(paths_.StatusFile(status.id), text, 0644, batch_);
+  Status st = Replace(status.id, paths_.StatusFile(status.id), DumpJson(StatusToJson(status)) + "\n");
   SPOOLD_FAILPOINT("status.after_write");
   return st;
 }
@@ -223,9 +226,7 @@ Result<AttemptLogs> JobStore::OpenAttemptLogs(const std::string& id, int attempt
 
 Status JobStore::WriteResults(const std::string& id, const Json& item) const {
   SPOOLD_FAILPOINT("results.before_write");
-  const std::string text = DumpJson(item, 2) + "\n";
-  Status st = IsUnpublished(id) ? OverwriteUnpublished(Here(id, paths_.ResultsJson(id)), text, batch_)
-                              : WriteFileAtomic(paths_.ResultsJson(id), text, 0644, batch_);
+  Status st = Replace(id, paths_.ResultsJson(id), DumpJson(item, 2) + "\n");
   SPOOLD_FAILPOINT("results.after_write");
   return st;
 }

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/result.h"
@@ -47,7 +48,6 @@ class JobStore {
   // batch's flush (group commit); without one (tools, tests), each write is
   // durable when it returns.
   void SetBatch(SyncBatch* batch) { batch_ = batch; }
-  SyncBatch* Batch() const { return batch_; }
 
   // Commits a new job folder with its job file, status.json and events.jsonl
   // (holding `accepted`). Fails if jobs/<id> exists. `status.seq` is advanced.
@@ -98,6 +98,8 @@ class JobStore {
   bool IsUnpublished(const std::string& id) const { return unpublished_.count(id) != 0; }
 
  private:
+  // Replaces file `path` of job `id` (see Here).
+  Status Replace(const std::string& id, const std::string& path, std::string_view text) const;
 
   SpoolPaths paths_;
   SyncBatch* batch_ = nullptr;
