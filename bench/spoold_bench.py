@@ -373,17 +373,21 @@ class Nq:
         subprocess.run(["nq", "-q"] + argv, env=env)
         self.next = (self.next + 1) % SLOTS
 
-    def done_count(self):
+    def _count(self, marker):
+        """Jobs whose nq log holds `marker`, over both queues."""
         n = 0
         for q in range(SLOTS):
             qd = os.path.join(self.dir, f"q{q}")
             for name in os.listdir(qd):
                 try:
                     with open(os.path.join(qd, name), "rb") as f:
-                        n += b"[exited with status" in f.read()
+                        n += marker in f.read()
                 except OSError:
                     pass
         return n
+
+    def done_count(self):
+        return self._count(b"[exited with status")
 
     def wait(self, deadline):
         procs = [subprocess.Popen(["nq", "-w"], env=dict(os.environ, NQDIR=os.path.join(self.dir, f"q{q}")))
@@ -399,17 +403,7 @@ class Nq:
         return None  # all done; count taken by verify()
 
     def verify(self):
-        n = 0
-        for q in range(SLOTS):
-            qd = os.path.join(self.dir, f"q{q}")
-            for name in os.listdir(qd):
-                try:
-                    with open(os.path.join(qd, name), "rb") as f:
-                        if b"[exited with status 0.]" in f.read():
-                            n += 1
-                except OSError:
-                    pass
-        return n
+        return self._count(b"[exited with status 0.]")
 
     def rss_kb(self):
         return None

@@ -140,6 +140,8 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
                        timeout=5, what="workers = 1 after SIGHUP")
         spool.write_config("this is = = not toml")
         spool.proc.send_signal(signal.SIGHUP)
+        spool.wait_for(lambda: "reload failed, keeping the old configuration" in spool.log_text(),
+                       timeout=5, what="the bad reload refused")
         self.assert_accepts_valid_job(spool, "after-bad-reload")
         self.assertEqual(spool.index()["pools"]["default"]["workers"], 1)
         spool.stop()

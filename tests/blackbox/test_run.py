@@ -188,7 +188,7 @@ class RunTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(pgrp, pid, "the job leads its own process group")
         self.assertEqual(session, pid, "the job leads its own session")
         self.assertEqual(st["attempts"][0].get("pid"), pid)
-        self.assertNotEqual(ppid, 1, "the daemon is the job's parent")
+        self.assertEqual(ppid, spool.proc.pid, "the daemon is the job's parent")
 
     def test_script(self):
         spool = self.make_spool()
