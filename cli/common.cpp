@@ -174,13 +174,14 @@ std::string JsonText(const Json& value) {
 std::optional<Json> FindRejection(const Context& ctx, const std::string& file_name) {
   std::optional<Json> newest;
   for (int n = 1; n < 10000; ++n) {
-    const std::string stored = n == 1 ? file_name : FitName(file_name + "~" + std::to_string(n), kNameMax);
+    const std::string stored = RejectedName(file_name, n);
     if (!PathExists(ctx.Paths().RejectedFile(stored))) {
       if (n > 1) break;
       continue;
     }
-    const std::string error_file = FitName(stored, kNameMax - 11) + ".error.json";
-    if (auto doc = ReadJsonFile(ctx.Paths().RejectedFile(error_file), 1 << 20); doc.ok()) newest = *doc;
+    if (auto doc = ReadJsonFile(ctx.Paths().RejectedFile(RejectionErrorFile(stored)), 1 << 20); doc.ok()) {
+      newest = *doc;
+    }
   }
   return newest;
 }

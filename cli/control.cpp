@@ -67,7 +67,7 @@ std::string EventMessage(const Context& ctx, const Request& r) {
 
 // Fills in r.outcome (and r.error) from what the daemon did with the request.
 void Settle(const Context& ctx, Request& r, bool running) {
-  const std::string path = ctx.Paths().Control() + "/" + r.name;
+  const std::string path = ctx.Paths().ControlFile(r.name);
   if (PathExists(path)) {
     r.outcome = running ? "not_yet_acted_on" : "daemon_not_running";
     return;
@@ -135,7 +135,7 @@ int SendRequests(Context& ctx, const Args& args, ControlAction action) {
     WaitUntil(
         [&] {
           for (const auto& r : requests) {
-            if (PathExists(ctx.Paths().Control() + "/" + r.name)) return false;
+            if (PathExists(ctx.Paths().ControlFile(r.name))) return false;
           }
           return true;
         },

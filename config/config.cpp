@@ -402,7 +402,7 @@ Millis Config::TimeoutFor(const std::string& pool) const {
   return default_timeout;
 }
 
-bool IsValidPoolName(const std::string& name) {
+bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   auto alnum = [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');

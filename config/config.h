@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/duration.h"
@@ -63,8 +64,10 @@ struct Config {
   Millis TimeoutFor(const std::string& pool) const;
 };
 
-// Pool names follow job ids' rules (letters, digits, '.', '_', '-').
-bool IsValidPoolName(const std::string& name);
+// The rule for pool names and job ids: 1 to 128 ASCII letters, digits, '.',
+// '_' or '-', starting with a letter or digit (any byte >= 0x80 is refused).
+bool IsValidName(std::string_view name);
+inline bool IsValidPoolName(std::string_view name) { return IsValidName(name); }
 
 // Parses configuration text; `file_name` is used in messages and to resolve a
 // relative spool.root.

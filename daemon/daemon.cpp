@@ -457,7 +457,7 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
   if (auto allowed = MayControl(*request, file->uid); !allowed.ok()) return reject(allowed.error());
   if (auto applied = ApplyControl(*request, name, now); !applied.ok()) return reject(applied.error());
   // Acted on; once what it changed is durable (this turn's flush), it is done.
-  batch_.After([path = paths_.Control() + "/" + name, shown] {
+  batch_.After([path = paths_.ControlFile(name), shown] {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       spdlog::error("cannot remove control request {}: {}", shown, std::strerror(errno));
     }
@@ -668,8 +668,8 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
     submit.chdir = spec.cwd;
     submit.stdout_path = paths_.StdoutLog(id, n);
     submit.stderr_path = paths_.StderrLog(id, n);
-    submit.exit_code_path = paths_.AttemptDir(id, n) + "/exit_code";
-    submit.script_path = paths_.AttemptDir(id, n) + "/slurm.sh";
+    submit.exit_code_path = paths_.ExitCodeFile(id, n);
+    submit.script_path = paths_.SlurmScript(id, n);
     submit.timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
     submit.argv = spec.argv;
     submit.env = spec.env;
@@ -811,7 +811,7 @@ void Daemon::ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& p
   TroubleOver("slurm");
   for (auto& [id, attempt] : running_) {
     if (!attempt.slurm || attempt.slurm_id.empty() || attempt.slurm_ended) continue;
-    const std::string exit_path = paths_.AttemptDir(id, attempt.attempt) + "/exit_code";
+    const std::string exit_path = paths_.ExitCodeFile(id, attempt.attempt);
     auto it = polled->find(attempt.slurm_id);
     if (it == polled->end()) {
       // Purged from Slurm's memory: twice in a row before it counts.

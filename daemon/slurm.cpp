@@ -438,22 +438,6 @@ std::string SlurmBinary(const std::string& name) {
 
 namespace {
 
-std::optional<std::string> FindExecutable(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path_env = std::getenv("PATH");
-  std::string path = path_env ? path_env : "";
-  path += ":/usr/bin:/bin";
-  for (auto dir : Split(path, ':')) {
-    std::string candidate = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return std::nullopt;
-}
-
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
@@ -512,7 +496,9 @@ int64_t MillisLeft(std::chrono::steady_clock::time_point deadline) {
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis timeout,
                                  const std::optional<RunAs>& run_as) {
   SPOOLD_CHECK(!argv.empty());
-  auto exe = FindExecutable(argv[0]);
+  // The daemon's PATH, then the usual places (systemd gives a short PATH).
+  const char* path_env = std::getenv("PATH");
+  auto exe = ResolveCommand(argv[0], std::string(path_env ? path_env : "") + ":/usr/bin:/bin");
   if (!exe)
     return MakeError("slurm_error",
                      "cannot find " + PrintableName(argv[0]) + " (is Slurm's client installed?)");

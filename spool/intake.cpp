@@ -35,18 +35,6 @@ Owner OwnerOf(uid_t uid, gid_t file_gid) {
   return {std::to_string(uid), file_gid};
 }
 
-// The name a rejected file is stored under: its own name if free, else with
-// "~2", "~3", ... (shortened with a hash where the suffix would not fit).
-std::string RejectedCandidate(const std::string& name, int n) {
-  return n == 1 ? name : FitName(name + "~" + std::to_string(n), kNameMax);
-}
-
-// Its error file: "<stored>.error.json", the stored name shortened with a hash
-// where the whole would pass NAME_MAX; the file inside names both.
-std::string ErrorFileName(const std::string& stored) {
-  return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
-}
-
 // Variables that steer the dynamic loader or libc (glibc's list of variables it
 // drops for set-user-ID programs, less TMPDIR and TZDIR which only concern the
 // job itself).
@@ -71,6 +59,18 @@ Status CheckEnvForUserSwitch(const JobSpec& spec, const Document& doc) {
 }
 
 }  // namespace
+
+// The name a rejected file is stored under: its own name if free, else with
+// "~2", "~3", ... (shortened with a hash where the suffix would not fit).
+std::string RejectedName(const std::string& name, int n) {
+  return n == 1 ? name : FitName(name + "~" + std::to_string(n), kNameMax);
+}
+
+// Its error file: "<stored>.error.json", the stored name shortened with a hash
+// where the whole would pass NAME_MAX; the file inside names both.
+std::string RejectionErrorFile(const std::string& stored) {
+  return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
+}
 
 Status Intake::RemoveIncoming(const std::string& name) const {
   const std::string path = store_.Paths().IncomingFile(name);
@@ -97,9 +97,9 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
   std::string stored;
   for (int n = 1;; ++n) {
     if (n > 10000) return MakeError("io_error", "no free name in " + paths.Rejected());
-    stored = RejectedCandidate(name, n);
+    stored = RejectedName(name, n);
     // The error file's name must be free too: never overwrite anything there.
-    if (PathExists(paths.RejectedFile(ErrorFileName(stored)))) continue;
+    if (PathExists(paths.RejectedFile(RejectionErrorFile(stored)))) continue;
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(),
                     RENAME_NOREPLACE) == 0) {
       break;
@@ -110,7 +110,7 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
   SPOOLD_FAILPOINT("reject.after_move");
   Json doc = RejectionDocument(name, error, now);
   if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
-  auto st = WriteFileAtomic(paths.RejectedFile(ErrorFileName(stored)), DumpJson(doc, 2) + "\n");
+  auto st = WriteFileAtomic(paths.RejectedFile(RejectionErrorFile(stored)), DumpJson(doc, 2) + "\n");
   if (!st.ok()) return st.error();
   return stored;
 }
@@ -123,7 +123,7 @@ int Intake::RepairRejected(TimePoint now) const {
   int repaired = 0;
   for (const auto& name : *names) {
     if (name.empty() || name[0] == '.' || name.ends_with(kErrorSuffix)) continue;
-    if (present.count(ErrorFileName(name)) != 0) continue;
+    if (present.count(RejectionErrorFile(name)) != 0) continue;
     // Check it again the way intake did; the first problem found is the error.
     Error error = MakeError("unrecorded",
                             "spoold stopped after moving this file here and before recording why; "
@@ -143,7 +143,7 @@ int Intake::RepairRejected(TimePoint now) const {
     }
     Json doc = RejectionDocument(name, error, now);
     doc["recovered"] = true;
-    if (WriteFileAtomic(paths.RejectedFile(ErrorFileName(name)), DumpJson(doc, 2) + "\n").ok()) ++repaired;
+    if (WriteFileAtomic(paths.RejectedFile(RejectionErrorFile(name)), DumpJson(doc, 2) + "\n").ok()) ++repaired;
   }
   return repaired;
 }

@@ -46,6 +46,12 @@ using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;
 // names are made valid UTF-8. The daemon writes it; spoolctl prints the same.
 Json RejectionDocument(const std::string& file, const Error& error, TimePoint now);
 
+// The name a rejected file `name` is stored under at its n-th try (n = 1: its
+// own name; then "~2", "~3", ... shortened with a hash to fit NAME_MAX), and
+// the name of its error file. spoolctl finds rejections by the same rule.
+std::string RejectedName(const std::string& name, int n);
+std::string RejectionErrorFile(const std::string& stored);
+
 class Intake {
  public:
   Intake(JobStore& store, const Config& config) : store_(store), config_(&config) {}

@@ -22,7 +22,6 @@ constexpr double kMinBackoff = 1.0;
 constexpr double kMaxBackoff = 100.0;
 constexpr int64_t kMinRetryExitCode = 1;
 constexpr int64_t kMaxRetryExitCode = 255;
-constexpr size_t kMaxJobIdLength = 128;
 // Key names from the file are untrusted; this is how much of one a message shows.
 constexpr size_t kMaxShownKeyLength = 64;
 
@@ -221,12 +220,7 @@ std::string PoolList(const Config& config) {
 
 }  // namespace
 
-bool IsValidJobId(std::string_view id) {
-  if (id.empty() || id.size() > kMaxJobIdLength || !IsAsciiAlnum(id[0])) return false;
-  // Bytes >= 0x80 fail IsAsciiAlnum, so any UTF-8 (valid or not) is refused.
-  return std::all_of(id.begin(), id.end(),
-                     [](char c) { return IsAsciiAlnum(c) || c == '.' || c == '_' || c == '-'; });
-}
+bool IsValidJobId(std::string_view id) { return IsValidName(id); }
 
 std::optional<int> SignalFromName(std::string_view name) {
   std::string_view bare = WithoutSigPrefix(name);

@@ -19,6 +19,7 @@ class SpoolPaths {
   std::string Incoming() const { return root_ + "/incoming"; }
   std::string IncomingFile(const std::string& name) const { return Incoming() + "/" + name; }
   std::string Control() const { return root_ + "/control"; }
+  std::string ControlFile(const std::string& name) const { return Control() + "/" + name; }
   std::string Rejected() const { return root_ + "/rejected"; }
   std::string RejectedFile(const std::string& name) const { return Rejected() + "/" + name; }
   std::string Jobs() const { return root_ + "/jobs"; }
@@ -43,6 +44,9 @@ class SpoolPaths {
   }
   std::string StdoutLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stdout.log"; }
   std::string StderrLog(const std::string& id, int n) const { return AttemptDir(id, n) + "/stderr.log"; }
+  // Slurm pools: the attempt's batch script and the exit code its step writes.
+  std::string SlurmScript(const std::string& id, int n) const { return AttemptDir(id, n) + "/slurm.sh"; }
+  std::string ExitCodeFile(const std::string& id, int n) const { return AttemptDir(id, n) + "/exit_code"; }
 
   // Creates the root and its folders where missing. When spoold runs as root
   // (jobs run as their submitters), the drop folders tmp/, incoming/ and
