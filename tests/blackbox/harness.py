@@ -258,6 +258,10 @@ class Spool:
             found.append(f"{entry} {stat[stat.index('('):stat.rindex(')') + 1]} {state}")
         return found
 
+    def jobs_leftovers(self):
+        """Entries of jobs/ that are not job folders (half-made .<id>.tmp, temps)."""
+        return [n for n in os.listdir(self.path("jobs")) if n.startswith(".") or n.endswith(".tmp")]
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

@@ -190,26 +190,6 @@ def cmdline(pid):
         return None
 
 
-def lock_holders(path):
-    """(pid, cmdline) of the processes with `path` open."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{entry}/fd/{fd}") == path:
-                    found.append((int(entry), proc_stat(int(entry)), cmdline(int(entry))))
-                    break
-            except OSError:
-                pass
-    return found
-
-
 def kill_stray_daemon_copies(spool):
     """SIGKILLs processes that run the daemon's command line for this spool but
     are not a daemon we started: children forked by a daemon and never released

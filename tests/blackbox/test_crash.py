@@ -57,10 +57,6 @@ class CrashTest(SpoolTestMixin, unittest.TestCase):
             events = [json.loads(line) for line in raw.splitlines()]
             self.assertIn("accepted", [e["event"] for e in events], where)
 
-    def leftover_tmp(self, spool):
-        return [n for n in os.listdir(spool.path("jobs"))
-                if n.startswith(".") or n.endswith(".tmp")]
-
     def test_kill_during_intake(self):
         spool = self.make_spool(workers=2)
         self.prepare(spool)
@@ -88,9 +84,9 @@ class CrashTest(SpoolTestMixin, unittest.TestCase):
             print(f"round {rnd}: killed after {delay:.3f}s; {len(before_kill)} of {len(ids)} "
                   f"dropped by then, {len(taken)} of those taken in", file=sys.stderr)
             spool.start()
-            spool.wait_for(lambda: not self.leftover_tmp(spool), timeout=5,
+            spool.wait_for(lambda: not spool.jobs_leftovers(), timeout=5,
                            what=f"round {rnd}: no temporary entries left in jobs/ after "
-                                f"restart ({self.leftover_tmp(spool)})")
+                                f"restart ({spool.jobs_leftovers()})")
             self.check_after_kill(spool, dropped, f"round {rnd} after restart")
 
         for job_id in dropped:

@@ -13,8 +13,7 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL
-from harness_sched import (OrphanReaper, describe_pids, kill_stray_daemon_copies,
-                           lock_holders)
+from harness_sched import OrphanReaper, describe_pids, kill_stray_daemon_copies
 
 JOBS = 120
 KILLS = 10
@@ -88,23 +87,17 @@ class KillLoopTest(SpoolTestMixin, unittest.TestCase):
     def restart(self, spool, k):
         try:
             spool.start()
-        except AssertionError as exc:
-            holders = lock_holders(spool.path("spoold.lock"))
-            self.fail(f"restart after kill {k} failed; processes holding spoold.lock: "
-                      f"{holders}\n{exc}")
+        except AssertionError as exc:  # it names the processes holding spoold.lock
+            self.fail(f"restart after kill {k} failed: {exc}")
 
     def tmp_entries(self, spool):
         found = set()
-        for name in self.leftover_tmp(spool):
+        for name in spool.jobs_leftovers():
             try:
                 found.add((name, os.lstat(spool.path("jobs", name)).st_ino))
             except FileNotFoundError:
                 pass
         return found
-
-    def leftover_tmp(self, spool):
-        return [n for n in os.listdir(spool.path("jobs")) if n.startswith(".")
-                or n.endswith(".tmp")]
 
     def test_kill_loop(self):
         started = time.monotonic()
@@ -206,7 +199,7 @@ class KillLoopTest(SpoolTestMixin, unittest.TestCase):
             pool = index["pools"]["default"]
             return pool["running"] == 0 and pool["queued"] == 0
         spool.wait_for(index_agrees, timeout=5, what="index.json agrees with status.json")
-        self.assertEqual(self.leftover_tmp(spool), [])
+        self.assertEqual(spool.jobs_leftovers(), [])
         left = spool.job_processes()
         self.assertEqual(left, [], f"job processes left running: {describe_pids(left)}")
         self.assertLess(time.monotonic() - started, 90)

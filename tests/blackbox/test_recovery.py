@@ -10,7 +10,7 @@ import unittest
 from harness import SpoolTestMixin, parse_time, toml_dumps
 from harness_sched import (OrphanReaper, children_of, cmdline, describe_pids,
                            kill_stray_daemon_copies,
-                           event_names, group_members, lock_holders, pid_alive,
+                           event_names, group_members, pid_alive,
                            read_pidfile)
 
 # Records each run's pid; the first run blocks, later runs succeed at once.
@@ -196,7 +196,6 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
             os.kill(daemon, signal.SIGCONT)
             self.skipTest("never caught the daemon between fork and exec")
         spool.kill()
-        lock = spool.path("spoold.lock")
         try:
             spool.wait_for(lambda: not [p for p in pending if pid_alive(p)], timeout=3,
                            what="the forked, not yet released child exits after the "
@@ -204,7 +203,7 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         except AssertionError:
             self.fail(f"children forked but not released by the killed daemon live on: "
                       f"{describe_pids(pending)}; holding the spool lock: "
-                      f"{lock_holders(lock)}")
+                      f"{spool.lock_holders()}")
         spool.start()
         for n in range(400):
             st = spool.wait_terminal(f"j{n:03d}", timeout=30)
