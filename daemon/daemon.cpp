@@ -124,6 +124,9 @@ std::unique_ptr<DirWatch> Daemon::WatchFolder(const std::string& dir, std::set<s
 }
 
 Status Daemon::Start() {
+  auto helper = FindExecHelper(ExecHelperCandidates());
+  if (!helper.ok()) return helper.error();
+  exec_helper_ = std::move(helper.value());
   if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
 
   lock_fd_ = ::open(paths_.Lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -626,6 +629,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   auto logs = store_.OpenAttemptLogs(id, n);
   if (!logs.ok()) return fail(logs.error());
   LaunchSpec spec;
+  spec.helper = exec_helper_;
   if (job.spec.script) {
     spec.argv = job.spec.shell;
     spec.argv.push_back(paths_.Script(id));
@@ -684,11 +688,11 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
     return;
   }
 
-  auto pending = ForkProcess(spec);
+  auto pending = SpawnProcess(spec);
   ::close(logs->stdout_fd);
   ::close(logs->stderr_fd);
   if (!pending.ok()) return fail(pending.error());
-  SPOOLD_FAILPOINT("attempt.after_fork");
+  SPOOLD_FAILPOINT("attempt.after_spawn");
 
   Attempt attempt;
   attempt.id = id;
@@ -704,7 +708,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
 void Daemon::ReleasePending(TimePoint now) {
   // Runs after a flush that synced: every child released here is on disk as
   // running with its pid and start time. One whose status could not be written
-  // or published yet (a full disk) waits, forked, for a later turn.
+  // or published yet (a full disk) waits, unreleased, for a later turn.
   std::vector<std::pair<std::string, Error>> failed;
   for (auto& [id, attempt] : running_) {
     if (!attempt.slurm_submit && !attempt.pending) continue;

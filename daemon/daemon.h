@@ -125,6 +125,7 @@ class Daemon {
 
   Config config_;
   std::string config_path_;
+  std::string exec_helper_;  // spoold-exec (FindExecHelper), found at Start
   SpoolPaths paths_;
   JobStore store_;
   SyncBatch batch_;                     // group commit of one loop turn

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,43 +15,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/exec_protocol.h"
 #include "spool/json_util.h"
 
 namespace spoold {
 namespace {
 
-// What the child reports through the error pipe when it cannot exec.
-struct ChildError {
-  int stage;  // kStage* below
-  int err;
-};
-constexpr int kStageChdir = 1;
-constexpr int kStageDup = 2;
-constexpr int kStageExec = 3;
-constexpr int kStageSetsid = 4;
-constexpr int kStageUser = 5;
-
-[[noreturn]] void ChildFail(int pipe_fd, int stage) {
-  ChildError e{stage, errno};
-  ssize_t ignored = ::write(pipe_fd, &e, sizeof e);
-  (void)ignored;
-  ::_exit(127);
-}
-
-// Closes every descriptor from 3 up except `a` and `b` (both >= 3).
-// close_range needs Linux 5.9; on older kernels a bounded loop does the same.
-void CloseAllBut(int a, int b) {
-  int lo = a < b ? a : b;
-  int hi = a < b ? b : a;
-  bool ok = true;
-  if (lo > 3) ok = ::syscall(SYS_close_range, 3, lo - 1, 0) == 0;
-  if (ok && hi > lo + 1) ok = ::syscall(SYS_close_range, lo + 1, hi - 1, 0) == 0;
-  if (ok) ok = ::syscall(SYS_close_range, hi + 1, ~0U, 0) == 0;
-  if (ok) return;
-  for (int fd = 3; fd < 65536; ++fd) {
-    if (fd != a && fd != b) ::close(fd);
-  }
-}
+namespace ep = exec_protocol;
 
 // A shortage of descriptors, processes or memory is the machine's state, not
 // the job's fault: "transient", so the daemon queues the job again and backs
@@ -73,9 +44,8 @@ std::optional<std::string> ResolveCommand(const std::string& name, const std::st
   while (start <= path_var.size()) {
     size_t end = path_var.find(':', start);
     if (end == std::string::npos) end = path_var.size();
-    std::string dir = path_var.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + name;
+    std::string candidate = end > start ? path_var.substr(start, end - start) : std::string(".");
+    candidate.append(1, '/').append(name);
     if (IsExecutableFile(candidate)) return candidate;
     start = end + 1;
   }
@@ -170,8 +140,83 @@ bool GroupHasLiveMembers(pid_t pgid) {
   return alive;
 }
 
-Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
+std::vector<std::string> ExecHelperCandidates() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return {};
+  std::string dir(self, static_cast<size_t>(n));
+  dir.erase(dir.rfind('/') + 1);
+  return {dir + "spoold-exec", dir + SPOOLD_EXEC_RELATIVE_DIR "/spoold-exec"};
+}
+
+Result<std::string> FindExecHelper(const std::vector<std::string>& candidates) {
+  std::string looked;
+  for (const std::string& path : candidates) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      looked += (looked.empty() ? "" : ", ") + path;
+      continue;
+    }
+    if (!S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) != 0) {
+      return MakeError("spawn_failed", "the exec helper " + path + " is not an executable file");
+    }
+    // As root, every job passes through it before switching user.
+    if (::geteuid() == 0 && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+      return MakeError("spawn_failed", "the exec helper " + path +
+                                           " must be owned by root and writable by nobody else");
+    }
+    return path;
+  }
+  return MakeError("spawn_failed", "cannot find the exec helper spoold-exec: no " + looked +
+                                       " (make install puts it in " SPOOLD_EXEC_RELATIVE_DIR
+                                       " from spoold's folder; a build tree has it beside spoold)");
+}
+
+namespace {
+
+// The descriptor itself, or a close-on-exec copy of it numbered kFirstFreeFd or
+// more, so that placing the helper's descriptors cannot overwrite a source.
+// Copies are added to `copies`, the caller's to close.
+Result<int> OutOfTheWay(int fd, std::vector<int>& copies) {
+  if (fd >= ep::kFirstFreeFd) return fd;
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, ep::kFirstFreeFd);
+  if (copy < 0) return SpawnError("duplicate a descriptor", errno);
+  copies.push_back(copy);
+  return copy;
+}
+
+std::string IdsArgument(const std::optional<RunAs>& run_as) {
+  if (!run_as) return "-";
+  std::string ids = std::to_string(run_as->uid) + ":" + std::to_string(run_as->gid) + ":";
+  for (size_t i = 0; i < run_as->groups.size(); ++i) {
+    if (i > 0) ids += ',';
+    ids += std::to_string(run_as->groups[i]);
+  }
+  return ids;
+}
+
+struct SpawnResources {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  std::vector<int> fds;  // closed at the end, whatever happened
+  SpawnResources() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnResources() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    for (int fd : fds) ::close(fd);
+  }
+  SpawnResources(const SpawnResources&) = delete;
+  SpawnResources& operator=(const SpawnResources&) = delete;
+};
+
+}  // namespace
+
+Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   SPOOLD_CHECK(!spec.argv.empty());
+  SPOOLD_CHECK(!spec.helper.empty());
   std::string path_var;
   for (const auto& kv : spec.env) {
     if (kv.rfind("PATH=", 0) == 0) path_var = kv.substr(5);
@@ -181,97 +226,71 @@ Result<PendingProcess> ForkProcess(const LaunchSpec& spec) {
     return MakeError("spawn_failed", "command " + PrintableName(spec.argv[0]) + " not found in PATH");
   }
 
-  // Everything the child needs is built here, before fork.
-  std::vector<char*> argv;
+  const std::string ids = IdsArgument(spec.run_as);
+  std::vector<char*> argv = {const_cast<char*>("spoold-exec"), const_cast<char*>(exe->c_str()),
+                             const_cast<char*>(spec.cwd.c_str()), const_cast<char*>(ids.c_str())};
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
   for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  const char* cwd = spec.cwd.c_str();
-  const char* exe_path = exe->c_str();
-  const RunAs* run_as = spec.run_as ? &*spec.run_as : nullptr;
 
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0) return SpawnError("open /dev/null", errno);
-  int pipe_fds[2];
+  SpawnResources r;
+  int report_fds[2];
   int go_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    int err = errno;
-    ::close(devnull);
-    return SpawnError("pipe", err);
-  }
+  if (::pipe2(report_fds, O_CLOEXEC) != 0) return SpawnError("pipe", errno);
+  r.fds.push_back(report_fds[1]);
   if (::pipe2(go_fds, O_CLOEXEC) != 0) {
     int err = errno;
-    ::close(devnull);
-    ::close(pipe_fds[0]);
-    ::close(pipe_fds[1]);
+    ::close(report_fds[0]);
     return SpawnError("pipe", err);
   }
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
-    for (int fd : {devnull, pipe_fds[0], pipe_fds[1], go_fds[0], go_fds[1]}) ::close(fd);
-    return SpawnError("fork", err);
+  r.fds.push_back(go_fds[0]);
+  auto close_ours = [&] {
+    ::close(report_fds[0]);
+    ::close(go_fds[1]);
+  };
+  int sources[4] = {spec.stdout_fd, spec.stderr_fd, go_fds[0], report_fds[1]};
+  for (int& fd : sources) {
+    auto moved = OutOfTheWay(fd, r.fds);
+    if (!moved.ok()) {
+      close_ours();
+      return moved.error();
+    }
+    fd = *moved;
   }
-  if (pid == 0) {
-    // Child: async-signal-safe calls only.
-    // First get the two pipe ends we keep out of the way of 0..2 (a daemon
-    // started with closed standard descriptors can have them there).
-    // (Only then: at the descriptor limit there is no free number to dup to.)
-    int report = pipe_fds[1] > 2 ? pipe_fds[1] : ::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 3);
-    if (report < 0) ::_exit(127);
-    int go_in = go_fds[0] > 2 ? go_fds[0] : ::fcntl(go_fds[0], F_DUPFD_CLOEXEC, 3);
-    if (go_in < 0) ChildFail(report, kStageDup);
-    if (::setsid() < 0) ChildFail(report, kStageSetsid);
-    if (::dup2(devnull, 0) < 0 || ::dup2(spec.stdout_fd, 1) < 0 || ::dup2(spec.stderr_fd, 2) < 0) {
-      ChildFail(report, kStageDup);
+  // dup2 onto a new number clears close-on-exec there; everything from
+  // kFirstFreeFd up is closed, so no descriptor of the daemon (its lock file,
+  // other children's go pipes) reaches the helper, even one opened without
+  // O_CLOEXEC.
+  posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&r.actions, sources[0], 1);
+  posix_spawn_file_actions_adddup2(&r.actions, sources[1], 2);
+  posix_spawn_file_actions_adddup2(&r.actions, sources[2], ep::kGoFd);
+  posix_spawn_file_actions_adddup2(&r.actions, sources[3], ep::kReportFd);
+  posix_spawn_file_actions_addclosefrom_np(&r.actions, ep::kFirstFreeFd);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&r.attr, &all);
+  posix_spawnattr_setsigmask(&r.attr, &none);
+  posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  pid_t pid = -1;
+  int err = ::posix_spawn(&pid, spec.helper.c_str(), &r.actions, &r.attr, argv.data(), envp.data());
+  if (err != 0) {
+    close_ours();
+    if (err == ENOENT || err == EACCES || err == ENOEXEC) {
+      return MakeError("spawn_failed", "cannot start the exec helper " + spec.helper + ": " + std::strerror(err));
     }
-    // Close every other descriptor before waiting, not only at exec: a child
-    // that waits must not hold the daemon's lock file, nor the go pipes of
-    // other children (which would keep them from seeing the daemon die).
-    CloseAllBut(report, go_in);
-    // Wait for the daemon to record us. EOF means it died first: run nothing.
-    char go = 0;
-    ssize_t got;
-    do {
-      got = ::read(go_in, &go, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got != 1) ::_exit(127);
-    ::close(go_in);
-    if (run_as != nullptr) {
-      // Groups first, then the group id, then the user id: after setuid there
-      // is no way back. Each step is checked, and so is the result.
-      if (::setgroups(run_as->groups.size(), run_as->groups.data()) != 0 || ::setgid(run_as->gid) != 0 ||
-          ::setuid(run_as->uid) != 0) {
-        ChildFail(report, kStageUser);
-      }
-      if (::getuid() != run_as->uid || ::geteuid() != run_as->uid || ::getgid() != run_as->gid ||
-          ::getegid() != run_as->gid || (run_as->uid != 0 && ::setuid(0) == 0)) {
-        errno = EPERM;
-        ChildFail(report, kStageUser);
-      }
-    }
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::chdir(cwd) != 0) ChildFail(report, kStageChdir);
-    ::execve(exe_path, argv.data(), envp.data());
-    ChildFail(report, kStageExec);
+    return SpawnError("posix_spawn", err);
   }
 
-  ::close(devnull);
-  ::close(pipe_fds[1]);
-  ::close(go_fds[0]);
   PendingProcess pending;
   pending.pid = pid;
   pending.start_ticks = ProcessStartTicks(pid);
   pending.go_fd = go_fds[1];
-  pending.report_fd = pipe_fds[0];
+  pending.report_fd = report_fds[0];
   pending.exe = *exe;
   pending.cwd = spec.cwd;
   return pending;
@@ -294,7 +313,7 @@ void ReleaseProcess(PendingProcess& process, int* report_fd) {
 std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, const std::string& cwd) {
   // The child is gone, and the pipe's write end with it (it was close-on-exec
   // and the child forks nothing before exec): this read does not block.
-  ChildError child_error{};
+  ep::ChildError child_error{};
   ssize_t n;
   do {
     n = ::read(report_fd, &child_error, sizeof child_error);
@@ -308,11 +327,12 @@ std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, cons
   if (err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM) {
     return SpawnError("setting up the job's process", err);
   }
-  std::string what = child_error.stage == kStageChdir    ? "cannot enter the working folder " + PrintableName(cwd)
-                     : child_error.stage == kStageExec   ? "cannot execute " + PrintableName(exe)
-                     : child_error.stage == kStageSetsid ? "cannot start a new session"
-                     : child_error.stage == kStageUser   ? "cannot switch to the job's user"
-                                                         : "cannot set up standard descriptors";
+  std::string what = child_error.stage == ep::kStageChdir ? "cannot enter the working folder " + PrintableName(cwd)
+                     : child_error.stage == ep::kStageExec ? "cannot execute " + PrintableName(exe)
+                     : child_error.stage == ep::kStageUser ? "cannot switch to the job's user"
+                                                           : "the exec helper spoold-exec was given arguments it does "
+                                                             "not understand (a spoold and spoold-exec of different "
+                                                             "versions?)";
   return MakeError("spawn_failed", what + ": " + std::strerror(child_error.err));
 }
 

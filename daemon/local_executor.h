@@ -1,19 +1,24 @@
-// Starting a job's process on this machine (SPEC.md section 5). We fork and exec
-// ourselves instead of using uv_spawn because libuv's exit callback gives no
-// resource usage, and every attempt must report its CPU time and peak memory:
-// the daemon reaps its children with wait4(), which returns the rusage of the
-// process and the descendants it waited for. The child gets a new session and
-// process group, stdin from /dev/null, stdout/stderr on the attempt's log files,
-// the clean environment it is given, default signal dispositions, and no other
-// descriptor. Between fork and exec the child calls only async-signal-safe
-// functions; everything else (PATH lookup, argv and envp) is prepared before.
+// Starting a job's process on this machine (SPEC.md section 5). We start and
+// reap children ourselves instead of using uv_spawn because libuv's exit
+// callback gives no resource usage, and every attempt must report its CPU time
+// and peak memory: the daemon reaps its children with wait4(), which returns
+// the rusage of the process and the descendants it waited for. The child gets a
+// new session and process group, stdin from /dev/null, stdout/stderr on the
+// attempt's log files, the clean environment it is given, default signal
+// dispositions, and no other descriptor.
 //
 // Starting is two-phase so that a job can never run twice at once across a
-// daemon crash: ForkProcess creates the child, which then waits on a "go" pipe;
-// the daemon records the pid and start time durably, then ReleaseProcess lets
-// the child exec. If the daemon dies in between, the pipe closes and the child
-// exits without running anything, so a restarted daemon never meets an unknown
-// live attempt.
+// daemon crash: SpawnProcess starts the exec helper spoold-exec (protocol in
+// daemon/exec_protocol.h), which waits on a "go" pipe; the daemon records the
+// pid and start time durably, then ReleaseProcess lets the helper switch user
+// and exec the job's program in the same process. If the daemon dies in
+// between, the pipe closes and the helper exits without running anything, so a
+// restarted daemon never meets an unknown live attempt.
+//
+// Why a helper and not fork: a forked daemon that waits shares the daemon's
+// pages copy-on-write, and each page the daemon writes meanwhile is copied.
+// posix_spawn lends the daemon's memory to the child only until the helper's
+// exec, while the daemon waits.
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +39,7 @@ struct RunAs {
 };
 
 struct LaunchSpec {
+  std::string helper;             // spoold-exec's path (FindExecHelper)
   std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env`
   std::vector<std::string> env;   // "KEY=value"
   std::string cwd;
@@ -59,12 +65,22 @@ struct PendingProcess {
   std::string cwd;
 };
 
-// Forks the child, which sets itself up and waits. An error says what failed:
-// code "spawn_failed" (command not found, ...) or "transient" (out of
-// descriptors, processes or memory: try again later).
-Result<PendingProcess> ForkProcess(const LaunchSpec& spec);
+// Where spoold-exec may be, in order: beside the running spoold (a build tree),
+// then the install's libexec folder, found relative to spoold's own folder
+// ("../libexec/spoold" from sbin), so that any install prefix works.
+std::vector<std::string> ExecHelperCandidates();
 
-// Lets the child exec, without waiting for it: the loop goes on while the
+// The first of `candidates` that exists; it must be an executable file, and as
+// root owned by root and writable by nobody else (every job passes through
+// it). An error names where it looked, or what is wrong with what it found.
+Result<std::string> FindExecHelper(const std::vector<std::string>& candidates);
+
+// Starts the helper, which waits. An error says what failed: code
+// "spawn_failed" (command not found, helper missing, ...) or "transient" (out
+// of descriptors, processes or memory: try again later).
+Result<PendingProcess> SpawnProcess(const LaunchSpec& spec);
+
+// Lets the helper exec the job's program, without waiting for it: the loop goes on while the
 // kernel loads the program. Closes the go pipe; the report pipe stays open
 // (moved to `report_fd`, the caller's to close) until the child is reaped.
 void ReleaseProcess(PendingProcess& process, int* report_fd);

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/local_executor.h"
 #include "daemon/logging.h"
 #include "daemon/version.h"
 #include "spool/failpoint.h"
@@ -23,7 +24,8 @@ void Usage(FILE* out) {
                "Runs the spool job runner in the foreground on the spool root named by the\n"
                "configuration (default %s).\n"
                "  --config FILE  the configuration file\n"
-               "  --check        validate the configuration and exit: 0 valid, 1 invalid\n",
+               "  --check        validate the configuration and find the exec helper\n"
+               "                 (spoold-exec), then exit: 0 valid, 1 invalid\n",
                spoold::kDefaultConfigPath);
 }
 
@@ -60,8 +62,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check) {
-    std::printf("%s: valid (spool root %s, %zu pools)\n", config_path.c_str(), config->root.c_str(),
-                config->pools.size());
+    // Also what start would refuse for lack of a file of ours: the exec helper.
+    auto helper = spoold::FindExecHelper(spoold::ExecHelperCandidates());
+    if (!helper.ok()) {
+      std::fprintf(stderr, "spoold: %s\n", helper.error().message.c_str());
+      return 1;
+    }
+    std::printf("%s: valid (spool root %s, %zu pools; exec helper %s)\n", config_path.c_str(),
+                config->root.c_str(), config->pools.size(), helper->c_str());
     return 0;
   }
 

@@ -53,6 +53,12 @@ def spoold_bin():
     return path
 
 
+def spoold_exec_bin():
+    """The exec helper, spoold-exec (daemon/exec_protocol.h): beside spoold."""
+    return os.environ.get("SPOOLD_EXEC_BIN") or os.path.join(
+        os.path.dirname(spoold_bin()), "spoold-exec")
+
+
 def source_dir():
     return os.environ.get("SPOOLD_SOURCE_DIR",
                           os.path.dirname(os.path.dirname(os.path.dirname(

@@ -190,19 +190,24 @@ def cmdline(pid):
         return None
 
 
-def kill_stray_daemon_copies(spool):
-    """SIGKILLs processes that run the daemon's command line for this spool but
-    are not a daemon we started: children forked by a daemon and never released
-    to exec (left behind when that daemon was killed). Returns their pids."""
+def is_unreleased_helper(pid, spool):
+    """Whether `pid` is a spoold-exec helper of this spool still waiting for its
+    go byte: once released it execs the job's program and its command line is
+    the job's. Its arguments are "spoold-exec EXE CWD IDS ARGV...", and the jobs
+    of these tests work under the spool root."""
+    args = (cmdline(pid) or b"").split(b"\0")
+    return (len(args) > 3 and args[0] == b"spoold-exec"
+            and args[2].startswith(os.fsencode(spool.root) + b"/"))
+
+
+def kill_unreleased_helpers(spool):
+    """SIGKILLs the spoold-exec helpers of this spool that were never released
+    (left behind when their daemon was killed: they should exit by themselves).
+    Returns their pids."""
     import signal
-    ours = {p.pid for p in spool.procs}
-    want = b"\0".join(os.fsencode(a) for a in (
-        __import__("harness").spoold_bin(), "--config", spool.config_path)) + b"\0"
     killed = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in ours:
-            continue
-        if cmdline(int(entry)) == want:
+        if entry.isdigit() and is_unreleased_helper(int(entry), spool):
             try:
                 os.kill(int(entry), signal.SIGKILL)
                 killed.append(int(entry))

@@ -112,7 +112,7 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
                 self.crash_at(point)
 
     def test_attempt_points(self):
-        for point in ("attempt.after_fork", "attempt.before_release", "attempt.after_release",
+        for point in ("attempt.after_spawn", "attempt.before_release", "attempt.after_release",
                       "attempt.after_reap", "attempt.before_finish"):
             with self.subTest(point=point):
                 self.crash_at(point)
@@ -126,12 +126,12 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
 
     def test_child_waits_until_its_running_state_is_written(self):
         """A status write that fails (a full disk, here injected) keeps the
-        forked child waiting: it runs only once status.json says `running`
+        helper waiting: the job runs only once status.json says `running`
         with its pid. The job reads its own status.json as its first act."""
         spool = self.make_spool(start=False, workers=1)
         # The accepted job's first status is part of its new folder (not this
         # point); the first status write through it is `running`, after the
-        # fork: that one fails. (Without the gate the job sees `queued`.)
+        # spawn: that one fails. (Without the gate the job sees `queued`.)
         spool.env["SPOOLD_FAILPOINTS"] = "status.write_fails=fail:1"
         spool.start()
         spool.drop_job("gate", command=["sh", "-c", "cat \"$SPOOLD_JOB_DIR/status.json\" > seen.json; echo $$ > pid"])

@@ -13,7 +13,7 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL
-from harness_sched import OrphanReaper, describe_pids, kill_stray_daemon_copies
+from harness_sched import OrphanReaper, describe_pids, kill_unreleased_helpers
 
 JOBS = 120
 KILLS = 10
@@ -106,7 +106,7 @@ class KillLoopTest(SpoolTestMixin, unittest.TestCase):
         # Killed jobs are reparented; reap them as a prompt init would.
         reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
-        self.addCleanup(kill_stray_daemon_copies, spool)
+        self.addCleanup(kill_unreleased_helpers, spool)
         for folder in ("locks", "runs"):
             os.makedirs(os.path.join(spool.base, folder))
         ids = [f"k{n:03d}" for n in range(JOBS)]

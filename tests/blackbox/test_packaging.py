@@ -93,7 +93,8 @@ class PackagingTest(unittest.TestCase):
     def test_package_contents_and_scripts(self):
         deb = self.build_package()
         listing = run("dpkg-deb", "-c", deb).stdout
-        for path in ("./usr/sbin/spoold", "./usr/lib/systemd/system/spoold.service",
+        for path in ("./usr/sbin/spoold", "./usr/libexec/spoold/spoold-exec",
+                     "./usr/lib/systemd/system/spoold.service",
                      "./usr/lib/tmpfiles.d/spoold.conf", "./usr/lib/sysusers.d/spoold.conf",
                      "./etc/spoold/spoold.toml", "./usr/share/doc/spoold/README.md",
                      "./usr/share/doc/spoold/spoold-multiuser.conf"):
@@ -122,6 +123,8 @@ class PackagingTest(unittest.TestCase):
         self.assertTrue(os.path.isdir("/var/spool/spoold/incoming"), "postinst created the spool")
         check = run("/usr/sbin/spoold", "--config", "/etc/spoold/spoold.toml", "--check")
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("exec helper /usr/sbin/../libexec/spoold/spoold-exec", check.stdout,
+                      "the installed spoold finds its installed helper")
         result = run("dpkg", "--purge", "spoold")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertFalse(os.path.exists("/usr/sbin/spoold"))

@@ -8,8 +8,8 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, parse_time, toml_dumps
-from harness_sched import (OrphanReaper, children_of, cmdline, describe_pids,
-                           kill_stray_daemon_copies,
+from harness_sched import (OrphanReaper, children_of, describe_pids, is_unreleased_helper,
+                           kill_unreleased_helpers,
                            event_names, group_members, pid_alive,
                            read_pidfile)
 
@@ -169,39 +169,39 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(st["attempts"][0]["reason"], "interrupted", st)
         self.assertIn("recovered", event_names(spool, "gone"))
 
-    def test_crash_between_fork_and_exec(self):
-        # An attempt starts in two phases: the forked child waits until the daemon
-        # has recorded it, then execs. If the daemon dies in between, that child
-        # must exit at once (and it must not keep the daemon's spool lock, or no
-        # daemon can start on the root again). The daemon is frozen at random
-        # moments until one finds such a child, then killed.
+    def test_crash_between_spawn_and_exec(self):
+        # An attempt starts in two phases: the spoold-exec helper waits until the
+        # daemon has recorded it, then execs the job. If the daemon dies in
+        # between, that helper must exit at once without running anything (and
+        # it must not keep the daemon's spool lock, or no daemon can start on the
+        # root again). The daemon is frozen at random moments until one finds
+        # such a helper, then killed.
         spool = self.make_spool(config={"pools": {"default": {"workers": 2,
                                                               "queue_limit": 1000}}})
         reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
-        self.addCleanup(kill_stray_daemon_copies, spool)
+        self.addCleanup(kill_unreleased_helpers, spool)
         for n in range(400):
             spool.drop_job(f"j{n:03d}", command=["true"])
         daemon = spool.proc.pid
-        own = cmdline(daemon)
         pending = []
         give_up = time.monotonic() + 30
         while not pending and time.monotonic() < give_up:
             os.kill(daemon, signal.SIGSTOP)
-            pending = [p for p in children_of(daemon) if cmdline(p) == own]
+            pending = [p for p in children_of(daemon) if is_unreleased_helper(p, spool)]
             if not pending:
                 os.kill(daemon, signal.SIGCONT)
                 time.sleep(0.001 * (time.time_ns() % 7))
         if not pending:
             os.kill(daemon, signal.SIGCONT)
-            self.skipTest("never caught the daemon between fork and exec")
+            self.skipTest("never caught the daemon between spawn and exec")
         spool.kill()
         try:
             spool.wait_for(lambda: not [p for p in pending if pid_alive(p)], timeout=3,
-                           what="the forked, not yet released child exits after the "
+                           what="the not yet released helper exits after the "
                                 "daemon died", daemon_must_live=False)
         except AssertionError:
-            self.fail(f"children forked but not released by the killed daemon live on: "
+            self.fail(f"helpers not released by the killed daemon live on: "
                       f"{describe_pids(pending)}; holding the spool lock: "
                       f"{spool.lock_holders()}")
         spool.start()

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "daemon/local_executor.h"
+#include "test_files.h"
 
 using namespace spoold;
 
@@ -59,4 +60,54 @@ TEST_CASE("ProcessStartTicks: field 22, whatever the command name holds") {
   ::close(ready[1]);
   // Reaped: gone.
   CHECK_FALSE(ProcessStartTicks(child).has_value());
+}
+
+TEST_CASE("FindExecHelper: the first candidate that exists, checked; else every place named") {
+  testfiles::TempDir dir;
+  const std::string beside = dir / "spoold-exec";
+  const std::string installed = dir / "libexec-spoold-exec";
+
+  auto none = FindExecHelper({beside, installed});
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message.find(beside) != std::string::npos);
+  CHECK(none.error().message.find(installed) != std::string::npos);
+
+  testfiles::WriteFile(installed, "#!/bin/sh\n");
+  ::chmod(installed.c_str(), 0755);
+  auto found = FindExecHelper({beside, installed});
+  REQUIRE(found.ok());
+  CHECK(*found == installed);
+
+  // The first one wins once it exists, and must be usable: no silent fallback
+  // to another copy (of another version, say).
+  testfiles::WriteFile(beside, "#!/bin/sh\n");
+  ::chmod(beside.c_str(), 0644);
+  auto not_executable = FindExecHelper({beside, installed});
+  REQUIRE_FALSE(not_executable.ok());
+  CHECK(not_executable.error().message.find(beside + " is not an executable file") != std::string::npos);
+  ::chmod(beside.c_str(), 0755);
+  CHECK(*FindExecHelper({beside, installed}) == beside);
+
+  if (::geteuid() == 0) {
+    // As root every job passes through it: a helper others may write is refused.
+    ::chmod(beside.c_str(), 0775);
+    auto writable = FindExecHelper({beside, installed});
+    REQUIRE_FALSE(writable.ok());
+    CHECK(writable.error().message.find("writable by nobody else") != std::string::npos);
+    ::chmod(beside.c_str(), 0755);
+    REQUIRE(::chown(beside.c_str(), 65534, 65534) == 0);
+    CHECK_FALSE(FindExecHelper({beside, installed}).ok());
+  }
+}
+
+TEST_CASE("ExecHelperCandidates: beside this program first, then the install's libexec folder") {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  REQUIRE(n > 0);
+  std::string dir(self, static_cast<size_t>(n));
+  dir.erase(dir.rfind('/') + 1);
+  auto candidates = ExecHelperCandidates();
+  REQUIRE(candidates.size() == 2);
+  CHECK(candidates[0] == dir + "spoold-exec");
+  CHECK(candidates[1] == dir + "../libexec/spoold/spoold-exec");
 }
