@@ -62,7 +62,7 @@ def env_list(name, default):
     return os.environ.get(name, default).split()
 
 
-PEERS = env_list("BENCH_PEERS", "spoold tsp nq parallel")
+PEERS = env_list("BENCH_PEERS", "spoold floor tsp nq parallel")
 NS = [int(x) for x in env_list("BENCH_NS", "2000 20000")]
 ROUNDS = [int(x) for x in env_list("BENCH_ROUNDS", "3 1")]
 ROUNDS += [ROUNDS[-1]] * (len(NS) - len(ROUNDS))
@@ -142,7 +142,7 @@ def build_helpers(bindir):
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         sys.exit("bench: needs a C compiler (cc)")
-    for name in ("stamp", "spool_submit"):
+    for name in ("stamp", "spool_submit", "floor"):
         subprocess.run([cc, "-O2", "-o", os.path.join(bindir, name),
                         os.path.join(HERE, name + ".c")], check=True)
     return os.path.join(bindir, "stamp"), os.path.join(bindir, "spool_submit")
@@ -186,7 +186,7 @@ class Spoold:
             os.unlink(sock_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(sock_path)
-        env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+        env = dict(os.environ, NOTIFY_SOCKET=sock_path, **self.extra_env())
         env.pop("WATCHDOG_USEC", None)
         self.logf = open(os.path.join(d, "daemon.log"), "ab")
         t0 = time.monotonic()
@@ -211,6 +211,9 @@ class Spoold:
             raise RuntimeError("spoold: no READY=1 within 600 s")
         self.submitted = []
         return ready
+
+    def extra_env(self):
+        return {}
 
     def submit(self, n, argv):
         """spool_submit: one client process writing n files (tmp + rename)."""
@@ -271,6 +274,30 @@ class Spoold:
         self.proc = None
         self.logf.close()
         return took
+
+
+class Floor(Spoold):
+    """The durable floor (floor.c): spoold's drop protocol and its two promises
+    (each change synced, renamed and synced again before it is acted on; a
+    program runs only once its `running` state is durable), with spoold's
+    batching and exec helper, and nothing else. A baseline, not a job runner."""
+    name = "floor"
+
+    def __init__(self, floor_bin, spoold_bin, submit_bin, work):
+        super().__init__(floor_bin, submit_bin, work)
+        self.helper = os.path.join(os.path.dirname(spoold_bin or ""), "spoold-exec")
+
+    def note(self):
+        return (f"floor: {self.binary}; {SLOTS} slots; spoold's protocol and syncs, "
+                f"programs started through {self.helper}")
+
+    def available(self):
+        if not os.access(self.helper, os.X_OK):
+            return f"needs spoold-exec beside spoold ({self.helper})"
+        return None
+
+    def extra_env(self):
+        return {"FLOOR_HELPER": self.helper}
 
 
 class Tsp:
@@ -797,8 +824,16 @@ def table(res):
         ok = r >= want if op == ">=" else r <= want
         return f"{'✅' if ok else '❌'} {label} = {r:.2f} ({op} {want})"
 
+    def floor_note(a, b):  # the floor's own ratio to tsp, and spoold's share of the floor
+        if a is None or b is None or not a or not b:
+            return ""
+        return f"; floor/tsp = {a / b:.2f}"
+
     for n in NS:
         tgt = ratio_target("spoold/tsp", med_of("spoold", n), med_of("tsp", n), ">=", 2)
+        tgt += floor_note(med_of("floor", n), med_of("tsp", n))
+        if med_of("floor", n) and med_of("spoold", n):
+            tgt += f"; spoold/floor = {med_of('spoold', n) / med_of('floor', n):.2f}"
         rows.append([f"throughput, N={n:,}, jobs/s"] + col(lambda p: tp_cell(p, n)) + [tgt])
 
     lat = res["latency"]
@@ -817,7 +852,8 @@ def table(res):
 
     rows.append(["drop-to-start latency p50, ms"] +
                 col(lambda p: med_range(lat_cells(p, 50), "{:.2f}")) +
-                [ratio_target("spoold/tsp", lat_med("spoold", 50), lat_med("tsp", 50), "<=", 1.2)])
+                [ratio_target("spoold/tsp", lat_med("spoold", 50), lat_med("tsp", 50), "<=", 1.2) +
+                 floor_note(lat_med("floor", 50), lat_med("tsp", 50))])
     p99 = lat_med("spoold", 99)
     rows.append(["drop-to-start latency p99, ms"] +
                 col(lambda p: med_range(lat_cells(p, 99), "{:.2f}")) +
@@ -905,7 +941,9 @@ def main():
     bindir = tempfile.mkdtemp(prefix="bin-", dir=WORK)
     stamp, submit_bin = build_helpers(bindir)
     spoold_bin = find_spoold()
-    systems_all = {"spoold": Spoold(spoold_bin, submit_bin, WORK), "tsp": Tsp(), "nq": Nq(), "parallel": Parallel()}
+    systems_all = {"spoold": Spoold(spoold_bin, submit_bin, WORK),
+                   "floor": Floor(os.path.join(bindir, "floor"), spoold_bin, submit_bin, WORK),
+                   "tsp": Tsp(), "nq": Nq(), "parallel": Parallel()}
     res = {"machine": machine(), "config": {
         "peers": PEERS, "ns": NS, "rounds": ROUNDS, "skip": sorted(SKIP), "run_timeout_s": RUN_TIMEOUT,
         "lat_rounds": LAT_ROUNDS, "lat_probes": LAT_PROBES, "history": HISTORY, "history_n": HISTORY_N,

@@ -366,15 +366,16 @@ void Daemon::Pump() {
   SuperviseRunning(now);
   if (!stopping_) StartJobs(now);
   Persist();
-  // Every child released below is on disk as running with its pid.
-  const bool synced = FlushBatch();
+  // A child is released once the syncs succeeded: it is on disk as running
+  // with its pid. That is before the flush's after-actions (deleting the
+  // dropped files), which the child need not wait for.
+  FlushBatch([&] { ReleasePending(now); });
   if (!ready_sent_ && !stopping_) {
     // Recovery is done, and the first scan of incoming/ and control/ too: what
     // it accepted is published.
     ready_sent_ = true;
     notifier_.Notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
   }
-  if (synced) ReleasePending(now);
   Persist();
   FlushBatch();
   if (stopping_ && OnlySlurmRunning()) {
@@ -1075,15 +1076,13 @@ void Daemon::Persist() {
   }
 }
 
-bool Daemon::FlushBatch() {
+void Daemon::FlushBatch(const std::function<void()>& once_synced) {
   ids_in_batch_.clear();
-  bool synced = false;
-  if (auto st = batch_.Flush(&synced); !st.ok()) {
+  if (auto st = batch_.Flush(nullptr, once_synced); !st.ok()) {
     Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + "); retrying");
-    return synced;
+    return;
   }
   TroubleOver("sync");
-  return true;
 }
 
 void Daemon::Trouble(const std::string& key, const std::string& message) {

@@ -93,8 +93,9 @@ class Daemon {
   void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist();
-  // Returns whether the turn's writes were synced (renames may still wait).
-  bool FlushBatch();
+  // Makes the turn's writes durable; `once_synced` runs if the syncs worked
+  // (renames may still wait), before the flush's after-actions.
+  void FlushBatch(const std::function<void()>& once_synced = nullptr);
   void RecordTransition(SchedJob& job);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);

@@ -20,21 +20,6 @@ namespace {
 
 constexpr std::string_view kErrorSuffix = ".error.json";
 
-struct Owner {
-  std::string name;
-  gid_t gid;
-};
-
-// The submitter's name and primary group (the file's group if the user has no
-// passwd entry).
-Owner OwnerOf(uid_t uid, gid_t file_gid) {
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  char buf[4096];
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) return {pw.pw_name, pw.pw_gid};
-  return {std::to_string(uid), file_gid};
-}
-
 // Variables that steer the dynamic loader or libc (glibc's list of variables it
 // drops for set-user-ID programs, less TMPDIR and TZDIR which only concern the
 // job itself).
@@ -163,6 +148,23 @@ IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now
   return out;
 }
 
+Intake::Owner Intake::OwnerOf(uid_t uid, gid_t file_gid, TimePoint now) {
+  if (auto it = owners_.find(uid); it != owners_.end() && now < it->second.until && now >= it->second.since) {
+    return it->second.owner;
+  }
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || found == nullptr) {
+    owners_.erase(uid);
+    return {std::to_string(uid), file_gid};
+  }
+  if (owners_.size() > 256) owners_.clear();
+  Owner owner{pw.pw_name, pw.pw_gid};
+  owners_[uid] = {owner, now, now + kOwnerCacheTime};
+  return owner;
+}
+
 IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, TimePoint now) {
   IntakeOutcome out;
   out.name = name;
@@ -221,7 +223,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.pool = spec->pool;
   status.tags = spec->tags;
   status.priority = spec->priority;
-  const Owner owner = OwnerOf(file->uid, file->gid);
+  const Owner owner = OwnerOf(file->uid, file->gid, now);
   status.owner = owner.name;
   status.owner_uid = file->uid;
   status.metadata = spec->metadata;

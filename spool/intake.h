@@ -6,9 +6,13 @@
 // state: the daemon decides admission and records what follows.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "config/config.h"
 #include "spool/job_spec.h"
@@ -75,6 +79,21 @@ class Intake {
 
  private:
   IntakeOutcome Reject(const std::string& name, Error error, TimePoint now) const;
+
+  // The submitter's name and primary group (the file's group if the user has
+  // no passwd entry). An entry found is kept for kOwnerCacheTime: reading the
+  // passwd database for every file was a dozen system calls a job.
+  struct Owner {
+    std::string name;
+    gid_t gid;
+  };
+  Owner OwnerOf(uid_t uid, gid_t file_gid, TimePoint now);
+  static constexpr std::chrono::seconds kOwnerCacheTime{5};
+  struct CachedOwner {
+    Owner owner;
+    TimePoint since, until;  // a clock set back ends the entry too
+  };
+  std::unordered_map<uid_t, CachedOwner> owners_;
 
   JobStore& store_;
   const Config* config_;

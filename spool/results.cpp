@@ -297,7 +297,8 @@ std::string WithSuffix(const std::string& key, size_t n) {
   size_t segment = key.rfind('/');
   segment = segment == std::string::npos ? 0 : segment + 1;
   size_t dot = key.rfind('.');
-  std::string suffix = "~" + std::to_string(n);
+  std::string suffix(1, '~');
+  suffix += std::to_string(n);
   if (dot == std::string::npos || dot <= segment) return key + suffix;
   return key.substr(0, dot) + suffix + key.substr(dot);
 }

@@ -82,10 +82,11 @@ Status SyncBatch::RenameAll() {
   return result;
 }
 
-Status SyncBatch::Flush(bool* synced) {
+Status SyncBatch::Flush(bool* synced, const std::function<void()>& first) {
   if (synced != nullptr) *synced = false;
   if (Empty()) {
     if (synced != nullptr) *synced = true;
+    if (first) first();
     return OkStatus();
   }
   if (auto st = Sync(); !st.ok()) return st;
@@ -97,6 +98,7 @@ Status SyncBatch::Flush(bool* synced) {
     dirty_ = false;
   }
   if (synced != nullptr) *synced = true;
+  if (first) first();
   std::vector<std::function<void()>> afters;
   afters.swap(afters_);
   for (auto& after : afters) after();

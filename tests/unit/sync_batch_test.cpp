@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 using namespace spoold;
 using namespace testfiles;
@@ -80,4 +81,28 @@ TEST_CASE("sync batch: a rename whose source is gone is dropped, not retried for
   CHECK_FALSE(batch.Staged(dir / "gone"));
   CHECK(batch.Empty());
   CHECK(batch.Flush().ok());
+}
+
+TEST_CASE("sync batch: `first` runs once the renames are durable, before the after-actions") {
+  TempDir dir;
+  SyncBatch batch(dir.path());
+  std::vector<std::string> order;
+  WriteFile(dir / ".status.tmp", "running");
+  batch.Rename(dir / ".status.tmp", dir / "status", [&] { order.push_back("after"); },
+               [&] { order.push_back("renamed"); });
+  batch.After([&] { order.push_back("other after"); });
+  auto st = batch.Flush(nullptr, [&] {
+    // What `first` acts on (a child to release) must already be published.
+    CHECK(ReadFile(dir / "status") == "running");
+    order.push_back("first");
+  });
+  CHECK(st.ok());
+  REQUIRE(order.size() == 4);
+  CHECK(order[0] == "renamed");
+  CHECK(order[1] == "first");  // then both after-actions, in either order
+
+  // With nothing staged, `first` still runs: there is nothing to wait for.
+  bool ran = false;
+  CHECK(batch.Flush(nullptr, [&] { ran = true; }).ok());
+  CHECK(ran);
 }

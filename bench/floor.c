@@ -1,0 +1,231 @@
+/* floor.c - the durable floor: the least any job runner must do on this machine
+ * to keep spoold's two promises, and nothing else. It is a benchmark baseline,
+ * not a job runner: no validation, no events, logs, results, index or recovery.
+ *
+ * The promises (SPEC.md section 9, README "Starting an attempt"):
+ *   1. every state change is written to a temporary name, synced, renamed, and
+ *      the rename synced, before anything acts on it;
+ *   2. a job's program runs only once its `running` state is durable.
+ * The floor keeps both with spoold's own batching (one round of two syncfs per
+ * loop turn, shared by every change of the turn), so the gap between spoold and
+ * the floor is spoold's own cost, and the gap between the floor and a runner
+ * that does not sync (Task Spooler) is what durability costs on this disk.
+ *
+ * Protocol, as spoold's (so bench/spoold_bench.py drives both alike): job files
+ * `command = ["arg0", ...]` renamed into ROOT/incoming/<id>.toml; the job's
+ * state in ROOT/jobs/<id>/status.json ({"state": "running"|"succeeded"|
+ * "failed"}). READY=1 goes to $NOTIFY_SOCKET once the watch is set up.
+ *
+ * usage: floor --config FILE   (reads `root = "..."` and `workers = N`)      */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_ARGS 64
+#define MAX_QUEUE (1 << 20)
+
+struct job { char id[128]; char *argv[MAX_ARGS + 1]; };
+
+static char root[PATH_MAX];
+static int workers = 2, running = 0, root_fd = -1;
+static struct job *queue[MAX_QUEUE];
+static size_t q_head = 0, q_tail = 0;
+static struct { pid_t pid; char id[128]; } slots[256];
+/* What this turn staged: renames that wait for the first sync, then children
+ * that wait for the second. */
+static char staged[4096][2][PATH_MAX];
+static int n_staged = 0;
+static int n_waiting = 0, go_fds[256];
+
+static void die(const char *what) { perror(what); exit(1); }
+
+/* Writes `state` for job `id` to a temporary name and stages its rename. */
+static void write_state(const char *id, const char *state) {
+  char dir[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], body[256];
+  snprintf(dir, sizeof dir, "%s/jobs/%s", root, id);
+  mkdir(dir, 0755);
+  snprintf(tmp, sizeof tmp, "%s/.status.json.tmp", dir);
+  snprintf(dst, sizeof dst, "%s/status.json", dir);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) die(tmp);
+  int len = snprintf(body, sizeof body, "{\"state\": \"%s\"}\n", state);
+  if (write(fd, body, (size_t)len) != len) die("write");
+  close(fd);
+  strcpy(staged[n_staged][0], tmp);
+  strcpy(staged[n_staged][1], dst);
+  if (++n_staged == 4096) { fprintf(stderr, "floor: too many changes in one turn\n"); exit(1); }
+}
+
+/* One round: sync the contents, rename, sync the renames, then act. */
+static void flush(void) {
+  if (n_staged == 0 && n_waiting == 0) return;
+  if (syncfs(root_fd) != 0) die("syncfs");
+  for (int i = 0; i < n_staged; i++)
+    if (rename(staged[i][0], staged[i][1]) != 0) die("rename");
+  if (syncfs(root_fd) != 0) die("syncfs");
+  n_staged = 0;
+  for (int i = 0; i < n_waiting; i++) {
+    if (write(go_fds[i], "g", 1) != 1) die("go");
+    close(go_fds[i]);
+  }
+  n_waiting = 0;
+}
+
+/* Parses `command = ["a", "b"]` (spool_submit's form) into argv. */
+static struct job *read_job(const char *name) {
+  char path[PATH_MAX], buf[4096];
+  snprintf(path, sizeof path, "%s/incoming/%s", root, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return NULL;
+  buf[n] = '\0';
+  struct job *job = calloc(1, sizeof *job);
+  snprintf(job->id, sizeof job->id, "%.*s", (int)(strrchr(name, '.') - name), name);
+  int argc = 0;
+  for (char *p = strchr(buf, '['); p && *p && argc < MAX_ARGS; p++) {
+    if (*p != '"') continue;
+    char *s = ++p, *out = s;
+    for (; *p && *p != '"'; p++) *out++ = (*p == '\\' && p[1]) ? *++p : *p;
+    *out = '\0';
+    job->argv[argc++] = strdup(s);
+  }
+  job->argv[argc] = NULL;
+  if (unlink(path) != 0) die(path); /* a real runner unlinks only after the flush */
+  return job;
+}
+
+/* Programs start as spoold's do: through spoold-exec (FLOOR_HELPER), started
+ * with posix_spawn, which waits for its go byte and then execs the program. */
+static const char *helper;
+
+static void start(struct job *job) {
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) != 0) die("pipe");
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) die("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, go[0], 3);
+  posix_spawn_file_actions_adddup2(&fa, report[1], 4);
+  char *argv[MAX_ARGS + 5] = {"spoold-exec", job->argv[0], "/", "-"};
+  int i = 0;
+  for (; job->argv[i]; i++) argv[4 + i] = job->argv[i];
+  argv[4 + i] = NULL;
+  pid_t pid;
+  int err = posix_spawn(&pid, helper, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (err != 0) { errno = err; die("posix_spawn"); }
+  close(go[0]);
+  close(report[0]);
+  close(report[1]);
+  for (int s = 0; s < 256; s++) {
+    if (slots[s].pid == 0) { slots[s].pid = pid; strcpy(slots[s].id, job->id); break; }
+  }
+  running++;
+  write_state(job->id, "running");
+  go_fds[n_waiting++] = go[1];
+  for (i = 0; job->argv[i]; i++) free(job->argv[i]);
+  free(job);
+}
+
+static void notify_ready(void) {
+  const char *sock = getenv("NOTIFY_SOCKET");
+  if (!sock) return;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock);
+  sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&addr, sizeof addr);
+  close(fd);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3 || strcmp(argv[1], "--config") != 0) {
+    fprintf(stderr, "usage: floor --config FILE\n");
+    return 2;
+  }
+  FILE *cfg = fopen(argv[2], "r");
+  if (!cfg) die(argv[2]);
+  char line[PATH_MAX + 64];
+  while (fgets(line, sizeof line, cfg)) {
+    if (sscanf(line, "root = \"%4000[^\"]\"", root) == 1) continue;
+    sscanf(line, "workers = %d", &workers);
+  }
+  fclose(cfg);
+  helper = getenv("FLOOR_HELPER");
+  if (!root[0] || !helper) { fprintf(stderr, "floor: no root in %s, or FLOOR_HELPER unset\n", argv[2]); return 2; }
+  char path[PATH_MAX];
+  const char *dirs[] = {"tmp", "incoming", "jobs"};
+  mkdir(root, 0755);
+  for (int i = 0; i < 3; i++) { snprintf(path, sizeof path, "%s/%s", root, dirs[i]); mkdir(path, 0755); }
+  root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) die(root);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  snprintf(path, sizeof path, "%s/incoming", root);
+  if (sfd < 0 || ifd < 0 || inotify_add_watch(ifd, path, IN_MOVED_TO) < 0) die("watch");
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
+  epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+  ev.data.fd = ifd;
+  epoll_ctl(ep, EPOLL_CTL_ADD, ifd, &ev);
+  notify_ready();
+
+  for (;;) {
+    struct epoll_event events[4];
+    int n = epoll_wait(ep, events, 4, -1);
+    if (n < 0 && errno != EINTR) die("epoll_wait");
+    char buf[65536] __attribute__((aligned(8)));
+    ssize_t len;
+    while ((len = read(ifd, buf, sizeof buf)) > 0) {
+      for (char *p = buf; p < buf + len;) {
+        struct inotify_event *e = (struct inotify_event *)p;
+        if (e->len && e->name[0] != '.') {
+          struct job *job = read_job(e->name);
+          if (job) queue[q_tail++ % MAX_QUEUE] = job;
+        }
+        p += sizeof *e + e->len;
+      }
+    }
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGTERM) return 0;
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (int s = 0; s < 256; s++) {
+        if (slots[s].pid != pid) continue;
+        write_state(slots[s].id, WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "succeeded" : "failed");
+        slots[s].pid = 0;
+        running--;
+      }
+    }
+    while (running < workers && q_head != q_tail) start(queue[q_head++ % MAX_QUEUE]);
+    flush();
+  }
+}
