@@ -116,6 +116,20 @@ static struct job *read_job(const char *name) {
  * with posix_spawn, which waits for its go byte and then execs the program. */
 static const char *helper;
 
+/* The program's path, looked up in PATH as spoold does before starting it. */
+static const char *resolve(const char *name, char *out, size_t size) {
+  if (strchr(name, '/')) return name;
+  const char *path = getenv("PATH");
+  if (!path) path = "/usr/bin:/bin";
+  for (const char *p = path; *p;) {
+    size_t len = strcspn(p, ":");
+    snprintf(out, size, "%.*s/%s", (int)len, p, name);
+    if (access(out, X_OK) == 0) return out;
+    p += len + (p[len] == ':');
+  }
+  return name;
+}
+
 static void start(struct job *job) {
   int go[2];
   if (pipe2(go, O_CLOEXEC) != 0) die("pipe");
@@ -126,7 +140,8 @@ static void start(struct job *job) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, go[0], 3);
   posix_spawn_file_actions_adddup2(&fa, report[1], 4);
-  char *argv[MAX_ARGS + 5] = {"spoold-exec", job->argv[0], "/", "-"};
+  char exe[PATH_MAX];
+  char *argv[MAX_ARGS + 5] = {"spoold-exec", (char *)resolve(job->argv[0], exe, sizeof exe), "/", "-"};
   int i = 0;
   for (; job->argv[i]; i++) argv[4 + i] = job->argv[i];
   argv[4 + i] = NULL;
