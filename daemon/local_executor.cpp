@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -143,7 +142,7 @@ bool GroupHasLiveMembers(pid_t pgid) {
 std::vector<std::string> ExecHelperCandidates() {
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return {};
+  if (n <= 0) return {};  // no /proc: FindExecHelper says it found nothing
   std::string dir(self, static_cast<size_t>(n));
   dir.erase(dir.rfind('/') + 1);
   return {dir + "spoold-exec", dir + SPOOLD_EXEC_RELATIVE_DIR "/spoold-exec"};
@@ -167,6 +166,7 @@ Result<std::string> FindExecHelper(const std::vector<std::string>& candidates) {
     }
     return path;
   }
+  if (looked.empty()) looked = "candidate (is /proc mounted?)";
   return MakeError("spawn_failed", "cannot find the exec helper spoold-exec: no " + looked +
                                        " (make install puts it in " SPOOLD_EXEC_RELATIVE_DIR
                                        " from spoold's folder; a build tree has it beside spoold)");
@@ -263,18 +263,25 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   // kFirstFreeFd up is closed, so no descriptor of the daemon (its lock file,
   // other children's go pipes) reaches the helper, even one opened without
   // O_CLOEXEC.
-  posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&r.actions, sources[0], 1);
-  posix_spawn_file_actions_adddup2(&r.actions, sources[1], 2);
-  posix_spawn_file_actions_adddup2(&r.actions, sources[2], ep::kGoFd);
-  posix_spawn_file_actions_adddup2(&r.actions, sources[3], ep::kReportFd);
-  posix_spawn_file_actions_addclosefrom_np(&r.actions, ep::kFirstFreeFd);
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&r.attr, &all);
-  posix_spawnattr_setsigmask(&r.attr, &none);
-  posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  // Each of these fails only for lack of memory.
+  int setup = posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[0], 1);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[1], 2);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[2], ep::kGoFd);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[3], ep::kReportFd);
+  if (setup == 0) setup = posix_spawn_file_actions_addclosefrom_np(&r.actions, ep::kFirstFreeFd);
+  if (setup == 0) setup = posix_spawnattr_setsigdefault(&r.attr, &all);
+  if (setup == 0) setup = posix_spawnattr_setsigmask(&r.attr, &none);
+  if (setup == 0) {
+    setup = posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  }
+  if (setup != 0) {
+    close_ours();
+    return SpawnError("prepare posix_spawn", setup);
+  }
 
   pid_t pid = -1;
   int err = ::posix_spawn(&pid, spec.helper.c_str(), &r.actions, &r.attr, argv.data(), envp.data());

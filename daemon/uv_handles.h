@@ -105,4 +105,19 @@ class DirWatch : public UvHandle<uv_fs_event_t, const char*, int> {
   }
 };
 
+// Deletes `path` in libuv's thread pool: for a large file, whose blocks take
+// milliseconds to free, off the loop's thread. The outcome is not waited for
+// (a file left behind is removed at the next start by its owner).
+inline void UnlinkInThreadPool(uv_loop_t* loop, const std::string& path) {
+  auto* req = new uv_fs_t;
+  int rc = uv_fs_unlink(loop, req, path.c_str(), [](uv_fs_t* r) {
+    uv_fs_req_cleanup(r);
+    delete r;
+  });
+  if (rc != 0) {
+    uv_fs_req_cleanup(req);
+    delete req;
+  }
+}
+
 }  // namespace spoold

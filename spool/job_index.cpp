@@ -55,7 +55,17 @@ JobIndex::~JobIndex() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+
+// The name a replaced index is kept under until it is deleted: beside it.
+std::string ReplacedIndexPath(const std::string& sibling) {
+  return sibling.substr(0, sibling.rfind('/') + 1) + ".index.json.old";
+}
+
+}  // namespace
+
 Status JobIndex::Open() {
+  ::unlink(ReplacedIndexPath(segment_path_).c_str());
   if (fd_ >= 0) ::close(fd_);
   fd_ = ::open(segment_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) return MakeError("io_error", ErrnoMessage("create", segment_path_, errno));
@@ -173,7 +183,8 @@ Status JobIndex::Compact() {
   return OkStatus();
 }
 
-Status JobIndex::Write(const std::string& path, std::string header) {
+Status JobIndex::Write(const std::string& path, std::string header, std::string* replaced) {
+  if (replaced != nullptr) replaced->clear();
   if (auto st = FlushPending(); !st.ok()) return st;
   if (dead_bytes_ > 0) {
     if (auto st = Compact(); !st.ok()) return st;
@@ -204,11 +215,20 @@ Status JobIndex::Write(const std::string& path, std::string header) {
     ::unlink(tmp.c_str());
     return MakeError("io_error", ErrnoMessage("write", tmp, err));
   }
+  // A second link keeps the replaced file's blocks from being freed by the
+  // rename. It fails when there is no index yet, or the previous replaced one
+  // is still there: then the rename frees it, as without `replaced`.
+  std::string kept;
+  if (replaced != nullptr && ::link(path.c_str(), ReplacedIndexPath(path).c_str()) == 0) {
+    kept = ReplacedIndexPath(path);
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     err = errno;
     ::unlink(tmp.c_str());
+    if (!kept.empty()) ::unlink(kept.c_str());
     return MakeError("io_error", ErrnoMessage("rename", tmp, err));
   }
+  if (replaced != nullptr) *replaced = std::move(kept);
   return OkStatus();
 }
 

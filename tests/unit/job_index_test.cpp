@@ -152,3 +152,36 @@ TEST_CASE("job index: a failed write says so and keeps the old index") {
   CHECK(st.error().message.find("missing") != std::string::npos);
   CHECK(ReadJobs(dir / "index.json").size() == 1);
 }
+
+TEST_CASE("job index: the replaced index is handed over for deletion, not freed by the rename") {
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
+  REQUIRE(index.Open().ok());
+  index.Set("a", JobAt("a", JobState::kQueued));
+  std::string replaced = "not cleared";
+  REQUIRE(index.Write(dir / "index.json", kHeader, &replaced).ok());
+  CHECK(replaced.empty());  // there was no index before
+
+  struct stat first {};
+  REQUIRE(::stat((dir / "index.json").c_str(), &first) == 0);
+  index.Set("b", JobAt("b", JobState::kSucceeded, 10));
+  REQUIRE(index.Write(dir / "index.json", kHeader, &replaced).ok());
+  CHECK(replaced == dir / ".index.json.old");
+  struct stat kept {};
+  REQUIRE(::stat(replaced.c_str(), &kept) == 0);
+  CHECK(kept.st_ino == first.st_ino);  // the previous index itself, still whole
+  CHECK(ReadJobs(replaced).size() == 1);
+  CHECK(ReadJobs(dir / "index.json").size() == 2);
+
+  // Not deleted yet: the next write frees the one it replaces itself.
+  index.Set("c", JobAt("c", JobState::kQueued));
+  REQUIRE(index.Write(dir / "index.json", kHeader, &replaced).ok());
+  CHECK(replaced.empty());
+  CHECK(ReadJobs(dir / ".index.json.old").size() == 1);
+  CHECK(ReadJobs(dir / "index.json").size() == 3);
+
+  // One left behind by a crash is removed when the index is opened again.
+  JobIndex next(dir / ".index.ended");
+  REQUIRE(next.Open().ok());
+  CHECK_FALSE(std::filesystem::exists(dir / ".index.json.old"));
+}
