@@ -677,9 +677,9 @@ def make_history(spoold, work, count):
     BENCH_WORK while the template (with the id taken out) is unchanged."""
     jid, files = make_template(spoold, work)
     norm = {k: (v.replace(jid.encode(), b"@ID@") if v is not None else None) for k, v in files.items()}
-    # the cache key: the template's structure with digits (times, pids) blanked
+    # the cache key: the template's structure with numbers (times, pids, sizes) blanked
     key = hashlib.sha256(json.dumps(sorted(
-        (k, re.sub(rb"[0-9]", b"0", v).decode() if v is not None else None) for k, v in norm.items())).encode()
+        (k, re.sub(rb"[0-9]+", b"0", v).decode() if v is not None else None) for k, v in norm.items())).encode()
     ).hexdigest()[:12]
     root = os.path.join(work, f"history-{count}-{key}")
     if os.path.exists(os.path.join(root, ".complete")):
