@@ -370,7 +370,7 @@ void Daemon::Pump() {
   // A child is released once the syncs succeeded: it is on disk as running
   // with its pid. That is before the flush's after-actions (deleting the
   // dropped files), which the child need not wait for.
-  FlushBatch([&] { ReleasePending(now); });
+  FlushBatch([this] { ReleasePending(); });
   if (!ready_sent_ && !stopping_) {
     // Recovery is done, and the first scan of incoming/ and control/ too: what
     // it accepted is published.
@@ -707,16 +707,16 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   running_.emplace(id, std::move(attempt));
 }
 
-void Daemon::ReleasePending(TimePoint now) {
+void Daemon::ReleasePending() {
   // Runs after a flush that synced: every child released here is on disk as
-  // running with its pid and start time. One whose status could not be written
-  // or published yet (a full disk) waits, unreleased, for a later turn.
-  std::vector<std::pair<std::string, Error>> failed;
+  // running with its pid and start time (a Slurm attempt: as running, before
+  // sbatch). One whose status could not be written or published yet (a full
+  // disk) waits, unreleased, for a later turn.
   for (auto& [id, attempt] : running_) {
     if (!attempt.slurm_submit && !attempt.pending) continue;
     if (unwritten_.count(id) != 0 || store_.IsUnpublished(id) || batch_.Staged(paths_.StatusFile(id))) continue;
     if (attempt.slurm_submit) {
-      if (auto st = SubmitToSlurm(attempt, now); !st.ok()) failed.emplace_back(id, st.error());
+      StartSlurmSubmit(attempt);
       continue;
     }
     SPOOLD_FAILPOINT("attempt.before_release");
@@ -727,10 +727,6 @@ void Daemon::ReleasePending(TimePoint now) {
     attempt.pending.reset();
     // Whether exec worked is known when the child is reaped (ReapChildren):
     // the loop does not wait while the kernel loads the program.
-  }
-  for (const auto& [id, error] : failed) {
-    running_.erase(id);
-    NeverRan(id, error, now);
   }
 }
 
@@ -755,25 +751,82 @@ void Daemon::RequeueForLackOfResources(const std::string& id, const std::string&
 }
 
 bool Daemon::OnlySlurmRunning() const {
-  return std::all_of(running_.begin(), running_.end(), [](const auto& entry) { return entry.second.slurm; });
+  // A stop leaves Slurm jobs running, once no sbatch or scancel is under way.
+  return slurm_commands_ == 0 &&
+         std::all_of(running_.begin(), running_.end(), [](const auto& entry) { return entry.second.slurm; });
 }
 
-Status Daemon::SubmitToSlurm(Attempt& attempt, TimePoint now) {
-  SchedJob& job = *scheduler_.Find(attempt.id);
-  SlurmSubmit submit = std::move(*attempt.slurm_submit);
+// sbatch runs in the thread pool: it may take up to 30 s, and the loop goes on
+// meanwhile (intake, local jobs, signals, the watchdog).
+void Daemon::StartSlurmSubmit(Attempt& attempt) {
+  auto submit = std::make_shared<SlurmSubmit>(std::move(*attempt.slurm_submit));
   attempt.slurm_submit.reset();
-  auto id = Submit(submit, std::chrono::seconds(30));
-  if (!id.ok()) {
-    if (id.error().code == "transient") Trouble("slurm", "cannot reach Slurm (" + id.error().message + ")");
-    return id.error();
+  RunSlurmCommand(
+      attempt, [submit] { return Submit(*submit, std::chrono::seconds(30)); },
+      [this](Attempt& a, const Result<std::string>& slurm_id, TimePoint now) { SlurmSubmitted(a, slurm_id, now); });
+}
+
+void Daemon::SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_id, TimePoint now) {
+  if (!slurm_id.ok()) {
+    if (slurm_id.error().code == "transient") {
+      Trouble("slurm", "cannot reach Slurm (" + slurm_id.error().message + ")");
+    }
+    if (attempt.cause != Reason::kNone) {
+      // Cancelled (or past its deadline) while sbatch ran, and nothing was
+      // submitted: the attempt ends as that.
+      attempt.slurm_ended = true;
+      return;
+    }
+    const std::string id = attempt.id;
+    const Error error = slurm_id.error();
+    running_.erase(id);
+    return NeverRan(id, error, now);
   }
   TroubleOver("slurm");
-  attempt.slurm_id = *id;
-  scheduler_.AttemptSubmitted(attempt.id, *id, now);
-  Event(job, Level::kInfo, "submitted", "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *id,
-        {{"slurm_job_id", *id}});
+  attempt.slurm_id = *slurm_id;
+  SchedJob& job = *scheduler_.Find(attempt.id);
+  scheduler_.AttemptSubmitted(attempt.id, *slurm_id, now);
+  Event(job, Level::kInfo, "submitted",
+        "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *slurm_id, {{"slurm_job_id", *slurm_id}});
+  // A cancel, timeout or deadline that came while sbatch ran: scancel now.
+  if (attempt.cause != Reason::kNone) StopAttempt(attempt, attempt.cause, now);
   StartSlurmPoll();
-  return OkStatus();
+}
+
+// A Slurm command for `attempt` in libuv's thread pool: a controller that does
+// not answer must not stall the loop. `done` runs on the loop when it returns,
+// if the attempt has not ended meanwhile.
+void Daemon::RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
+                             std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done) {
+  struct Work {
+    uv_work_t req{};
+    Daemon* daemon;
+    std::string id;
+    int attempt;
+    std::function<Result<std::string>()> command;
+    std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done;
+    Result<std::string> result = MakeError("slurm_error", "not run");
+  };
+  auto* work = new Work{{}, this, attempt.id, attempt.attempt, std::move(command), std::move(done)};
+  work->req.data = work;
+  attempt.slurm_busy = true;
+  ++slurm_commands_;
+  const int rc = uv_queue_work(
+      &loop_, &work->req,
+      [](uv_work_t* req) {
+        auto* w = static_cast<Work*>(req->data);
+        w->result = w->command();
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+        Daemon* daemon = w->daemon;
+        --daemon->slurm_commands_;
+        auto it = daemon->running_.find(w->id);
+        if (it == daemon->running_.end() || it->second.attempt != w->attempt) return;  // ended meanwhile
+        it->second.slurm_busy = false;
+        w->done(it->second, w->result, Now());
+      });
+  SPOOLD_CHECK(rc == 0);
 }
 
 // One squeue call for all of our Slurm jobs, on the thread pool: a controller
@@ -862,14 +915,32 @@ void Daemon::StopAttempt(Attempt& attempt, Reason cause, TimePoint now) {
   if (attempt.cause == Reason::kNone) attempt.cause = cause;
   if (attempt.kill_stage > 0) return;  // the kill sequence already runs
   if (attempt.slurm) {
-    // Slurm runs its own sequence (TERM, then KILL after KillWait).
-    attempt.kill_stage = 2;
-    if (auto st = Cancel(attempt.slurm_id, std::chrono::seconds(20)); !st.ok()) {
-      Trouble("slurm", "cannot reach Slurm (" + st.error().message + ")");
-      attempt.kill_stage = 0;  // tried again at the next turn
+    if (attempt.slurm_submit) {
+      // Not handed to Slurm yet: it never will be, and the attempt ends.
+      attempt.slurm_submit.reset();
+      attempt.slurm_ended = true;
       return;
     }
-    Event(job, Level::kWarning, "kill_sent", "cancelled Slurm job " + attempt.slurm_id, {{"slurm_job_id", attempt.slurm_id}});
+    // While sbatch runs, its end sends the scancel (SlurmSubmitted).
+    if (attempt.slurm_id.empty() || attempt.slurm_busy) return;
+    // Slurm runs its own sequence (TERM, then KILL after KillWait).
+    attempt.kill_stage = 2;
+    const std::string slurm_id = attempt.slurm_id;
+    RunSlurmCommand(
+        attempt,
+        [slurm_id]() -> Result<std::string> {
+          if (Status st = Cancel(slurm_id, std::chrono::seconds(20)); !st.ok()) return st.error();
+          return slurm_id;
+        },
+        [this](Attempt& a, const Result<std::string>& cancelled, TimePoint) {
+          if (!cancelled.ok()) {
+            Trouble("slurm", "cannot reach Slurm (" + cancelled.error().message + ")");
+            a.kill_stage = 0;  // sent again at the next turn
+            return;
+          }
+          Event(*scheduler_.Find(a.id), Level::kWarning, "kill_sent", "cancelled Slurm job " + *cancelled,
+                {{"slurm_job_id", *cancelled}});
+        });
     return;
   }
   const int sig = attempt.kill.signal;

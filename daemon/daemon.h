@@ -62,7 +62,8 @@ class Daemon {
     AttemptEnd end;
     // Slurm pools: the attempt is a Slurm job; there is no local process.
     bool slurm = false;
-    std::optional<SlurmSubmit> slurm_submit;  // until sbatch has it
+    std::optional<SlurmSubmit> slurm_submit;  // until it is handed to sbatch
+    bool slurm_busy = false;  // its sbatch or scancel runs in the thread pool
     std::string slurm_id;
     int missing_polls = 0;  // polls in a row that did not list it
     bool slurm_ended = false;
@@ -78,8 +79,11 @@ class Daemon {
   Status ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now);
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
-  void ReleasePending(TimePoint now);
-  Status SubmitToSlurm(Attempt& attempt, TimePoint now);
+  void ReleasePending();
+  void StartSlurmSubmit(Attempt& attempt);
+  void SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_id, TimePoint now);
+  void RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
+                       std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done);
   void NeverRan(const std::string& id, const Error& error, TimePoint now);
   void StartSlurmPoll();
   void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled);
@@ -144,6 +148,7 @@ class Daemon {
   std::unique_ptr<Timer> watchdog_timer_;
   std::unique_ptr<Timer> slurm_timer_;
   bool slurm_poll_in_flight_ = false;
+  int slurm_commands_ = 0;  // sbatch and scancel calls in the thread pool
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
   std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
