@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""spoold_bench.py - spoold beside Task Spooler, nq and GNU parallel, in one run,
+"""spoold_bench.py - spoold beside Task Spooler, nq, GNU parallel and a durable floor, in one run,
 on this machine; prints ONE markdown table (median [min-max] over interleaved
-rounds) and writes every sample to a JSON file.  Python 3 stdlib + two small C
-helpers (stamp.c, spool_submit.c) compiled with cc into a temporary folder.
+rounds) and writes every sample to a JSON file.  Python 3 stdlib + three small C
+helpers (stamp.c, spool_submit.c, and floor.c) compiled with cc into a temporary folder.
 
     make bench                      # or: python3 bench/spoold_bench.py
     python3 bench/spoold_bench.py --table bench/results/last.json   # reprint
@@ -21,7 +21,9 @@ What is measured (details and method: bench/README.md):
 
 Environment (defaults in brackets):
   SPOOLD               spoold binary [build-bench/spoold, else build/spoold]
-  BENCH_PEERS          systems ["spoold tsp nq parallel"]; missing ones are listed
+  BENCH_PEERS          systems ["spoold floor tsp nq parallel"]; missing ones are
+                       listed. floor (floor.c) is the durable floor: spoold's
+                       protocol, syncs and exec helper, and nothing else
   BENCH_NS             throughput sizes ["2000 20000"]
   BENCH_ROUNDS         interleaved rounds per size ["3 1"]
   BENCH_SKIP           system@N pairs not run ["nq@20000"]
