@@ -763,7 +763,9 @@ void Daemon::StartSlurmSubmit(Attempt& attempt) {
   attempt.slurm_submit.reset();
   RunSlurmCommand(
       attempt, [submit] { return Submit(*submit, std::chrono::seconds(30)); },
-      [this](Attempt& a, const Result<std::string>& slurm_id, TimePoint now) { SlurmSubmitted(a, slurm_id, now); });
+      [this](Attempt& a, const Result<std::string>& slurm_id, TimePoint now) {
+        SlurmSubmitted(a, slurm_id, now);
+      });
 }
 
 void Daemon::SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_id, TimePoint now) {
@@ -787,7 +789,8 @@ void Daemon::SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_i
   SchedJob& job = *scheduler_.Find(attempt.id);
   scheduler_.AttemptSubmitted(attempt.id, *slurm_id, now);
   Event(job, Level::kInfo, "submitted",
-        "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *slurm_id, {{"slurm_job_id", *slurm_id}});
+        "attempt " + std::to_string(attempt.attempt) + " is Slurm job " + *slurm_id,
+        {{"slurm_job_id", *slurm_id}});
   // A cancel, timeout or deadline that came while sbatch ran: scancel now.
   if (attempt.cause != Reason::kNone) StopAttempt(attempt, attempt.cause, now);
   StartSlurmPoll();

@@ -63,7 +63,7 @@ class Daemon {
     // Slurm pools: the attempt is a Slurm job; there is no local process.
     bool slurm = false;
     std::optional<SlurmSubmit> slurm_submit;  // until it is handed to sbatch
-    bool slurm_busy = false;  // its sbatch or scancel runs in the thread pool
+    bool slurm_busy = false;                  // its sbatch or scancel runs in the thread pool
     std::string slurm_id;
     int missing_polls = 0;  // polls in a row that did not list it
     bool slurm_ended = false;

@@ -161,8 +161,8 @@ Result<std::string> FindExecHelper(const std::vector<std::string>& candidates) {
     }
     // As root, every job passes through it before switching user.
     if (::geteuid() == 0 && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
-      return MakeError("spawn_failed", "the exec helper " + path +
-                                           " must be owned by root and writable by nobody else");
+      return MakeError("spawn_failed",
+                       "the exec helper " + path + " must be owned by root and writable by nobody else");
     }
     return path;
   }
@@ -276,7 +276,8 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   if (setup == 0) setup = posix_spawnattr_setsigdefault(&r.attr, &all);
   if (setup == 0) setup = posix_spawnattr_setsigmask(&r.attr, &none);
   if (setup == 0) {
-    setup = posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    setup = posix_spawnattr_setflags(&r.attr,
+                                     POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   }
   if (setup != 0) {
     close_ours();
@@ -288,7 +289,8 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   if (err != 0) {
     close_ours();
     if (err == ENOENT || err == EACCES || err == ENOEXEC) {
-      return MakeError("spawn_failed", "cannot start the exec helper " + spec.helper + ": " + std::strerror(err));
+      return MakeError("spawn_failed",
+                       "cannot start the exec helper " + spec.helper + ": " + std::strerror(err));
     }
     return SpawnError("posix_spawn", err);
   }
@@ -334,12 +336,13 @@ std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, cons
   if (err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM) {
     return SpawnError("setting up the job's process", err);
   }
-  std::string what = child_error.stage == ep::kStageChdir ? "cannot enter the working folder " + PrintableName(cwd)
-                     : child_error.stage == ep::kStageExec ? "cannot execute " + PrintableName(exe)
-                     : child_error.stage == ep::kStageUser ? "cannot switch to the job's user"
-                                                           : "the exec helper spoold-exec was given arguments it does "
-                                                             "not understand (a spoold and spoold-exec of different "
-                                                             "versions?)";
+  std::string what =
+      child_error.stage == ep::kStageChdir  ? "cannot enter the working folder " + PrintableName(cwd)
+      : child_error.stage == ep::kStageExec ? "cannot execute " + PrintableName(exe)
+      : child_error.stage == ep::kStageUser ? "cannot switch to the job's user"
+                                            : "the exec helper spoold-exec was given arguments it does "
+                                              "not understand (a spoold and spoold-exec of different "
+                                              "versions?)";
   return MakeError("spawn_failed", what + ": " + std::strerror(child_error.err));
 }
 

@@ -80,9 +80,10 @@ Result<std::string> FindExecHelper(const std::vector<std::string>& candidates);
 // of descriptors, processes or memory: try again later).
 Result<PendingProcess> SpawnProcess(const LaunchSpec& spec);
 
-// Lets the helper exec the job's program, without waiting for it: the loop goes on while the
-// kernel loads the program. Closes the go pipe; the report pipe stays open
-// (moved to `report_fd`, the caller's to close) until the child is reaped.
+// Lets the helper exec the job's program, without waiting for it: the loop
+// goes on while the kernel loads the program. Closes the go pipe; the report
+// pipe stays open (moved to `report_fd`, the caller's to close) until the
+// child is reaped.
 void ReleaseProcess(PendingProcess& process, int* report_fd);
 
 // After the released child was reaped: whether it failed before its program

@@ -58,7 +58,8 @@ void SwitchUser(const char* ids) {
       setuid(static_cast<uid_t>(uid)) != 0) {
     Fail(ep::kStageUser, errno);
   }
-  if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid || (uid != 0 && setuid(0) == 0)) {
+  if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
+      (uid != 0 && setuid(0) == 0)) {
     Fail(ep::kStageUser, EPERM);
   }
   free(groups);

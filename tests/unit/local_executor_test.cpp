@@ -1,7 +1,10 @@
-// Tests of ProcessStartTicks (daemon/local_executor): the start time that,
-// with the pid, identifies an attempt's process across a daemon restart. The
+// Tests of daemon/local_executor: ProcessStartTicks, the start time that,
+// with the pid, identifies an attempt's process across a daemon restart (the
 // command name in /proc/PID/stat may hold spaces and ')', which must not shift
-// the fields.
+// the fields); and where the exec helper spoold-exec is looked for, and which
+// one is refused.
+#include "daemon/local_executor.h"
+
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,7 +15,6 @@
 #include <sstream>
 #include <string>
 
-#include "daemon/local_executor.h"
 #include "test_files.h"
 
 using namespace spoold;

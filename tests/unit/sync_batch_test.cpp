@@ -3,7 +3,6 @@
 // fails stays staged (its after-action waits) and succeeds at a later flush,
 // and a rename whose source is gone is dropped.
 #include "spool/sync_batch.h"
-#include "test_files.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -15,6 +14,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "test_files.h"
 
 using namespace spoold;
 using namespace testfiles;
@@ -88,8 +89,9 @@ TEST_CASE("sync batch: `first` runs once the renames are durable, before the aft
   SyncBatch batch(dir.path());
   std::vector<std::string> order;
   WriteFile(dir / ".status.tmp", "running");
-  batch.Rename(dir / ".status.tmp", dir / "status", [&] { order.push_back("after"); },
-               [&] { order.push_back("renamed"); });
+  batch.Rename(
+      dir / ".status.tmp", dir / "status", [&] { order.push_back("after"); },
+      [&] { order.push_back("renamed"); });
   batch.After([&] { order.push_back("other after"); });
   auto st = batch.Flush(nullptr, [&] {
     // What `first` acts on (a child to release) must already be published.
