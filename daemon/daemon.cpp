@@ -801,35 +801,18 @@ void Daemon::SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_i
 // if the attempt has not ended meanwhile.
 void Daemon::RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
                              std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done) {
-  struct Work {
-    uv_work_t req{};
-    Daemon* daemon;
-    std::string id;
-    int attempt;
-    std::function<Result<std::string>()> command;
-    std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done;
-    Result<std::string> result = MakeError("slurm_error", "not run");
-  };
-  auto* work = new Work{{}, this, attempt.id, attempt.attempt, std::move(command), std::move(done)};
-  work->req.data = work;
+  auto result = std::make_shared<Result<std::string>>(MakeError("slurm_error", "not run"));
   attempt.slurm_busy = true;
   ++slurm_commands_;
-  const int rc = uv_queue_work(
-      &loop_, &work->req,
-      [](uv_work_t* req) {
-        auto* w = static_cast<Work*>(req->data);
-        w->result = w->command();
-      },
-      [](uv_work_t* req, int) {
-        std::unique_ptr<Work> w(static_cast<Work*>(req->data));
-        Daemon* daemon = w->daemon;
-        --daemon->slurm_commands_;
-        auto it = daemon->running_.find(w->id);
-        if (it == daemon->running_.end() || it->second.attempt != w->attempt) return;  // ended meanwhile
+  RunInThreadPool(
+      &loop_, [result, command = std::move(command)] { *result = command(); },
+      [this, result, id = attempt.id, n = attempt.attempt, done = std::move(done)] {
+        --slurm_commands_;
+        auto it = running_.find(id);
+        if (it == running_.end() || it->second.attempt != n) return;  // ended meanwhile
         it->second.slurm_busy = false;
-        w->done(it->second, w->result, Now());
+        done(it->second, *result, Now());
       });
-  SPOOLD_CHECK(rc == 0);
 }
 
 // One squeue call for all of our Slurm jobs, on the thread pool: a controller
@@ -841,26 +824,13 @@ void Daemon::StartSlurmPoll() {
     if (attempt.slurm && !attempt.slurm_id.empty() && !attempt.slurm_ended) ids.push_back(attempt.slurm_id);
   }
   if (ids.empty()) return;
-  struct PollWork {
-    uv_work_t req{};
-    Daemon* daemon;
-    std::vector<std::string> ids;
-    Result<std::map<std::string, SlurmJobInfo>> result = MakeError("transient", "not polled");
-  };
-  auto* work = new PollWork{{}, this, std::move(ids)};
-  work->req.data = work;
+  auto result = std::make_shared<Result<std::map<std::string, SlurmJobInfo>>>(MakeError("transient", "not polled"));
   slurm_poll_in_flight_ = true;
-  uv_queue_work(
-      &loop_, &work->req,
-      [](uv_work_t* req) {
-        auto* w = static_cast<PollWork*>(req->data);
-        w->result = Poll(w->ids, std::chrono::seconds(20));
-      },
-      [](uv_work_t* req, int) {
-        auto* w = static_cast<PollWork*>(req->data);
-        w->daemon->slurm_poll_in_flight_ = false;
-        w->daemon->ApplySlurmPoll(w->result);
-        delete w;
+  RunInThreadPool(
+      &loop_, [result, ids = std::move(ids)] { *result = Poll(ids, std::chrono::seconds(20)); },
+      [this, result] {
+        slurm_poll_in_flight_ = false;
+        ApplySlurmPoll(*result);
       });
 }
 

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "config/result.h"
@@ -104,6 +105,24 @@ class DirWatch : public UvHandle<uv_fs_event_t, const char*, int> {
         path.c_str(), 0);
   }
 };
+
+// Runs `work` in libuv's thread pool, then `done` on the loop's thread. What
+// `work` touches must not be touched by the loop meanwhile: give it copies.
+inline void RunInThreadPool(uv_loop_t* loop, std::function<void()> work, std::function<void()> done) {
+  struct Job {
+    uv_work_t req{};
+    std::function<void()> work, done;
+  };
+  auto* job = new Job{{}, std::move(work), std::move(done)};
+  job->req.data = job;
+  const int rc = uv_queue_work(
+      loop, &job->req, [](uv_work_t* req) { static_cast<Job*>(req->data)->work(); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Job> j(static_cast<Job*>(req->data));
+        j->done();
+      });
+  SPOOLD_CHECK(rc == 0);  // fails only for a null callback
+}
 
 // Deletes `path` in libuv's thread pool: for a large file, whose blocks take
 // milliseconds to free, off the loop's thread. The outcome is not waited for
