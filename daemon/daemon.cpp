@@ -29,7 +29,6 @@ constexpr uint64_t kIndexDelayMs = 250;       // coalesces bursts; keeps the ind
 constexpr uint64_t kIndexMaxDelayMs = 800;    // + the write itself: still < 1 s behind
 constexpr uint64_t kIndexDelayPerWriteMs = 40;  // delay per ms the last write took
 constexpr uint64_t kProgressIntervalMs = 1000;
-constexpr Millis kUserCacheTime{5000};         // a changed passwd entry applies within this
 constexpr uint64_t kRetentionIntervalMs = 60'000;
 constexpr Millis kGroupPoll{50};              // re-check a job's leftover processes
 constexpr Millis kGiveUpAfterKill{5000};      // after SIGKILL, stop waiting for the group
@@ -608,14 +607,13 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
 }
 
 Result<UserEntry> Daemon::User(uid_t uid, TimePoint now) {
-  if (auto it = users_.find(uid); it != users_.end() && now < it->second.until) return it->second.entry;
+  if (const UserEntry* known = users_.Find(uid, now)) return *known;
   auto user = LookUpUser(uid);
   if (!user.ok()) {
-    users_.erase(uid);
+    users_.Erase(uid);
     return user;
   }
-  if (users_.size() > 256) users_.clear();
-  users_[uid] = {*user, now + kUserCacheTime};
+  users_.Put(uid, *user, now);
   return user;
 }
 

@@ -122,11 +122,7 @@ class Daemon {
   // LookUpUser, remembered for a few seconds: a burst of one user's jobs reads
   // the passwd and group databases once, not once a job.
   Result<UserEntry> User(uid_t uid, TimePoint now);
-  struct CachedUser {
-    UserEntry entry;
-    TimePoint until;
-  };
-  std::map<uid_t, CachedUser> users_;
+  TtlCache<uid_t, UserEntry> users_{std::chrono::seconds(5)};  // a changed entry applies within 5 s
 
   Config config_;
   std::string config_path_;

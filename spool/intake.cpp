@@ -149,19 +149,16 @@ IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now
 }
 
 Intake::Owner Intake::OwnerOf(uid_t uid, gid_t file_gid, TimePoint now) {
-  if (auto it = owners_.find(uid); it != owners_.end() && now < it->second.until && now >= it->second.since) {
-    return it->second.owner;
-  }
+  if (const Owner* known = owners_.Find(uid, now)) return *known;
   struct passwd pw {};
   struct passwd* found = nullptr;
   char buf[4096];
   if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || found == nullptr) {
-    owners_.erase(uid);
+    owners_.Erase(uid);
     return {std::to_string(uid), file_gid};
   }
-  if (owners_.size() > 256) owners_.clear();
   Owner owner{pw.pw_name, pw.pw_gid};
-  owners_[uid] = {owner, now, now + kOwnerCacheTime};
+  owners_.Put(uid, owner, now);
   return owner;
 }
 

@@ -12,12 +12,12 @@
 #include <functional>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
 #include "config/config.h"
 #include "spool/job_spec.h"
 #include "spool/job_store.h"
 #include "spool/status.h"
+#include "spool/ttl_cache.h"
 
 namespace spoold {
 
@@ -88,12 +88,7 @@ class Intake {
     gid_t gid;
   };
   Owner OwnerOf(uid_t uid, gid_t file_gid, TimePoint now);
-  static constexpr std::chrono::seconds kOwnerCacheTime{5};
-  struct CachedOwner {
-    Owner owner;
-    TimePoint since, until;  // a clock set back ends the entry too
-  };
-  std::unordered_map<uid_t, CachedOwner> owners_;
+  TtlCache<uid_t, Owner> owners_{std::chrono::seconds(5)};
 
   JobStore& store_;
   const Config* config_;
