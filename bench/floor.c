@@ -21,7 +21,9 @@
  * Variants, for bench/README's analysis (not in the table):
  *   FLOOR_FORK=1    fork and exec the program directly instead of through
  *                   spoold-exec: the floor's memory is small, so a fork is
- *                   cheap, and the program starts one exec sooner;
+ *                   cheap, and the program starts one exec sooner (but the
+ *                   fork is on the job's path; spoold's helper is started
+ *                   ahead of it);
  *   FLOOR_LAYOUT=1  also write what SPEC.md section 4 puts in a job folder
  *                   (job.toml, events.jsonl, results/, attempts/1/ with both
  *                   logs, results.json at the end), in place.              */
@@ -149,9 +151,68 @@ static struct job *read_job(const char *name) {
 }
 
 /* Programs start as spoold's do: through spoold-exec (FLOOR_HELPER), started
- * with posix_spawn, which waits for its go byte and then execs the program. */
+ * with posix_spawn ahead of time (one is kept idle), handed the job through its
+ * socket (daemon/exec_protocol.h), and released with one byte. */
 static const char *helper;
 static int use_fork; /* FLOOR_FORK=1: fork and exec directly, no helper */
+static pid_t spare_pid = 0;
+static int spare_sock = -1;
+
+static void start_spare(void) {
+  if (use_fork || spare_pid > 0) return;
+  int sv[2], report[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
+  if (pipe2(report, O_CLOEXEC) != 0) die("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&fa, 0, 1);
+  posix_spawn_file_actions_adddup2(&fa, 0, 2);
+  posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+  posix_spawn_file_actions_adddup2(&fa, report[1], 4);
+  char *argv[] = {"spoold-exec", root, NULL};
+  char *no_env[] = {NULL};
+  int err = posix_spawn(&spare_pid, helper, &fa, NULL, argv, no_env);
+  if (err != 0) { errno = err; die("posix_spawn"); }
+  posix_spawn_file_actions_destroy(&fa);
+  close(sv[1]);
+  close(report[0]);
+  close(report[1]);
+  spare_sock = sv[0];
+}
+
+/* Hands the job (program `exe`, argv, PATH as environment) to the spare. */
+static void hand_over(const char *exe, char **args, int out_fd, int err_fd) {
+  static char buf[65536];
+  size_t len = 8;
+  int argc = 0;
+  while (args[argc]) argc++;
+  char argc_text[16];
+  snprintf(argc_text, sizeof argc_text, "%d", argc);
+  const char *path = getenv("PATH");
+  char path_env[4096];
+  snprintf(path_env, sizeof path_env, "PATH=%s", path ? path : "/usr/bin:/bin");
+  const char *head[] = {exe, "/", "-", argc_text};
+  for (int i = 0; i < 4 + argc + 1; i++) {
+    const char *str = i < 4 ? head[i] : i < 4 + argc ? args[i - 4] : path_env;
+    size_t n = strlen(str) + 1;
+    if (len + n > sizeof buf) die("request too long");
+    memcpy(buf + len, str, n);
+    len += n;
+  }
+  unsigned int header[2] = {0x73706531u, (unsigned int)(len - 8)};
+  memcpy(buf, header, sizeof header);
+  int fds[2] = {out_fd, err_fd};
+  char control[CMSG_SPACE(sizeof fds)];
+  struct iovec iov = {buf, len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+  if (sendmsg(spare_sock, &msg, MSG_NOSIGNAL) != (ssize_t)len) die("sendmsg");
+}
 
 /* The program's path, looked up in PATH as spoold does before starting it. */
 static const char *resolve(const char *name, char *out, size_t size) {
@@ -192,28 +253,15 @@ static void start(struct job *job) {
     err_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out_fd < 0 || err_fd < 0) die(path);
   }
-  int go[2];
-  if (pipe2(go, O_CLOEXEC) != 0) die("pipe");
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) die("pipe");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, go[0], 3);
-  posix_spawn_file_actions_adddup2(&fa, report[1], 4);
-  if (out_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  }
-  char exe[PATH_MAX];
-  char *argv[MAX_ARGS + 5] = {"spoold-exec", (char *)resolve(job->argv[0], exe, sizeof exe), "/", "-"};
-  int i = 0;
-  for (; job->argv[i]; i++) argv[4 + i] = job->argv[i];
-  argv[4 + i] = NULL;
+  char exe_buf[PATH_MAX];
+  const char *exe = resolve(job->argv[0], exe_buf, sizeof exe_buf);
   pid_t pid;
+  int go_fd;
   if (use_fork) {
     /* The floor's own memory is small: a forked child that waits for its go
-     * byte, then execs the program itself, costs one exec less. */
+     * byte, then execs the program itself, needs no helper. */
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) die("pipe");
     pid = fork();
     if (pid < 0) die("fork");
     if (pid == 0) {
@@ -226,17 +274,22 @@ static void start(struct job *job) {
       }
       char go_byte;
       if (read(go[0], &go_byte, 1) != 1) _exit(127);
-      execv(argv[1], argv + 4);
+      execv(exe, job->argv);
       _exit(127);
     }
+    close(go[0]);
+    go_fd = go[1];
   } else {
-    int err = posix_spawn(&pid, helper, &fa, NULL, argv, environ);
-    if (err != 0) { errno = err; die("posix_spawn"); }
+    start_spare();
+    int null_fd = -1;
+    if (out_fd < 0) null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    hand_over(exe, job->argv, out_fd >= 0 ? out_fd : null_fd, err_fd >= 0 ? err_fd : null_fd);
+    if (null_fd >= 0) close(null_fd);
+    pid = spare_pid;
+    go_fd = spare_sock;
+    spare_pid = 0;
+    spare_sock = -1;
   }
-  posix_spawn_file_actions_destroy(&fa);
-  close(go[0]);
-  close(report[0]);
-  close(report[1]);
   if (out_fd >= 0) {
     close(out_fd);
     close(err_fd);
@@ -246,8 +299,8 @@ static void start(struct job *job) {
   }
   running++;
   write_state(job->id, "running");
-  go_fds[n_waiting++] = go[1];
-  for (i = 0; job->argv[i]; i++) free(job->argv[i]);
+  go_fds[n_waiting++] = go_fd;
+  for (int i = 0; job->argv[i]; i++) free(job->argv[i]);
   free(job->raw);
   free(job);
 }
@@ -334,5 +387,6 @@ int main(int argc, char **argv) {
     }
     while (running < workers && q_head != q_tail) start(queue[q_head++ % MAX_QUEUE]);
     flush();
+    start_spare(); /* as spoold: after this turn's children were released */
   }
 }

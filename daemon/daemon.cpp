@@ -83,6 +83,7 @@ Daemon::~Daemon() {
   // Handles are closed through their owners; the loop then runs the close
   // callbacks that free the boxes, and must end empty.
   CloseHandles();
+  DismissSpareHelper();
   uv_run(&loop_, UV_RUN_DEFAULT);
   SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
   if (lock_fd_ >= 0) ::close(lock_fd_);
@@ -378,6 +379,13 @@ void Daemon::Pump() {
   }
   Persist();
   FlushBatch();
+  // After this turn's children were released, not before: they do not wait
+  // for it. None is kept for Slurm pools alone.
+  if (stopping_ || !HasLocalPool()) {
+    DismissSpareHelper();
+  } else if (!spare_helper_ && now >= spare_helper_due_) {
+    KeepSpareHelper(now);
+  }
   if (stopping_ && OnlySlurmRunning()) {
     FlushIndex();
     // Closing every handle lets uv_run return.
@@ -629,7 +637,6 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   auto logs = store_.OpenAttemptLogs(id, n);
   if (!logs.ok()) return fail(logs.error());
   LaunchSpec spec;
-  spec.helper = exec_helper_;
   if (job.spec.script) {
     spec.argv = job.spec.shell;
     spec.argv.push_back(paths_.Script(id));
@@ -688,7 +695,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
     return;
   }
 
-  auto pending = SpawnProcess(spec);
+  auto pending = HandToHelper(spec);
   ::close(logs->stdout_fd);
   ::close(logs->stderr_fd);
   if (!pending.ok()) return fail(pending.error());
@@ -726,6 +733,46 @@ void Daemon::ReleasePending() {
     // Whether exec worked is known when the child is reaped (ReapChildren):
     // the loop does not wait while the kernel loads the program.
   }
+}
+
+Result<PendingProcess> Daemon::HandToHelper(const LaunchSpec& spec) {
+  auto exe = FindProgram(spec);
+  if (!exe.ok()) return exe.error();
+  if (spare_helper_) {
+    IdleHelper helper = *spare_helper_;
+    spare_helper_.reset();
+    auto pending = HandOver(helper, spec, *exe);
+    if (pending.ok() || pending.error().code != "transient") return pending;
+    // It died since it was started (someone killed it): a new one, below.
+    spdlog::warn("the idle exec helper {} is gone ({}); starting another", helper.pid,
+                 pending.error().message);
+  }
+  auto helper = StartHelper(exec_helper_, paths_.Root());
+  if (!helper.ok()) return helper.error();
+  return HandOver(*helper, spec, *exe);
+}
+
+bool Daemon::HasLocalPool() const {
+  const auto& pools = scheduler_.Pools();
+  return std::any_of(pools.begin(), pools.end(),
+                     [](const auto& entry) { return entry.second.config.executor != "slurm"; });
+}
+
+void Daemon::KeepSpareHelper(TimePoint now) {
+  spare_helper_due_ = TimePoint{};
+  auto helper = StartHelper(exec_helper_, paths_.Root());
+  if (helper.ok()) {
+    spare_helper_ = *helper;
+  } else {
+    // Not reported here: the next start tries again, and says why.
+    spare_helper_due_ = now + std::chrono::seconds(1);
+  }
+}
+
+void Daemon::DismissSpareHelper() {
+  if (!spare_helper_) return;
+  DismissHelper(*spare_helper_);
+  spare_helper_.reset();
 }
 
 // An attempt that never ran its command: requeued without counting when the
@@ -863,8 +910,17 @@ void Daemon::ReapChildren() {
     struct rusage usage {};
     pid_t pid = ::wait4(-1, &status, WNOHANG, &usage);
     if (pid <= 0) return;  // 0: none ready; -1 ECHILD: no children
+    if (spare_helper_ && pid == spare_helper_->pid) {
+      // Killed by someone while it waited: another is started at the end of
+      // the turn.
+      spdlog::warn("the idle exec helper {} ended ({} {}); starting another", pid,
+                   WIFSIGNALED(status) ? "signal" : "exit code",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+      DismissSpareHelper();
+      continue;
+    }
     auto it = pid_to_job_.find(pid);
-    if (it == pid_to_job_.end()) continue;  // an orphaned descendant of a job
+    if (it == pid_to_job_.end()) continue;  // an orphaned descendant of a job, or a dismissed helper
     SPOOLD_FAILPOINT("attempt.after_reap");
     Attempt& attempt = running_.at(it->second);
     pid_to_job_.erase(it);
@@ -1153,6 +1209,7 @@ void Daemon::ArmWakeTimer(TimePoint now) {
   if (!unwritten_.empty() || !batch_.Empty()) consider(now + std::chrono::seconds(1));
   if (!pending_names_.empty() || !pending_controls_.empty()) consider(now);
   if (start_backoff_until_ > now) consider(start_backoff_until_);
+  if (!spare_helper_ && spare_helper_due_ != TimePoint{}) consider(spare_helper_due_);
   if (next) {
     auto delay = std::max<int64_t>(0, (*next - now).count()) + 1;
     wake_timer_->Start(static_cast<uint64_t>(delay));

@@ -166,6 +166,14 @@ class Daemon {
   TimePoint start_backoff_until_{};         // no new attempts before this (transient errors)
   std::map<std::string, Attempt> running_;      // by job id
   std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
+  // A spoold-exec started ahead of the next local attempt, so that a job's
+  // start does not wait for a process to be created (daemon/exec_protocol.h).
+  std::optional<IdleHelper> spare_helper_;
+  TimePoint spare_helper_due_{};  // not before this (after a failed start: a second later)
+  void KeepSpareHelper(TimePoint now);
+  bool HasLocalPool() const;
+  void DismissSpareHelper();
+  Result<PendingProcess> HandToHelper(const LaunchSpec& spec);
   // Every job's index entry, serialised once per change; ended jobs' entries
   // live in a file, not in memory.
   JobIndex index_jobs_;

@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,9 +215,8 @@ struct SpawnResources {
 
 }  // namespace
 
-Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
+Result<std::string> FindProgram(const LaunchSpec& spec) {
   SPOOLD_CHECK(!spec.argv.empty());
-  SPOOLD_CHECK(!spec.helper.empty());
   std::string path_var;
   for (const auto& kv : spec.env) {
     if (kv.rfind("PATH=", 0) == 0) path_var = kv.substr(5);
@@ -225,32 +225,28 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   if (!exe) {
     return MakeError("spawn_failed", "command " + PrintableName(spec.argv[0]) + " not found in PATH");
   }
+  return *exe;
+}
 
-  const std::string ids = IdsArgument(spec.run_as);
-  std::vector<char*> argv = {const_cast<char*>("spoold-exec"), const_cast<char*>(exe->c_str()),
-                             const_cast<char*>(spec.cwd.c_str()), const_cast<char*>(ids.c_str())};
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
+Result<IdleHelper> StartHelper(const std::string& helper, const std::string& label) {
+  SPOOLD_CHECK(!helper.empty());
   SpawnResources r;
+  int control[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) != 0)
+    return SpawnError("socketpair", errno);
+  r.fds.push_back(control[1]);
   int report_fds[2];
-  int go_fds[2];
-  if (::pipe2(report_fds, O_CLOEXEC) != 0) return SpawnError("pipe", errno);
-  r.fds.push_back(report_fds[1]);
-  if (::pipe2(go_fds, O_CLOEXEC) != 0) {
+  if (::pipe2(report_fds, O_CLOEXEC) != 0) {
     int err = errno;
-    ::close(report_fds[0]);
+    ::close(control[0]);
     return SpawnError("pipe", err);
   }
-  r.fds.push_back(go_fds[0]);
+  r.fds.push_back(report_fds[1]);
   auto close_ours = [&] {
+    ::close(control[0]);
     ::close(report_fds[0]);
-    ::close(go_fds[1]);
   };
-  int sources[4] = {spec.stdout_fd, spec.stderr_fd, go_fds[0], report_fds[1]};
+  int sources[2] = {control[1], report_fds[1]};
   for (int& fd : sources) {
     auto moved = OutOfTheWay(fd, r.fds);
     if (!moved.ok()) {
@@ -261,17 +257,17 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
   }
   // dup2 onto a new number clears close-on-exec there; everything from
   // kFirstFreeFd up is closed, so no descriptor of the daemon (its lock file,
-  // other children's go pipes) reaches the helper, even one opened without
+  // other helpers' sockets) reaches the helper, even one opened without
   // O_CLOEXEC.
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
   // Each of these fails only for lack of memory.
-  int setup = posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[0], 1);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[1], 2);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[2], ep::kGoFd);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[3], ep::kReportFd);
+  int setup = posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDWR, 0);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, 0, 1);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, 0, 2);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[0], ep::kControlFd);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[1], ep::kReportFd);
   if (setup == 0) setup = posix_spawn_file_actions_addclosefrom_np(&r.actions, ep::kFirstFreeFd);
   if (setup == 0) setup = posix_spawnattr_setsigdefault(&r.attr, &all);
   if (setup == 0) setup = posix_spawnattr_setsigmask(&r.attr, &none);
@@ -284,24 +280,105 @@ Result<PendingProcess> SpawnProcess(const LaunchSpec& spec) {
     return SpawnError("prepare posix_spawn", setup);
   }
 
+  std::vector<char*> argv = {const_cast<char*>("spoold-exec"), const_cast<char*>(label.c_str()), nullptr};
+  char* no_env[] = {nullptr};
   pid_t pid = -1;
-  int err = ::posix_spawn(&pid, spec.helper.c_str(), &r.actions, &r.attr, argv.data(), envp.data());
+  int err = ::posix_spawn(&pid, helper.c_str(), &r.actions, &r.attr, argv.data(), no_env);
   if (err != 0) {
     close_ours();
     if (err == ENOENT || err == EACCES || err == ENOEXEC) {
-      return MakeError("spawn_failed",
-                       "cannot start the exec helper " + spec.helper + ": " + std::strerror(err));
+      return MakeError("spawn_failed", "cannot start the exec helper " + helper + ": " + std::strerror(err));
     }
     return SpawnError("posix_spawn", err);
   }
+  // A stuck helper must not hold the loop: the request (a few kilobytes,
+  // usually) goes into the socket's buffer, and a send that waits longer
+  // than this fails.
+  struct timeval limit = {5, 0};
+  ::setsockopt(control[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  IdleHelper idle;
+  idle.pid = pid;
+  idle.start_ticks = ProcessStartTicks(pid);
+  idle.control_fd = control[0];
+  idle.report_fd = report_fds[0];
+  return idle;
+}
 
+void DismissHelper(IdleHelper& helper) {
+  // EOF on its socket: it exits 127 without running anything, and is reaped
+  // like any child.
+  if (helper.control_fd >= 0) ::close(helper.control_fd);
+  if (helper.report_fd >= 0) ::close(helper.report_fd);
+  helper.control_fd = helper.report_fd = -1;
+}
+
+namespace {
+
+// Sends all of `data` (the descriptors, if any, with its first byte).
+Status SendAll(int fd, std::string_view data, const int* fds, size_t nfds) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  SPOOLD_CHECK(nfds <= 2);
+  bool first = nfds > 0;
+  while (!data.empty()) {
+    struct iovec iov = {const_cast<char*>(data.data()), data.size()};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (first) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+      struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+      std::memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
+    }
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // The helper died (killed by someone) or hangs: not the job's fault.
+      const int err = errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+      return MakeError("transient", std::string("hand the job to the exec helper: ") + std::strerror(err));
+    }
+    first = false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, const std::string& exe) {
+  SPOOLD_CHECK(helper.control_fd >= 0 && !spec.argv.empty());
+  std::string request(sizeof(ep::RequestHeader), '\0');
+  auto add = [&request](const std::string& text) { request.append(text).push_back('\0'); };
+  add(exe);
+  add(spec.cwd);
+  add(IdsArgument(spec.run_as));
+  add(std::to_string(spec.argv.size()));
+  for (const auto& a : spec.argv) add(a);
+  for (const auto& e : spec.env) add(e);
+  const size_t length = request.size() - sizeof(ep::RequestHeader);
+  if (length > ep::kMaxRequest) {
+    return MakeError("spawn_failed", "the job's arguments and environment exceed " +
+                                         std::to_string(ep::kMaxRequest / (1024 * 1024)) + " MiB");
+  }
+  ep::RequestHeader header{ep::kRequestMagic, static_cast<uint32_t>(length)};
+  std::memcpy(request.data(), &header, sizeof header);
+  const int fds[2] = {spec.stdout_fd, spec.stderr_fd};
+  if (Status sent = SendAll(helper.control_fd, request, fds, 2); !sent.ok()) {
+    DismissHelper(helper);
+    return sent.error();
+  }
   PendingProcess pending;
-  pending.pid = pid;
-  pending.start_ticks = ProcessStartTicks(pid);
-  pending.go_fd = go_fds[1];
-  pending.report_fd = report_fds[0];
-  pending.exe = *exe;
+  pending.pid = helper.pid;
+  pending.start_ticks = helper.start_ticks;
+  pending.go_fd = helper.control_fd;
+  pending.report_fd = helper.report_fd;
+  pending.exe = exe;
   pending.cwd = spec.cwd;
+  helper.control_fd = helper.report_fd = -1;
+  helper.pid = -1;
   return pending;
 }
 

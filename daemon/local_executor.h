@@ -8,17 +8,19 @@
 // dispositions, and no other descriptor.
 //
 // Starting is two-phase so that a job can never run twice at once across a
-// daemon crash: SpawnProcess starts the exec helper spoold-exec (protocol in
-// daemon/exec_protocol.h), which waits on a "go" pipe; the daemon records the
-// pid and start time durably, then ReleaseProcess lets the helper switch user
-// and exec the job's program in the same process. If the daemon dies in
-// between, the pipe closes and the helper exits without running anything, so a
+// daemon crash: the attempt is handed to the exec helper spoold-exec (protocol
+// in daemon/exec_protocol.h), which waits; the daemon records the pid and
+// start time durably, then ReleaseProcess lets the helper switch user and exec
+// the job's program in the same process. If the daemon dies in between, the
+// helper's socket closes and it exits without running anything, so a
 // restarted daemon never meets an unknown live attempt.
 //
 // Why a helper and not fork: a forked daemon that waits shares the daemon's
 // pages copy-on-write, and each page the daemon writes meanwhile is copied.
 // posix_spawn lends the daemon's memory to the child only until the helper's
-// exec, while the daemon waits.
+// exec, while the daemon waits. And a helper can be started before there is a
+// job for it (StartHelper): the daemon keeps one idle, so that starting a job
+// costs a message, not a process.
 #pragma once
 
 #include <sys/types.h>
@@ -39,7 +41,6 @@ struct RunAs {
 };
 
 struct LaunchSpec {
-  std::string helper;             // spoold-exec's path (FindExecHelper)
   std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env`
   std::vector<std::string> env;   // "KEY=value"
   std::string cwd;
@@ -59,7 +60,7 @@ Result<UserEntry> LookUpUser(uid_t uid);
 struct PendingProcess {
   pid_t pid = -1;                       // also the process group and session id
   std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
-  int go_fd = -1;                       // write end: one byte lets the child exec
+  int go_fd = -1;                       // the helper's socket: one byte lets it exec
   int report_fd = -1;                   // read end: the child's setup/exec error
   std::string exe;
   std::string cwd;
@@ -75,13 +76,35 @@ std::vector<std::string> ExecHelperCandidates();
 // it). An error names where it looked, or what is wrong with what it found.
 Result<std::string> FindExecHelper(const std::vector<std::string>& candidates);
 
-// Starts the helper, which waits. An error says what failed: code
-// "spawn_failed" (command not found, helper missing, ...) or "transient" (out
-// of descriptors, processes or memory: try again later).
-Result<PendingProcess> SpawnProcess(const LaunchSpec& spec);
+// The executable that PATH lookup (from the job's environment) finds for
+// argv[0]; an error (code "spawn_failed") says it was not found.
+Result<std::string> FindProgram(const LaunchSpec& spec);
+
+// A spoold-exec started ahead of time, waiting for a job (exec_protocol.h).
+// It is a child of the daemon: it is reaped like any other.
+struct IdleHelper {
+  pid_t pid = -1;                       // also its process group and session id
+  std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
+  int control_fd = -1;                  // our end of its socket
+  int report_fd = -1;                   // read end: its setup/exec error
+};
+
+// Starts `helper` (spoold-exec's path), labelled `label` in ps. An error
+// says what failed: code "spawn_failed" (the helper is missing, ...) or
+// "transient" (out of descriptors, processes or memory: try again later).
+Result<IdleHelper> StartHelper(const std::string& helper, const std::string& label);
+
+// Lets an idle helper go: it exits without running anything.
+void DismissHelper(IdleHelper& helper);
+
+// Hands the attempt `spec` (its program `exe`, from FindProgram) to `helper`,
+// which then waits for ReleaseProcess. The helper is used up either way: on
+// an error it is dismissed. Errors: code "spawn_failed" (a request too big)
+// or "transient" (the helper died or does not read).
+Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, const std::string& exe);
 
 // Lets the helper exec the job's program, without waiting for it: the loop
-// goes on while the kernel loads the program. Closes the go pipe; the report
+// goes on while the kernel loads the program. Closes the helper's socket; the report
 // pipe stays open (moved to `report_fd`, the caller's to close) until the
 // child is reaped.
 void ReleaseProcess(PendingProcess& process, int* report_fd);

@@ -1,7 +1,7 @@
-// spoold-exec: the helper the daemon starts for each local attempt; the
+// spoold-exec: the helper each local attempt's process starts as; the
 // protocol is in daemon/exec_protocol.h. It uses the C library alone and is
-// linked statically, so that it loads in a fraction of a millisecond: it runs
-// once for every job.
+// linked statically, so that it loads in a fraction of a millisecond: one runs
+// for every job.
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,32 +66,104 @@ void SwitchUser(const char* ids) {
   free(groups);
 }
 
+// Reads exactly `size` bytes; false on EOF first (the daemon is gone).
+bool ReadFull(void* buf, size_t size) {
+  char* p = static_cast<char*>(buf);
+  while (size > 0) {
+    ssize_t n = read(ep::kControlFd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) Fail(ep::kStageArguments, errno);
+    if (n == 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The next NUL-terminated string of the request, or Fail if there is none.
+const char* Next(const char*& p, const char* end) {
+  const char* s = p;
+  const void* nul = p < end ? memchr(p, '\0', static_cast<size_t>(end - p)) : nullptr;
+  if (nul == nullptr) Fail(ep::kStageArguments, EINVAL);
+  p = static_cast<const char*>(nul) + 1;
+  return s;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  struct stat go_st, report_st;
-  if (fstat(ep::kGoFd, &go_st) != 0 || !S_ISFIFO(go_st.st_mode) || fstat(ep::kReportFd, &report_st) != 0 ||
-      !S_ISFIFO(report_st.st_mode)) {
-    fprintf(stderr, "spoold-exec: a helper of spoold, which starts it for each job; not for direct use\n");
+int main() {
+  struct stat control_st, report_st;
+  if (fstat(ep::kControlFd, &control_st) != 0 || !S_ISSOCK(control_st.st_mode) ||
+      fstat(ep::kReportFd, &report_st) != 0 || !S_ISFIFO(report_st.st_mode)) {
+    fprintf(stderr, "spoold-exec: a helper of spoold, which starts it for its jobs; not for direct use\n");
     return 2;
   }
-  if (argc < 5) Fail(ep::kStageArguments, EINVAL);
-  const char* exe = argv[1];
-  const char* cwd = argv[2];
-  const char* ids = argv[3];
+
+  // The request: its header comes with the job's stdout and stderr. EOF
+  // means the daemon died or let this helper go: run nothing.
+  ep::RequestHeader header{};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
+  struct iovec iov = {&header, sizeof header};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got;
+  do {
+    got = recvmsg(ep::kControlFd, &msg, MSG_CMSG_CLOEXEC);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) _exit(127);
+  if (got < 0) Fail(ep::kStageArguments, errno);
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)) || (msg.msg_flags & MSG_CTRUNC) != 0) {
+    Fail(ep::kStageArguments, EINVAL);
+  }
+  int fds[2];
+  memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
+  if (static_cast<size_t>(got) < sizeof header &&
+      !ReadFull(reinterpret_cast<char*>(&header) + got, sizeof header - static_cast<size_t>(got))) {
+    _exit(127);
+  }
+  if (header.magic != ep::kRequestMagic || header.length == 0 || header.length > ep::kMaxRequest) {
+    Fail(ep::kStageArguments, EINVAL);
+  }
+  // One byte more, a NUL that bounds the count of environment strings below.
+  char* request = static_cast<char*>(malloc(header.length + 1));
+  if (request == nullptr) Fail(ep::kStageArguments, ENOMEM);
+  if (!ReadFull(request, header.length)) _exit(127);
+  request[header.length] = '\0';
+
+  const char* p = request;
+  const char* end = request + header.length;
+  const char* exe = Next(p, end);
+  const char* cwd = Next(p, end);
+  const char* ids = Next(p, end);
+  const char* argc_text = Next(p, end);
+  unsigned long argc = 0;
+  if (!ParseId(argc_text, '\0', argc) || argc == 0 || argc > header.length) Fail(ep::kStageArguments, EINVAL);
+  char** args = static_cast<char**>(calloc(argc + 1, sizeof(char*)));
+  if (args == nullptr) Fail(ep::kStageArguments, ENOMEM);
+  for (unsigned long i = 0; i < argc; ++i) args[i] = const_cast<char*>(Next(p, end));
+  size_t envc = 0;
+  for (const char* q = p; q < end; q += strlen(q) + 1) ++envc;
+  char** env = static_cast<char**>(calloc(envc + 1, sizeof(char*)));
+  if (env == nullptr) Fail(ep::kStageArguments, ENOMEM);
+  for (size_t i = 0; i < envc; ++i) env[i] = const_cast<char*>(Next(p, end));
+
+  if (dup2(fds[0], 1) != 1 || dup2(fds[1], 2) != 2) Fail(ep::kStageArguments, errno);
+  close(fds[0]);
+  close(fds[1]);
 
   // Wait for the daemon to record us. EOF means it died first: run nothing.
   char go = 0;
-  ssize_t got;
-  do {
-    got = read(ep::kGoFd, &go, 1);
-  } while (got < 0 && errno == EINTR);
-  if (got != 1) _exit(127);
-  close(ep::kGoFd);
+  if (!ReadFull(&go, 1)) _exit(127);
+  close(ep::kControlFd);
   if (fcntl(ep::kReportFd, F_SETFD, FD_CLOEXEC) != 0) Fail(ep::kStageArguments, errno);
 
   if (strcmp(ids, "-") != 0) SwitchUser(ids);
   if (chdir(cwd) != 0) Fail(ep::kStageChdir, errno);
-  execve(exe, argv + 4, environ);
+  execve(exe, args, env);
   Fail(ep::kStageExec, errno);
 }

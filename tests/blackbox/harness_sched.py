@@ -191,13 +191,26 @@ def cmdline(pid):
 
 
 def is_unreleased_helper(pid, spool):
-    """Whether `pid` is a spoold-exec helper of this spool still waiting for its
-    go byte: once released it execs the job's program and its command line is
-    the job's. Its arguments are "spoold-exec EXE CWD IDS ARGV...", and the jobs
-    of these tests work under the spool root."""
+    """Whether `pid` is a spoold-exec helper of this spool that has not exec'd a
+    job's program: idle, or handed a job and waiting for its go byte. Once
+    released it execs the program and its command line is the job's. Its
+    arguments are "spoold-exec ROOT" (daemon/exec_protocol.h)."""
     args = (cmdline(pid) or b"").split(b"\0")
-    return (len(args) > 3 and args[0] == b"spoold-exec"
-            and args[2].startswith(os.fsencode(spool.root) + b"/"))
+    return len(args) >= 2 and args[0] == b"spoold-exec" and args[1] == os.fsencode(spool.root)
+
+
+def is_handed_a_job(pid):
+    """Whether the helper `pid` holds a job: its stdout is then the attempt's
+    log file (an idle helper's is /dev/null)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").endswith("/stdout.log")
+    except OSError:
+        return False
+
+
+def helpers_of(spool):
+    """The pids of this spool's helpers that have not exec'd a program."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and is_unreleased_helper(int(e), spool)]
 
 
 def kill_unreleased_helpers(spool):

@@ -8,8 +8,8 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, parse_time, toml_dumps
-from harness_sched import (OrphanReaper, children_of, describe_pids, is_unreleased_helper,
-                           kill_unreleased_helpers,
+from harness_sched import (OrphanReaper, children_of, describe_pids, helpers_of, is_handed_a_job,
+                           is_unreleased_helper, kill_unreleased_helpers,
                            event_names, group_members, pid_alive,
                            read_pidfile)
 
@@ -170,31 +170,35 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         self.assertIn("recovered", event_names(spool, "gone"))
 
     def test_crash_between_spawn_and_exec(self):
-        # An attempt starts in two phases: the spoold-exec helper waits until the
-        # daemon has recorded it, then execs the job. If the daemon dies in
-        # between, that helper must exit at once without running anything (and
-        # it must not keep the daemon's spool lock, or no daemon can start on the
-        # root again). The daemon is frozen at random moments until one finds
-        # such a helper, then killed.
+        # An attempt starts in two phases: the spoold-exec helper, handed the
+        # job, waits until the daemon has recorded it, then execs the job. If
+        # the daemon dies in between, that helper must exit at once without
+        # running anything (and it must not keep the daemon's spool lock, or no
+        # daemon can start on the root again); so must the idle one the daemon
+        # keeps ready. The daemon is frozen at random moments until one finds a
+        # helper that holds a job, then killed.
         spool = self.make_spool(config={"pools": {"default": {"workers": 2,
                                                               "queue_limit": 1000}}})
         reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
         self.addCleanup(kill_unreleased_helpers, spool)
         for n in range(400):
-            spool.drop_job(f"j{n:03d}", command=["true"])
+            spool.drop_job(f"j{n:03d}", command=["echo", "ran"])
         daemon = spool.proc.pid
         pending = []
         give_up = time.monotonic() + 30
         while not pending and time.monotonic() < give_up:
             os.kill(daemon, signal.SIGSTOP)
-            pending = [p for p in children_of(daemon) if is_unreleased_helper(p, spool)]
+            pending = [p for p in children_of(daemon)
+                       if is_unreleased_helper(p, spool) and is_handed_a_job(p)]
             if not pending:
                 os.kill(daemon, signal.SIGCONT)
                 time.sleep(0.001 * (time.time_ns() % 7))
         if not pending:
             os.kill(daemon, signal.SIGCONT)
             self.skipTest("never caught the daemon between spawn and exec")
+        logs = [os.readlink(f"/proc/{p}/fd/1") for p in pending]
+        pending = sorted(set(pending) | set(helpers_of(spool)))
         spool.kill()
         try:
             spool.wait_for(lambda: not [p for p in pending if pid_alive(p)], timeout=3,
@@ -204,6 +208,9 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
             self.fail(f"helpers not released by the killed daemon live on: "
                       f"{describe_pids(pending)}; holding the spool lock: "
                       f"{spool.lock_holders()}")
+        for log in logs:
+            with open(log) as f:
+                self.assertEqual(f.read(), "", f"the job of {log} ran though never released")
         spool.start()
         for n in range(400):
             st = spool.wait_terminal(f"j{n:03d}", timeout=30)
