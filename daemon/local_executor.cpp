@@ -360,6 +360,7 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   for (const auto& e : spec.env) add(e);
   const size_t length = request.size() - sizeof(ep::RequestHeader);
   if (length > ep::kMaxRequest) {
+    DismissHelper(helper);
     return MakeError("spawn_failed", "the job's arguments and environment exceed " +
                                          std::to_string(ep::kMaxRequest / (1024 * 1024)) + " MiB");
   }
