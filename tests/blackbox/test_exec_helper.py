@@ -57,7 +57,10 @@ class Helper:
             self.sock.sendall(data)
 
     def release(self):
-        self.sock.sendall(b"g")
+        try:
+            self.sock.sendall(b"g")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it refused the request and exited before the go byte
         self.sock.close()
 
     def abandon(self):
