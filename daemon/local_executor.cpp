@@ -314,11 +314,10 @@ void DismissHelper(IdleHelper& helper) {
 
 namespace {
 
-// Sends all of `data` (the descriptors, if any, with its first byte).
-Status SendAll(int fd, std::string_view data, const int* fds, size_t nfds) {
-  alignas(struct cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
-  SPOOLD_CHECK(nfds <= 2);
-  bool first = nfds > 0;
+// Sends all of `data`, the two descriptors `fds` with its first byte.
+Status SendAll(int fd, std::string_view data, const int (&fds)[2]) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  bool first = true;
   while (!data.empty()) {
     struct iovec iov = {const_cast<char*>(data.data()), data.size()};
     struct msghdr msg {};
@@ -326,12 +325,12 @@ Status SendAll(int fd, std::string_view data, const int* fds, size_t nfds) {
     msg.msg_iovlen = 1;
     if (first) {
       msg.msg_control = control;
-      msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+      msg.msg_controllen = sizeof control;
       struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
       cmsg->cmsg_level = SOL_SOCKET;
       cmsg->cmsg_type = SCM_RIGHTS;
-      cmsg->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-      std::memcpy(CMSG_DATA(cmsg), fds, nfds * sizeof(int));
+      cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+      std::memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
     }
     ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
@@ -367,7 +366,7 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   ep::RequestHeader header{ep::kRequestMagic, static_cast<uint32_t>(length)};
   std::memcpy(request.data(), &header, sizeof header);
   const int fds[2] = {spec.stdout_fd, spec.stderr_fd};
-  if (Status sent = SendAll(helper.control_fd, request, fds, 2); !sent.ok()) {
+  if (Status sent = SendAll(helper.control_fd, request, fds); !sent.ok()) {
     DismissHelper(helper);
     return sent.error();
   }
