@@ -219,11 +219,10 @@ def kill_unreleased_helpers(spool):
     Returns their pids."""
     import signal
     killed = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and is_unreleased_helper(int(entry), spool):
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-                killed.append(int(entry))
-            except OSError:
-                pass
+    for pid in helpers_of(spool):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            pass
     return killed

@@ -194,11 +194,15 @@ class ExecHelperTest(SpoolTestMixin, unittest.TestCase):
         self.assertIn(f"the idle exec helper {idle} ended (signal 9)", spool.log_text())
         st = spool.run_job("after-the-kill", command=["true"])
         self.assertEqual(st["state"], "succeeded", st)
-        # A stop lets it go.
-        idle = helpers_of(spool)
+        # A stop lets it go at once, not only when the daemon exits: here the
+        # daemon lives on while a job that ignores SIGTERM finishes.
+        spool.drop_job("slow-to-stop", command=["sh", "-c", "trap '' TERM; sleep 1.5"])
+        spool.wait_state("slow-to-stop", ["running"])
+        idle = spool.wait_for(lambda: helpers_of(spool), what="an idle helper")
+        spool.proc.send_signal(signal.SIGTERM)
+        spool.wait_for(lambda: not [p for p in idle if pid_alive(p)], timeout=1,
+                       what="the idle helper let go while the daemon stops")
         spool.stop()
-        spool.wait_for(lambda: not [p for p in idle if pid_alive(p)], timeout=5,
-                       what="the idle helper exits with its daemon", daemon_must_live=False)
 
     def test_daemon_without_its_helper_refuses_to_start_and_says_where_it_looked(self):
         spool = self.make_spool(start=False)
