@@ -1007,7 +1007,9 @@ void Daemon::SuperviseRunning(TimePoint now) {
     SchedJob& job = *scheduler_.Find(id);
     if (attempt.slurm) {
       if (attempt.slurm_ended) {
-        finished.push_back(id);
+        // Its scancel may still run: the attempt ends once that answered, so
+        // that the history says what was sent before the attempt's end.
+        if (!attempt.slurm_busy) finished.push_back(id);
         continue;
       }
       // A stop leaves Slurm jobs running: they are followed again at the next

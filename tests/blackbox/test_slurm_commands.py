@@ -15,12 +15,15 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
 
     def fake_slurm(self, spool):
         """Stand-ins: sbatch logs its call and answers only once `release`
-        exists; scancel logs its call; squeue says RUNNING until a scancel."""
+        exists; scancel logs its call, and answers only after a squeue reported
+        the job cancelled, or after 10 s (as a busy controller may); squeue says RUNNING
+        until a scancel."""
         bindir = os.path.join(spool.base, "fake-slurm")
         os.makedirs(bindir)
         self.calls = os.path.join(bindir, "calls.log")
         self.release = os.path.join(bindir, "release")
         cancelled = os.path.join(bindir, "cancelled")
+        seen = os.path.join(bindir, "cancel-seen")
         scripts = {
             "sbatch": f"""\
                 echo "sbatch $*" >> {self.calls}
@@ -30,9 +33,12 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
             "scancel": f"""\
                 echo "scancel $*" >> {self.calls}
                 touch {cancelled}
+                i=0
+                while [ ! -e {seen} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+                sleep 0.5
                 """,
             "squeue": f"""\
-                if [ -e {cancelled} ]; then echo "{SLURM_ID}|CANCELLED|None|0:15|";
+                if [ -e {cancelled} ]; then echo "{SLURM_ID}|CANCELLED|None|0:15|"; touch {seen};
                 else echo "{SLURM_ID}|RUNNING|None|0:0|"; fi
                 """,
         }
