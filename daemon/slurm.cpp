@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "spool/fileio.h"
 #include "spool/json_util.h"
@@ -479,6 +481,33 @@ void CloseFd(int& fd) {
   ::_exit(127);
 }
 
+// Closes every descriptor from 3 up but the `n` in `keep`: a clone of the
+// daemon holds a copy of every descriptor its other threads have open, the
+// pipes of a Slurm command that runs beside this one too, and such a copy
+// keeps that command's pipes from closing for as long as this one runs. Only
+// raw system calls (see RunChild).
+void CloseAllBut(int* keep, int n, int max_fd) {
+  for (int i = 1; i < n; ++i) {
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  }
+  auto close_range = [max_fd](int from, int to) {  // [from, to]; to < 0: all
+    if (to >= 0 && from > to) return;
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, static_cast<unsigned>(from), to < 0 ? ~0u : static_cast<unsigned>(to),
+                  0u) == 0)
+      return;
+#endif
+    for (int fd = from; fd <= (to < 0 ? max_fd : to); ++fd) ::close(fd);
+  };
+  int next = 3;
+  for (int i = 0; i < n; ++i) {
+    if (keep[i] < next) continue;
+    close_range(next, keep[i] - 1);
+    next = keep[i] + 1;
+  }
+  close_range(next, -1);
+}
+
 // What the supervisor process tells RunCommand.
 enum : int { kMsgPid = 1, kMsgStatus = 2, kMsgCloneFailed = 3 };
 struct ChildMsg {
@@ -531,11 +560,17 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis ti
   //  - the command, the supervisor's ordinary child.
   // Both run only raw system calls (see RunChild). Signals stay blocked in the
   // supervisor.
+  struct rlimit files {};
+  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < (1u << 20)
+                         ? static_cast<int>(files.rlim_cur)
+                         : (1 << 20);
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   long super = ::syscall(SYS_clone, 0L /* flags; exit signal 0 */, nullptr, nullptr, nullptr, nullptr);
   if (super == 0) {
+    int keep[] = {in_fd, out_pipe[1], err_pipe[1], report_pipe[1], status_pipe[1]};
+    CloseAllBut(keep, 5, max_fd);
     ChildMsg msg{};
     long cmd = ::syscall(SYS_clone, static_cast<long>(SIGCHLD), nullptr, nullptr, nullptr, nullptr);
     if (cmd == 0) {

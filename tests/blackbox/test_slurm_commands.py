@@ -7,6 +7,7 @@ import textwrap
 import unittest
 
 from harness import SpoolTestMixin
+from harness_sched import cmdline, proc_stat
 
 SLURM_ID = "4242"
 
@@ -15,9 +16,9 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
 
     def fake_slurm(self, spool):
         """Stand-ins: sbatch logs its call and answers only once `release`
-        exists; scancel logs its call, and answers only after a squeue reported
-        the job cancelled, or after 10 s (as a busy controller may); squeue says RUNNING
-        until a scancel."""
+        exists; scancel logs its call, and answers only after a squeue
+        reported the job cancelled, or after 10 s (as a busy controller may);
+        squeue says RUNNING until a scancel."""
         bindir = os.path.join(spool.base, "fake-slurm")
         os.makedirs(bindir)
         self.calls = os.path.join(bindir, "calls.log")
@@ -79,6 +80,32 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
             pass
         spool.wait_event("remote", "submitted")
         self.assertEqual(spool.status("remote")["attempts"][0]["slurm_job_id"], SLURM_ID)
+
+    def test_a_slurm_command_holds_none_of_the_daemons_descriptors(self):
+        # A command runs under a supervisor process cloned from the daemon,
+        # which never execs. Had it kept the daemon's descriptors, it would
+        # keep the pipes of a command started beside it in another thread open:
+        # a poll would wait for a slow sbatch or scancel to end (up to 30 s).
+        spool = self.slurm_spool()
+        spool.drop_job("remote", pool="cluster", command=["true"])
+        spool.wait_for(lambda: any(c.startswith("sbatch ") for c in self.calls_made()),
+                       what="sbatch called")
+        script = os.fsencode(os.path.join(spool.base, "fake-slurm", "sbatch"))
+        sbatch = [int(e) for e in os.listdir("/proc")
+                  if e.isdigit() and script in (cmdline(int(e)) or b"").split(b"\0")]
+        self.assertEqual(len(sbatch), 1, "the stand-in sbatch runs")
+        supervisor = proc_stat(sbatch[0])[1]
+        self.assertEqual(proc_stat(supervisor)[1], spool.proc.pid, "sbatch's parent is the daemon's child")
+        fd_dir = f"/proc/{supervisor}/fd"
+        held = {int(fd): os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)}
+        others = {fd: target for fd, target in held.items()
+                  if fd > 2 and not target.startswith("pipe:") and target != "/dev/null"}
+        self.assertEqual(others, {}, "descriptors of the daemon held by the supervisor")
+        self.assertLessEqual(len([fd for fd in held if fd > 2]), 5,
+                             f"its /dev/null and four pipe ends, no more: {held}")
+        with open(self.release, "w"):
+            pass
+        spool.wait_event("remote", "submitted")
 
     def test_a_cancel_while_sbatch_runs_cancels_what_it_submitted(self):
         spool = self.slurm_spool()
