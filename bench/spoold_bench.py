@@ -33,7 +33,7 @@ Environment (defaults in brackets):
   BENCH_LAT_ROUNDS     latency rounds [3]      BENCH_LAT_PROBES  probes/round [40]
   BENCH_HISTORY        terminal jobs in the history spool [100000]
   BENCH_HISTORY_N      jobs per history/empty throughput run [1000]
-  BENCH_HISTORY_ROUNDS rounds of (empty, history) [2]
+  BENCH_HISTORY_ROUNDS rounds of (empty, history) [5]
   BENCH_RESTARTS       restarts timed per spool [3]
   BENCH_IDLE_S         idle window in seconds, scaled to a minute [20]
   BENCH_WORK           scratch folder [/var/tmp/spoold-bench]; the generated
@@ -74,7 +74,7 @@ LAT_ROUNDS = int(os.environ.get("BENCH_LAT_ROUNDS", "3"))
 LAT_PROBES = int(os.environ.get("BENCH_LAT_PROBES", "40"))
 HISTORY = int(os.environ.get("BENCH_HISTORY", "100000"))
 HISTORY_N = int(os.environ.get("BENCH_HISTORY_N", "1000"))
-HISTORY_ROUNDS = int(os.environ.get("BENCH_HISTORY_ROUNDS", "2"))
+HISTORY_ROUNDS = int(os.environ.get("BENCH_HISTORY_ROUNDS", "5"))
 RESTARTS = int(os.environ.get("BENCH_RESTARTS", "3"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "20"))
 WORK = os.environ.get("BENCH_WORK", "/var/tmp/spoold-bench")
