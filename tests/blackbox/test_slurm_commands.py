@@ -78,8 +78,10 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
                          "the submission was still under way")
         with open(self.release, "w"):
             pass
-        spool.wait_event("remote", "submitted")
-        self.assertEqual(spool.status("remote")["attempts"][0]["slurm_job_id"], SLURM_ID)
+        # The event is appended at once; status.json is replaced at the end of
+        # that loop turn.
+        spool.wait_for(lambda: spool.status("remote")["attempts"][0]["slurm_job_id"] == SLURM_ID,
+                       what="the Slurm job id in status.json")
 
     def test_a_slurm_command_holds_none_of_the_daemons_descriptors(self):
         # A command runs under a supervisor process cloned from the daemon,
