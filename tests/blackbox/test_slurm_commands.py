@@ -93,9 +93,11 @@ class SlurmCommandsTest(SpoolTestMixin, unittest.TestCase):
         spool.wait_for(lambda: any(c.startswith("sbatch ") for c in self.calls_made()),
                        what="sbatch called")
         script = os.fsencode(os.path.join(spool.base, "fake-slurm", "sbatch"))
-        sbatch = [int(e) for e in os.listdir("/proc")
+        shells = [int(e) for e in os.listdir("/proc")
                   if e.isdigit() and script in (cmdline(int(e)) or b"").split(b"\0")]
-        self.assertEqual(len(sbatch), 1, "the stand-in sbatch runs")
+        # Its shell, not a child it forked for `sleep` that has not exec'd yet.
+        sbatch = [pid for pid in shells if (proc_stat(pid) or (None, None))[1] not in shells]
+        self.assertEqual(len(sbatch), 1, f"the stand-in sbatch runs: {shells}")
         supervisor = proc_stat(sbatch[0])[1]
         self.assertEqual(proc_stat(supervisor)[1], spool.proc.pid, "sbatch's parent is the daemon's child")
         fd_dir = f"/proc/{supervisor}/fd"
