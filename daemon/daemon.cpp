@@ -796,9 +796,10 @@ void Daemon::RequeueForLackOfResources(const std::string& id, const std::string&
 }
 
 bool Daemon::OnlySlurmRunning() const {
-  // A stop leaves Slurm jobs running, once no sbatch or scancel is under way.
-  return slurm_commands_ == 0 &&
-         std::all_of(running_.begin(), running_.end(), [](const auto& entry) { return entry.second.slurm; });
+  // A stop leaves Slurm jobs running, once no sbatch or scancel is under way
+  // (an attempt stays in running_ until its command answered).
+  return std::all_of(running_.begin(), running_.end(),
+                     [](const auto& entry) { return entry.second.slurm && !entry.second.slurm_busy; });
 }
 
 // sbatch runs in the thread pool: it may take up to 30 s, and the loop goes on
@@ -842,19 +843,17 @@ void Daemon::SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_i
 }
 
 // A Slurm command for `attempt` in libuv's thread pool: a controller that does
-// not answer must not stall the loop. `done` runs on the loop when it returns,
-// if the attempt has not ended meanwhile.
+// not answer must not stall the loop. `done` runs on the loop when it returns;
+// the attempt, marked busy until then, does not end before (SuperviseRunning).
 void Daemon::RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
                              std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done) {
   auto result = std::make_shared<Result<std::string>>(MakeError("slurm_error", "not run"));
   attempt.slurm_busy = true;
-  ++slurm_commands_;
   RunInThreadPool(
       &loop_, [result, command = std::move(command)] { *result = command(); },
       [this, result, id = attempt.id, n = attempt.attempt, done = std::move(done)] {
-        --slurm_commands_;
         auto it = running_.find(id);
-        if (it == running_.end() || it->second.attempt != n) return;  // ended meanwhile
+        if (it == running_.end() || it->second.attempt != n) return;  // not expected: see above
         it->second.slurm_busy = false;
         done(it->second, *result, Now());
       });

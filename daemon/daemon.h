@@ -144,7 +144,6 @@ class Daemon {
   std::unique_ptr<Timer> watchdog_timer_;
   std::unique_ptr<Timer> slurm_timer_;
   bool slurm_poll_in_flight_ = false;
-  int slurm_commands_ = 0;  // sbatch and scancel calls in the thread pool
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
   std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
