@@ -66,8 +66,29 @@ def source_dir():
 
 
 def stac_validator():
-    return os.path.join(source_dir(), "..", "shared", "stac-schema",
-                        "validate_stac_item.py")
+    return os.path.join(source_dir(), "tests", "stac", "validate_stac_item.py")
+
+
+def cannot_run(test, reason):
+    """A test that cannot run here. Run as root (how `make test` and CI run),
+    nothing may be left out, so it fails, saying why; otherwise it skips, and
+    ctest counts it as skipped (the "SKIP: " prefix), never as passed."""
+    if os.geteuid() == 0:
+        test.fail(f"CANNOT RUN, and every test must run as root: {reason}")
+    test.skipTest(f"SKIP: {reason}")
+
+
+def slurm_start_log_tail(lines=15):
+    """The end of what tests/slurm/live-cluster.sh said when `make test` tried
+    to start the cluster, or a note that it did not try."""
+    path = os.environ.get("SPOOLD_SLURM_START_LOG") or os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "spoold-slurm-start.log")
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+    except OSError:
+        return f"(no {path}: tests/slurm/live-cluster.sh start did not run; `make test` runs it)"
+    return f"last lines of {path}:\n" + "\n".join(tail)
 
 
 def is_rfc3339_z(value):

@@ -52,7 +52,7 @@ int ValidateItem(const Json& item, const std::string& dir, std::string* output) 
   std::string item_path = dir + "/item.json";
   std::string out_path = dir + "/validator.out";
   WriteFile(item_path, DumpJson(item, 2));
-  std::string command = "/usr/bin/python3 '" SPOOLD_SHARED_DIR "/stac-schema/validate_stac_item.py' '" +
+  std::string command = "/usr/bin/python3 '" SPOOLD_SOURCE_DIR "/tests/stac/validate_stac_item.py' '" +
                         item_path + "' > '" + out_path + "' 2>&1";
   int status = std::system(command.c_str());
   *output = ReadFile(out_path);
