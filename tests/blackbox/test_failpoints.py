@@ -12,7 +12,7 @@ import re
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL, job_toml, spoold_bin
+from harness import SpoolTestMixin, TERMINAL, cannot_run, job_toml, spoold_bin
 
 LEGAL = {("queued", "running"), ("queued", "queued"), ("running", "queued"),
          ("running", "succeeded"), ("running", "failed"), ("running", "cancelled"),
@@ -37,7 +37,7 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
 
     def setUp(self):
         if not compiled_with_failpoints():
-            self.skipTest("SKIP: this spoold was built without -DSPOOLD_FAILPOINTS=ON")
+            cannot_run(self, "this spoold was built without -DSPOOLD_FAILPOINTS=ON")
 
     def workload(self, spool):
         jobs = []

@@ -14,7 +14,7 @@ import sys
 import time
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL, read_json
+from harness import SpoolTestMixin, TERMINAL, cannot_run, read_json
 
 JOBS = 20000
 WORKERS = 4
@@ -71,9 +71,9 @@ class LoadTest(SpoolTestMixin, unittest.TestCase):
     def test_20000_jobs_dropped_at_once_all_run_with_bounded_memory_and_fds(self):
         binary = os.environ.get("SPOOLD_LOAD_BIN")
         if not binary:
-            self.skipTest("SKIP: SPOOLD_LOAD_BIN is not set: the load test needs an "
-                          "optimized, non-sanitized spoold (make test passes build/spoold; "
-                          "or configure with -DSPOOLD_LOAD_BIN=/path/to/spoold)")
+            cannot_run(self, "SPOOLD_LOAD_BIN is not set: the load test needs an "
+                             "optimized, non-sanitized spoold (make test passes build/spoold; "
+                             "or configure with -DSPOOLD_LOAD_BIN=/path/to/spoold)")
         self.assertTrue(os.access(binary, os.X_OK),
                         f"SPOOLD_LOAD_BIN={binary} is not an executable file")
         spool = self.make_spool(

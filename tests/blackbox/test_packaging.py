@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import source_dir, spoold_bin
+from harness import cannot_run, source_dir, spoold_bin
 
 UNIT = os.path.join(source_dir(), "systemd", "spoold.service")
 
@@ -26,7 +26,7 @@ class PackagingTest(unittest.TestCase):
 
     def require(self, program):
         if shutil.which(program) is None:
-            self.skipTest(f"SKIP: {program} is not installed")
+            cannot_run(self, f"{program} is not installed")
 
     def test_unit_verifies(self):
         self.require("systemd-analyze")
@@ -113,7 +113,8 @@ class PackagingTest(unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("SKIP: dpkg -i needs root")
         if run("dpkg-query", "-W", "spoold").returncode == 0:
-            self.skipTest("SKIP: a spoold package is installed on this machine; not touching it")
+            cannot_run(self, "a spoold package is installed on this machine; not touching it "
+                             "(dpkg --purge spoold to let this test run)")
         deb = self.build_package()
         self.addCleanup(run, "dpkg", "--purge", "spoold")
         result = run("dpkg", "-i", deb)

@@ -6,7 +6,7 @@ import resource
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin, job_toml
+from harness import SpoolTestMixin, cannot_run, job_toml
 
 
 class ResourcesTest(SpoolTestMixin, unittest.TestCase):
@@ -19,7 +19,7 @@ class ResourcesTest(SpoolTestMixin, unittest.TestCase):
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", spool.root],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            self.skipTest(f"SKIP: cannot mount tmpfs here: {result.stderr.strip()}")
+            cannot_run(self, f"cannot mount tmpfs here: {result.stderr.strip()}")
         # Cleanups run last-in first-out: unmount after the daemon is gone.
         self.addCleanup(subprocess.run, ["umount", "-l", spool.root])
         return spool

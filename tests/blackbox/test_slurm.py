@@ -1,13 +1,14 @@
 """Slurm pools against a real single-node cluster (issue 8): the same job files,
-folders, status, retries, timeouts and cancel as local pools. Skipped, visibly,
-when no Slurm controller answers (make test starts one when run as root)."""
+folders, status, retries, timeouts and cancel as local pools. `make test` starts
+the cluster when run as root; then a missing controller fails these tests with
+the start script's output. Not root, they skip visibly."""
 import os
 import shutil
 import signal
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin
+from harness import SpoolTestMixin, cannot_run, slurm_start_log_tail
 
 PARTITION = os.environ.get("SLURM_LOCAL_PARTITION", "debug")
 
@@ -32,7 +33,9 @@ class SlurmTest(SpoolTestMixin, unittest.TestCase):
 
     def setUp(self):
         if not controller_up():
-            self.skipTest("SKIP: no Slurm cluster (run as root: ../shared/slurm/start-local-slurm.sh)")
+            cannot_run(self, "no Slurm cluster answers `scontrol ping` (as root, `make test` starts one "
+                             "with tests/slurm/live-cluster.sh; by hand: sudo tests/slurm/start-cluster.sh)\n"
+                             + slurm_start_log_tail())
 
     def slurm_spool(self):
         spool = self.make_spool(config={"pools": {"cluster": {

@@ -9,7 +9,7 @@ import subprocess
 import unittest
 import uuid
 
-from harness import SpoolTestMixin, job_toml
+from harness import SpoolTestMixin, cannot_run, job_toml
 
 
 def sh(*argv):
@@ -22,7 +22,7 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("SKIP: needs root (useradd, and spoold switching users)")
         if shutil.which("useradd") is None or shutil.which("runuser") is None:
-            self.skipTest("SKIP: useradd or runuser missing")
+            cannot_run(self, "useradd or runuser missing")
 
     def make_user(self, extra_group=None):
         name = "sp" + uuid.uuid4().hex[:10]
