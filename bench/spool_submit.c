@@ -1,4 +1,4 @@
-/* spool_submit.c - a spoold client for the benchmark (from shared/bench-peers,
+/* spool_submit.c - a spoold client for the benchmark (adapted from the client of the earlier peer measurements,
  * changed to write under SPOOL/tmp/ and to print the ids it submitted):
  * writes N job files, each as SPOOL/tmp/<id>.toml then rename() into
  * SPOOL/incoming/<id>.toml (SPEC.md section 2), with the body

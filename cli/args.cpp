@@ -123,7 +123,9 @@ void PrintProgramHelp(const std::vector<Command>& commands) {
       "2 usage error. run and wait: 0 succeeded, the job's exit code when it exited\n"
       "non-zero, 124 timeout or deadline, 125 cancelled or any other failure.\n"
       "\n"
-      "`spoolctl COMMAND --help` describes one command.\n",
+      "`spoolctl COMMAND --help` describes one command. The files it reads and writes\n"
+      "are specified in SPEC.md (docs/SPEC.md in the source, /usr/share/doc/spoold/\n"
+      "SPEC.md when installed).\n",
       kDefaultConfigPath);
 }
 

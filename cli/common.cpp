@@ -273,7 +273,7 @@ DaemonInfo DetectDaemon(const SpoolPaths& paths) {
   if (!locks) return DetectByRecordLock(paths, info);
   for (std::string line; std::getline(locks, line);) {
     auto lock = ParseLockLine(line);
-    // spoold takes a POSIX record lock (docs/SPEC-NOTES.md); SPEC.md says
+    // spoold takes a POSIX record lock (docs/SPEC.md section 1); the old spec said
     // flock. Either kind held on the file means a daemon runs.
     if (!lock || (lock->kind != "FLOCK" && lock->kind != "POSIX" && lock->kind != "OFDLCK")) continue;
     const std::string& di = lock->device_inode;

@@ -25,7 +25,11 @@ void Usage(FILE* out) {
                "configuration (default %s).\n"
                "  --config FILE  the configuration file\n"
                "  --check        validate the configuration and find the exec helper\n"
-               "                 (spoold-exec), then exit: 0 valid, 1 invalid\n",
+               "                 (spoold-exec), then exit: 0 valid, 1 invalid\n"
+               "\n"
+               "The file interface (job files, status.json, index.json, the configuration) is\n"
+               "specified in SPEC.md: docs/SPEC.md in the source, share/doc/spoold/SPEC.md where\n"
+               "it is installed (/usr/share/doc/spoold/ from the .deb).\n",
                spoold::kDefaultConfigPath);
 }
 
