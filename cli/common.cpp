@@ -260,29 +260,49 @@ DaemonInfo DetectByRecordLock(const SpoolPaths& paths, DaemonInfo info) {
 
 }  // namespace
 
+namespace {
+
+// How /proc/locks names a file: "fe:00:1234" (major:minor:inode).
+std::string DevInode(const struct stat& st) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+                static_cast<unsigned long>(st.st_ino));
+  return text;
+}
+
+// Whether a /proc/locks entry is on the file `st`. Some file systems (overlays)
+// report another device there than stat does: the inode with the expected pid
+// is enough then.
+bool LockIsOn(const LockLine& lock, const struct stat& st, long pid) {
+  const std::string& di = lock.device_inode;
+  const std::string inode_suffix = ":" + std::to_string(st.st_ino);
+  const bool same_inode = di.size() > inode_suffix.size() &&
+                          di.compare(di.size() - inode_suffix.size(), inode_suffix.size(), inode_suffix) == 0;
+  return di == DevInode(st) || (same_inode && pid != 0 && lock.pid == pid);
+}
+
+}  // namespace
+
 DaemonInfo DetectDaemon(const SpoolPaths& paths) {
   DaemonInfo info;
   if (auto text = ReadSmallFile(paths.Lock(), 64); text.ok()) info.pid = std::atol(text->c_str());
-  struct stat st {};
-  if (::stat(paths.Lock().c_str(), &st) != 0) return info;
-  char dev_inode[64];
-  std::snprintf(dev_inode, sizeof dev_inode, "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
-                static_cast<unsigned long>(st.st_ino));
-  const std::string inode_suffix = ":" + std::to_string(st.st_ino);
+  struct stat file {};
+  struct stat root {};
+  const bool have_file = ::stat(paths.Lock().c_str(), &file) == 0;
+  const bool have_root = ::stat(paths.Root().c_str(), &root) == 0;
   std::ifstream locks("/proc/locks");
-  if (!locks) return DetectByRecordLock(paths, info);
+  if (!locks) return have_file ? DetectByRecordLock(paths, info) : info;
   for (std::string line; std::getline(locks, line);) {
     auto lock = ParseLockLine(line);
-    // spoold takes a POSIX record lock (docs/SPEC.md section 1); the old spec said
-    // flock. Either kind held on the file means a daemon runs.
     if (!lock || (lock->kind != "FLOCK" && lock->kind != "POSIX" && lock->kind != "OFDLCK")) continue;
-    const std::string& di = lock->device_inode;
-    const bool same_inode =
-        di.size() > inode_suffix.size() &&
-        di.compare(di.size() - inode_suffix.size(), inode_suffix.size(), inode_suffix) == 0;
-    // Some file systems (overlays) report another device here than stat does:
-    // the inode with the lock file's own pid is enough then.
-    if (di == dev_inode || (same_inode && lock->pid == info.pid)) {
+    // spoold flocks the root folder and record-locks spoold.lock (docs/SPEC.md
+    // section 1); older ones locked only the file. Either means a daemon runs.
+    if (have_root && lock->kind == "FLOCK" && LockIsOn(*lock, root, info.pid)) {
+      info.running = true;
+      if (info.pid == 0) info.pid = lock->pid;
+      return info;
+    }
+    if (have_file && LockIsOn(*lock, file, info.pid)) {
       info.running = true;
       return info;
     }

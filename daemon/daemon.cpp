@@ -75,6 +75,7 @@ Daemon::Daemon(Config config, std::string config_path)
       batch_(paths_.Root()),
       intake_(store_, config_),
       scheduler_(config_),
+      root_lock_(paths_.Root(), paths_.Lock()),
       index_jobs_(paths_.IndexSegment()) {
   SPOOLD_CHECK(uv_loop_init(&loop_) == 0);
 }
@@ -86,7 +87,6 @@ Daemon::~Daemon() {
   DismissSpareHelper();
   uv_run(&loop_, UV_RUN_DEFAULT);
   SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
-  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void Daemon::CloseHandles() {
@@ -100,6 +100,7 @@ void Daemon::CloseHandles() {
   slurm_timer_.reset();
   incoming_watch_.reset();
   control_watch_.reset();
+  root_watch_.reset();
   sigchld_.reset();
   sigterm_.reset();
   sigint_.reset();
@@ -130,27 +131,7 @@ Status Daemon::Start() {
   exec_helper_ = std::move(helper.value());
   if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
 
-  lock_fd_ = ::open(paths_.Lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (lock_fd_ < 0) return MakeError("io_error", ErrnoMessage("open", paths_.Lock(), errno));
-  // A POSIX record lock, not flock(): flock locks belong to the open file and
-  // are shared with every forked child until it closes the descriptor, so a job
-  // child could keep the root locked for a moment after the daemon died. A
-  // record lock belongs to this process alone and ends with it.
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  if (::fcntl(lock_fd_, F_SETLK, &lock) != 0) {
-    char buf[32] = {};
-    ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
-    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return MakeError("locked", "another spoold (pid " + pid + ") is running on " + paths_.Root() +
-                                   " and holds " + paths_.Lock());
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
-    return MakeError("io_error", ErrnoMessage("write", paths_.Lock(), errno));
-  }
+  if (auto st = root_lock_.Acquire(); !st.ok()) return st;
   // Orphaned descendants of jobs are re-parented to us, so we can reap them and
   // see when a job's whole process group is gone.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -164,7 +145,10 @@ Status Daemon::Start() {
   prepare_ = std::make_unique<Prepare>(&loop_);
   prepare_->SetCallback([this] { Pump(); });
   rescan_timer_ = std::make_unique<Timer>(&loop_);
-  rescan_timer_->SetCallback([this] { scan_pending_ = true; });
+  rescan_timer_->SetCallback([this] {
+    scan_pending_ = true;
+    root_check_pending_ = true;
+  });
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
   rescan_timer_->Start(rescan_ms, rescan_ms);
   wake_timer_ = std::make_unique<Timer>(&loop_);
@@ -187,6 +171,14 @@ Status Daemon::Start() {
 
   incoming_watch_ = WatchFolder(paths_.Incoming(), &pending_names_);
   control_watch_ = WatchFolder(paths_.Control(), &pending_controls_);
+  // Any change in the root (spoold.lock deleted, the root moved away) is
+  // checked in the same loop turn; the rescan timer checks too.
+  root_watch_ = std::make_unique<DirWatch>(&loop_);
+  root_watch_->SetCallback([this](const char*, int) { root_check_pending_ = true; });
+  if (int rc = root_watch_->Start(paths_.Root()); rc != 0) {
+    spdlog::warn("cannot watch {} ({}); checking it every {}", paths_.Root(), uv_strerror(rc),
+                 FormatDuration(config_.rescan_interval));
+  }
 
   sigchld_ = std::make_unique<SignalWatch>(&loop_, SIGCHLD);
   sigchld_->SetCallback([this](int) { ReapChildren(); });
@@ -339,6 +331,7 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
 // ---- the loop turn ----
 
 void Daemon::Pump() {
+  if (root_check_pending_) CheckRoot();
   TimePoint now = Now();
   if (reload_pending_) Reload();
   if (!stopping_) {
@@ -415,6 +408,39 @@ void Daemon::AdoptNewFolders(TimePoint now) {
       AdoptJob(std::move(status.value()), /*ours=*/false, now);
     }
     MarkIndexDirty();
+  }
+}
+
+// SPEC.md section 1: one daemon per root. The root's flock already keeps a
+// second daemon out whatever happens to spoold.lock; a lock file that was
+// deleted is put back for the readers that look at it. A root folder that was
+// moved away or replaced is no longer the one we locked, and a second daemon
+// may start on the new one: we stop at once, touching nothing more, as a
+// crash would (SPEC.md section 9 holds for that), and leave the root to the
+// next start.
+void Daemon::CheckRoot() {
+  root_check_pending_ = false;
+  auto check = root_lock_.Check();
+  switch (check.outcome) {
+    case RootLock::Outcome::kOk:
+      root_problem_.clear();
+      return;
+    case RootLock::Outcome::kLockFileRestored:
+      spdlog::warn("{}", check.message);
+      root_problem_.clear();
+      return;
+    case RootLock::Outcome::kLockFileNotRestored:
+      // Said once, not at every check, until it changes.
+      if (check.message != root_problem_) spdlog::error("{}", check.message);
+      root_problem_ = check.message;
+      return;
+    case RootLock::Outcome::kRootGone:
+      spdlog::critical(
+          "{}; stopping at once without writing anything more, as after a crash (the next "
+          "start on that root recovers its jobs)",
+          check.message);
+      spdlog::default_logger()->flush();
+      ::_exit(1);
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "daemon/local_executor.h"
+#include "daemon/root_lock.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
 #include "daemon/slurm.h"
@@ -73,6 +74,7 @@ class Daemon {
   void CloseHandles();  // each owner closes its handle; idempotent
   std::unique_ptr<DirWatch> WatchFolder(const std::string& dir, std::set<std::string>* pending);
   void ScanIncoming();
+  void CheckRoot();
   void ProcessIncoming(const std::string& name, TimePoint now);
   void ProcessControl(const std::string& name, TimePoint now);
   Status MayControl(const ControlRequest& request, uid_t requester) const;
@@ -146,12 +148,15 @@ class Daemon {
   bool slurm_poll_in_flight_ = false;
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
+  std::unique_ptr<DirWatch> root_watch_;  // wakes CheckRoot()
   std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
 
   SdNotifier notifier_;
   bool ready_sent_ = false;
   std::string last_status_;  // the last STATUS= sent to systemd
-  int lock_fd_ = -1;
+  RootLock root_lock_;
+  bool root_check_pending_ = false;
+  std::string root_problem_;  // the last one logged, so it is said once
   TimePoint started_at_{};
   bool stopping_ = false;
   bool scan_pending_ = true;

@@ -6,6 +6,7 @@ import time
 import unittest
 
 from harness import SPOOL_DIRS, SpoolTestMixin, spoold_bin
+from test_spoolctl import spoolctl_bin
 
 
 class DaemonTest(SpoolTestMixin, unittest.TestCase):
@@ -33,6 +34,72 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
         self.assertTrue(spool.alive(), "the first daemon keeps running")
         self.assertEqual(spool.index()["daemon"]["pid"], first)
         self.assert_accepts_valid_job(spool, "still-works")
+        spool.stop()
+
+    def test_deleting_or_replacing_the_lock_file_lets_no_second_daemon_in(self):
+        spool = self.make_spool()
+        first = spool.proc.pid
+        spool.drop_job("long", command=["sleep", "60"])
+        job_pid = spool.wait_for(lambda: spool.status("long")["pid"], what="long running")
+        for how in ("deleted", "replaced"):
+            with self.subTest(how):
+                if how == "deleted":
+                    os.unlink(spool.path("spoold.lock"))
+                else:
+                    with open(spool.path("tmp/fake.lock"), "w") as f:
+                        f.write("1\n")
+                    os.rename(spool.path("tmp/fake.lock"), spool.path("spoold.lock"))
+                proc = self.run_spoold("--config", spool.config_path, timeout=10)
+                out = proc.stdout + proc.stderr
+                self.assertNotEqual(proc.returncode, 0, out)
+                self.assertIn("another spoold", out)
+                self.assertIn(spool.root, out)
+                # The daemon puts a lock file with its pid back for readers.
+                spool.wait_for(lambda: open(spool.path("spoold.lock")).read().strip() == str(first),
+                               what="spoold.lock holding the daemon's pid again")
+                self.assertIn(f"spoold.lock was removed or replaced", spool.log_text())
+        # A lock file that cannot be put back (a folder took its name): still no
+        # second daemon, the problem is logged once, and spoolctl still sees the
+        # daemon (by the root's lock).
+        os.unlink(spool.path("spoold.lock"))
+        os.mkdir(spool.path("spoold.lock"))
+        spool.wait_for(lambda: "could not be put in place" in spool.log_text(), what="the problem logged")
+        proc = self.run_spoold("--config", spool.config_path, timeout=10)
+        self.assertNotEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("another spoold", proc.stdout + proc.stderr)
+        ctl = subprocess.run([spoolctl_bin(), "--root", spool.root, "pause", "default"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(ctl.returncode, 0, ctl.stderr)
+        self.assertNotIn("not running", ctl.stderr)
+        spool.wait_for(lambda: spool.index()["pools"]["default"]["paused"], what="the pause acted on")
+        os.rmdir(spool.path("spoold.lock"))
+        spool.wait_for(lambda: open(spool.path("spoold.lock")).read().strip() == str(first),
+                       what="spoold.lock back once its name is free")
+        self.assertEqual(spool.log_text().count("could not be put in place"), 1, "said once")
+        # The running job was never touched: same attempt, same process.
+        status = spool.status("long")
+        self.assertEqual((status["state"], status["attempt"], status["pid"]), ("running", 1, job_pid))
+        os.kill(job_pid, 0)
+        self.assertEqual(spool.index()["daemon"]["pid"], first)
+        spool.stop()
+
+    def test_a_root_moved_away_stops_the_daemon_at_once(self):
+        spool = self.make_spool()
+        spool.drop_job("long", command=["sleep", "60"])
+        spool.wait_for(lambda: spool.status("long")["pid"], what="long running")
+        moved = spool.root + ".moved"
+        os.rename(spool.root, moved)
+        self.addCleanup(lambda: os.path.isdir(moved) and os.rename(moved, spool.root))
+        code = spool.proc.wait(timeout=10)
+        self.assertEqual(code, 1, spool.log_tail())
+        self.assertIn("was moved, deleted or replaced while spoold ran", spool.log_text())
+        spool.proc = None
+        # Nothing was written at the old path after the move.
+        self.assertFalse(os.path.exists(spool.root))
+        os.rename(moved, spool.root)
+        spool.start()
+        spool.wait_for(lambda: spool.status("long")["state"] in ("running", "queued"),
+                       what="the job recovered after the restart")
         spool.stop()
 
     def test_check_valid_config(self):
