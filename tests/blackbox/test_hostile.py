@@ -5,6 +5,7 @@ rejected/, its error file valid JSON that quotes nothing of the content), or
 left alone (names spoold never reads). The daemon must survive them all."""
 import json
 import os
+import re
 import unittest
 
 from harness import SpoolTestMixin
@@ -67,6 +68,37 @@ class HostileTest(SpoolTestMixin, unittest.TestCase):
         for name, _, expected in CORPUS:
             if expected == "ignored":
                 self.assertIn(name, os.listdir(os.path.join(root, b"incoming")), name)
+
+    def test_names_and_values_cannot_forge_log_lines(self):
+        spool = self.make_spool()
+        root = os.fsencode(spool.root)
+        forged = b"2026-01-01T00:00:00.000Z critical FAKE"
+        drops = [(b"control", b"x\n" + forged + b".json", b'{"action": "cancel", "job": "x\\n' + forged + b'"}'),
+                 (b"control", b"esc\x1b[2J\xc2\x9b.json", b'{"action": "pause", "pool": "a\\u001b[2J"}'),
+                 (b"incoming", b"y\r\n" + forged + b".toml", VALID),
+                 (b"incoming", b"title.toml", b'command = ["true"]\ntitle = "t\\n' + forged + b'"\n')]
+        for folder, name, content in drops:
+            tmp = os.path.join(root, b"tmp", b".drop-" + os.urandom(4).hex().encode())
+            with open(tmp, "wb") as f:
+                f.write(content)
+            os.rename(tmp, os.path.join(root, folder, name))
+        for folder, name, _ in drops:
+            spool.wait_for(lambda: name not in os.listdir(os.path.join(root, folder)),
+                           what=f"{folder}/{name!r} taken")
+        spool.wait_terminal("title")
+        spool.stop()
+        line_start = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warning|error|critical) "
+                                r"|===== start #\d+ at |$)")
+        with open(spool.log_path, "rb") as f:
+            log = f.read()
+        for line in log.split(b"\n"):
+            text = line.decode("utf-8", "replace")
+            self.assertRegex(text, line_start, "every line of the log is one the daemon wrote")
+            self.assertNotRegex(text, r"^2026-01-01T00:00:00.000Z critical FAKE")
+        self.assertNotIn(b"\x1b", log, "no terminal escape reaches the log")
+        self.assertNotIn(b"\xc2\x9b", log, "no 8-bit CSI reaches the log")
+        self.assertIn(b"x\\n2026-01-01T00:00:00.000Z critical FAKE", log.replace(b"\\x0a", b"\\n"),
+                      "the name is in the log, escaped")
 
     def check(self, spool, root, name, content, expected):
         if expected == "run":
