@@ -211,8 +211,16 @@ void Daemon::Recover(TimePoint now) {
   } else if (*cleaned > 0) {
     spdlog::warn("removed {} half-made job folders left by a crash", *cleaned);
   }
-  if (int repaired = intake_.RepairRejected(now); repaired > 0) {
-    spdlog::warn("wrote the missing error files of {} rejected files (a crash came between)", repaired);
+  const auto repaired = intake_.RepairRejected(now);
+  if (repaired.written > 0) {
+    spdlog::warn("wrote the missing error files of {} rejected files (a crash came between)",
+                 repaired.written);
+  }
+  if (repaired.orphans_removed > 0) {
+    spdlog::warn(
+        "removed {} error files in rejected/ whose file was never moved there (a crash came between; "
+        "the file is refused again)",
+        repaired.orphans_removed);
   }
   auto ids = store_.ListJobs();
   if (!ids.ok()) {
@@ -473,9 +481,14 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
   auto reject = [&](const Error& error) {
     auto stored = intake_.Quarantine(paths_.Control(), name, error, now);
     if (!stored.ok()) {
-      spdlog::error("cannot move control request {} to rejected/: {}", shown, stored.error().message);
+      // Said once until it works again; the request stays in control/ and the
+      // next scan refuses it again.
+      Trouble("reject",
+              "cannot refuse control request " + shown + " now (" + stored.error().message +
+                  "); it stays in control/, with no error file, and is tried again at the next scan");
       return;
     }
+    TroubleOver("reject");
     spdlog::warn("rejected control request {}: {}: {}", shown, error.code, error.message);
   };
   auto file = ReadDroppedFile(paths_.Control(), name, static_cast<size_t>(config_.max_job_file_size));
@@ -596,6 +609,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       return;
     }
     case IntakeKind::kRejected:
+      TroubleOver("intake");
       spdlog::warn("rejected {}: {}{}{}", shown, out.error.code,
                    out.error.field.empty() ? "" : " (" + PrintableName(out.error.field) + ")",
                    ": " + out.error.message);
@@ -615,8 +629,15 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       return;
     }
     case IntakeKind::kFailed:
-      // Left in incoming/; the next scan tries again.
-      Trouble("intake", "cannot take in job files now (" + out.error.message + "); they wait in incoming/");
+      // Left in incoming/ whether it was to be accepted or refused (nothing
+      // was moved); the next scan tries again.
+      if (out.refusal) {
+        Trouble("intake",
+                "cannot refuse " + shown + " now (" + out.refusal->code + "; " + out.error.message +
+                    "); it waits in incoming/, with no error file, and is tried again at the next scan");
+      } else {
+        Trouble("intake", "cannot take in job files now (" + out.error.message + "); they wait in incoming/");
+      }
       return;
   }
 }

@@ -77,37 +77,52 @@ Json RejectionDocument(const std::string& file, const Error& error, TimePoint no
 
 Result<std::string> Intake::Quarantine(const std::string& folder, const std::string& name,
                                        const Error& error, TimePoint now) const {
+  // The reason is written first, and the file moved beside it after: a file
+  // in rejected/ never lacks its error file. When either step fails (a full
+  // disk), the file stays where it was dropped, the error file written for
+  // nothing is removed, and the next scan tries again. A crash between the two
+  // steps leaves an error file without its file, which RepairRejected removes.
   const SpoolPaths& paths = store_.Paths();
   const std::string from = folder + "/" + name;
-  std::string stored;
   for (int n = 1;; ++n) {
     if (n > 10000) return MakeError("io_error", "no free name in " + paths.Rejected());
-    stored = RejectedName(name, n);
-    // The error file's name must be free too: never overwrite anything there.
-    if (PathExists(paths.RejectedFile(RejectionErrorFile(stored)))) continue;
-    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(),
-                    RENAME_NOREPLACE) == 0) {
-      break;
+    const std::string stored = RejectedName(name, n);
+    const std::string error_file = paths.RejectedFile(RejectionErrorFile(stored));
+    // Both names must be free: never overwrite anything there.
+    if (PathExists(error_file) || PathExists(paths.RejectedFile(stored))) continue;
+    Json doc = RejectionDocument(name, error, now);
+    if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
+    if (auto st = WriteFileAtomic(error_file, DumpJson(doc, 2) + "\n"); !st.ok()) return st.error();
+    SPOOLD_FAILPOINT("reject.after_error_file");
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(), RENAME_NOREPLACE) ==
+        0) {
+      return stored;
     }
-    if (errno == EEXIST) continue;
-    return MakeError("io_error", ErrnoMessage("move to rejected/", from, errno));
+    const int err = errno;
+    ::unlink(error_file.c_str());
+    if (err != EEXIST) return MakeError("io_error", ErrnoMessage("move to rejected/", from, err));
   }
-  SPOOLD_FAILPOINT("reject.after_move");
-  Json doc = RejectionDocument(name, error, now);
-  if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
-  auto st = WriteFileAtomic(paths.RejectedFile(RejectionErrorFile(stored)), DumpJson(doc, 2) + "\n");
-  if (!st.ok()) return st.error();
-  return stored;
 }
 
-int Intake::RepairRejected(TimePoint now) const {
+Intake::Repaired Intake::RepairRejected(TimePoint now) const {
   const SpoolPaths& paths = store_.Paths();
   auto names = ListDir(paths.Rejected());
-  if (!names.ok()) return 0;
+  Repaired out;
+  if (!names.ok()) return out;
   std::set<std::string> present(names->begin(), names->end());
-  int repaired = 0;
+  std::set<std::string> owned;  // the error files of the files present
   for (const auto& name : *names) {
-    if (name.empty() || name[0] == '.' || name.ends_with(kErrorSuffix)) continue;
+    if (!name.empty() && name[0] != '.' && !name.ends_with(kErrorSuffix))
+      owned.insert(RejectionErrorFile(name));
+  }
+  for (const auto& name : *names) {
+    if (name.empty() || name[0] == '.') continue;
+    if (name.ends_with(kErrorSuffix)) {
+      // Written by a Quarantine that stopped before moving its file (a crash):
+      // that file is still where it was dropped, and is refused again.
+      if (owned.count(name) == 0 && ::unlink(paths.RejectedFile(name).c_str()) == 0) ++out.orphans_removed;
+      continue;
+    }
     if (present.count(RejectionErrorFile(name)) != 0) continue;
     // Check it again the way intake did; the first problem found is the error.
     Error error = MakeError("unrecorded",
@@ -128,9 +143,10 @@ int Intake::RepairRejected(TimePoint now) const {
     }
     Json doc = RejectionDocument(name, error, now);
     doc["recovered"] = true;
-    if (WriteFileAtomic(paths.RejectedFile(RejectionErrorFile(name)), DumpJson(doc, 2) + "\n").ok()) ++repaired;
+    if (WriteFileAtomic(paths.RejectedFile(RejectionErrorFile(name)), DumpJson(doc, 2) + "\n").ok())
+      ++out.written;
   }
-  return repaired;
+  return out;
 }
 
 IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now) const {
@@ -140,6 +156,7 @@ IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now
   if (!stored.ok()) {
     out.kind = IntakeKind::kFailed;
     out.error = stored.error();
+    out.refusal = std::move(error);
     return out;
   }
   out.kind = IntakeKind::kRejected;

@@ -39,6 +39,9 @@ struct IntakeOutcome {
   std::optional<JobStatus> status;
   Error error;
   std::string stored_as;  // for kRejected: the name under rejected/
+  // For kFailed: the file was to be refused with this error, but could not be
+  // moved to rejected/ (`error` says why); it is still in incoming/.
+  std::optional<Error> refusal;
 };
 
 // The daemon's word on a valid job: the reason it starts queued with (in_queue,
@@ -66,14 +69,22 @@ class Intake {
   // Deletes incoming/<name> (after a byte-identical re-drop was recorded).
   Status RemoveIncoming(const std::string& name) const;
 
-  // After a crash between moving a file into rejected/ and writing its error
-  // file: gives every rejected file without one an error file, with the error
-  // found again by checking the file as intake would (or, where the reason
-  // cannot be found again, code "unrecorded"). Returns how many.
-  int RepairRejected(TimePoint now) const;
+  // At start, after a crash in Quarantine: removes error files whose file is
+  // not beside them (the file was never moved: it is refused again), and gives
+  // every rejected file without an error file one (left by spoold before 1.1,
+  // which moved the file first), with the error found again by checking the
+  // file as intake would (or, where the reason cannot be found again, code
+  // "unrecorded").
+  struct Repaired {
+    int written = 0;
+    int orphans_removed = 0;
+  };
+  Repaired RepairRejected(TimePoint now) const;
 
-  // Moves a file from `folder` into rejected/ and writes its error file. Used for
-  // job files and control requests alike. Returns the name it was stored as.
+  // Writes the error file into rejected/, then moves the file from `folder`
+  // beside it. Used for job files and control requests alike. Returns the name
+  // it was stored as. On an error the file is still in `folder` and no error
+  // file is left behind.
   Result<std::string> Quarantine(const std::string& folder, const std::string& name,
                                  const Error& error, TimePoint now) const;
 

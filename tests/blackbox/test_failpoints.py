@@ -76,8 +76,14 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
         for job_id in jobs:
             st = spool.wait_terminal(job_id, timeout=30)
             self.assertEqual(st["state"], "succeeded", f"{point}: {job_id} {st}")
-        spool.wait_for(lambda: os.path.exists(spool.path("rejected", "bad.toml.error.json")),
-                       what=f"{point}: the rejected file's error file")
+        spool.wait_for(lambda: os.path.exists(spool.path("rejected", "bad.toml.error.json")) and
+                       os.path.exists(spool.path("rejected", "bad.toml")),
+                       what=f"{point}: the rejected file with its error file")
+        # Every refused file has its reason, and every reason its file.
+        rejected = set(os.listdir(spool.path("rejected")))
+        for name in rejected:
+            other = name[:-len(".error.json")] if name.endswith(".error.json") else name + ".error.json"
+            self.assertIn(other, rejected, f"{point}: {name} alone in rejected/")
         for job_id in jobs:
             runs_path = os.path.join(spool.job_dir(job_id), "results", "runs")
             runs = ""
@@ -107,7 +113,7 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
 
     def test_intake_points(self):
         for point in ("intake.after_read", "commit.before_rename", "commit.after_rename",
-                      "intake.after_commit", "reject.after_move"):
+                      "intake.after_commit", "reject.after_error_file"):
             with self.subTest(point=point):
                 self.crash_at(point)
 

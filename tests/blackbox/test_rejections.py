@@ -5,7 +5,7 @@ import os
 import stat
 import unittest
 
-from harness import ERROR_FIELDS, SpoolTestMixin, job_toml, read_bytes
+from harness import ERROR_FIELDS, SpoolTestMixin, job_toml, read_bytes, read_json
 
 SECRET = "Zq7-SECRET-VALUE-41f9"
 KNOWN_CODES = ("parse_error", "invalid_field", "unknown_field", "missing_field",
@@ -299,6 +299,22 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
                 self.assertNotIn(SECRET.encode(), raw, f"{name}: {raw!r}")
         self.assertNotIn(SECRET, spool.log_text(), "nor does the daemon's log")
         self.still_accepts(spool)
+
+    def test_start_repairs_what_a_crash_left_in_rejected(self):
+        spool = self.make_spool()
+        spool.stop()
+        # A file moved here without its reason (how spoold before 1.1 could
+        # leave one), and a reason whose file was never moved (a crash now).
+        with open(spool.path("rejected", "old.toml"), "w") as f:
+            f.write("command = 3\n")
+        with open(spool.path("rejected", "gone.toml.error.json"), "w") as f:
+            f.write('{"file": "gone.toml", "code": "invalid_field"}\n')
+        spool.start()
+        error = read_json(spool.path("rejected", "old.toml.error.json"))
+        self.assertEqual((error["code"], error["field"], error["recovered"]), ("invalid_field", "command", True))
+        self.assertFalse(os.path.exists(spool.path("rejected", "gone.toml.error.json")))
+        self.assertIn("removed 1 error files in rejected/ whose file was never moved there", spool.log_text())
+        self.assertIn("wrote the missing error files of 1 rejected files", spool.log_text())
 
     def test_same_name_twice(self):
         spool = self.make_spool()

@@ -6,7 +6,7 @@ import resource
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin, cannot_run, job_toml
+from harness import SpoolTestMixin, cannot_run, job_toml, read_json
 
 
 class ResourcesTest(SpoolTestMixin, unittest.TestCase):
@@ -73,6 +73,50 @@ class ResourcesTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(spool.wait_terminal("before", timeout=30)["state"], "succeeded")
         self.assertEqual(os.listdir(spool.path("incoming")), [])
         self.assertIn("recovered: intake works again", spool.log_text())
+
+    def test_disk_full_refusals_wait_with_their_reason_and_go_when_room_returns(self):
+        spool = self.tmpfs_spool()
+        spool.start()
+        bad_job = "bad\n2026-01-01T00:00:00.000Z critical FAKE.toml"
+        bad_control = "ctl.json"
+        with open(spool.path("tmp", "bad"), "w") as f:
+            f.write("command = 3\n")
+        with open(spool.path("tmp", "ctl"), "w") as f:
+            f.write('{"action": "cancel", "job": "nobody"}')
+        filler = self.fill(spool)
+        os.rename(spool.path("tmp", "bad"), spool.path("incoming", bad_job))
+        os.rename(spool.path("tmp", "ctl"), spool.path("control", bad_control))
+
+        def rejected_without_reason():
+            names = set(os.listdir(spool.path("rejected")))
+            return [n for n in names if not n.endswith(".error.json") and n + ".error.json" not in names]
+
+        def both_reported():
+            self.assertEqual(rejected_without_reason(), [], "a refused file sits in rejected/ without its reason")
+            log = spool.log_text()
+            return "cannot refuse bad\\x0a" in log and "cannot refuse control request ctl.json" in log
+        spool.wait_for(both_reported, what="both refusals reported as waiting")
+        log = spool.log_text()
+        self.assertIn("it waits in incoming/, with no error file", log)
+        self.assertIn("it stays in control/, with no error file", log)
+        self.assertNotRegex(log, r"(?m)^2026-01-01T00:00:00.000Z critical FAKE", "a forged log line")
+        # Where the log says they are, whole, and nothing half-written in rejected/.
+        self.assertEqual(os.listdir(spool.path("incoming")), [bad_job])
+        self.assertEqual(os.listdir(spool.path("control")), [bad_control])
+        self.assertEqual(os.listdir(spool.path("rejected")), [])
+        # Room again: refused at the next scan, without a restart, each with its reason.
+        os.unlink(filler)
+        spool.wait_for(lambda: os.path.exists(spool.path("rejected", bad_job + ".error.json")) and
+                       os.path.exists(spool.path("rejected", bad_control + ".error.json")),
+                       what="both refused once there is room", timeout=15)
+        self.assertEqual(rejected_without_reason(), [])
+        self.assertEqual(read_json(spool.path("rejected", bad_job + ".error.json"))["code"], "bad_id")
+        self.assertEqual(read_json(spool.path("rejected", bad_control + ".error.json"))["code"],
+                         "unknown_job")
+        self.assertEqual(os.listdir(spool.path("incoming")), [])
+        self.assertEqual(os.listdir(spool.path("control")), [])
+        self.assertTrue(spool.alive())
+        spool.stop()
 
     def test_low_descriptor_limit_backs_off_and_loses_no_job(self):
         spool = self.make_spool(start=False, workers=16)
