@@ -8,10 +8,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "config/closest_key.h"
 #include "config/toml.h"
 #include "config/toml_safety.h"
 
@@ -39,6 +44,18 @@ constexpr const char* kPoolNameRule =
     "'_' or '-'";
 
 using Source = toml::source_region;
+
+// The keys valid at each place of the file (SPEC section 8).
+constexpr std::string_view kSections[] = {"spool",     "defaults", "job_environment",
+                                          "retention", "security", "pools"};
+constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size"};
+constexpr std::string_view kDefaultsKeys[] = {"timeout"};
+constexpr std::string_view kJobEnvironmentKeys[] = {"path", "lang"};
+constexpr std::string_view kRetentionKeys[] = {"finished"};
+constexpr std::string_view kSecurityKeys[] = {"allow_root"};
+constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
+                                          "executor", "timeout",     "slurm"};
+constexpr std::string_view kSlurmKeys[] = {"partition", "sbatch_args"};
 
 Error FieldError(const char* code, const std::string& field, const Source& where,
                  std::string message) {
@@ -73,7 +90,7 @@ std::string TypeName(const toml::node& node) {
   return "nothing";
 }
 
-std::string Join(std::initializer_list<std::string_view> names) {
+std::string Join(std::span<const std::string_view> names) {
   std::string out;
   for (std::string_view name : names) {
     if (!out.empty()) out += ", ";
@@ -86,11 +103,21 @@ std::string Dotted(const std::string& prefix, std::string_view key) {
   return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
 }
 
-Error UnknownKey(const std::string& section, const toml::key& key,
-                 std::initializer_list<std::string_view> known) {
+// `key` is not in `known`, the keys valid in `section` ("" for the top level).
+// Names the close key if there is one, else lists them.
+Error UnknownKey(const std::string& section, const toml::key& key, const toml::node& node,
+                 std::span<const std::string_view> known) {
   std::string field = Dotted(section, key.str());
-  return FieldError("unknown_field", field, key.source(),
-                    "unknown key " + field + " in [" + section + "]; known keys: " + Join(known));
+  std::string message;
+  if (auto suggestion = DidYouMean(field, key.str(), section.empty() ? "" : section + ".", known)) {
+    message = std::move(*suggestion);
+  } else if (section.empty()) {
+    message = (node.is_table() ? "unknown section [" + field + "]" : "unknown top-level key " + field) +
+              "; known sections: " + Join(known);
+  } else {
+    message = "unknown key " + field + " in [" + section + "]; known keys: " + Join(known);
+  }
+  return FieldError("unknown_field", field, key.source(), std::move(message));
 }
 
 Status ReadTable(const toml::node& node, const std::string& field, const toml::table** out) {
@@ -206,7 +233,7 @@ Status ReadSpool(const toml::table& table, Config* config) {
     } else if (key == "max_job_file_size") {
       s = ReadInteger(node, field, kMinJobFileSize, kMaxJobFileSize, &config->max_job_file_size);
     } else {
-      return UnknownKey("spool", key, {"root", "rescan_interval", "max_job_file_size"});
+      return UnknownKey("spool", key, node, kSpoolKeys);
     }
     if (!s) return s;
   }
@@ -215,7 +242,7 @@ Status ReadSpool(const toml::table& table, Config* config) {
 
 Status ReadDefaults(const toml::table& table, Config* config) {
   for (auto&& [key, node] : table) {
-    if (key != "timeout") return UnknownKey("defaults", key, {"timeout"});
+    if (key != "timeout") return UnknownKey("defaults", key, node, kDefaultsKeys);
     // 0 means no limit, as for a job's own timeout.
     if (Status s = ReadDuration(node, "defaults.timeout", Millis(0), kMaxDuration,
                                 &config->default_timeout);
@@ -236,7 +263,7 @@ Status ReadJobEnvironment(const toml::table& table, Config* config) {
     } else if (key == "lang") {
       s = ReadString(node, field, /*allow_empty=*/true, &config->job_lang);
     } else {
-      return UnknownKey("job_environment", key, {"path", "lang"});
+      return UnknownKey("job_environment", key, node, kJobEnvironmentKeys);
     }
     if (!s) return s;
   }
@@ -245,7 +272,7 @@ Status ReadJobEnvironment(const toml::table& table, Config* config) {
 
 Status ReadRetention(const toml::table& table, Config* config) {
   for (auto&& [key, node] : table) {
-    if (key != "finished") return UnknownKey("retention", key, {"finished"});
+    if (key != "finished") return UnknownKey("retention", key, node, kRetentionKeys);
     // 0 keeps finished jobs forever; any other duration is a valid age.
     if (Status s = ReadDuration(node, "retention.finished", Millis(0), kMaxDuration,
                                 &config->retention_finished);
@@ -258,7 +285,7 @@ Status ReadRetention(const toml::table& table, Config* config) {
 
 Status ReadSecurity(const toml::table& table, Config* config) {
   for (auto&& [key, node] : table) {
-    if (key != "allow_root") return UnknownKey("security", key, {"allow_root"});
+    if (key != "allow_root") return UnknownKey("security", key, node, kSecurityKeys);
     if (Status s = ReadBool(node, "security.allow_root", &config->allow_root); !s) return s;
   }
   return OkStatus();
@@ -293,7 +320,7 @@ Status ReadSlurm(const toml::table& table, const std::string& prefix, SlurmPoolC
       }
       slurm->sbatch_args = std::move(args);
     } else {
-      return UnknownKey(prefix, key, {"partition", "sbatch_args"});
+      return UnknownKey(prefix, key, node, kSlurmKeys);
     }
   }
   return OkStatus();
@@ -344,9 +371,7 @@ Status ReadPool(const toml::table& table, const std::string& prefix, PoolConfig*
       s = ReadTable(node, field, &slurm);
       if (s) s = ReadSlurm(*slurm, field, &pool->slurm);
     } else {
-      return UnknownKey(prefix, key,
-                        {"workers", "queue_limit", "paused", "auto_resume", "executor",
-                         "timeout", "slurm"});
+      return UnknownKey(prefix, key, node, kPoolKeys);
     }
     if (!s) return s;
   }
@@ -368,6 +393,63 @@ Status ReadPools(const toml::table& table, Config* config) {
     config->pools[name] = std::move(pool);
   }
   return OkStatus();
+}
+
+// A key of the file that is not valid at its place.
+struct Unknown {
+  std::string section;
+  const toml::key* key;
+  const toml::node* node;
+  std::span<const std::string_view> known;
+};
+
+// Adds the keys of `table` not in `known`, the keys valid in `section`, to `out`.
+void CollectUnknown(const toml::table& table, const std::string& section,
+                    std::span<const std::string_view> known, std::vector<Unknown>* out) {
+  for (auto&& [key, node] : table) {
+    if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+      out->push_back({section, &key, &node, known});
+    }
+  }
+}
+
+// The unknown key written first anywhere in the file, sections, pools and
+// their slurm tables included, so that a typo is reported before any error
+// that may follow from it. A value that should be a table and is not is left
+// to the readers to report.
+std::optional<Error> FirstUnknownKey(const toml::table& root) {
+  std::vector<Unknown> unknown;
+  CollectUnknown(root, "", kSections, &unknown);
+  const std::pair<std::string_view, std::span<const std::string_view>> sections[] = {
+      {"spool", kSpoolKeys},
+      {"defaults", kDefaultsKeys},
+      {"job_environment", kJobEnvironmentKeys},
+      {"retention", kRetentionKeys},
+      {"security", kSecurityKeys}};
+  for (const auto& [name, keys] : sections) {
+    if (const toml::table* table = root[name].as_table()) {
+      CollectUnknown(*table, std::string(name), keys, &unknown);
+    }
+  }
+  if (const toml::table* pools = root["pools"].as_table()) {
+    for (auto&& [name, node] : *pools) {
+      const toml::table* pool = node.as_table();
+      if (pool == nullptr) continue;
+      std::string section = Dotted("pools", name.str());
+      CollectUnknown(*pool, section, kPoolKeys, &unknown);
+      if (const toml::table* slurm = (*pool)["slurm"].as_table()) {
+        CollectUnknown(*slurm, Dotted(section, "slurm"), kSlurmKeys, &unknown);
+      }
+    }
+  }
+  if (unknown.empty()) return std::nullopt;
+  auto where = [](const Unknown& u) {
+    const auto& begin = u.key->source().begin;
+    return std::make_pair(begin.line, begin.column);
+  };
+  const Unknown& first = *std::min_element(
+      unknown.begin(), unknown.end(), [&where](const auto& a, const auto& b) { return where(a) < where(b); });
+  return UnknownKey(first.section, *first.key, *first.node, first.known);
 }
 
 // spool.root relative to the configuration file's folder (the working directory
@@ -427,6 +509,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
                      static_cast<int>(e.source().begin.column));
   }
 
+  if (std::optional<Error> unknown = FirstUnknownKey(parsed.table())) return *unknown;
+
   Config config;
   config.source = file_name;
   for (auto&& [key, node] : parsed.table()) {
@@ -445,12 +529,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
     } else if (section == "pools") {
       read = ReadPools;
     } else {
-      std::string what = node.is_table() ? "unknown section [" + section + "]"
-                                         : "unknown top-level key " + section;
-      return FieldError("unknown_field", section, key.source(),
-                        what + "; known sections: " +
-                            Join({"spool", "defaults", "job_environment", "retention",
-                                  "security", "pools"}));
+      return UnknownKey("", key, node, kSections);
     }
     const toml::table* table = nullptr;
     if (Status s = ReadTable(node, section, &table); !s) return s.error();

@@ -1,7 +1,8 @@
 // The daemon's configuration (SPEC.md section 8): the TOML file, its defaults and
 // its validation. Owns no state beyond the returned Config value; does no I/O
 // except reading the one file it is asked to load. Every invalid value is reported
-// as an Error naming the file, line, column and key.
+// as an Error naming the file, line, column and key; an unknown key comes before
+// any other error, naming the close key if one is.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,11 @@
 #include "spool/control.h"
 
+#include <algorithm>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "config/closest_key.h"
 #include "config/config.h"
 #include "spool/job_spec.h"
 #include "spool/json_util.h"
@@ -23,6 +29,34 @@ Error FieldError(const Document& doc, std::string code, const std::string& field
   return MakeError(std::move(code), std::move(message), field, pos.line, pos.column);
 }
 
+// The first unknown key of a request, judged by the keys of its action when it
+// names a known one, by the keys of any request otherwise.
+std::optional<Error> UnknownKey(const Document& doc) {
+  const Json& v = doc.value;
+  auto action = v.find("action");
+  const char* target = nullptr;
+  for (const auto& a : kActions) {
+    if (action != v.end() && *action == a.name) target = a.target;
+  }
+  const std::string_view any_request[] = {"action", "job", "pool"};
+  const std::string_view this_request[] = {"action", target != nullptr ? target : ""};
+  const auto known = target != nullptr ? std::span<const std::string_view>(this_request)
+                                       : std::span<const std::string_view>(any_request);
+  for (const auto& [key, value] : v.items()) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    const std::string shown = PrintableName(key, 64);
+    const std::string request =
+        target != nullptr ? "a " + action->get<std::string>() + " request" : "a request";
+    const std::string takes = target != nullptr ? target : "job or pool";
+    return FieldError(
+        doc, "unknown_field", shown,
+        DidYouMean(shown, key, "", known)
+            .value_or("unknown key " + shown + " in " + request + "; it takes action and " + takes),
+        &key);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 const char* ControlActionName(ControlAction action) {
@@ -33,6 +67,8 @@ const char* ControlActionName(ControlAction action) {
 }
 
 Result<ControlRequest> ParseControlRequest(const Document& doc) {
+  // Unknown keys first: a misspelt key is the mistake, not what follows from it.
+  if (std::optional<Error> unknown = UnknownKey(doc)) return *unknown;
   const Json& v = doc.value;
   auto action_it = v.find("action");
   if (action_it == v.end()) {
@@ -47,14 +83,6 @@ Result<ControlRequest> ParseControlRequest(const Document& doc) {
     ControlRequest request;
     request.action = a.action;
     const std::string target = a.target;
-    for (const auto& [key, value] : v.items()) {
-      if (key != "action" && key != target) {
-        return FieldError(doc, "unknown_field", PrintableName(key, 64),
-                          "unknown key " + PrintableName(key, 64) + " in a " + action + " request; it takes action and " +
-                              target,
-                          &key);
-      }
-    }
     auto it = v.find(target);
     if (it == v.end()) {
       return FieldError(doc, "missing_field", target, "a " + action + " request needs " + target);

@@ -21,7 +21,8 @@ struct ControlRequest {
 const char* ControlActionName(ControlAction action);
 
 // Errors: missing_field, invalid_field, unknown_field, bad_id, with the field
-// and (TOML) line and column; messages never quote string values.
+// and (TOML) line and column; messages never quote string values. An unknown
+// key comes before any other error, naming the close key if one is.
 Result<ControlRequest> ParseControlRequest(const Document& doc);
 
 }  // namespace spoold

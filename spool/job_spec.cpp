@@ -4,8 +4,11 @@
 #include <cmath>
 #include <csignal>
 #include <exception>
+#include <span>
 #include <tuple>
 #include <utility>
+
+#include "config/closest_key.h"
 
 namespace spoold {
 namespace {
@@ -198,15 +201,51 @@ const Json* Find(const Json& object, std::string_view key) {
   return it == object.end() ? nullptr : &*it;
 }
 
-// Every key of `object` not in `known`, as (shown field, raw key path).
-template <size_t N>
-void CollectUnknown(const Json& object, const std::string& prefix,
-                    const std::string_view (&known)[N],
-                    std::vector<std::pair<std::string, std::string>>* out) {
+// A key of the file that is not in the schema at its place.
+struct UnknownKey {
+  std::string shown;    // the dotted field, printable
+  std::string pos_key;  // the raw key path, to find its position
+  std::string key;      // the raw key itself
+  std::string_view prefix;
+  std::span<const std::string_view> known;  // the keys valid at its place
+};
+
+// Every key of `object` not in `known`.
+void CollectUnknown(const Json& object, std::string_view prefix, std::span<const std::string_view> known,
+                    std::vector<UnknownKey>* out) {
   for (const auto& [key, value] : object.items()) {
-    if (std::find(std::begin(known), std::end(known), key) != std::end(known)) continue;
-    out->emplace_back(prefix + PrintableName(key, kMaxShownKeyLength), prefix + key);
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    const std::string dotted(prefix);
+    out->push_back({dotted + PrintableName(key, kMaxShownKeyLength), dotted + key, key, prefix, known});
   }
+}
+
+// The unknown key written first in the file, top-level and nested together;
+// where positions are unknown (a Document built in code), keys keep the
+// object's sorted order, top level before [retry] before [kill]. It names the
+// key of the schema it is close to, if one is.
+std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check) {
+  const Json& top = doc.value;
+  std::vector<UnknownKey> unknown;
+  CollectUnknown(top, "", kTopLevelKeys, &unknown);
+  // A [retry] or [kill] that is no table is reported by its own check.
+  if (const Json* retry = Find(top, "retry"); retry != nullptr && retry->is_object()) {
+    CollectUnknown(*retry, "retry.", kRetryKeys, &unknown);
+  }
+  if (const Json* kill = Find(top, "kill"); kill != nullptr && kill->is_object()) {
+    CollectUnknown(*kill, "kill.", kKillKeys, &unknown);
+  }
+  if (unknown.empty()) return std::nullopt;
+  auto order = [&doc](const UnknownKey& key) {
+    SourcePos pos = doc.PositionOf(key.pos_key);
+    return std::make_tuple(pos.line == 0, pos.line, pos.column);
+  };
+  std::stable_sort(unknown.begin(), unknown.end(),
+                   [&order](const auto& a, const auto& b) { return order(a) < order(b); });
+  const UnknownKey& first = unknown.front();
+  std::string message = DidYouMean(first.shown, first.key, first.prefix, first.known)
+                            .value_or(first.shown + " is not a known key of a job file");
+  return check.Fail("unknown_field", first.shown, std::move(message), &first.pos_key);
 }
 
 std::string PoolList(const Config& config) {
@@ -241,6 +280,9 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
   SPOOLD_CHECK(doc.value.is_object());
   const Json& top = doc.value;
   Checker check(doc);
+  // Unknown keys first: a misspelt key is the mistake, and what it leads to (a
+  // missing command, a default where a value was meant) only follows from it.
+  if (std::optional<Error> unknown = FirstUnknownKey(doc, check)) return *unknown;
 
   JobSpec spec;
   spec.id = id;
@@ -425,24 +467,6 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
     spec.metadata = *v;
   }
 
-  // Unknown keys last, top-level and nested together, the first in the file
-  // first. Where positions are unknown (a Document built in code), keys keep the
-  // object's sorted order, top level before [retry] before [kill].
-  std::vector<std::pair<std::string, std::string>> unknown;
-  CollectUnknown(top, "", kTopLevelKeys, &unknown);
-  if (retry != nullptr) CollectUnknown(*retry, "retry.", kRetryKeys, &unknown);
-  if (kill != nullptr) CollectUnknown(*kill, "kill.", kKillKeys, &unknown);
-  if (!unknown.empty()) {
-    auto order = [&doc](const std::pair<std::string, std::string>& key) {
-      SourcePos pos = doc.PositionOf(key.second);
-      return std::make_tuple(pos.line == 0, pos.line, pos.column);
-    };
-    std::stable_sort(unknown.begin(), unknown.end(),
-                     [&order](const auto& a, const auto& b) { return order(a) < order(b); });
-    const auto& [shown, pos_key] = unknown.front();
-    return check.Fail("unknown_field", shown, shown + " is not a known key of a job file",
-                      &pos_key);
-  }
   return spec;
 }
 

@@ -59,6 +59,7 @@ bool IsValidJobId(std::string_view id);
 // Validates a parsed job file. Errors carry code (invalid_field, unknown_field,
 // missing_field, unknown_pool), field, line/column from the document, and a
 // sentence that names the field and the rule without quoting string content.
+// An unknown key comes before any other error, naming the close key if one is.
 Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, const Config& config);
 
 // The signal number for a name such as "TERM" or "SIGTERM"; nullopt if unknown.

@@ -289,6 +289,7 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
             ("no-pool", {"action": "pause"}, "missing_field"),
             ("extra-key", {"action": "cancel", "job": "waiting", "force": True},
              "unknown_field"),
+            ("typo", {"action": "cancel", "jbo": "waiting"}, "unknown_field"),
             ("cancel-done", {"action": "cancel", "job": "done"}, "invalid_state"),
             ("start-done", {"action": "start", "job": "done"}, "invalid_state"),
             ("start-running", {"action": "start", "job": "running"}, "invalid_state"),
@@ -308,6 +309,9 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
                 self.assertEqual(err["code"], code, f"{request}: {err}")
                 self.assertTrue(os.path.exists(spool.path("rejected", fname)))
                 self.assertEqual(err["file"], fname, err)
+                if name == "typo":  # the misspelling, not the job it leaves missing
+                    self.assertEqual((err["field"], err["error"]),
+                                     ("jbo", "unknown key 'jbo'; did you mean 'job'?"), err)
         spool.wait_for(lambda: os.listdir(spool.path("control")) == [],
                        what="control/ emptied")
         # Nothing was acted on.

@@ -132,6 +132,18 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
         proc = self.run_spoold("--config", os.path.join(spool.base, "absent.toml"), "--check")
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
 
+    def test_misspelt_config_key_stops_start(self):
+        # Named with file, line, key and the key it is close to, before the bad
+        # value that comes first in the file.
+        spool = self.make_spool(start=False)
+        spool.write_config(f'[spool]\nroot = "{spool.root}"\n[pools.default]\nexecutor = "k8s"\n'
+                           '[pools.gpu]\nwokers = 2\n')
+        proc = self.run_spoold("--config", spool.config_path, timeout=10)
+        out = proc.stdout + proc.stderr
+        self.assertNotEqual(proc.returncode, 0, out)
+        self.assertIn(f"{spool.config_path}:6:1: pools.gpu.wokers: unknown key 'pools.gpu.wokers'; "
+                      "did you mean 'pools.gpu.workers'?", out)
+
     def test_bad_config_stops_start(self):
         spool = self.make_spool(start=False)
         spool.write_config(f'[spool]\nroot = "{spool.root}"\n[pools.default]\nworkers = -2\n')

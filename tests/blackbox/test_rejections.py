@@ -111,6 +111,24 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
                             "unknown_field", field="priorty")
         self.still_accepts(spool)
 
+    def test_misspelt_key(self):
+        # Reported as the typo it is, not as the missing command it leads to.
+        spool = self.make_spool()
+        err = self.drop_and_check(spool, "t1.toml", 'comand = ["true"]\n', "unknown_field",
+                                  field="comand", line=1)
+        self.assertEqual(err["error"], "unknown key 'comand'; did you mean 'command'?", err)
+        text = '{\n  "command": ["true"],\n  "retry": {"max-delay": 5}\n}'
+        err = self.drop_and_check(spool, "t2.json", text, "unknown_field",
+                                  field="retry.max-delay", line=3)
+        self.assertEqual(err["error"],
+                         "unknown key 'retry.max-delay'; did you mean 'retry.max_delay'?", err)
+        # Before any other error, and without a suggestion when no key is close.
+        err = self.drop_and_check(spool, "t3.toml", 'command = []\ncolour = "' + SECRET + '"\n',
+                                  "unknown_field", field="colour", line=2)
+        self.assertNotIn("did you mean", err["error"])
+        self.assertNotIn(SECRET, json.dumps(err))
+        self.still_accepts(spool)
+
     def test_missing_field(self):
         spool = self.make_spool()
         err = self.drop_and_check(spool, "m1.toml", 'title = "no command"\n',

@@ -488,6 +488,9 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
         self.assertIn("timeout", proc.out)
         proc = self.ctl(None, "--config", spool.config_path, "validate", plain, bad, expect=1)
         self.assertIn("unknown_field (colour)", proc.err)
+        typo = self.job_file(spool, "typo.toml", extra="titel = \"x\"\n")
+        proc = self.ctl(None, "--config", spool.config_path, "validate", typo, expect=1)
+        self.assertIn("unknown_field (titel): unknown key 'titel'; did you mean 'title'?", proc.err)
         # Offline with no configuration and no spool: the pool is not checked.
         env = clean_env()
         if not os.path.exists("/etc/spoold/spoold.toml"):

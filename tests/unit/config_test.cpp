@@ -295,16 +295,18 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
       {"[pools.gpu]\ntimeout = \"30m1h\"", "invalid_field", "pools.gpu.timeout", 2, 11,
        "largest to smallest"},
       // Unknown keys and sections.
-      {"[spool]\nrot = \"/x\"", "unknown_field", "spool.rot", 2, 1,
-       "unknown key spool.rot in [spool]; known keys: root, rescan_interval, max_job_file_size"},
-      {"[pools.gpu]\nworker = 2", "unknown_field", "pools.gpu.worker", 2, 1,
-       "unknown key pools.gpu.worker in [pools.gpu]"},
-      {"[pools.gpu.slurm]\npartitions = \"x\"", "unknown_field", "pools.gpu.slurm.partitions",
-       2, 1, "unknown key pools.gpu.slurm.partitions in [pools.gpu.slurm]"},
+      {"[spool]\nroute = \"/x\"", "unknown_field", "spool.route", 2, 1,
+       "unknown key spool.route in [spool]; known keys: root, rescan_interval, max_job_file_size"},
+      {"[pools.gpu]\nnodes = 2", "unknown_field", "pools.gpu.nodes", 2, 1,
+       "unknown key pools.gpu.nodes in [pools.gpu]"},
+      {"[pools.gpu.slurm]\naccount = \"x\"", "unknown_field", "pools.gpu.slurm.account", 2, 1,
+       "unknown key pools.gpu.slurm.account in [pools.gpu.slurm]"},
       {"[defaults]\nretry.attempts = 3", "unknown_field", "defaults.retry", 2, 1,
        "unknown key defaults.retry in [defaults]; known keys: timeout"},
-      {"[security]\n\nallow-root = true", "unknown_field", "security.allow-root", 3, 1,
-       "unknown key security.allow-root"},
+      // No suggestion from another table's keys.
+      {"[spool]\nworkers = 2", "unknown_field", "spool.workers", 2, 1,
+       "unknown key spool.workers in [spool]; known keys: root, rescan_interval, max_job_file_size"},
+      // No suggestion where two keys are as close (spool, pools).
       {"[pool.default]\nworkers = 1", "unknown_field", "pool", 1, 2,
        "unknown section [pool]; known sections: spool, defaults, job_environment, retention, "
        "security, pools"},
@@ -340,6 +342,55 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
     CHECK(e.column == c.column);
     CHECK_MESSAGE(Contains(e.message, c.message), e.message);
   }
+}
+
+TEST_CASE("config: a misspelt key is reported first, naming the key it is close to") {
+  // The message is "unknown key 'FIELD'; did you mean 'CLOSEST'?".
+  struct {
+    const char* text;
+    const char* field;
+    const char* closest;
+    int line, column;
+  } cases[] = {
+      {"[spool]\nrot = \"/x\"", "spool.rot", "spool.root", 2, 1},
+      {"[security]\n\nallow-root = true", "security.allow-root", "security.allow_root", 3, 1},
+      {"[job_environment]\nPATH = \"/bin\"", "job_environment.PATH", "job_environment.path", 2, 1},
+      {"[retention]\nfinshed = \"1d\"", "retention.finshed", "retention.finished", 2, 1},
+      {"[defaults]\ntimout = 5", "defaults.timout", "defaults.timeout", 2, 1},
+      {"[spoool]\nroot = \"/x\"", "spoool", "spool", 1, 2},
+      // Pools and their slurm tables, as sections or as dotted keys.
+      {"[pools.gpu]\nworker = 2", "pools.gpu.worker", "pools.gpu.workers", 2, 1},
+      {"[pools.gpu]\nqueue-limit = 2", "pools.gpu.queue-limit", "pools.gpu.queue_limit", 2, 1},
+      {"[pools.gpu.slurm]\npartitions = \"x\"", "pools.gpu.slurm.partitions", "pools.gpu.slurm.partition", 2,
+       1},
+      {"[pools.gpu]\nslurm.sbatch-args = []", "pools.gpu.slurm.sbatch-args", "pools.gpu.slurm.sbatch_args", 2,
+       7},
+      {"pools.gpu.slurm.partiton = \"x\"", "pools.gpu.slurm.partiton", "pools.gpu.slurm.partition", 1, 17},
+      // Unknown keys come before any other error, the first in the file first,
+      // whatever order the sections are read in.
+      {"[pools.gpu]\nexecutor = \"k8s\"\nwokers = 2", "pools.gpu.wokers", "pools.gpu.workers", 3, 1},
+      {"[spool]\nroot = \"\"\nrescan-interval = 5\n[pools.\"bad name\"]\nwokers = 2", "spool.rescan-interval",
+       "spool.rescan_interval", 3, 1},
+      {"[spool]\nroot = 5\n[pools.a]\nwokers = 2\n[defaults]\ntimout = 5", "pools.a.wokers",
+       "pools.a.workers", 4, 1},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(std::string(c.text));
+    auto config = Parse(c.text);
+    REQUIRE_FALSE(config.ok());
+    const Error& e = config.error();
+    CHECK(e.code == "unknown_field");
+    CHECK(e.field == c.field);
+    CHECK(e.line == c.line);
+    CHECK(e.column == c.column);
+    CHECK(e.message == "unknown key '" + std::string(c.field) + "'; did you mean '" + c.closest + "'?");
+  }
+  // What the daemon prints when it stops: file, line, column, key and suggestion.
+  auto config = Parse("[spool]\nroot = \"/x\"\n[pools.gpu]\nwokers = 2\n");
+  REQUIRE_FALSE(config.ok());
+  CHECK(
+      FormatConfigError(config.error(), "spoold.toml") ==
+      "spoold.toml:4:1: pools.gpu.wokers: unknown key 'pools.gpu.wokers'; did you mean 'pools.gpu.workers'?");
 }
 
 TEST_CASE("config: pool names follow the job id rule") {

@@ -392,18 +392,20 @@ TEST_CASE("job spec: every invalid value is refused with code, field, line and r
        "got an empty array"},
       // unknown keys
       {DocFormat::kToml, "command = [\"true\"]\ntitel = \"x\"\n", "unknown_field", "titel", 2,
-       "titel is not a known key"},
+       "unknown key 'titel'; did you mean 'title'?"},
       {DocFormat::kToml, "command = [\"true\"]\n[retry]\nattemps = 3\n", "unknown_field",
-       "retry.attemps", 3, "retry.attemps is not a known key"},
+       "retry.attemps", 3, "unknown key 'retry.attemps'; did you mean 'retry.attempts'?"},
       {DocFormat::kToml, "command = [\"true\"]\nkill.signals = \"TERM\"\n", "unknown_field",
-       "kill.signals", 2, "kill.signals is not a known key"},
+       "kill.signals", 2, "unknown key 'kill.signals'; did you mean 'kill.signal'?"},
+      {DocFormat::kToml, "command = [\"true\"]\ncolour = 1\n", "unknown_field", "colour", 2,
+       "colour is not a known key of a job file"},
       {DocFormat::kJson,
        "{\n  \"command\": [\"true\"],\n  \"retry\": {\n    \"attempts\": -3\n  }\n}\n",
        "invalid_field", "retry.attempts", 4, "got -3"},
       {DocFormat::kJson, R"({"command": ["true"], "retry": {"attempts": 1, "when": 2}})",
        "unknown_field", "retry.when", 1, "not a known key"},
       {DocFormat::kJson, R"({"command": ["true"], "Command": ["true"]})", "unknown_field",
-       "Command", 1, "not a known key"},
+       "Command", 1, "unknown key 'Command'; did you mean 'command'?"},
   };
   for (const auto& c : cases) {
     CAPTURE(FormatName(c.format));
@@ -429,7 +431,9 @@ TEST_CASE("job spec: the error of SPEC section 3 reads as documented") {
   CHECK(spec.error().message == "retry.attempts must be an integer from 0 to 100, got -3");
 }
 
-TEST_CASE("job spec: errors come in SPEC table order, then unknown keys in file order") {
+// Unknown keys used to come last; they come first now, because a misspelt key
+// is the user's mistake and a missing or wrong value often only follows from it.
+TEST_CASE("job spec: unknown keys come first in file order, then errors in SPEC table order") {
   struct {
     DocFormat format;
     const char* text;
@@ -437,8 +441,14 @@ TEST_CASE("job spec: errors come in SPEC table order, then unknown keys in file 
   } cases[] = {
       // priority precedes timeout in the table, though not in this file.
       {DocFormat::kToml, "timeout = \"x\"\ncommand = [\"true\"]\npriority = \"x\"\n", "priority"},
-      // A bad known key wins over an unknown key written before it.
-      {DocFormat::kToml, "aaa = 1\ncommand = [\"true\"]\nhold = 1\n", "hold"},
+      // An unknown key wins over a bad known key, wherever it is written.
+      {DocFormat::kToml, "aaa = 1\ncommand = [\"true\"]\nhold = 1\n", "aaa"},
+      {DocFormat::kToml, "command = [\"true\"]\nhold = 1\naaa = 1\n", "aaa"},
+      {DocFormat::kToml, "command = []\n[retry]\nattempts = -1\nzzz = 1\n", "retry.zzz"},
+      // ... and over the missing command its typo causes.
+      {DocFormat::kToml, "comand = [\"true\"]\n", "comand"},
+      // A [retry] that is no table is reported by its own check.
+      {DocFormat::kToml, "command = [\"true\"]\nretry = 3\n", "retry"},
       // A bad command is reported before the missing/duplicate rule.
       {DocFormat::kToml, "command = []\nscript = \"x\"\n", "command"},
       // Unknown keys: the first written in the file, nested ones included.
@@ -452,6 +462,45 @@ TEST_CASE("job spec: errors come in SPEC table order, then unknown keys in file 
     auto spec = Validate(c.text, c.format);
     REQUIRE_FALSE(spec.ok());
     CHECK(spec.error().field == c.field);
+  }
+}
+
+TEST_CASE("job spec: a misspelt key is reported as unknown, naming the key it is close to") {
+  struct {
+    DocFormat format;
+    const char* text;
+    const char* field;
+    int line;
+    int column;
+    const char* message;
+  } cases[] = {
+      // The issue's example: not "missing_field: command".
+      {DocFormat::kToml, "comand = [\"true\"]\n", "comand", 1, 10,
+       "unknown key 'comand'; did you mean 'command'?"},
+      {DocFormat::kJson, "{\n  \"comand\": [\"true\"]\n}\n", "comand", 2, 13,
+       "unknown key 'comand'; did you mean 'command'?"},
+      // Nested keys are compared with the keys of their own table.
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\nmax-delay = \"1m\"\n", "retry.max-delay", 3, 13,
+       "unknown key 'retry.max-delay'; did you mean 'retry.max_delay'?"},
+      {DocFormat::kToml, "command = [\"true\"]\n[retry]\ndealy = \"1m\"\n", "retry.dealy", 3, 9,
+       "unknown key 'retry.dealy'; did you mean 'retry.delay'?"},
+      {DocFormat::kToml, "command = [\"true\"]\ndealy = \"1m\"\n", "dealy", 2, 9,
+       "dealy is not a known key of a job file"},
+      {DocFormat::kJson, R"({"command": ["true"], "kill": {"Grace": "1s"}})", "kill.Grace", 1, 41,
+       "unknown key 'kill.Grace'; did you mean 'kill.grace'?"},
+      // A hostile name is shown escaped and cut, in the suggestion as elsewhere.
+      {DocFormat::kJson, R"({"command": ["true"], "scrip\u0007t": "x"})", "scrip\\x07t", 1, 39,
+       "unknown key 'scrip\\x07t'; did you mean 'script'?"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto spec = Validate(c.text, c.format);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().code == "unknown_field");
+    CHECK(spec.error().field == c.field);
+    CHECK(spec.error().line == c.line);
+    CHECK(spec.error().column == c.column);
+    CHECK(spec.error().message == c.message);
   }
 }
 
