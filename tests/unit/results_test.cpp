@@ -1,7 +1,8 @@
-// Tests of spool/sha256 and spool/results: SHA-256 against published vectors, the
-// media type table, and BuildResultsItem on real temporary job folders (nested
-// files, hostile names, links, FIFOs, sockets, unreadable entries, limits), with
-// the Item checked against the offline STAC 1.0.0 schema.
+// Tests of spool/sha256 and spool/results: SHA-256 (libcrypto behind our wrapper)
+// against published vectors and sha256sum, the media type table, and
+// BuildResultsItem on real temporary job folders (nested files, hostile names,
+// links, FIFOs, sockets, unreadable entries, limits), with the Item checked
+// against the offline STAC 1.0.0 schema.
 #include "spool/results.h"
 
 #include <doctest/doctest.h>
@@ -179,6 +180,24 @@ TEST_CASE("sha256: ToHex writes two lower-case digits per byte") {
   const uint8_t bytes[] = {0x00, 0x0f, 0xa5, 0xff};
   CHECK(ToHex(bytes, sizeof bytes) == "000fa5ff");
   CHECK(ToHex(bytes, 0) == "");
+}
+
+TEST_CASE("sha256: a 1 MB result file, hashed in read-sized chunks, matches NIST and sha256sum") {
+  // One million 'a' is the FIPS 180-2 long-message vector; BuildResultsItem reads
+  // it in 64 KiB chunks, so the digest is carried across many updates of a
+  // size that is not a multiple of the file's.
+  TempDir tmp;
+  const std::string job = tmp.path() + "/job";
+  MakeDir(job);
+  MakeDir(job + "/results");
+  WriteFile(job + "/results/million.txt", std::string(1000000, 'a'));
+  Result<Json> built = BuildWithDeadline(job);
+  REQUIRE(built.ok());
+  Json item = *built;
+  const std::string nist = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+  CHECK(item["assets"]["million.txt"]["file:size"] == 1000000);
+  CHECK(item["assets"]["million.txt"]["file:checksum"] == "1220" + nist);
+  CHECK(ExternalSha256(job + "/results/million.txt", tmp.path()) == nist);
 }
 
 TEST_CASE("results: MediaTypeFor maps extensions case-insensitively") {
