@@ -29,12 +29,9 @@
 //   raw bytes of the path (RFC 3986: everything except unreserved characters and
 //   "/"), so it still finds the file when the key had to be changed and a name
 //   holding "#", "?", "%" or spaces is not misread as a URL part.
-// - Media types come from one sorted table by lower-cased extension. .tif/.tiff
-//   are labelled "image/tiff; application=geotiff", the type STAC best practices
-//   and openEO use for GeoTIFF, because geospatial results are the main use of
-//   results.json and clients choose their reader by it; a plain TIFF is still a
-//   TIFF to them. Extensions with no registered type (.npy, .zarr folders) are
-//   left to application/octet-stream rather than invented x- types.
+// - Media types come from /etc/mime.types (spool/media_types.h) by lower-cased
+//   extension, except .tif/.tiff (kStacMediaTypes). Extensions it does not list
+//   are application/octet-stream, and so is every file when it cannot be read.
 #include "spool/results.h"
 
 #include <dirent.h>
@@ -52,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "spool/media_types.h"
 #include "spool/sha256.h"
 
 namespace spoold {
@@ -69,48 +67,15 @@ constexpr const char* kFileExtension = "https://stac-extensions.github.io/file/v
 constexpr const char* kSha256Multihash = "1220";
 constexpr std::string_view kDefaultMediaType = "application/octet-stream";
 
-struct MediaTypeEntry {
-  std::string_view extension;
-  std::string_view media_type;
-};
-
-// Sorted by extension (checked below) so lookups can binary search.
-constexpr MediaTypeEntry kMediaTypes[] = {
-    {"csv", "text/csv"},
-    {"geojson", "application/geo+json"},
-    {"gif", "image/gif"},
-    {"gz", "application/gzip"},
-    {"h5", "application/x-hdf5"},
-    {"hdf5", "application/x-hdf5"},
-    {"htm", "text/html"},
-    {"html", "text/html"},
-    {"jpeg", "image/jpeg"},
-    {"jpg", "image/jpeg"},
-    {"json", "application/json"},
-    {"log", "text/plain"},
-    {"md", "text/markdown"},
-    {"nc", "application/x-netcdf"},
-    {"parquet", "application/vnd.apache.parquet"},
-    {"pdf", "application/pdf"},
-    {"png", "image/png"},
-    {"svg", "image/svg+xml"},
-    {"tar", "application/x-tar"},
+// Where results.json deliberately differs from /etc/mime.types (which says plain
+// image/tiff): .tif/.tiff are labelled "image/tiff; application=geotiff", the type
+// STAC best practices and openEO use for GeoTIFF, because geospatial results are
+// the main use of results.json and clients choose their reader by it; a plain
+// TIFF is still a TIFF to them.
+constexpr std::pair<std::string_view, std::string_view> kStacMediaTypes[] = {
     {"tif", "image/tiff; application=geotiff"},
     {"tiff", "image/tiff; application=geotiff"},
-    {"toml", "application/toml"},
-    {"tsv", "text/tab-separated-values"},
-    {"txt", "text/plain"},
-    {"xml", "application/xml"},
-    {"yaml", "application/yaml"},
-    {"yml", "application/yaml"},
-    {"zip", "application/zip"},
 };
-
-constexpr bool ByExtension(const MediaTypeEntry& a, const MediaTypeEntry& b) {
-  return a.extension < b.extension;
-}
-static_assert(std::is_sorted(std::begin(kMediaTypes), std::end(kMediaTypes), ByExtension),
-              "kMediaTypes must stay sorted by extension");
 
 // Running out of descriptors or memory says nothing about the file at hand, so
 // skipping it would give an Item that is silently incomplete.
@@ -333,7 +298,7 @@ std::vector<std::string> AssetKeys(const std::vector<FoundFile>& files) {
 
 }  // namespace
 
-std::string MediaTypeFor(const std::string& file_name) {
+std::string MediaTypeFor(const std::string& file_name, const MediaTypeTable& table) {
   std::string_view name = file_name;
   if (size_t slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
   size_t dot = name.rfind('.');
@@ -343,12 +308,11 @@ std::string MediaTypeFor(const std::string& file_name) {
   for (char& c : extension) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
-  const MediaTypeEntry* end = std::end(kMediaTypes);
-  const MediaTypeEntry* it =
-      std::lower_bound(std::begin(kMediaTypes), end, extension,
-                       [](const MediaTypeEntry& e, const std::string& ext) { return e.extension < ext; });
-  if (it != end && it->extension == extension) return std::string(it->media_type);
-  return std::string(kDefaultMediaType);
+  for (const auto& [stac_extension, media_type] : kStacMediaTypes) {
+    if (extension == stac_extension) return std::string(media_type);
+  }
+  std::string_view found = table.Find(extension);
+  return std::string(found.empty() ? kDefaultMediaType : found);
 }
 
 Result<Json> BuildResultsItem(const std::string& job_dir, const ResultsInfo& info) {

@@ -102,6 +102,11 @@ class PackagingTest(unittest.TestCase):
         info = run("dpkg-deb", "-I", deb).stdout
         for script in ("postinst", "prerm", "postrm", "conffiles"):
             self.assertIn(script, info)
+        # libcrypto computes the checksums, /etc/mime.types gives the media types.
+        depends = re.search(r"^ Depends: (.*)$", info, re.M)
+        self.assertIsNotNone(depends, info)
+        for package in ("libssl3", "media-types"):
+            self.assertRegex(depends.group(1), r"(^|, )" + re.escape(package) + r"( |,|$)", package)
         control = self.tmpdir()
         self.assertEqual(run("dpkg-deb", "-e", deb, control).returncode, 0)
         with open(os.path.join(control, "conffiles")) as f:
