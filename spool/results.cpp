@@ -77,6 +77,21 @@ constexpr std::pair<std::string_view, std::string_view> kStacMediaTypes[] = {
     {"tiff", "image/tiff; application=geotiff"},
 };
 
+// Types of results jobs write every day that Debian 12's /etc/mime.types does
+// not list; results.json named them before it read that file, and a client
+// that chose its reader by them would otherwise see application/octet-stream.
+// Used only where /etc/mime.types has no entry. (YAML's type is registered by
+// RFC 9512, Parquet's and HDF5's are what STAC best practices name.)
+constexpr std::pair<std::string_view, std::string_view> kFallbackMediaTypes[] = {
+    {"log", "text/plain"},
+    {"yaml", "application/yaml"},
+    {"yml", "application/yaml"},
+    {"toml", "application/toml"},
+    {"parquet", "application/vnd.apache.parquet"},
+    {"h5", "application/x-hdf5"},
+    {"hdf5", "application/x-hdf5"},
+};
+
 // Running out of descriptors or memory says nothing about the file at hand, so
 // skipping it would give an Item that is silently incomplete.
 bool IsResourceError(int err) { return err == EMFILE || err == ENFILE || err == ENOMEM; }
@@ -312,7 +327,11 @@ std::string MediaTypeFor(const std::string& file_name, const MediaTypeTable& tab
     if (extension == stac_extension) return std::string(media_type);
   }
   std::string_view found = table.Find(extension);
-  return std::string(found.empty() ? kDefaultMediaType : found);
+  if (!found.empty()) return std::string(found);
+  for (const auto& [fallback_extension, media_type] : kFallbackMediaTypes) {
+    if (extension == fallback_extension) return std::string(media_type);
+  }
+  return std::string(kDefaultMediaType);
 }
 
 Result<Json> BuildResultsItem(const std::string& job_dir, const ResultsInfo& info) {

@@ -4,7 +4,8 @@
 // Unreadable entries are skipped and named in properties "spoold:unlisted";
 // limits: 64 folder levels and 100,000 files ("spoold:assets_truncated"). Hrefs
 // are percent-encoded raw paths, so names with any bytes still resolve. Media
-// types come from /etc/mime.types, except .tif: "image/tiff; application=geotiff".
+// types come from /etc/mime.types, except .tif ("image/tiff; application=geotiff")
+// and a few common result types it lacks (.log, .yaml, .toml, .parquet, .h5).
 // Only resource exhaustion or a results/ that exists but cannot be opened returns
 // an error (io_error).
 #pragma once

@@ -240,10 +240,19 @@ TEST_CASE("results: MediaTypeFor finds the extension and ignores its case") {
   CheckMediaTypes(cases, table);
 }
 
-TEST_CASE("results: MediaTypeFor without a mime.types knows only GeoTIFF") {
+TEST_CASE("results: MediaTypeFor without a mime.types knows only GeoTIFF and the fallbacks") {
   const MediaTypeCase cases[] = {{"meta.json", "application/octet-stream"},
-                                 {"ndvi.tif", "image/tiff; application=geotiff"}};
+                                 {"ndvi.tif", "image/tiff; application=geotiff"},
+                                 {"run.log", "text/plain"},
+                                 {"conf.YML", "application/yaml"},
+                                 {"table.parquet", "application/vnd.apache.parquet"}};
   CheckMediaTypes(cases, MediaTypeTable::Load("/nonexistent/mime.types"));
+}
+
+TEST_CASE("results: the fallback types apply only where mime.types has no entry") {
+  const MediaTypeTable table = MediaTypeTable::Parse("text/x-log log\n");
+  const MediaTypeCase cases[] = {{"run.log", "text/x-log"}, {"data.h5", "application/x-hdf5"}};
+  CheckMediaTypes(cases, table);
 }
 
 TEST_CASE("results: MediaTypeFor with the system's /etc/mime.types") {
@@ -271,6 +280,12 @@ TEST_CASE("results: MediaTypeFor with the system's /etc/mime.types") {
       {"paper.pdf", "application/pdf"},
       {"README.md", "text/markdown"},
       {"sub/dir/x.csv", "text/csv"},
+      // Not in Debian 12's mime.types: the fallbacks.
+      {"run.log", "text/plain"},
+      {"conf.yaml", "application/yaml"},
+      {"conf.toml", "application/toml"},
+      {"table.parquet", "application/vnd.apache.parquet"},
+      {"grid.hdf5", "application/x-hdf5"},
       {"Makefile", "application/octet-stream"},
   };
   CheckMediaTypes(cases, SystemMediaTypes());
