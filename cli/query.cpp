@@ -13,6 +13,10 @@
 namespace spoold::cli {
 namespace {
 
+// What `list` shows for a folder under jobs/ whose status.json cannot be read
+// (not a state of SPEC.md: index.json lists such folders under "damaged").
+constexpr const char* kDamagedState = "damaged";
+
 // "2026-11-21T10:00:00.123Z (5m ago)", or "-".
 std::string TimeWithAge(const Json& value) {
   if (!value.is_string()) return "-";
@@ -71,7 +75,8 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
 }
 
 // Every job as (id, summary): index.json's entries for the folders that exist,
-// and status.json for folders the index does not name.
+// and status.json for folders the index does not name. A folder whose
+// status.json cannot be read is listed too, as state "damaged" with the problem.
 Result<std::vector<std::pair<std::string, Json>>> CollectJobs(const Context& ctx) {
   auto names = ListDir(ctx.Paths().Jobs());
   if (!names.ok()) return names.error();
@@ -90,7 +95,15 @@ Result<std::vector<std::pair<std::string, Json>>> CollectJobs(const Context& ctx
       continue;
     }
     auto status = ReadJsonFile(ctx.Paths().StatusFile(id), 64 << 20);
-    if (status.ok() && status->is_object()) jobs.emplace_back(id, std::move(status.value()));
+    if (status.ok() && status->is_object()) {
+      jobs.emplace_back(id, std::move(status.value()));
+    } else if (!PathExists(ctx.Paths().JobDir(id))) {
+      continue;  // removed since the listing
+    } else {
+      const std::string problem =
+          status.ok() ? ctx.Paths().StatusFile(id) + " is not a JSON object" : status.error().message;
+      jobs.emplace_back(id, Json{{"state", kDamagedState}, {"problem", problem}});
+    }
   }
   std::stable_sort(jobs.begin(), jobs.end(), [](const auto& a, const auto& b) {
     return JsonString(a.second, "created") < JsonString(b.second, "created");
@@ -124,9 +137,10 @@ Result<ListFilter> ParseFilter(const Args& args) {
   if (auto states = args.Value("state")) {
     std::stringstream in(*states);
     for (std::string s; std::getline(in, s, ',');) {
-      if (!ParseState(s)) {
+      if (!ParseState(s) && s != kDamagedState) {
         return MakeError("usage",
-                         "--state takes queued, running, succeeded, failed or cancelled (comma-separated)");
+                         "--state takes queued, running, succeeded, failed, cancelled or damaged "
+                         "(comma-separated)");
       }
       f.states.insert(s);
     }
@@ -151,7 +165,7 @@ std::vector<std::string> ListRow(const Context& ctx, const std::string& id, cons
           JsonString(job, "pool", "-"),
           JsonText(job.value("attempt", Json(0))),
           created ? FormatAge(Now() - *created) : "-",
-          JsonString(job, "title")};
+          job.contains("problem") ? JsonString(job, "problem") : JsonString(job, "title")};
 }
 
 }  // namespace
@@ -192,6 +206,7 @@ int CmdList(Context& ctx, const Args& args) {
                               "exit_code", "progress", "created", "started", "finished", "updated"}) {
         entry[key] = job.value(key, Json(nullptr));
       }
+      if (job.contains("problem")) entry["problem"] = job["problem"];
       out.push_back(std::move(entry));
     } else {
       rows.push_back(ListRow(ctx, id, job));

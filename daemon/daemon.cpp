@@ -234,7 +234,7 @@ void Daemon::Recover(TimePoint now) {
   for (const auto& id : *ids) {
     auto status = store_.Load(id);
     if (!status.ok()) {
-      spdlog::error("job {} is unreadable and left as it is: {}", PrintableName(id), status.error().message);
+      MarkDamaged(id, status.error().message, now);
       continue;
     }
     if (IsTerminal(status->state)) {
@@ -396,26 +396,96 @@ void Daemon::Pump() {
   ArmWakeTimer(now);
 }
 
-void Daemon::AdoptNewFolders(TimePoint now) {
-  // Job folders that appear under jobs/ without passing through intake (an
-  // import) are taken in at the next scan; jobs/'s mtime says when to look.
+// index.json shows every folder under jobs/ (SPEC.md section 7): folders
+// that appear without passing through intake (an import) are taken in, ones
+// whose status.json cannot be read are listed as damaged (and looked at again
+// at every scan), and ones that vanished are forgotten. jobs/'s mtime says
+// when to list it again.
+void Daemon::ReconcileJobFolders(TimePoint now) {
   struct stat st {};
   if (::stat(paths_.Jobs().c_str(), &st) != 0) return;
-  if (st.st_mtim.tv_sec == jobs_mtime_.tv_sec && st.st_mtim.tv_nsec == jobs_mtime_.tv_nsec) return;
-  jobs_mtime_ = st.st_mtim;
-  auto ids = store_.ListJobs();
-  if (!ids.ok()) return;
-  for (const auto& id : *ids) {
+  const bool changed = st.st_mtim.tv_sec != jobs_mtime_.tv_sec || st.st_mtim.tv_nsec != jobs_mtime_.tv_nsec;
+  std::vector<std::string> ids;
+  if (changed) {
+    auto listed = store_.ListJobs();
+    if (!listed.ok()) {
+      Trouble("jobs", "cannot list " + paths_.Jobs() + " (" + listed.error().message + ")");
+      return;
+    }
+    TroubleOver("jobs");
+    jobs_mtime_ = st.st_mtim;
+    ids = std::move(listed.value());
+    std::sort(ids.begin(), ids.end());
+  } else {
+    for (const auto& [id, damaged] : damaged_) ids.push_back(id);  // the ones to look at again
+  }
+  for (const auto& id : ids) {
     if (index_jobs_.Contains(id)) continue;
     auto status = store_.Load(id);
-    if (!status.ok()) continue;  // perhaps still being written: next time
-    spdlog::info("job {} appeared in {}; taking it in", id, paths_.Jobs());
+    if (!status.ok()) {
+      MarkDamaged(id, status.error().message, now);
+      continue;
+    }
+    if (damaged_.erase(id) != 0) {
+      spdlog::info("job {}: its status.json can be read again; taking it in", id);
+    } else {
+      spdlog::info("job {} appeared in {}; taking it in", id, paths_.Jobs());
+    }
     if (IsTerminal(status->state)) {
       SetIndexEntry(id, *status);
     } else {
       AdoptJob(std::move(status.value()), /*ours=*/false, now);
     }
     MarkIndexDirty();
+  }
+  if (!changed) return;
+  for (const auto& id : index_jobs_.NotIn(ids)) ForgetVanished(id, now);
+  for (auto it = damaged_.begin(); it != damaged_.end();) {
+    if (std::binary_search(ids.begin(), ids.end(), it->first)) {
+      ++it;
+      continue;
+    }
+    spdlog::info("damaged job folder {} was removed", it->first);
+    it = damaged_.erase(it);
+    MarkIndexDirty();
+  }
+}
+
+void Daemon::MarkDamaged(const std::string& id, const std::string& problem, TimePoint now) {
+  auto [it, inserted] = damaged_.try_emplace(id, Damaged{problem, now});
+  if (!inserted && it->second.problem == problem) return;
+  it->second.problem = problem;
+  spdlog::error("job {} is damaged and left as it is: {}; index.json lists it under \"damaged\"", id,
+                problem);
+  MarkIndexDirty();
+}
+
+// A job folder removed from under the daemon: its job is gone for every reader,
+// so the daemon stops what still runs of it (kill sequence or scancel) and
+// forgets it, writing nothing more for it.
+void Daemon::ForgetVanished(const std::string& id, TimePoint now) {
+  index_jobs_.Erase(id);
+  MarkIndexDirty();
+  SchedJob* job = scheduler_.Find(id);
+  if (job == nullptr) {
+    spdlog::warn("job {}: its folder {} was removed; dropped from the index", id, paths_.JobDir(id));
+    return;
+  }
+  const std::string state = StateName(job->status.state);
+  vanished_.insert(id);
+  unwritten_.erase(id);
+  bool was_running = false;
+  if (auto st = scheduler_.Cancel(id, now, &was_running); !st.ok()) {
+    spdlog::error("job {}: cannot stop it: {}", id, st.error().message);
+  }
+  auto it = running_.find(id);
+  spdlog::warn("job {}: its folder {} was removed while the job was {}; {}", id, paths_.JobDir(id), state,
+               it != running_.end() ? "stopping what runs of it, then forgetting it" : "forgotten");
+  if (it == running_.end()) return;
+  if (it->second.pending) {
+    AbandonPending(it->second, Reason::kCancelledByUser);
+  } else {
+    StopAttempt(it->second, Reason::kCancelledByUser, now);
   }
 }
 
@@ -454,7 +524,7 @@ void Daemon::CheckRoot() {
 
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
-  AdoptNewFolders(Now());
+  ReconcileJobFolders(Now());
   // The index is a cache: if it is gone, or not the file we wrote last, rebuild it.
   struct stat st {};
   const bool present = ::stat(paths_.Index().c_str(), &st) == 0;
@@ -1160,6 +1230,7 @@ void Daemon::ReadProgress(TimePoint now) {
 
 void Daemon::Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
                    Json extra) {
+  if (vanished_.count(job.status.id) != 0) return;  // its folder is gone
   if (auto st = store_.AppendEvent(job.status, {level, event, job.status.attempt, message, std::move(extra)});
       !st.ok()) {
     Trouble("events", "cannot append to events.jsonl (" + st.error().message + ")");
@@ -1204,6 +1275,16 @@ void Daemon::Persist() {
   for (const auto& id : ids) {
     SchedJob* job = scheduler_.Find(id);
     if (job == nullptr) continue;
+    if (vanished_.count(id) != 0) {
+      // Its folder is gone: nothing is written; forgotten once it has ended.
+      job->persisted_state = job->status.state;
+      job->persisted_reason = job->status.reason;
+      if (IsTerminal(job->status.state)) {
+        scheduler_.Forget(id);
+        vanished_.erase(id);
+      }
+      continue;
+    }
     RecordTransition(*job);
     const bool terminal = IsTerminal(job->status.state);
     // results.json comes before the terminal status, so whoever sees the job
@@ -1306,6 +1387,11 @@ void Daemon::FlushIndex() {
                 {"started", FormatTime(started_at_)},
                 {"state", stopping_ ? (running_.empty() ? "stopped" : "stopping") : "running"}}},
               {"pools", std::move(pools)}};
+  Json damaged = Json::object();
+  for (const auto& [id, d] : damaged_) {
+    damaged[SanitizeUtf8(id)] = {{"problem", SanitizeUtf8(d.problem)}, {"since", FormatTime(d.since)}};
+  }
+  doc["damaged"] = std::move(damaged);
   // Each job's entry is kept serialised (an ended job's in a file): the
   // document is assembled as text, never as one tree of every job. "jobs" goes
   // last, after the small header.

@@ -111,7 +111,9 @@ class Daemon {
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
   void AdoptJob(JobStatus status, bool ours, TimePoint now);
-  void AdoptNewFolders(TimePoint now);
+  void ReconcileJobFolders(TimePoint now);
+  void MarkDamaged(const std::string& id, const std::string& problem, TimePoint now);
+  void ForgetVanished(const std::string& id, TimePoint now);
   void RequestStop(int signum);
   void Reload();
   // A problem of the machine (disk full, out of descriptors) is logged once
@@ -185,6 +187,16 @@ class Daemon {
   uint64_t index_delay_ms_ = 250;  // grows with the cost of the last write, within SPEC's 1 s
   bool index_dirty_ = false;
   struct timespec jobs_mtime_ {};  // jobs/ as last listed
+  // Folders under jobs/ whose status.json cannot be read: in index.json's
+  // "damaged", looked at again at every scan.
+  struct Damaged {
+    std::string problem;
+    TimePoint since{};
+  };
+  std::map<std::string, Damaged> damaged_;
+  // Active jobs whose folder was removed: stopped, nothing more is written for
+  // them, and they are forgotten once their attempt has ended.
+  std::set<std::string> vanished_;
   // What our last index write left on disk, to notice at each scan when someone
   // deleted or replaced the file (SPEC.md section 7: it is then rebuilt).
   struct FileStamp {

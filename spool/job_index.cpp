@@ -110,6 +110,16 @@ bool JobIndex::Erase(const std::string& id) {
 
 bool JobIndex::Contains(const std::string& id) const { return active_.count(id) != 0 || ended_.count(id) != 0; }
 
+std::vector<std::string> JobIndex::NotIn(const std::vector<std::string>& listed) const {
+  std::vector<std::string> out;
+  auto check = [&](const std::string& id) {
+    if (!std::binary_search(listed.begin(), listed.end(), id)) out.push_back(id);
+  };
+  for (const auto& [id, entry] : active_) check(id);
+  for (const auto& [id, entry] : ended_) check(id);
+  return out;
+}
+
 std::optional<JobState> JobIndex::StateOf(const std::string& id) const {
   if (auto it = active_.find(id); it != active_.end()) return it->second.state;
   if (auto it = ended_.find(id); it != ended_.end()) return it->second.state;

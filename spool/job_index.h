@@ -44,6 +44,8 @@ class JobIndex {
   bool Erase(const std::string& id);
 
   bool Contains(const std::string& id) const;
+  // The ids with an entry that `listed` (sorted) does not hold.
+  std::vector<std::string> NotIn(const std::vector<std::string>& listed) const;
   // The recorded state of a job with an entry.
   std::optional<JobState> StateOf(const std::string& id) const;
   size_t size() const { return active_.size() + ended_.size(); }

@@ -1,10 +1,13 @@
 """index.json (SPEC.md section 7): a cache of every pool and job, rebuilt from jobs/."""
 import datetime
+import json
 import os
+import shutil
 import subprocess
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL, parse_time, spoold_bin
+from test_spoolctl import spoolctl_bin
 
 INDEX_JOB_FIELDS = ("state", "reason", "pool", "title", "priority", "attempt",
                     "exit_code", "progress", "created", "started", "finished", "updated")
@@ -156,6 +159,67 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
         spool.start()
         self.wait_agree(spool, ["real"])
 
+
+    def list_json(self, spool):
+        proc = subprocess.run([spoolctl_bin(), "--root", spool.root, "--json", "list"],
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return {j["id"]: j for j in json.loads(proc.stdout)}
+
+    def test_a_damaged_job_folder_is_shown_with_its_problem_and_taken_in_when_mended(self):
+        spool = self.make_spool()
+        spool.run_job("good", command=["true"])
+        spool.run_job("hurt", command=["true"])
+        spool.stop()
+        with open(spool.path("jobs", "hurt", "status.json"), "rb") as f:
+            whole = f.read()
+        with open(spool.path("jobs", "hurt", "status.json"), "wb") as f:
+            f.write(whole[:20])
+        spool.start()
+        damaged = spool.wait_for(lambda: spool.index()["damaged"].get("hurt"), what="hurt listed as damaged")
+        self.assertIn("status.json", damaged["problem"])
+        self.assertIn("good", spool.index()["jobs"])
+        self.assertNotIn("hurt", spool.index()["jobs"])
+        self.assertRegex(spool.log_text(), r"job hurt is damaged and left as it is: .*status\.json")
+        listed = self.list_json(spool)
+        self.assertEqual(listed["hurt"]["state"], "damaged")
+        self.assertIn("status.json", listed["hurt"]["problem"])
+        self.assertEqual(listed["good"]["state"], "succeeded")
+        # Mended: taken in at the next scan, without a restart.
+        with open(spool.path("jobs", "hurt", "status.json"), "wb") as f:
+            f.write(whole)
+        spool.wait_for(lambda: spool.index()["jobs"].get("hurt", {}).get("state") == "succeeded",
+                       what="hurt taken in once mended")
+        self.assertEqual(spool.index()["damaged"], {})
+        spool.stop()
+
+    def test_a_job_folder_removed_while_its_job_runs_is_stopped_and_forgotten(self):
+        spool = self.make_spool()
+        spool.run_job("done", command=["true"])
+        spool.drop_job("long", command=["sleep", "60"])
+        pid = spool.wait_for(lambda: spool.status("long")["pid"], what="long running")
+        spool.drop_job("waiting", command=["true"], hold=True)
+        spool.wait_accepted("waiting")
+        for job_id in ("long", "waiting", "done"):
+            shutil.rmtree(spool.job_dir(job_id))
+        spool.wait_for(lambda: not set(spool.index()["jobs"]) & {"long", "waiting", "done"},
+                       what="the removed jobs gone from index.json")
+        spool.wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
+                       open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z",
+                       what="the removed job's process stopped")
+        log = spool.log_text()
+        self.assertIn("its folder", log)
+        self.assertRegex(log, r"job long: its folder .* was removed while the job was running")
+        self.assertRegex(log, r"job waiting: its folder .* was removed while the job was queued")
+        spool.wait_for(lambda: (spool.index()["pools"]["default"]["running"],
+                                spool.index()["pools"]["default"]["queued"]) == (0, 0),
+                       what="the pool counts without them")
+        # Nothing of them is written again, and the daemon carries on.
+        self.assertEqual(sorted(os.listdir(spool.path("jobs"))), [])
+        spool.run_job("after", command=["true"])
+        self.assertEqual(sorted(os.listdir(spool.path("jobs"))), ["after"])
+        self.assertEqual(set(self.list_json(spool)), {"after"})
+        spool.stop()
 
 if __name__ == "__main__":
     unittest.main()
