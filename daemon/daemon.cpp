@@ -439,7 +439,12 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
     MarkIndexDirty();
   }
   if (!changed) return;
-  for (const auto& id : index_jobs_.NotIn(ids)) ForgetVanished(id, now);
+  for (const auto& id : index_jobs_.NotIn(ids)) {
+    // Accepted, but its folder is still jobs/.<id>.tmp (a flush whose rename
+    // failed retries it): not vanished, not yet there.
+    if (store_.IsUnpublished(id)) continue;
+    ForgetVanished(id, now);
+  }
   for (auto it = damaged_.begin(); it != damaged_.end();) {
     if (std::binary_search(ids.begin(), ids.end(), it->first)) {
       ++it;
