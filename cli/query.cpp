@@ -2,7 +2,10 @@
 // list lists the folders under jobs/: ended jobs from index.json, active ones
 // and those the index does not name yet (such as imported ones) from their
 // status.json; when index.json is missing or unreadable, every status.json.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <set>
 #include <sstream>
 
@@ -76,13 +79,20 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
 
 // Every job as (id, summary): index.json's entries for the folders that exist,
 // and status.json for folders the index does not name. A folder whose
-// status.json cannot be read is listed too, as state "damaged" with the problem.
+// status.json cannot be read is listed too: as index.json has it (another
+// user's job, say), or as state "damaged" with the problem when index.json
+// says so or knows nothing of it. Folders this user may not read at all and
+// the index does not name are left out.
 Result<std::vector<std::pair<std::string, Json>>> CollectJobs(const Context& ctx) {
   auto names = ListDir(ctx.Paths().Jobs());
   if (!names.ok()) return names.error();
   Json index_jobs = Json::object();
-  if (auto index = ReadIndex(ctx); index.ok() && index->contains("jobs") && (*index)["jobs"].is_object()) {
-    index_jobs = std::move((*index)["jobs"]);
+  Json index_damaged = Json::object();
+  if (auto index = ReadIndex(ctx); index.ok()) {
+    if (index->contains("jobs") && (*index)["jobs"].is_object()) index_jobs = std::move((*index)["jobs"]);
+    if (index->contains("damaged") && (*index)["damaged"].is_object()) {
+      index_damaged = std::move((*index)["damaged"]);
+    }
   }
   std::vector<std::pair<std::string, Json>> jobs;
   for (const auto& id : *names) {
@@ -94,14 +104,21 @@ Result<std::vector<std::pair<std::string, Json>>> CollectJobs(const Context& ctx
       jobs.emplace_back(id, std::move(*it));
       continue;
     }
-    auto status = ReadJsonFile(ctx.Paths().StatusFile(id), 64 << 20);
+    const std::string path = ctx.Paths().StatusFile(id);
+    auto status = ReadJsonFile(path, 64 << 20);
     if (status.ok() && status->is_object()) {
       jobs.emplace_back(id, std::move(status.value()));
-    } else if (!PathExists(ctx.Paths().JobDir(id))) {
-      continue;  // removed since the listing
+      continue;
+    }
+    if (auto damaged = index_damaged.find(id); damaged != index_damaged.end() && damaged->is_object()) {
+      jobs.emplace_back(id, Json{{"state", kDamagedState}, {"problem", JsonString(*damaged, "problem")}});
+    } else if (it != index_jobs.end() && it->is_object()) {
+      jobs.emplace_back(id, std::move(*it));
+    } else if (!PathExists(ctx.Paths().JobDir(id)) ||
+               (::access(path.c_str(), R_OK) != 0 && errno == EACCES)) {
+      continue;  // removed since the listing, or not this user's to read
     } else {
-      const std::string problem =
-          status.ok() ? ctx.Paths().StatusFile(id) + " is not a JSON object" : status.error().message;
+      const std::string problem = status.ok() ? path + " is not a JSON object" : status.error().message;
       jobs.emplace_back(id, Json{{"state", kDamagedState}, {"problem", problem}});
     }
   }

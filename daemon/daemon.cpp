@@ -145,10 +145,7 @@ Status Daemon::Start() {
   prepare_ = std::make_unique<Prepare>(&loop_);
   prepare_->SetCallback([this] { Pump(); });
   rescan_timer_ = std::make_unique<Timer>(&loop_);
-  rescan_timer_->SetCallback([this] {
-    scan_pending_ = true;
-    root_check_pending_ = true;
-  });
+  rescan_timer_->SetCallback([this] { scan_pending_ = true; });
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
   rescan_timer_->Start(rescan_ms, rescan_ms);
   wake_timer_ = std::make_unique<Timer>(&loop_);
@@ -171,10 +168,10 @@ Status Daemon::Start() {
 
   incoming_watch_ = WatchFolder(paths_.Incoming(), &pending_names_);
   control_watch_ = WatchFolder(paths_.Control(), &pending_controls_);
-  // Any change in the root (spoold.lock deleted, the root moved away) is
-  // checked in the same loop turn; the rescan timer checks too.
+  // Any change in the root (spoold.lock deleted, the root moved away) wakes the
+  // loop, and every turn checks the root (CheckRoot, in Pump).
   root_watch_ = std::make_unique<DirWatch>(&loop_);
-  root_watch_->SetCallback([this](const char*, int) { root_check_pending_ = true; });
+  root_watch_->SetCallback([](const char*, int) {});
   if (int rc = root_watch_->Start(paths_.Root()); rc != 0) {
     spdlog::warn("cannot watch {} ({}); checking it every {}", paths_.Root(), uv_strerror(rc),
                  FormatDuration(config_.rescan_interval));
@@ -339,7 +336,9 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
 // ---- the loop turn ----
 
 void Daemon::Pump() {
-  if (root_check_pending_) CheckRoot();
+  // Four system calls a turn: nothing is written into a root that is no
+  // longer the one we locked.
+  CheckRoot();
   TimePoint now = Now();
   if (reload_pending_) Reload();
   if (!stopping_) {
@@ -420,7 +419,9 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
     for (const auto& [id, damaged] : damaged_) ids.push_back(id);  // the ones to look at again
   }
   for (const auto& id : ids) {
-    if (index_jobs_.Contains(id)) continue;
+    // A vanished job still being stopped: a folder under its id is taken in
+    // once the old job is forgotten.
+    if (index_jobs_.Contains(id) || vanished_.count(id) != 0) continue;
     auto status = store_.Load(id);
     if (!status.ok()) {
       MarkDamaged(id, status.error().message, now);
@@ -439,11 +440,18 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
     MarkIndexDirty();
   }
   if (!changed) return;
+  std::vector<std::string> ended;  // said in one line: a clean-up may remove thousands
   for (const auto& id : index_jobs_.NotIn(ids)) {
     // Accepted, but its folder is still jobs/.<id>.tmp (a flush whose rename
     // failed retries it): not vanished, not yet there.
     if (store_.IsUnpublished(id)) continue;
-    ForgetVanished(id, now);
+    if (!ForgetVanished(id, now)) ended.push_back(id);
+  }
+  if (!ended.empty()) {
+    std::string some;
+    for (size_t i = 0; i < ended.size() && i < 5; ++i) some += (i ? ", " : "") + ended[i];
+    spdlog::info("the folders of {} ended jobs were removed from {}; dropped from the index ({}{})",
+                 ended.size(), paths_.Jobs(), some, ended.size() > 5 ? ", ..." : "");
   }
   for (auto it = damaged_.begin(); it != damaged_.end();) {
     if (std::binary_search(ids.begin(), ids.end(), it->first)) {
@@ -468,17 +476,20 @@ void Daemon::MarkDamaged(const std::string& id, const std::string& problem, Time
 // A job folder removed from under the daemon: its job is gone for every reader,
 // so the daemon stops what still runs of it (kill sequence or scancel) and
 // forgets it, writing nothing more for it.
-void Daemon::ForgetVanished(const std::string& id, TimePoint now) {
+bool Daemon::ForgetVanished(const std::string& id, TimePoint now) {
   index_jobs_.Erase(id);
   MarkIndexDirty();
   SchedJob* job = scheduler_.Find(id);
-  if (job == nullptr) {
-    spdlog::warn("job {}: its folder {} was removed; dropped from the index", id, paths_.JobDir(id));
-    return;
-  }
+  if (job == nullptr) return false;  // it had ended
   const std::string state = StateName(job->status.state);
-  vanished_.insert(id);
   unwritten_.erase(id);
+  if (IsTerminal(job->status.state)) {
+    // Ended, its status not yet written (a full disk): nothing more to write.
+    spdlog::warn("job {}: its folder {} was removed after the job ended; forgotten", id, paths_.JobDir(id));
+    scheduler_.Forget(id);
+    return true;
+  }
+  vanished_.insert(id);
   bool was_running = false;
   if (auto st = scheduler_.Cancel(id, now, &was_running); !st.ok()) {
     spdlog::error("job {}: cannot stop it: {}", id, st.error().message);
@@ -486,12 +497,13 @@ void Daemon::ForgetVanished(const std::string& id, TimePoint now) {
   auto it = running_.find(id);
   spdlog::warn("job {}: its folder {} was removed while the job was {}; {}", id, paths_.JobDir(id), state,
                it != running_.end() ? "stopping what runs of it, then forgetting it" : "forgotten");
-  if (it == running_.end()) return;
+  if (it == running_.end()) return true;
   if (it->second.pending) {
     AbandonPending(it->second, Reason::kCancelledByUser);
   } else {
     StopAttempt(it->second, Reason::kCancelledByUser, now);
   }
+  return true;
 }
 
 // SPEC.md section 1: one daemon per root. The root's flock already keeps a
@@ -502,7 +514,6 @@ void Daemon::ForgetVanished(const std::string& id, TimePoint now) {
 // crash would (SPEC.md section 9 holds for that), and leave the root to the
 // next start.
 void Daemon::CheckRoot() {
-  root_check_pending_ = false;
   auto check = root_lock_.Check();
   switch (check.outcome) {
     case RootLock::Outcome::kOk:
@@ -555,6 +566,7 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
   const std::string shown = PrintableName(name);
   auto reject = [&](const Error& error) {
     auto stored = intake_.Quarantine(paths_.Control(), name, error, now);
+    if (!stored.ok() && stored.error().code == "vanished") return;
     if (!stored.ok()) {
       // Said once until it works again; the request stays in control/ and the
       // next scan refuses it again.
@@ -660,6 +672,15 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
   // until the first is published, then meets it as an existing job.
   const auto dot = name.rfind('.');
   const std::string stem = dot == std::string::npos ? name : name.substr(0, dot);
+  // The id of a job whose folder was removed while the job was active: the old
+  // job is (about to be) stopped, and the new file waits in incoming/ until it
+  // is forgotten (a scan then takes it in). A scan is asked for at once, which
+  // notices a removal not yet seen.
+  if (vanished_.count(stem) != 0 ||
+      (scheduler_.Find(stem) != nullptr && !PathExists(paths_.JobDir(stem)) && !store_.IsUnpublished(stem))) {
+    scan_pending_ = true;
+    return;
+  }
   if (ids_in_batch_.count(stem) != 0) {
     pending_names_.insert(name);
     return;
@@ -1287,6 +1308,7 @@ void Daemon::Persist() {
       if (IsTerminal(job->status.state)) {
         scheduler_.Forget(id);
         vanished_.erase(id);
+        jobs_mtime_ = {};  // a folder under its id since then is taken in at the next scan
       }
       continue;
     }
@@ -1376,6 +1398,7 @@ void Daemon::MarkIndexDirty() {
 }
 
 void Daemon::FlushIndex() {
+  CheckRoot();  // its timer runs outside Pump
   index_dirty_ = false;
   Json pools = Json::object();
   for (const auto& [name, pool] : scheduler_.Pools()) {

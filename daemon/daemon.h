@@ -113,7 +113,8 @@ class Daemon {
   void AdoptJob(JobStatus status, bool ours, TimePoint now);
   void ReconcileJobFolders(TimePoint now);
   void MarkDamaged(const std::string& id, const std::string& problem, TimePoint now);
-  void ForgetVanished(const std::string& id, TimePoint now);
+  // Drops a job whose folder is gone; false if it had ended (nothing to stop).
+  bool ForgetVanished(const std::string& id, TimePoint now);
   void RequestStop(int signum);
   void Reload();
   // A problem of the machine (disk full, out of descriptors) is logged once
@@ -150,14 +151,13 @@ class Daemon {
   bool slurm_poll_in_flight_ = false;
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
-  std::unique_ptr<DirWatch> root_watch_;  // wakes CheckRoot()
+  std::unique_ptr<DirWatch> root_watch_;  // wakes the loop for CheckRoot()
   std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
 
   SdNotifier notifier_;
   bool ready_sent_ = false;
   std::string last_status_;  // the last STATUS= sent to systemd
   RootLock root_lock_;
-  bool root_check_pending_ = false;
   std::string root_problem_;  // the last one logged, so it is said once
   TimePoint started_at_{};
   bool stopping_ = false;

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       Usage(stdout);
       return 0;
     } else {
-      std::fprintf(stderr, "spoold: unknown argument %s\n", arg.c_str());
+      std::fprintf(stderr, "spoold: unknown argument %s\n", spoold::EscapeForLog(arg).c_str());
       Usage(stderr);
       return 2;
     }
@@ -61,15 +61,17 @@ int main(int argc, char** argv) {
 
   auto config = spoold::LoadConfig(config_path);
   if (!config.ok()) {
+    // stderr is the journal under systemd: escaped like every log line (a key
+    // of the file may hold a newline).
     std::fprintf(stderr, "spoold: invalid configuration: %s\n",
-                 spoold::FormatConfigError(config.error(), config_path).c_str());
+                 spoold::EscapeForLog(spoold::FormatConfigError(config.error(), config_path)).c_str());
     return 1;
   }
   if (check) {
     // Also what start would refuse for lack of a file of ours: the exec helper.
     auto helper = spoold::FindExecHelper(spoold::ExecHelperCandidates());
     if (!helper.ok()) {
-      std::fprintf(stderr, "spoold: %s\n", helper.error().message.c_str());
+      std::fprintf(stderr, "spoold: %s\n", spoold::EscapeForLog(helper.error().message).c_str());
       return 1;
     }
     std::printf("%s: valid (spool root %s, %zu pools; exec helper %s)\n", config_path.c_str(),

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "spool/fileio.h"
@@ -77,7 +78,9 @@ Status RootLock::LockFile() {
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
   if (::fcntl(fd, F_SETLK, &lock) != 0) {
+    const int err = errno;
     ::close(fd);
+    if (err != EACCES && err != EAGAIN) return MakeError("io_error", ErrnoMessage("lock", lock_file_, err));
     return MakeError("locked", "another spoold (pid " + HolderPid() + ") holds " + lock_file_);
   }
   std::string pid = std::to_string(::getpid()) + "\n";
@@ -93,13 +96,21 @@ Status RootLock::LockFile() {
 }
 
 RootLock::CheckResult RootLock::Check() {
-  struct stat held {
-  }, now{};
-  if (::fstat(root_fd_, &held) != 0 || ::stat(root_.c_str(), &now) != 0 || !SameFile(held, now) ||
-      held.st_nlink == 0) {
+  if (root_fd_ < 0) return {};  // not acquired: nothing of ours to check
+  struct stat held {};
+  struct stat now {};
+  if (::fstat(root_fd_, &held) != 0) return {};  // cannot tell now; the next turn asks again
+  if (::stat(root_.c_str(), &now) != 0) {
+    // Only a path that no longer leads to a folder says the root is gone; an
+    // error such as ENOMEM says nothing, and the next turn asks again.
+    if (errno != ENOENT && errno != ENOTDIR) return {};
+    return {Outcome::kRootGone, "the spool root " + root_ + " was moved or deleted while spoold ran on it (" +
+                                    std::strerror(errno) + ")"};
+  }
+  if (!SameFile(held, now) || held.st_nlink == 0) {
     return {Outcome::kRootGone,
             "the spool root " + root_ +
-                " was moved, deleted or replaced while spoold ran on it; its files are no "
+                " was replaced by another folder while spoold ran on it; its files are no "
                 "longer the ones this daemon locked"};
   }
   struct stat file {};
@@ -108,9 +119,10 @@ RootLock::CheckResult RootLock::Check() {
     return {};
   }
   if (auto st = LockFile(); !st.ok()) {
-    return {Outcome::kLockFileNotRestored,
-            lock_file_ + " was removed or replaced, and a new one could not be put in place: " +
-                st.error().message + " (this root stays locked: no second spoold can start on it)"};
+    return {Outcome::kLockFileNotRestored, lock_file_ +
+                                               " was removed or replaced, and a new one could not be put in "
+                                               "place: " +
+                                               st.error().message + " (the root itself stays locked)"};
   }
   return {Outcome::kLockFileRestored,
           lock_file_ +

@@ -1,7 +1,6 @@
 // One daemon per spool root (SPEC.md section 1). The exclusion is a flock() on
-// the root folder itself: a folder that holds jobs/ and incoming/ cannot be
-// removed, and nothing under it (spoold.lock included) can be deleted or
-// replaced to let a second daemon in. spoold.lock keeps the pid and a POSIX
+// the root folder itself: nothing done to the files under it (spoold.lock
+// included) lets a second daemon in. spoold.lock keeps the pid and a POSIX
 // record lock for readers (spoolctl, F_GETLK); if someone deletes or replaces
 // it, Check() puts a new one in place. If the root folder itself is moved away
 // or replaced, Check() says so and the daemon must stop acting on it at once.

@@ -92,7 +92,10 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     if (PathExists(error_file) || PathExists(paths.RejectedFile(stored))) continue;
     Json doc = RejectionDocument(name, error, now);
     if (stored != name) doc["stored_as"] = SanitizeUtf8(stored);
-    if (auto st = WriteFileAtomic(error_file, DumpJson(doc, 2) + "\n"); !st.ok()) return st.error();
+    if (auto st = WriteFileAtomic(error_file, DumpJson(doc, 2) + "\n"); !st.ok()) {
+      ::unlink(error_file.c_str());  // in case only the last sync failed
+      return st.error();
+    }
     SPOOLD_FAILPOINT("reject.after_error_file");
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, paths.RejectedFile(stored).c_str(), RENAME_NOREPLACE) ==
         0) {
@@ -100,9 +103,33 @@ Result<std::string> Intake::Quarantine(const std::string& folder, const std::str
     }
     const int err = errno;
     ::unlink(error_file.c_str());
+    // Taken away by its writer meanwhile: nothing left to refuse.
+    if (err == ENOENT) return MakeError("vanished", from + " was removed before it could be refused");
     if (err != EEXIST) return MakeError("io_error", ErrnoMessage("move to rejected/", from, err));
   }
 }
+
+namespace {
+
+// Whether rejected/<name> is an error file that Quarantine wrote and then
+// stopped (a crash) before moving its file beside it: it names the file, as
+// stored, the file is not there, and nothing else says the name is a refused
+// file in its own right (one that was dropped as x.error.json has its own
+// error file beside it, and is not ours to delete).
+bool IsOrphanErrorFile(const SpoolPaths& paths, const std::string& name,
+                       const std::set<std::string>& present) {
+  if (present.count(RejectionErrorFile(name)) != 0) return false;
+  auto text = ReadSmallFile(paths.RejectedFile(name), 64 * 1024);
+  if (!text.ok()) return false;
+  Json doc = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("file") || !doc["file"].is_string()) return false;
+  const Json& stored =
+      doc.contains("stored_as") && doc["stored_as"].is_string() ? doc["stored_as"] : doc["file"];
+  const std::string file = stored.get<std::string>();
+  return RejectionErrorFile(file) == name && present.count(file) == 0;
+}
+
+}  // namespace
 
 Intake::Repaired Intake::RepairRejected(TimePoint now) const {
   const SpoolPaths& paths = store_.Paths();
@@ -110,17 +137,13 @@ Intake::Repaired Intake::RepairRejected(TimePoint now) const {
   Repaired out;
   if (!names.ok()) return out;
   std::set<std::string> present(names->begin(), names->end());
-  std::set<std::string> owned;  // the error files of the files present
-  for (const auto& name : *names) {
-    if (!name.empty() && name[0] != '.' && !name.ends_with(kErrorSuffix))
-      owned.insert(RejectionErrorFile(name));
-  }
   for (const auto& name : *names) {
     if (name.empty() || name[0] == '.') continue;
     if (name.ends_with(kErrorSuffix)) {
-      // Written by a Quarantine that stopped before moving its file (a crash):
-      // that file is still where it was dropped, and is refused again.
-      if (owned.count(name) == 0 && ::unlink(paths.RejectedFile(name).c_str()) == 0) ++out.orphans_removed;
+      // The file is still where it was dropped, and is refused again.
+      if (IsOrphanErrorFile(paths, name, present) && ::unlink(paths.RejectedFile(name).c_str()) == 0) {
+        ++out.orphans_removed;
+      }
       continue;
     }
     if (present.count(RejectionErrorFile(name)) != 0) continue;
@@ -153,6 +176,10 @@ IntakeOutcome Intake::Reject(const std::string& name, Error error, TimePoint now
   IntakeOutcome out;
   out.name = name;
   auto stored = Quarantine(store_.Paths().Incoming(), name, error, now);
+  if (!stored.ok() && stored.error().code == "vanished") {
+    out.kind = IntakeKind::kVanished;
+    return out;
+  }
   if (!stored.ok()) {
     out.kind = IntakeKind::kFailed;
     out.error = stored.error();

@@ -84,7 +84,7 @@ class Intake {
   // Writes the error file into rejected/, then moves the file from `folder`
   // beside it. Used for job files and control requests alike. Returns the name
   // it was stored as. On an error the file is still in `folder` and no error
-  // file is left behind.
+  // file is left behind; error code "vanished": the file was removed meanwhile.
   Result<std::string> Quarantine(const std::string& folder, const std::string& name,
                                  const Error& error, TimePoint now) const;
 

@@ -460,8 +460,14 @@ class Spool:
         return st
 
     def wait_rejected(self, name, timeout=20):
-        return self.wait_for(lambda: self.rejection(name), timeout=timeout,
-                             what=f"rejected/{os.fsdecode(name)}.error.json")
+        """The error file of a refused file, once the refusal is complete: the
+        error file is written first and the file moved beside it after."""
+        def done():
+            doc = self.rejection(name)
+            stored = doc.get("stored_as") or os.fsdecode(name)
+            os.lstat(os.path.join(os.fsencode(self.path("rejected")), os.fsencode(stored)))
+            return doc
+        return self.wait_for(done, timeout=timeout, what=f"rejected/{os.fsdecode(name)} with its error file")
 
     def wait_event(self, job_id, event, timeout=20):
         return self.wait_for(

@@ -217,7 +217,9 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         st = spool.wait_terminal("victim")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertEqual(st["attempts"], [], "a cancelled queued job never ran")
-        self.assertFalse(os.path.exists(spool.path("control", "cancel-victim.json")))
+        # Deleted once the flush that recorded it has synced: just after the status.
+        spool.wait_for(lambda: not os.path.exists(spool.path("control", "cancel-victim.json")),
+                       what="the request deleted once acted on", timeout=5)
         names = event_names(spool, "victim")
         self.assertIn("cancel_requested", names)
         self.assertEqual(names[-1], "cancelled", names)

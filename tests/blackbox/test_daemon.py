@@ -92,7 +92,7 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
         self.addCleanup(lambda: os.path.isdir(moved) and os.rename(moved, spool.root))
         code = spool.proc.wait(timeout=10)
         self.assertEqual(code, 1, spool.log_tail())
-        self.assertIn("was moved, deleted or replaced while spoold ran", spool.log_text())
+        self.assertIn("was moved or deleted while spoold ran", spool.log_text())
         spool.proc = None
         # Nothing was written at the old path after the move.
         self.assertFalse(os.path.exists(spool.root))

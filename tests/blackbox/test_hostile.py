@@ -124,7 +124,8 @@ class HostileTest(SpoolTestMixin, unittest.TestCase):
                     if json.loads(raw_bytes.decode("utf-8")).get("file") == shown:
                         return raw_bytes
             return None
-        raw = spool.wait_for(find_error, what=f"error file for {name!r}")
+        raw = spool.wait_for(lambda: os.path.lexists(os.path.join(rejected, name)) and find_error(),
+                             what=f"error file for {name!r}")
         error = json.loads(raw.decode("utf-8"))  # valid UTF-8 JSON, whatever the name
         self.assertEqual(error["code"], expected, error)
         self.assertNotIn(SECRET, raw, "the error quotes the file's content")

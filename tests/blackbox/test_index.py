@@ -202,7 +202,10 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
         spool.wait_accepted("waiting")
         for job_id in ("long", "waiting", "done"):
             shutil.rmtree(spool.job_dir(job_id))
-        spool.wait_for(lambda: not set(spool.index()["jobs"]) & {"long", "waiting", "done"},
+        # The same id dropped again at once, while the old job is still being
+        # stopped: it waits in incoming/, then runs as a new job.
+        spool.drop_job("long", command=["sh", "-c", "echo second > out.txt"])
+        spool.wait_for(lambda: not set(spool.index()["jobs"]) & {"waiting", "done"},
                        what="the removed jobs gone from index.json")
         spool.wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
                        open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z",
@@ -214,11 +217,16 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
         spool.wait_for(lambda: (spool.index()["pools"]["default"]["running"],
                                 spool.index()["pools"]["default"]["queued"]) == (0, 0),
                        what="the pool counts without them")
-        # Nothing of them is written again, and the daemon carries on.
-        self.assertEqual(sorted(os.listdir(spool.path("jobs"))), [])
+        # The second "long" is a job of its own; nothing of the removed ones is
+        # written again, and the daemon carries on.
+        st = spool.wait_terminal("long", timeout=30)
+        self.assertEqual((st["state"], st["attempt"]), ("succeeded", 1), st)
+        with open(os.path.join(spool.job_dir("long"), "results", "out.txt")) as f:
+            self.assertEqual(f.read(), "second\n")
         spool.run_job("after", command=["true"])
-        self.assertEqual(sorted(os.listdir(spool.path("jobs"))), ["after"])
-        self.assertEqual(set(self.list_json(spool)), {"after"})
+        self.assertEqual(sorted(os.listdir(spool.path("jobs"))), ["after", "long"])
+        self.assertEqual(set(self.list_json(spool)), {"after", "long"})
+        self.assertTrue(spool.alive())
         spool.stop()
 
 if __name__ == "__main__":

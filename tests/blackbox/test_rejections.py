@@ -160,8 +160,8 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
         name = b"\xff\xfe.toml"
         spool.drop(name, job_toml())
         path = os.path.join(os.fsencode(spool.path("rejected")), name + b".error.json")
-        raw = spool.wait_for(lambda: read_bytes(path),
-                             what="error file of the invalid UTF-8 name")
+        spool.wait_rejected(name)
+        raw = read_bytes(path)
         err = json.loads(raw.decode("utf-8"))  # strict: must be valid UTF-8 JSON
         self.check_error(err, name, "bad_id")
         self.assertIsInstance(err["file"], str)
@@ -327,10 +327,17 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
             f.write("command = 3\n")
         with open(spool.path("rejected", "gone.toml.error.json"), "w") as f:
             f.write('{"file": "gone.toml", "code": "invalid_field"}\n')
+        # A file that was dropped as x.toml.error.json and refused, with its own
+        # error file: a refused file, not an orphan, and kept.
+        with open(spool.path("rejected", "x.toml.error.json"), "w") as f:
+            f.write('{"file": "x.toml", "code": "invalid_field"}\n')
+        with open(spool.path("rejected", "x.toml.error.json.error.json"), "w") as f:
+            f.write('{"file": "x.toml.error.json", "code": "unsupported_type"}\n')
         spool.start()
         error = read_json(spool.path("rejected", "old.toml.error.json"))
         self.assertEqual((error["code"], error["field"], error["recovered"]), ("invalid_field", "command", True))
         self.assertFalse(os.path.exists(spool.path("rejected", "gone.toml.error.json")))
+        self.assertTrue(os.path.exists(spool.path("rejected", "x.toml.error.json")))
         self.assertIn("removed 1 error files in rejected/ whose file was never moved there", spool.log_text())
         self.assertIn("wrote the missing error files of 1 rejected files", spool.log_text())
 

@@ -91,12 +91,11 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(self.as_user(alice, "cat", status).returncode, 0)
         self.assertNotEqual(self.as_user(bob, "cat", status).returncode, 0, "bob read alice's job")
         self.drop_as(spool, bob, "bob-cancels.json", '{"action": "cancel", "job": "private"}', folder="control")
-        err = spool.wait_for(lambda: spool.rejection("bob-cancels.json"), what="bob's request refused")
+        err = spool.wait_rejected("bob-cancels.json")
         self.assertEqual(err["code"], "not_permitted")
         self.assertEqual(spool.status("private")["state"], "running")
         self.drop_as(spool, bob, "bob-pauses.json", '{"action": "pause", "pool": "default"}', folder="control")
-        self.assertEqual(spool.wait_for(lambda: spool.rejection("bob-pauses.json"),
-                                        what="bob's pause refused")["code"], "not_permitted")
+        self.assertEqual(spool.wait_rejected("bob-pauses.json")["code"], "not_permitted")
         self.drop_as(spool, alice, "alice-cancels.json", '{"action": "cancel", "job": "private"}',
                      folder="control")
         st = spool.wait_terminal("private")
@@ -105,7 +104,7 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
     def test_root_owned_job_file_refused_by_default(self):
         spool = self.spool_for_users()
         spool.drop("rooted.toml", job_toml())
-        err = spool.wait_for(lambda: spool.rejection("rooted.toml"), what="root's file refused")
+        err = spool.wait_rejected("rooted.toml")
         self.assertEqual(err["code"], "not_permitted")
         self.assertIn("allow_root", err["error"])
         self.assertFalse(os.path.exists(spool.job_dir("rooted")))
@@ -120,9 +119,9 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
         os.chown(original, alice.pw_uid, alice.pw_gid)
         os.link(original, spool.path("incoming", "hard.toml"))
         os.symlink(original, spool.path("incoming", "soft.toml"))
-        self.assertEqual(spool.wait_for(lambda: spool.rejection("hard.toml"), what="hard link refused")["code"],
+        self.assertEqual(spool.wait_rejected("hard.toml")["code"],
                          "not_permitted")
-        self.assertEqual(spool.wait_for(lambda: spool.rejection("soft.toml"), what="symlink refused")["code"],
+        self.assertEqual(spool.wait_rejected("soft.toml")["code"],
                          "not_regular_file")
         self.assertFalse(os.path.exists(spool.job_dir("hard")))
         self.assertFalse(os.path.exists(spool.job_dir("soft")))
@@ -131,12 +130,11 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
         alice = self.make_user()
         spool = self.spool_for_users()
         self.drop_as(spool, alice, "preload.toml", job_toml(env={"LD_PRELOAD": "/tmp/evil.so"}))
-        err = spool.wait_for(lambda: spool.rejection("preload.toml"), what="LD_PRELOAD refused")
+        err = spool.wait_rejected("preload.toml")
         self.assertEqual(err["code"], "invalid_field")
         self.assertEqual(err["field"], "env.LD_PRELOAD")
         self.drop_as(spool, alice, "tunables.toml", job_toml(env={"GLIBC_TUNABLES": "x"}))
-        self.assertEqual(spool.wait_for(lambda: spool.rejection("tunables.toml"),
-                                        what="GLIBC_TUNABLES refused")["field"], "env.GLIBC_TUNABLES")
+        self.assertEqual(spool.wait_rejected("tunables.toml")["field"], "env.GLIBC_TUNABLES")
 
     def test_drop_folders_are_sticky_and_unlistable(self):
         alice = self.make_user()
