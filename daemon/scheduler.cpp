@@ -3,14 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "spool/time_util.h"
+
 namespace spoold {
 namespace {
-
-std::string FormatClock(TimePoint t) {
-  // "10:02:00" in UTC, for messages; the full time is in next_attempt_at.
-  std::string full = FormatTime(t);
-  return full.substr(11, 8);
-}
 
 double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
 
@@ -324,7 +320,8 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   }
   job.status.next_attempt_at = at;
   ++PoolOf(job).queued;
-  SetState(job, JobState::kQueued, Reason::kRetryBackoff, what + "; retrying at " + FormatClock(at), now);
+  SetState(job, JobState::kQueued, Reason::kRetryBackoff,
+           what + "; retrying at " + FormatMessageTime(at, now), now);
   Enqueue(job, now);
 }
 

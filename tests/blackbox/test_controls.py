@@ -4,7 +4,7 @@ and progress."""
 import os
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL
+from harness import SpoolTestMixin, TERMINAL, parse_time
 from harness_sched import (describe_pids, drop_control, event_names, group_members,
                            pid_alive, read_text, wait_control_done)
 
@@ -264,8 +264,12 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
 
     def test_cancel_in_retry_backoff(self):
         spool = self.make_spool()
-        spool.drop_job("rb", command=["sh", "-c", "exit 2"], retry={"attempts": 5, "delay": "1h"})
-        self.queued_reason(spool, "rb", "retry_backoff")
+        spool.drop_job("rb", command=["sh", "-c", "exit 2"],
+                       retry={"attempts": 5, "delay": "2d", "max_delay": "2d"})
+        st = self.queued_reason(spool, "rb", "retry_backoff")
+        # Two days away, the retry is never today: its message gives the date.
+        shown = parse_time(st["next_attempt_at"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+        self.assertEqual(st["message"], f"attempt 1 of 6 exited with code 2; retrying at {shown}")
         drop_control(spool, "c", {"action": "cancel", "job": "rb"})
         st = spool.wait_terminal("rb")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)

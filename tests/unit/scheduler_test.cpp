@@ -34,6 +34,15 @@ JobSpec Spec(const std::string& id, int64_t priority = 0) {
   return spec;
 }
 
+// A job that retries `attempts` times, `delay` apart (no cap on the wait).
+JobSpec Retried(const std::string& id, int attempts, Millis delay) {
+  JobSpec spec = Spec(id);
+  spec.retry.attempts = attempts;
+  spec.retry.delay = delay;
+  spec.retry.max_delay = Millis(0);
+  return spec;
+}
+
 JobStatus NewStatus(const JobSpec& spec, Reason reason, TimePoint now) {
   JobStatus s;
   s.id = spec.id;
@@ -355,6 +364,24 @@ TEST_CASE("scheduler: cancel ends queued jobs at once and running ones when they
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().message.find("already cancelled") != std::string::npos);
   CHECK(s.Cancel("ghost", kT0, &was_running).error().code == "unknown_job");
+}
+
+TEST_CASE("scheduler: a retry's message dates the retry when it is not today (UTC)") {
+  // kT0 is 2027-01-15T08:00:00Z.
+  Scheduler s(TestConfig(3));
+  for (const JobSpec& spec :
+       {Retried("later", 1, 1h), Retried("days", 1, 48h), Retried("midnight", 1, 2min)}) {
+    Submit(s, spec, kT0);
+  }
+  s.TakeStartable(kT0);
+  s.AttemptEnded("later", Exit(3), kT0 + 1s);
+  CHECK(St(s, "later").message == "attempt 1 of 2 exited with code 3; retrying at 09:00:01 UTC");
+  s.AttemptEnded("days", Exit(3), kT0 + 1s);
+  CHECK(St(s, "days").message == "attempt 1 of 2 exited with code 3; retrying at 2027-01-17 08:00:01 UTC");
+  // Two minutes before midnight UTC: the retry falls on the next day.
+  s.AttemptEnded("midnight", Exit(3), kT0 + 16h - 1min);
+  CHECK(St(s, "midnight").message ==
+        "attempt 1 of 2 exited with code 3; retrying at 2027-01-16 00:01:00 UTC");
 }
 
 TEST_CASE("scheduler: spawn failures fail the job without retry; success records the attempt") {
