@@ -217,6 +217,7 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         st = spool.wait_terminal("victim")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertEqual(st["attempts"], [], "a cancelled queued job never ran")
+        self.assertEqual(st["message"], "cancelled by request before it ran")
         self.assertFalse(os.path.exists(spool.path("control", "cancel-victim.json")))
         names = event_names(spool, "victim")
         self.assertIn("cancel_requested", names)
@@ -242,6 +243,7 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual([p for p in pids if pid_alive(p)], [])
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertEqual(len(st["attempts"]), 1, st)
+        self.assertEqual(st["message"], "attempt 1 of 1 cancelled by request while running")
         names = event_names(spool, "busy")
         self.assertIn("cancel_requested", names)
         self.assertIn("kill_sent", names)
@@ -274,6 +276,9 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         st = spool.wait_terminal("rb")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertIsNone(st["next_attempt_at"], st)
+        self.assertEqual(st["message"], "cancelled by request while waiting to retry, after 1 attempt")
+        cancelled = [e for e in spool.events("rb") if e["event"] == "cancelled"]
+        self.assertEqual([e["message"] for e in cancelled], [st["message"]])
 
     # -- bad requests ----------------------------------------------------------
 
