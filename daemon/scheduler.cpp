@@ -290,7 +290,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
       job.status.interruptions += 1;
       if (job.status.interruptions >= 3) {
         Finish(job, JobState::kFailed, Reason::kInterrupted,
-               which + " interrupted by a daemon stop for the third time", now);
+               which + " interrupted by a daemon stop; the job's third interruption ends it", now);
         return;
       }
       ++PoolOf(job).queued;

@@ -440,6 +440,24 @@ TEST_CASE("scheduler: a cancelled or expired queued job's message says what had 
   CHECK(St(s, "paused").message == "cancelled by request while pool default was paused, after 1 attempt");
 }
 
+TEST_CASE("scheduler: the third interruption is the job's, not its attempt's") {
+  Scheduler s(TestConfig());
+  Submit(s, Retried("i", 1, 1s), kT0);
+  s.TakeStartable(kT0);
+  s.AttemptEnded("i", Cause(Reason::kInterrupted), kT0 + 1s);
+  s.TakeStartable(kT0 + 1s);
+  s.AttemptEnded("i", Exit(3), kT0 + 2s);
+  s.Tick(kT0 + 3s);
+  for (int n = 0; n < 2; ++n) {
+    CHECK(s.TakeStartable(kT0 + 3s) == std::vector<std::string>{"i"});
+    s.AttemptEnded("i", Cause(Reason::kInterrupted), kT0 + 4s);
+  }
+  CHECK(St(s, "i").state == JobState::kFailed);
+  // Attempt 2 was interrupted twice; the job three times.
+  CHECK(St(s, "i").message ==
+        "attempt 2 of 2 interrupted by a daemon stop; the job's third interruption ends it");
+}
+
 TEST_CASE("scheduler: spawn failures fail the job without retry; success records the attempt") {
   Scheduler s(TestConfig(2));
   JobSpec broken = Spec("broken");
