@@ -3,13 +3,31 @@
 #include <algorithm>
 #include <cmath>
 
+#include "spool/time_util.h"
+
 namespace spoold {
 namespace {
 
-std::string FormatClock(TimePoint t) {
-  // "10:02:00" in UTC, for messages; the full time is in next_attempt_at.
-  std::string full = FormatTime(t);
-  return full.substr(11, 8);
+std::string Count(int n, const std::string& what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+// How far a queued job had come, for a message that ends its wait: "before it
+// ran" when no attempt ever started, else where it waited and what had run, e.g.
+// "while waiting to retry, after 1 attempt". Attempts are counted the way the
+// other messages count them, interrupted ones apart.
+std::string QueuedSoFar(const JobStatus& s) {
+  if (s.attempt == 0) return "before it ran";
+  const int counted = s.attempt - s.interruptions;
+  std::string ran = counted > 0 ? Count(counted, "attempt") : "";
+  if (s.interruptions > 0) {
+    ran += (ran.empty() ? "" : " and ") + Count(s.interruptions, "interrupted attempt");
+  }
+  std::string where = s.reason == Reason::kRetryBackoff ? "while waiting to retry"
+                      : s.reason == Reason::kHeld       ? "while held"
+                      : s.reason == Reason::kPoolPaused ? "while pool " + s.pool + " was paused"
+                                                        : "while waiting for a worker to run it again";
+  return where + ", after " + ran;
 }
 
 double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
@@ -263,7 +281,8 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
       Finish(job, JobState::kSucceeded, Reason::kNone, which + " succeeded", now);
       return;
     case Reason::kCancelledByUser:
-      Finish(job, JobState::kCancelled, Reason::kCancelledByUser, which + " cancelled by request", now);
+      Finish(job, JobState::kCancelled, Reason::kCancelledByUser,
+             which + " cancelled by request while running", now);
       return;
     case Reason::kInterrupted:
       // Shutdowns and crashes do not use up retry.attempts; the third one ends
@@ -271,7 +290,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
       job.status.interruptions += 1;
       if (job.status.interruptions >= 3) {
         Finish(job, JobState::kFailed, Reason::kInterrupted,
-               which + " interrupted by a daemon stop for the third time", now);
+               which + " interrupted by a daemon stop; the job's third interruption ends it", now);
         return;
       }
       ++PoolOf(job).queued;
@@ -324,7 +343,8 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   }
   job.status.next_attempt_at = at;
   ++PoolOf(job).queued;
-  SetState(job, JobState::kQueued, Reason::kRetryBackoff, what + "; retrying at " + FormatClock(at), now);
+  SetState(job, JobState::kQueued, Reason::kRetryBackoff,
+           what + "; retrying at " + FormatMessageTime(at, now), now);
   Enqueue(job, now);
 }
 
@@ -347,7 +367,8 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
     SchedJob& job = jobs_.at(id);
     if (job.status.state != JobState::kQueued) continue;
     --PoolOf(job).queued;
-    Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed before it could run", now);
+    Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed " + QueuedSoFar(job.status),
+           now);
     changed.push_back(id);
   }
   return changed;
@@ -392,7 +413,8 @@ Status Scheduler::Cancel(const std::string& id, TimePoint now, bool* was_running
     return OkStatus();
   }
   --PoolOf(*job).queued;
-  Finish(*job, JobState::kCancelled, Reason::kCancelledByUser, "cancelled by request before it ran", now);
+  Finish(*job, JobState::kCancelled, Reason::kCancelledByUser,
+         "cancelled by request " + QueuedSoFar(job->status), now);
   return OkStatus();
 }
 

@@ -5,7 +5,10 @@
 
 namespace spoold {
 
-std::string FormatTime(TimePoint t) {
+namespace {
+
+// The UTC calendar fields of `t`, and its milliseconds.
+struct tm UtcFields(TimePoint t, int* frac_ms) {
   auto ms = t.time_since_epoch().count();
   int64_t secs = ms / 1000;
   int64_t frac = ms % 1000;
@@ -16,9 +19,32 @@ std::string FormatTime(TimePoint t) {
   time_t tt = static_cast<time_t>(secs);
   struct tm tm {};
   gmtime_r(&tt, &tm);
+  *frac_ms = static_cast<int>(frac);
+  return tm;
+}
+
+}  // namespace
+
+std::string FormatTime(TimePoint t) {
+  int frac = 0;
+  struct tm tm = UtcFields(t, &frac);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(frac));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+std::string FormatMessageTime(TimePoint t, TimePoint now) {
+  int frac = 0;
+  struct tm tm = UtcFields(t, &frac);
+  struct tm today = UtcFields(now, &frac);
+  char buf[96];
+  if (tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday) {
+    std::snprintf(buf, sizeof buf, "%02d:%02d:%02d UTC", tm.tm_hour, tm.tm_min, tm.tm_sec);
+  } else {
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d UTC", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
   return buf;
 }
 

@@ -17,4 +17,10 @@ inline TimePoint Now() { return std::chrono::time_point_cast<std::chrono::millis
 std::string FormatTime(TimePoint t);                       // ...T10:00:00.123Z
 std::optional<TimePoint> ParseTime(std::string_view text);  // inverse; also accepts no fraction
 
+// A time of day for a human message, to the second, in UTC like every time the
+// spool writes: "10:02:00 UTC" when `t` falls on the UTC day of `now`,
+// "2026-12-06 21:10:18 UTC" on any other day, earlier or later. Every message
+// that names a time of day says it this way.
+std::string FormatMessageTime(TimePoint t, TimePoint now);
+
 }  // namespace spoold

@@ -4,7 +4,7 @@ and progress."""
 import os
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL
+from harness import SpoolTestMixin, TERMINAL, parse_time
 from harness_sched import (describe_pids, drop_control, event_names, group_members,
                            pid_alive, read_text, wait_control_done)
 
@@ -217,6 +217,7 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         st = spool.wait_terminal("victim")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertEqual(st["attempts"], [], "a cancelled queued job never ran")
+        self.assertEqual(st["message"], "cancelled by request before it ran")
         # Deleted once the flush that recorded it has synced: just after the status.
         spool.wait_for(lambda: not os.path.exists(spool.path("control", "cancel-victim.json")),
                        what="the request deleted once acted on", timeout=5)
@@ -244,6 +245,7 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual([p for p in pids if pid_alive(p)], [])
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertEqual(len(st["attempts"]), 1, st)
+        self.assertEqual(st["message"], "attempt 1 of 1 cancelled by request while running")
         names = event_names(spool, "busy")
         self.assertIn("cancel_requested", names)
         self.assertIn("kill_sent", names)
@@ -266,12 +268,19 @@ class ControlsTest(SpoolTestMixin, unittest.TestCase):
 
     def test_cancel_in_retry_backoff(self):
         spool = self.make_spool()
-        spool.drop_job("rb", command=["sh", "-c", "exit 2"], retry={"attempts": 5, "delay": "1h"})
-        self.queued_reason(spool, "rb", "retry_backoff")
+        spool.drop_job("rb", command=["sh", "-c", "exit 2"],
+                       retry={"attempts": 5, "delay": "2d", "max_delay": "2d"})
+        st = self.queued_reason(spool, "rb", "retry_backoff")
+        # Two days away, the retry is never today: its message gives the date.
+        shown = parse_time(st["next_attempt_at"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+        self.assertEqual(st["message"], f"attempt 1 of 6 exited with code 2; retrying at {shown}")
         drop_control(spool, "c", {"action": "cancel", "job": "rb"})
         st = spool.wait_terminal("rb")
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"), st)
         self.assertIsNone(st["next_attempt_at"], st)
+        self.assertEqual(st["message"], "cancelled by request while waiting to retry, after 1 attempt")
+        cancelled = [e for e in spool.events("rb") if e["event"] == "cancelled"]
+        self.assertEqual([e["message"] for e in cancelled], [st["message"]])
 
     # -- bad requests ----------------------------------------------------------
 

@@ -34,6 +34,15 @@ JobSpec Spec(const std::string& id, int64_t priority = 0) {
   return spec;
 }
 
+// A job that retries `attempts` times, `delay` apart (no cap on the wait).
+JobSpec Retried(const std::string& id, int attempts, Millis delay) {
+  JobSpec spec = Spec(id);
+  spec.retry.attempts = attempts;
+  spec.retry.delay = delay;
+  spec.retry.max_delay = Millis(0);
+  return spec;
+}
+
 JobStatus NewStatus(const JobSpec& spec, Reason reason, TimePoint now) {
   JobStatus s;
   s.id = spec.id;
@@ -355,6 +364,98 @@ TEST_CASE("scheduler: cancel ends queued jobs at once and running ones when they
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().message.find("already cancelled") != std::string::npos);
   CHECK(s.Cancel("ghost", kT0, &was_running).error().code == "unknown_job");
+}
+
+TEST_CASE("scheduler: a retry's message dates the retry when it is not today (UTC)") {
+  // kT0 is 2027-01-15T08:00:00Z.
+  Scheduler s(TestConfig(3));
+  for (const JobSpec& spec :
+       {Retried("later", 1, 1h), Retried("days", 1, 48h), Retried("midnight", 1, 2min)}) {
+    Submit(s, spec, kT0);
+  }
+  s.TakeStartable(kT0);
+  s.AttemptEnded("later", Exit(3), kT0 + 1s);
+  CHECK(St(s, "later").message == "attempt 1 of 2 exited with code 3; retrying at 09:00:01 UTC");
+  s.AttemptEnded("days", Exit(3), kT0 + 1s);
+  CHECK(St(s, "days").message == "attempt 1 of 2 exited with code 3; retrying at 2027-01-17 08:00:01 UTC");
+  // Two minutes before midnight UTC: the retry falls on the next day.
+  s.AttemptEnded("midnight", Exit(3), kT0 + 16h - 1min);
+  CHECK(St(s, "midnight").message ==
+        "attempt 1 of 2 exited with code 3; retrying at 2027-01-16 00:01:00 UTC");
+}
+
+TEST_CASE("scheduler: a cancelled or expired queued job's message says what had run") {
+  Scheduler s(TestConfig(1));
+  Submit(s, Retried("retrying", 3, 1min), kT0);
+  JobSpec held = Spec("held");
+  held.hold = true;
+  Submit(s, held, kT0);
+  s.TakeStartable(kT0);
+  s.AttemptEnded("retrying", Exit(3), kT0 + 1s);
+  REQUIRE(St(s, "retrying").reason == Reason::kRetryBackoff);
+  bool was_running = true;
+  CHECK(s.Cancel("retrying", kT0 + 2s, &was_running).ok());
+  CHECK(St(s, "retrying").message == "cancelled by request while waiting to retry, after 1 attempt");
+  CHECK(s.Cancel("held", kT0 + 2s, &was_running).ok());
+  CHECK(St(s, "held").message == "cancelled by request before it ran");
+
+  // Queued again after an interruption, then cancelled: it did run.
+  Submit(s, Spec("interrupted"), kT0 + 3s);
+  s.TakeStartable(kT0 + 3s);
+  s.AttemptEnded("interrupted", Cause(Reason::kInterrupted), kT0 + 4s);
+  CHECK(s.Cancel("interrupted", kT0 + 5s, &was_running).ok());
+  CHECK(St(s, "interrupted").message ==
+        "cancelled by request while waiting for a worker to run it again, after 1 interrupted attempt");
+
+  // A running attempt's cancel says it was running.
+  Submit(s, Spec("running"), kT0 + 6s);
+  s.TakeStartable(kT0 + 6s);
+  CHECK(s.Cancel("running", kT0 + 7s, &was_running).ok());
+  s.AttemptEnded("running", Cause(Reason::kCancelledByUser), kT0 + 8s);
+  CHECK(St(s, "running").message == "attempt 1 of 1 cancelled by request while running");
+
+  // The deadline of a job waiting for a worker after its first attempt.
+  JobSpec late = Retried("late", 1, 1s);
+  late.deadline = 1min;
+  Submit(s, late, kT0 + 10s);
+  s.TakeStartable(kT0 + 10s);
+  s.AttemptEnded("late", Exit(3), kT0 + 11s);
+  Submit(s, Spec("blocker"), kT0 + 11s);
+  CHECK(s.TakeStartable(kT0 + 11s) == std::vector<std::string>{"blocker"});
+  s.Tick(kT0 + 12s);
+  CHECK(s.Tick(kT0 + 70s) == std::vector<std::string>{"late"});
+  CHECK(St(s, "late").reason == Reason::kDeadline);
+  CHECK(St(s, "late").message ==
+        "the job's deadline passed while waiting for a worker to run it again, after 1 attempt");
+
+  // Its retry due in a paused pool.
+  s.AttemptEnded("blocker", Exit(0), kT0 + 71s);
+  Submit(s, Retried("paused", 1, 1s), kT0 + 71s);
+  s.TakeStartable(kT0 + 71s);
+  s.AttemptEnded("paused", Exit(3), kT0 + 72s);
+  CHECK(s.Pause("default", kT0 + 72s).ok());
+  s.Tick(kT0 + 73s);
+  REQUIRE(St(s, "paused").reason == Reason::kPoolPaused);
+  CHECK(s.Cancel("paused", kT0 + 74s, &was_running).ok());
+  CHECK(St(s, "paused").message == "cancelled by request while pool default was paused, after 1 attempt");
+}
+
+TEST_CASE("scheduler: the third interruption is the job's, not its attempt's") {
+  Scheduler s(TestConfig());
+  Submit(s, Retried("i", 1, 1s), kT0);
+  s.TakeStartable(kT0);
+  s.AttemptEnded("i", Cause(Reason::kInterrupted), kT0 + 1s);
+  s.TakeStartable(kT0 + 1s);
+  s.AttemptEnded("i", Exit(3), kT0 + 2s);
+  s.Tick(kT0 + 3s);
+  for (int n = 0; n < 2; ++n) {
+    CHECK(s.TakeStartable(kT0 + 3s) == std::vector<std::string>{"i"});
+    s.AttemptEnded("i", Cause(Reason::kInterrupted), kT0 + 4s);
+  }
+  CHECK(St(s, "i").state == JobState::kFailed);
+  // Attempt 2 was interrupted twice; the job three times.
+  CHECK(St(s, "i").message ==
+        "attempt 2 of 2 interrupted by a daemon stop; the job's third interruption ends it");
 }
 
 TEST_CASE("scheduler: spawn failures fail the job without retry; success records the attempt") {
