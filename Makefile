@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian 12 packages the build and the tests need.
 PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev \
             libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema \
-            clang libclang-rt-14-dev libssl-dev media-types
+            clang libclang-rt-14-dev libssl-dev media-types systemd
 
 # CI builds with -Werror; a developer's build only warns.
 ifeq ($(CI),true)
@@ -34,7 +34,9 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-CONFIGURE_BUILD = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(WERROR)
+# Installing (cmake --install, cpack) does not build everything first: the
+# targets that `make build` built are what is installed or packaged.
+CONFIGURE_BUILD = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(WERROR)
 
 build: deps
 	$(CONFIGURE_BUILD)
@@ -54,11 +56,13 @@ run: build
 # The test build runs every test under AddressSanitizer and UBSan, with
 # failpoints compiled in (the crash tests kill the daemon at each of them). The
 # load test (20,000 jobs) runs the optimized $(BUILD)/spoold instead: under ASan
-# spoold is far too slow for it. (Only spoold is built there: the suite's
-# binaries are the test build's.)
+# spoold is far too slow for it, and the systemd box test installs the .deb of
+# $(BUILD). (Only the installed programs are built there: the suite's binaries
+# are the test build's.) The Slurm cluster and the systemd box are stopped at
+# the end whatever happened.
 test: deps
 	$(CONFIGURE_BUILD)
-	cmake --build $(BUILD) -j $(JOBS) --target spoold
+	cmake --build $(BUILD) -j $(JOBS) --target spoold spoold-exec spoolctl
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON \
 	  -DSPOOLD_LOAD_BIN=$(abspath $(BUILD))/spoold $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
@@ -67,7 +71,8 @@ test: deps
 	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
 	tests/slurm/live-cluster.sh start
 	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300; \
-	  rc=$$?; cd .. && tests/slurm/live-cluster.sh stop >/dev/null 2>&1; exit $$rc
+	  rc=$$?; $(CURDIR)/tests/slurm/live-cluster.sh stop >/dev/null 2>&1; \
+	  $(CURDIR)/tests/systemd-box/stop-box.sh >/dev/null 2>&1; exit $$rc
 
 # The fuzz targets alone, each for SECONDS (tests/fuzz/README.md); `make test`
 # runs them for 60 seconds each.

@@ -196,7 +196,7 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
                 time.sleep(0.001 * (time.time_ns() % 7))
         if not pending:
             os.kill(daemon, signal.SIGCONT)
-            self.skipTest("never caught the daemon between spawn and exec")
+            self.skipTest("SKIP: never caught the daemon between spawn and exec (a race; it ran, and found nothing to check)")
         logs = [os.readlink(f"/proc/{p}/fd/1") for p in pending]
         pending = sorted(set(pending) | set(helpers_of(spool)))
         spool.kill()
