@@ -183,6 +183,17 @@ TEST_CASE("config: TimeoutFor takes the pool's timeout, else the default") {
   CHECK(config->TimeoutFor("no-such-pool") == 2h);
 }
 
+TEST_CASE("config: durations take decimals, blanks and long unit names, up to 100 years") {
+  auto config = Parse(
+      "[spool]\nrescan_interval = \"1.5s\"\n[defaults]\ntimeout = \"36500d\"\n"
+      "[retention]\nfinished = \"1.5 weeks\"\n[pools.fast]\ntimeout = \"1h 30m\"\n");
+  REQUIRE_MESSAGE(config.ok(), config.error().message);
+  CHECK(config->rescan_interval == 1500ms);
+  CHECK(config->default_timeout == 24h * 36500);
+  CHECK(config->retention_finished == 24h * 7 + 12h * 7);
+  CHECK(config->TimeoutFor("fast") == 90min);
+}
+
 TEST_CASE("config: a relative spool.root is taken from the config file's folder") {
   std::string cwd = std::filesystem::current_path().string();
   struct {
@@ -290,8 +301,21 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
        "defaults.timeout must be a duration such as"},
       {"[defaults]\ntimeout = -5", "invalid_field", "defaults.timeout", 2, 11,
        "defaults.timeout must be a duration such as"},
-      {"[retention]\nfinished = \"7w\"", "invalid_field", "retention.finished", 2, 12,
+      {"[retention]\nfinished = \"1y\"", "invalid_field", "retention.finished", 2, 12,
        "unknown unit"},
+      {"[retention]\nfinished = \"36501d\"", "invalid_field", "retention.finished", 2, 12,
+       "too long: at most 100 years, 36500d"},
+      {"[defaults]\ntimeout = 3153600001", "invalid_field", "defaults.timeout", 2, 11,
+       "too long: at most 100 years, 36500d"},
+      {"[defaults]\ntimeout = nan", "invalid_field", "defaults.timeout", 2, 11,
+       "defaults.timeout must be a duration such as \"250ms\", \"1.5s\", \"5m\", \"1h 30m\", \"1d\" or a "
+       "number of seconds (got nan)"},
+      {"[pools.gpu]\ntimeout = -inf", "invalid_field", "pools.gpu.timeout", 2, 11,
+       "(a duration cannot be negative)"},
+      {"[spool]\nrescan_interval = inf", "invalid_field", "spool.rescan_interval", 2, 19,
+       "(got infinity; 0 means no limit)"},
+      {"[pools.gpu]\nworkers = nan", "invalid_field", "pools.gpu.workers", 2, 11,
+       "pools.gpu.workers must be an integer from 1 to 4096, got a float"},
       {"[pools.gpu]\ntimeout = \"30m1h\"", "invalid_field", "pools.gpu.timeout", 2, 11,
        "largest to smallest"},
       // Unknown keys and sections.
