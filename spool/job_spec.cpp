@@ -57,9 +57,13 @@ std::string Describe(const Json& v) {
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
       return v.dump();
-    case Json::value_t::number_float:
+    case Json::value_t::number_float: {
       // dump() would print NaN and infinities (which TOML allows) as "null".
-      return std::isfinite(v.get<double>()) ? v.dump() : "a non-finite number";
+      const double d = v.get<double>();
+      if (std::isnan(d)) return "nan";
+      if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+      return v.dump();
+    }
     case Json::value_t::string:
       return "a string";
     case Json::value_t::array:
@@ -464,6 +468,16 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
   }
   if (const Json* v = Find(top, "metadata")) {
     if (auto r = check.Table("metadata", *v); !r) return r.error();
+    // TOML has nan and inf; status.json, which shows metadata, is JSON and has neither.
+    if (std::optional<std::string> at = FindNonFinite(*v)) {
+      const std::string shown = "metadata." + PrintableName(*at, kMaxShownKeyLength);
+      const std::string pos_key = "metadata." + *at;
+      return check.Fail("invalid_field", shown,
+                        shown +
+                            " must not be nan or infinite: status.json shows metadata as JSON, which has "
+                            "neither",
+                        &pos_key);
+    }
     spec.metadata = *v;
   }
 

@@ -100,6 +100,18 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
                             "invalid_field", field="cwd")
         self.still_accepts(spool)
 
+    def test_nan_and_inf_are_invalid_values(self):
+        # Valid TOML: each is refused as the value of its key, not as a parse error.
+        spool = self.make_spool()
+        for name, text, field, line in (
+                ("nan1.toml", 'command = ["true"]\ntimeout = nan\n', "timeout", 2),
+                ("nan2.toml", 'command = ["true"]\npriority = inf\n', "priority", 2),
+                ("nan3.toml", 'command = ["true"]\n[retry]\nbackoff = -inf\n', "retry.backoff", 3),
+                ("nan4.toml", 'command = ["true"]\n[metadata]\nloss = [0.5, nan]\n', "metadata.loss[1]", 3)):
+            err = self.drop_and_check(spool, name, text, "invalid_field", field=field, line=line)
+            self.assertIn(field, err["error"])
+        self.still_accepts(spool)
+
     def test_unknown_field(self):
         spool = self.make_spool()
         text = 'command = ["true"]\ncomand = ["true"]\n'
