@@ -394,7 +394,9 @@ SourcePos Document::PositionOf(const std::string& path) const {
 }
 
 Result<Document> ParseDocument(std::string_view bytes, DocFormat format) {
-  if (bytes.empty()) return ParseError("the file is empty", SourcePos{});
+  // An empty file is valid TOML, a table without keys (validation names what is
+  // missing); it is not valid JSON.
+  if (bytes.empty() && format == DocFormat::kJson) return ParseError("the file is empty", SourcePos{});
   if (bytes.substr(0, kUtf8Bom.size()) == kUtf8Bom) bytes.remove_prefix(kUtf8Bom.size());
   if (std::optional<size_t> bad = FindInvalidUtf8(bytes)) {
     return ParseError("the file is not valid UTF-8", PositionAt(bytes, *bad));

@@ -525,6 +525,21 @@ TEST_CASE("job spec: without positions, unknown keys come top level, then retry,
   }
 }
 
+TEST_CASE("job spec: an empty TOML file lacks command, like any file without one") {
+  for (const char* text : {"", "\n", "# a job, one day\n", "title = \"no command\"\n"}) {
+    CAPTURE(text);
+    auto spec = Validate(text, DocFormat::kToml);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().code == "missing_field");
+    CHECK(spec.error().field == "command");
+    CHECK(spec.error().message == "command is missing: a job needs exactly one of command and script");
+  }
+  // Empty JSON is not JSON.
+  Result<Document> json = ParseDocument("", DocFormat::kJson);
+  REQUIRE_FALSE(json.ok());
+  CHECK(json.error().code == "parse_error");
+}
+
 TEST_CASE("job spec: TOML nan and inf are invalid values of the field that holds them") {
   // Valid TOML, so not parse_error: invalid_field, named, with its position.
   struct {
