@@ -13,9 +13,9 @@
 namespace spoold {
 namespace {
 
-// Bounds the SPEC leaves open. Priorities only order jobs, so a million steps
-// either way is plenty, and a bound keeps arithmetic on them (sorting keys,
-// aging) far from overflow. Backoff is capped because delay x backoff^n beyond
+// The bounds in SPEC section 2's table. Priorities only order jobs, so a
+// million steps either way is plenty, and a bound keeps arithmetic on them
+// (sorting keys, aging) far from overflow. Backoff is capped because delay x backoff^n beyond
 // 100 reaches max_delay after one or two retries anyway; an unbounded factor
 // only invites overflow to infinity in the retry math.
 constexpr int64_t kMinPriority = -1'000'000;

@@ -318,6 +318,9 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
        "pools.gpu.workers must be an integer from 1 to 4096, got a float"},
       {"[pools.gpu]\ntimeout = \"30m1h\"", "invalid_field", "pools.gpu.timeout", 2, 11,
        "largest to smallest"},
+      // Nesting: at most 64 levels, as in job files; checked before any key.
+      {"[pools.gpu.slurm]\nx = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+       "parse_error", "", 2, 65, "nest deeper than 64"},
       // Unknown keys and sections.
       {"[spool]\nroute = \"/x\"", "unknown_field", "spool.route", 2, 1,
        "unknown key spool.route in [spool]; known keys: root, rescan_interval, max_job_file_size"},
@@ -492,6 +495,16 @@ TEST_CASE("config: LoadConfig reads the file and names the path when it cannot")
   CHECK(not_found.error().code == "io_error");
   CHECK(Contains(not_found.error().message, missing));
   CHECK(Contains(not_found.error().message, "No such file or directory"));
+
+  // At most 1 MiB: comments up to it are read, one byte more is refused unread.
+  std::string comments = "# " + std::string(1024 * 1024 - 3, 'x') + "\n";
+  WriteFile(file, comments);
+  CHECK(LoadConfig(file).ok());
+  WriteFile(file, comments + "\n");
+  auto too_large = LoadConfig(file);
+  REQUIRE_FALSE(too_large.ok());
+  CHECK(too_large.error().code == "io_error");
+  CHECK(Contains(too_large.error().message, "larger than 1 MiB"));
 
   auto folder = LoadConfig(dir.path());
   REQUIRE_FALSE(folder.ok());

@@ -221,7 +221,14 @@ TEST_CASE("job spec: zero timeout means no limit, zero deadline means none") {
 }
 
 TEST_CASE("job spec: boundary values are accepted") {
-  const char* cases[] = {
+  // metadata.a.a...a: the top-level table, metadata and 62 more, 64 levels.
+  std::string deepest = "command = [\"true\"]\nmetadata";
+  for (int i = 0; i < 62; ++i) deepest += ".a";
+  deepest += " = 1\n";
+  const std::string cases[] = {
+      deepest,
+      "command = [\"true\"]\ntimeout = \"36500d\"\ndeadline = 3153600000\nkill.grace = \"5214w2d\"\n",
+      "command = [\"true\"]\nretry.delay = \"36500 days\"\nretry.max_delay = 3153600000.0\n",
       "command = [\"true\"]\npriority = 1000000\n",
       "command = [\"true\"]\npriority = -1000000\n",
       "command = [\"true\"]\nretry.attempts = 100\n",
@@ -234,7 +241,7 @@ TEST_CASE("job spec: boundary values are accepted") {
       "command = [\"true\"]\nenv.spoold_lower = \"x\"\n",
       "command = [\"true\"]\ntags = []\nmetadata = {}\n",
   };
-  for (const char* text : cases) {
+  for (const std::string& text : cases) {
     CAPTURE(text);
     auto spec = Validate(text, DocFormat::kToml);
     CHECK_MESSAGE(spec.ok(), (spec.ok() ? std::string() : spec.error().message));
@@ -334,6 +341,18 @@ TEST_CASE("job spec: every invalid value is refused with code, field, line and r
        "timeout", 2, "too long"},
       {DocFormat::kToml, "command = [\"true\"]\ndeadline = \"soon\"\n", "invalid_field", "deadline",
        2, "deadline must be a duration"},
+      // Every duration key: at most 100 years of 365 days.
+      {DocFormat::kToml, "command = [\"true\"]\ndeadline = 3153600001\n", "invalid_field", "deadline", 2,
+       "deadline must be a duration such as \"250ms\", \"1.5s\", \"5m\", \"1h 30m\", \"1d\" or a number of "
+       "seconds (too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nretry.delay = \"36501d\"\n", "invalid_field", "retry.delay",
+       2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nretry.max_delay = \"5215w\"\n", "invalid_field",
+       "retry.max_delay", 2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nkill.grace = \"36500d 1ms\"\n", "invalid_field", "kill.grace",
+       2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"1.5.5s\"\n", "invalid_field", "timeout", 2,
+       "(a number has more than one decimal point)"},
       // Hundreds of digits: out of range either way, never an exception.
       {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"1" + std::string(400, '0') + "\"\n",
        "invalid_field", "timeout", 2, "timeout must be a duration"},
