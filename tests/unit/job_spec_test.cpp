@@ -27,6 +27,17 @@ Result<JobSpec> Validate(std::string_view text, DocFormat format, const std::str
   return ValidateJobSpec(*doc, id, TestConfig());
 }
 
+// The whole error: code, field, position and message.
+void CheckError(const Result<JobSpec>& spec, std::string_view code, std::string_view field, int line,
+                int column, std::string_view message) {
+  REQUIRE_FALSE(spec.ok());
+  CHECK(spec.error().code == code);
+  CHECK(spec.error().field == field);
+  CHECK(spec.error().line == line);
+  CHECK(spec.error().column == column);
+  CHECK(spec.error().message == message);
+}
+
 std::string_view FormatName(DocFormat format) {
   return format == DocFormat::kToml ? "toml" : "json";
 }
@@ -442,12 +453,9 @@ TEST_CASE("job spec: every invalid value is refused with code, field, line and r
 
 TEST_CASE("job spec: the error of SPEC section 3 reads as documented") {
   auto spec = Validate("command = [\"true\"]\n[retry]\nattempts = -3\n", DocFormat::kToml);
-  REQUIRE_FALSE(spec.ok());
-  CHECK(spec.error().code == "invalid_field");
-  CHECK(spec.error().field == "retry.attempts");
-  CHECK(spec.error().line == 3);
-  CHECK(spec.error().column == 12);  // where the value starts, as in the SPEC's example
-  CHECK(spec.error().message == "retry.attempts must be an integer from 0 to 100, got -3");
+  // Column 12: where the value starts, as in the SPEC's example.
+  CheckError(spec, "invalid_field", "retry.attempts", 3, 12,
+             "retry.attempts must be an integer from 0 to 100, got -3");
 }
 
 // Unknown keys used to come last; they come first now, because a misspelt key
@@ -513,13 +521,7 @@ TEST_CASE("job spec: a misspelt key is reported as unknown, naming the key it is
   };
   for (const auto& c : cases) {
     CAPTURE(c.text);
-    auto spec = Validate(c.text, c.format);
-    REQUIRE_FALSE(spec.ok());
-    CHECK(spec.error().code == "unknown_field");
-    CHECK(spec.error().field == c.field);
-    CHECK(spec.error().line == c.line);
-    CHECK(spec.error().column == c.column);
-    CHECK(spec.error().message == c.message);
+    CheckError(Validate(c.text, c.format), "unknown_field", c.field, c.line, c.column, c.message);
   }
 }
 
@@ -597,13 +599,7 @@ TEST_CASE("job spec: TOML nan and inf are invalid values of the field that holds
   for (const auto& c : cases) {
     const std::string text = "command = [\"true\"]\n" + c.text + "\n";
     CAPTURE(text);
-    auto spec = Validate(text, DocFormat::kToml);
-    REQUIRE_FALSE(spec.ok());
-    CHECK(spec.error().code == "invalid_field");
-    CHECK(spec.error().field == c.field);
-    CHECK(spec.error().line == c.line);
-    CHECK(spec.error().column == c.column);
-    CHECK(spec.error().message == c.message);
+    CheckError(Validate(text, DocFormat::kToml), "invalid_field", c.field, c.line, c.column, c.message);
   }
 }
 
