@@ -1,6 +1,5 @@
 #include "spool/document.h"
 
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -130,15 +129,13 @@ SourcePos PositionOfNode(const toml::node& node) {
 
 // Converts toml++'s tree to JSON, recording where each path was written. The
 // recursion is bounded: CheckTomlSafety refused anything nested deeper than
-// kMaxNesting before toml++ built the tree.
+// kMaxNesting before toml++ built the tree. TOML's nan and inf stay numbers:
+// they are valid TOML, and validation refuses them where a value must be finite.
 class TomlConverter {
  public:
   explicit TomlConverter(std::map<std::string, SourcePos>* positions) : positions_(positions) {}
 
-  std::optional<Error> error() const { return error_; }
-
   Json Convert(const toml::node& node, const std::string& path) {
-    if (error_) return nullptr;
     if (!path.empty()) positions_->emplace(path, PositionOfNode(node));
     if (const toml::table* table = node.as_table()) {
       Json object = Json::object();
@@ -157,15 +154,7 @@ class TomlConverter {
     if (const auto* integer = node.as_integer()) return integer->get();
     if (const auto* boolean = node.as_boolean()) return boolean->get();
     if (const auto* string = node.as_string()) return string->get();
-    if (const auto* floating = node.as_floating_point()) {
-      const double value = floating->get();
-      if (!std::isfinite(value)) {
-        error_ = ParseError(PrintableName(path) + " is not a finite number (nan and inf have no JSON form)",
-                            PositionOfNode(node), path);
-        return nullptr;
-      }
-      return value;
-    }
+    if (const auto* floating = node.as_floating_point()) return floating->get();
     if (const auto* date = node.as_date()) return FormatDate(date->get());
     if (const auto* time = node.as_time()) return FormatTime(time->get());
     if (const auto* date_time = node.as_date_time()) return FormatDateTime(date_time->get());
@@ -175,7 +164,6 @@ class TomlConverter {
 
  private:
   std::map<std::string, SourcePos>* positions_;
-  std::optional<Error> error_;
 };
 
 // toml++'s descriptions quote the text they stumbled on ("saw 'x'", "cannot
@@ -206,7 +194,6 @@ Result<Document> ParseToml(std::string_view text) {
   Document document;
   TomlConverter converter(&document.positions);
   document.value = converter.Convert(parsed.table(), "");
-  if (converter.error()) return *converter.error();
   return document;
 }
 
@@ -407,7 +394,9 @@ SourcePos Document::PositionOf(const std::string& path) const {
 }
 
 Result<Document> ParseDocument(std::string_view bytes, DocFormat format) {
-  if (bytes.empty()) return ParseError("the file is empty", SourcePos{});
+  // An empty file is valid TOML, a table without keys (validation names what is
+  // missing); it is not valid JSON.
+  if (bytes.empty() && format == DocFormat::kJson) return ParseError("the file is empty", SourcePos{});
   if (bytes.substr(0, kUtf8Bom.size()) == kUtf8Bom) bytes.remove_prefix(kUtf8Bom.size());
   if (std::optional<size_t> bad = FindInvalidUtf8(bytes)) {
     return ParseError("the file is not valid UTF-8", PositionAt(bytes, *bad));

@@ -2,10 +2,12 @@
 // tables become objects, TOML dates and times become RFC 3339 strings) plus where
 // each key stood in the source, so validation can name line and column. Parsing
 // bounds nesting (kMaxNesting) before the parsers see the text, so a hostile file
-// can neither crash nor hang it. Both formats: an empty file, invalid UTF-8, a top
-// level that is not a table/object, and (JSON) a key given twice are parse errors;
-// a UTF-8 byte order mark at the start is accepted and skipped; TOML nan and inf
-// are refused (JSON cannot hold them). Pure: no state, no I/O.
+// can neither crash nor hang it. Both formats: invalid UTF-8, a top level that is
+// not a table/object, and (JSON) an empty file and a key given twice are parse
+// errors; an empty TOML file is an empty table. A UTF-8 byte order mark at the
+// start is accepted and skipped. TOML nan and inf are kept as numbers (valid
+// TOML; the value then has no exact JSON form, and validation refuses them).
+// Pure: no state, no I/O.
 #pragma once
 
 #include <map>

@@ -13,9 +13,9 @@
 namespace spoold {
 namespace {
 
-// Bounds the SPEC leaves open. Priorities only order jobs, so a million steps
-// either way is plenty, and a bound keeps arithmetic on them (sorting keys,
-// aging) far from overflow. Backoff is capped because delay x backoff^n beyond
+// The bounds in SPEC section 2's table. Priorities only order jobs, so a
+// million steps either way is plenty, and a bound keeps arithmetic on them
+// (sorting keys, aging) far from overflow. Backoff is capped because delay x backoff^n beyond
 // 100 reaches max_delay after one or two retries anyway; an unbounded factor
 // only invites overflow to infinity in the retry math.
 constexpr int64_t kMinPriority = -1'000'000;
@@ -57,9 +57,13 @@ std::string Describe(const Json& v) {
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
       return v.dump();
-    case Json::value_t::number_float:
+    case Json::value_t::number_float: {
       // dump() would print NaN and infinities (which TOML allows) as "null".
-      return std::isfinite(v.get<double>()) ? v.dump() : "a non-finite number";
+      const double d = v.get<double>();
+      if (std::isnan(d)) return "nan";
+      if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+      return v.dump();
+    }
     case Json::value_t::string:
       return "a string";
     case Json::value_t::array:
@@ -464,6 +468,16 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
   }
   if (const Json* v = Find(top, "metadata")) {
     if (auto r = check.Table("metadata", *v); !r) return r.error();
+    // TOML has nan and inf; status.json, which shows metadata, is JSON and has neither.
+    if (std::optional<std::string> at = FindNonFinite(*v)) {
+      const std::string shown = "metadata." + PrintableName(*at, kMaxShownKeyLength);
+      const std::string pos_key = "metadata." + *at;
+      return check.Fail("invalid_field", shown,
+                        shown +
+                            " must not be nan or infinite: status.json shows metadata as JSON, which has "
+                            "neither",
+                        &pos_key);
+    }
     spec.metadata = *v;
   }
 

@@ -1,5 +1,6 @@
 #include "spool/json_util.h"
 
+#include <cmath>
 #include <cstdio>
 #include <utility>
 #include <vector>
@@ -94,6 +95,25 @@ bool JsonValueDepthWithin(const Json& value, int max_depth) {
     for (const auto& child : *v) stack.emplace_back(&child, depth + 1);
   }
   return true;
+}
+
+std::optional<std::string> FindNonFinite(const Json& value) {
+  std::vector<std::pair<const Json*, std::string>> stack;
+  stack.emplace_back(&value, "");
+  while (!stack.empty()) {
+    auto [v, path] = std::move(stack.back());
+    stack.pop_back();
+    if (v->is_number_float() && !std::isfinite(v->get<double>())) return path;
+    // Children are pushed last to first, so that the first is looked at first.
+    if (v->is_array()) {
+      for (size_t i = v->size(); i-- > 0;) stack.emplace_back(&(*v)[i], path + "[" + std::to_string(i) + "]");
+    } else if (v->is_object()) {
+      for (auto it = v->rbegin(); it != v->rend(); ++it) {
+        stack.emplace_back(&it.value(), path.empty() ? it.key() : path + "." + it.key());
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::string PrintableName(std::string_view text, size_t max_len) {

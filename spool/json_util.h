@@ -5,6 +5,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,11 @@ bool JsonDepthWithin(std::string_view text, int max_depth);
 // The same for a parsed value, without recursion (a deep value would overflow
 // the stack of a recursive walk, as it does nlohmann's copy and dump).
 bool JsonValueDepthWithin(const Json& value, int max_depth);
+
+// The path ("a.b[2]", keys as they are) of the first number in `value` that is
+// nan or infinite, which JSON cannot hold (dump() writes null); nullopt when
+// there is none. Keys in their sorted order; no recursion.
+std::optional<std::string> FindNonFinite(const Json& value);
 
 // A short printable rendering of an untrusted name for messages: invalid UTF-8
 // and control characters escaped, cut to `max_len` bytes with "...".

@@ -39,7 +39,9 @@ CORPUS = [
     (b"accent_in_string.toml", 'title = "Café ∑ 漢字"\ncommand = ["true"]\n'.encode(), "run"),
     (b"accent_outside.toml", 'command = ["true"]\nt\u00e9 = 1\n'.encode(), "parse_error"),
     (b"ctrl_in_string.toml", b'command = ["true"]\ntitle = "a\x07' + SECRET + b'"\n', "parse_error"),
-    (b"empty.toml", b"", "parse_error"),
+    (b"empty.toml", b"", "missing_field"),             # valid TOML without command
+    (b"comments.toml", b"# nothing\n\n", "missing_field"),
+    (b"empty.json", b"", "parse_error"),                # not JSON
     (b"only_bom.json", b"\xef\xbb\xbf", "parse_error"),
     (b"crlf_bad.toml", b'command = ["true"]\r\nretry.attempts = -3\r\n', "invalid_field"),
     (b"secret_value.toml", b'command = ["true"]\npool = "' + SECRET + b'"\n', "unknown_pool"),

@@ -60,8 +60,9 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
         text = 'title = "x"\ncommand = ["true"]\nbroken = = 1\n'
         err = self.drop_and_check(spool, "p1.toml", text, "parse_error", line=3)
         self.drop_and_check(spool, "p2.toml", 'command = ["true"\n', "parse_error")
-        # An empty file is valid TOML without a command; either code names it.
-        self.drop_and_check(spool, "p3.toml", "", ("parse_error", "missing_field"))
+        # An empty file, or one of comments, is valid TOML without a command.
+        self.drop_and_check(spool, "p3.toml", "", "missing_field", field="command")
+        self.drop_and_check(spool, "p4.toml", "# to do\n\n", "missing_field", field="command")
         self.assertFalse(os.path.exists(spool.job_dir("p1")))
         self.assertIsInstance(err["line"], int)
         self.still_accepts(spool)
@@ -98,6 +99,18 @@ class RejectionsTest(SpoolTestMixin, unittest.TestCase):
                             ("invalid_field",))
         self.drop_and_check(spool, "inv7.toml", 'command = ["true"]\ncwd = "rel/dir"\n',
                             "invalid_field", field="cwd")
+        self.still_accepts(spool)
+
+    def test_nan_and_inf_are_invalid_values(self):
+        # Valid TOML: each is refused as the value of its key, not as a parse error.
+        spool = self.make_spool()
+        for name, text, field, line in (
+                ("nan1.toml", 'command = ["true"]\ntimeout = nan\n', "timeout", 2),
+                ("nan2.toml", 'command = ["true"]\npriority = inf\n', "priority", 2),
+                ("nan3.toml", 'command = ["true"]\n[retry]\nbackoff = -inf\n', "retry.backoff", 3),
+                ("nan4.toml", 'command = ["true"]\n[metadata]\nloss = [0.5, nan]\n', "metadata.loss[1]", 3)):
+            err = self.drop_and_check(spool, name, text, "invalid_field", field=field, line=line)
+            self.assertIn(field, err["error"])
         self.still_accepts(spool)
 
     def test_unknown_field(self):

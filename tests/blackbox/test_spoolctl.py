@@ -500,6 +500,25 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
                         self.job_file(spool, "np.toml", extra='pool = "cpu"\n'), expect=1)
         self.assertIn("unknown_pool", proc.err)
 
+    def test_validate_durations(self):
+        # SPEC section 2: decimals in any unit, blanks, long unit names, rounded to the ms.
+        spool = self.make_spool(start=False)
+        ok = self.job_file(spool, "dec.toml", extra='timeout = "0.5h"\ndeadline = "1 hour 30 min"\n'
+                                                    '[retry]\ndelay = 1.5\n[kill]\ngrace = "2.5s"\n')
+        proc = self.ctl(None, "--config", spool.config_path, "validate", "--explain", "--json", ok,
+                        expect=0)
+        e = self.json_out(proc)["effective"]
+        self.assertEqual((e["timeout"], e["deadline"], e["retry"]["delay"], e["kill"]["grace"]),
+                         ("30m", "1h30m", "1s500ms", "2s500ms"))
+        for value, reason in (('"1.5.5s"', "more than one decimal point"),
+                              ('"-1s"', "cannot be negative"),
+                              ('"5 s s"', "expected a number before each unit"),
+                              ('"36501d"', "at most 100 years")):
+            bad = self.job_file(spool, "bad.toml", extra=f"timeout = {value}\n")
+            proc = self.ctl(None, "--config", spool.config_path, "validate", bad, expect=1)
+            self.assertIn("invalid_field (timeout)", proc.err)
+            self.assertIn(reason, proc.err)
+
     # -- bash completion --------------------------------------------------------------------
 
     def test_bash_completion(self):

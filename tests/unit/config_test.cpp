@@ -183,6 +183,17 @@ TEST_CASE("config: TimeoutFor takes the pool's timeout, else the default") {
   CHECK(config->TimeoutFor("no-such-pool") == 2h);
 }
 
+TEST_CASE("config: durations take decimals, blanks and long unit names, up to 100 years") {
+  auto config = Parse(
+      "[spool]\nrescan_interval = \"1.5s\"\n[defaults]\ntimeout = \"36500d\"\n"
+      "[retention]\nfinished = \"1.5 weeks\"\n[pools.fast]\ntimeout = \"1h 30m\"\n");
+  REQUIRE_MESSAGE(config.ok(), config.error().message);
+  CHECK(config->rescan_interval == 1500ms);
+  CHECK(config->default_timeout == 24h * 36500);
+  CHECK(config->retention_finished == 24h * 7 + 12h * 7);
+  CHECK(config->TimeoutFor("fast") == 90min);
+}
+
 TEST_CASE("config: a relative spool.root is taken from the config file's folder") {
   std::string cwd = std::filesystem::current_path().string();
   struct {
@@ -290,10 +301,26 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
        "defaults.timeout must be a duration such as"},
       {"[defaults]\ntimeout = -5", "invalid_field", "defaults.timeout", 2, 11,
        "defaults.timeout must be a duration such as"},
-      {"[retention]\nfinished = \"7w\"", "invalid_field", "retention.finished", 2, 12,
+      {"[retention]\nfinished = \"1y\"", "invalid_field", "retention.finished", 2, 12,
        "unknown unit"},
+      {"[retention]\nfinished = \"36501d\"", "invalid_field", "retention.finished", 2, 12,
+       "too long: at most 100 years, 36500d"},
+      {"[defaults]\ntimeout = 3153600001", "invalid_field", "defaults.timeout", 2, 11,
+       "too long: at most 100 years, 36500d"},
+      {"[defaults]\ntimeout = nan", "invalid_field", "defaults.timeout", 2, 11,
+       "defaults.timeout must be a duration such as \"250ms\", \"1.5s\", \"5m\", \"1h 30m\", \"1d\" or a "
+       "number of seconds (got nan)"},
+      {"[pools.gpu]\ntimeout = -inf", "invalid_field", "pools.gpu.timeout", 2, 11,
+       "(a duration cannot be negative)"},
+      {"[spool]\nrescan_interval = inf", "invalid_field", "spool.rescan_interval", 2, 19,
+       "(got infinity; 0 means no limit)"},
+      {"[pools.gpu]\nworkers = nan", "invalid_field", "pools.gpu.workers", 2, 11,
+       "pools.gpu.workers must be an integer from 1 to 4096, got a float"},
       {"[pools.gpu]\ntimeout = \"30m1h\"", "invalid_field", "pools.gpu.timeout", 2, 11,
        "largest to smallest"},
+      // Nesting: at most 64 levels, as in job files; checked before any key.
+      {"[pools.gpu.slurm]\nx = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+       "parse_error", "", 2, 65, "nest deeper than 64"},
       // Unknown keys and sections.
       {"[spool]\nroute = \"/x\"", "unknown_field", "spool.route", 2, 1,
        "unknown key spool.route in [spool]; known keys: root, rescan_interval, max_job_file_size"},
@@ -468,6 +495,16 @@ TEST_CASE("config: LoadConfig reads the file and names the path when it cannot")
   CHECK(not_found.error().code == "io_error");
   CHECK(Contains(not_found.error().message, missing));
   CHECK(Contains(not_found.error().message, "No such file or directory"));
+
+  // At most 1 MiB: comments up to it are read, one byte more is refused unread.
+  std::string comments = "# " + std::string(1024 * 1024 - 3, 'x') + "\n";
+  WriteFile(file, comments);
+  CHECK(LoadConfig(file).ok());
+  WriteFile(file, comments + "\n");
+  auto too_large = LoadConfig(file);
+  REQUIRE_FALSE(too_large.ok());
+  CHECK(too_large.error().code == "io_error");
+  CHECK(Contains(too_large.error().message, "larger than 1 MiB"));
 
   auto folder = LoadConfig(dir.path());
   REQUIRE_FALSE(folder.ok());

@@ -53,6 +53,11 @@ TEST_CASE("control: a misspelt key is reported first, naming the key it is close
       {DocFormat::kJson, R"({"action": "frobnicate", "job": "x"})", "invalid_field", "action", 1,
        "action must be cancel, start, pause or resume"},
       {DocFormat::kJson, R"({"action": "cancel"})", "missing_field", "job", 0, "a cancel request needs job"},
+      // TOML's nan and inf are values like others: not parse errors.
+      {DocFormat::kToml, "action = nan\njob = \"x\"\n", "invalid_field", "action", 1,
+       "action must be a string: cancel, start, pause or resume"},
+      {DocFormat::kToml, "action = \"cancel\"\njob = inf\n", "invalid_field", "job", 2,
+       "job must be a string"},
   };
   for (const auto& c : cases) {
     CAPTURE(std::string(c.text));

@@ -27,6 +27,17 @@ Result<JobSpec> Validate(std::string_view text, DocFormat format, const std::str
   return ValidateJobSpec(*doc, id, TestConfig());
 }
 
+// The whole error: code, field, position and message.
+void CheckError(const Result<JobSpec>& spec, std::string_view code, std::string_view field, int line,
+                int column, std::string_view message) {
+  REQUIRE_FALSE(spec.ok());
+  CHECK(spec.error().code == code);
+  CHECK(spec.error().field == field);
+  CHECK(spec.error().line == line);
+  CHECK(spec.error().column == column);
+  CHECK(spec.error().message == message);
+}
+
 std::string_view FormatName(DocFormat format) {
   return format == DocFormat::kToml ? "toml" : "json";
 }
@@ -221,7 +232,14 @@ TEST_CASE("job spec: zero timeout means no limit, zero deadline means none") {
 }
 
 TEST_CASE("job spec: boundary values are accepted") {
-  const char* cases[] = {
+  // metadata.a.a...a: the top-level table, metadata and 62 more, 64 levels.
+  std::string deepest = "command = [\"true\"]\nmetadata";
+  for (int i = 0; i < 62; ++i) deepest += ".a";
+  deepest += " = 1\n";
+  const std::string cases[] = {
+      deepest,
+      "command = [\"true\"]\ntimeout = \"36500d\"\ndeadline = 3153600000\nkill.grace = \"5214w2d\"\n",
+      "command = [\"true\"]\nretry.delay = \"36500 days\"\nretry.max_delay = 3153600000.0\n",
       "command = [\"true\"]\npriority = 1000000\n",
       "command = [\"true\"]\npriority = -1000000\n",
       "command = [\"true\"]\nretry.attempts = 100\n",
@@ -234,7 +252,7 @@ TEST_CASE("job spec: boundary values are accepted") {
       "command = [\"true\"]\nenv.spoold_lower = \"x\"\n",
       "command = [\"true\"]\ntags = []\nmetadata = {}\n",
   };
-  for (const char* text : cases) {
+  for (const std::string& text : cases) {
     CAPTURE(text);
     auto spec = Validate(text, DocFormat::kToml);
     CHECK_MESSAGE(spec.ok(), (spec.ok() ? std::string() : spec.error().message));
@@ -334,6 +352,18 @@ TEST_CASE("job spec: every invalid value is refused with code, field, line and r
        "timeout", 2, "too long"},
       {DocFormat::kToml, "command = [\"true\"]\ndeadline = \"soon\"\n", "invalid_field", "deadline",
        2, "deadline must be a duration"},
+      // Every duration key: at most 100 years of 365 days.
+      {DocFormat::kToml, "command = [\"true\"]\ndeadline = 3153600001\n", "invalid_field", "deadline", 2,
+       "deadline must be a duration such as \"250ms\", \"1.5s\", \"5m\", \"1h 30m\", \"1d\" or a number of "
+       "seconds (too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nretry.delay = \"36501d\"\n", "invalid_field", "retry.delay",
+       2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nretry.max_delay = \"5215w\"\n", "invalid_field",
+       "retry.max_delay", 2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\nkill.grace = \"36500d 1ms\"\n", "invalid_field", "kill.grace",
+       2, "(too long: at most 100 years, 36500d)"},
+      {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"1.5.5s\"\n", "invalid_field", "timeout", 2,
+       "(a number has more than one decimal point)"},
       // Hundreds of digits: out of range either way, never an exception.
       {DocFormat::kToml, "command = [\"true\"]\ntimeout = \"1" + std::string(400, '0') + "\"\n",
        "invalid_field", "timeout", 2, "timeout must be a duration"},
@@ -423,12 +453,9 @@ TEST_CASE("job spec: every invalid value is refused with code, field, line and r
 
 TEST_CASE("job spec: the error of SPEC section 3 reads as documented") {
   auto spec = Validate("command = [\"true\"]\n[retry]\nattempts = -3\n", DocFormat::kToml);
-  REQUIRE_FALSE(spec.ok());
-  CHECK(spec.error().code == "invalid_field");
-  CHECK(spec.error().field == "retry.attempts");
-  CHECK(spec.error().line == 3);
-  CHECK(spec.error().column == 12);  // where the value starts, as in the SPEC's example
-  CHECK(spec.error().message == "retry.attempts must be an integer from 0 to 100, got -3");
+  // Column 12: where the value starts, as in the SPEC's example.
+  CheckError(spec, "invalid_field", "retry.attempts", 3, 12,
+             "retry.attempts must be an integer from 0 to 100, got -3");
 }
 
 // Unknown keys used to come last; they come first now, because a misspelt key
@@ -494,13 +521,7 @@ TEST_CASE("job spec: a misspelt key is reported as unknown, naming the key it is
   };
   for (const auto& c : cases) {
     CAPTURE(c.text);
-    auto spec = Validate(c.text, c.format);
-    REQUIRE_FALSE(spec.ok());
-    CHECK(spec.error().code == "unknown_field");
-    CHECK(spec.error().field == c.field);
-    CHECK(spec.error().line == c.line);
-    CHECK(spec.error().column == c.column);
-    CHECK(spec.error().message == c.message);
+    CheckError(Validate(c.text, c.format), "unknown_field", c.field, c.line, c.column, c.message);
   }
 }
 
@@ -525,18 +546,75 @@ TEST_CASE("job spec: without positions, unknown keys come top level, then retry,
   }
 }
 
-TEST_CASE("job spec: non-finite numbers are refused without printing them") {
-  // Neither parser yields NaN or infinity today (TOML's nan/inf are parse
-  // errors, JSON has none); ValidateJobSpec must not rely on that.
+TEST_CASE("job spec: an empty TOML file lacks command, like any file without one") {
+  for (const char* text : {"", "\n", "# a job, one day\n", "title = \"no command\"\n"}) {
+    CAPTURE(text);
+    auto spec = Validate(text, DocFormat::kToml);
+    REQUIRE_FALSE(spec.ok());
+    CHECK(spec.error().code == "missing_field");
+    CHECK(spec.error().field == "command");
+    CHECK(spec.error().message == "command is missing: a job needs exactly one of command and script");
+  }
+  // Empty JSON is not JSON.
+  Result<Document> json = ParseDocument("", DocFormat::kJson);
+  REQUIRE_FALSE(json.ok());
+  CHECK(json.error().code == "parse_error");
+}
+
+TEST_CASE("job spec: TOML nan and inf are invalid values of the field that holds them") {
+  // Valid TOML, so not parse_error: invalid_field, named, with its position.
+  struct {
+    std::string text;
+    const char* field;
+    int line;
+    int column;
+    const char* message;
+  } cases[] = {
+      {"timeout = nan", "timeout", 2, 11,
+       "timeout must be a duration (a string such as \"30s\" or a number of seconds), got nan"},
+      {"deadline = inf", "deadline", 2, 12,
+       "deadline must be a duration (a string such as \"30s\" or a number of seconds), got inf"},
+      {"kill.grace = -inf", "kill.grace", 2, 14,
+       "kill.grace must be a duration (a string such as \"30s\" or a number of seconds), got -inf"},
+      {"[retry]\ndelay = +inf", "retry.delay", 3, 9,
+       "retry.delay must be a duration (a string such as \"30s\" or a number of seconds), got inf"},
+      {"priority = nan", "priority", 2, 12, "priority must be an integer from -1000000 to 1000000, got nan"},
+      {"priority = -inf", "priority", 2, 12,
+       "priority must be an integer from -1000000 to 1000000, got -inf"},
+      {"retry.backoff = inf", "retry.backoff", 2, 17,
+       "retry.backoff must be a number from 1.0 to 100.0, got inf"},
+      {"retry.backoff = nan", "retry.backoff", 2, 17,
+       "retry.backoff must be a number from 1.0 to 100.0, got nan"},
+      {"retry.attempts = nan", "retry.attempts", 2, 18,
+       "retry.attempts must be an integer from 0 to 100, got nan"},
+      {"retry.exit_codes = [1, inf]", "retry.exit_codes[1]", 2, 24,
+       "retry.exit_codes[1] must be an integer from 1 to 255, got inf"},
+      {"hold = nan", "hold", 2, 8, "hold must be a boolean, got nan"},
+      {"title = inf", "title", 2, 9, "title must be a string, got inf"},
+      {"[metadata]\nok = 1.5\nloss = [0.5, nan]", "metadata.loss[1]", 4, 14,
+       "metadata.loss[1] must not be nan or infinite: status.json shows metadata as JSON, which has neither"},
+      {"metadata.a.b = -inf", "metadata.a.b", 2, 16,
+       "metadata.a.b must not be nan or infinite: status.json shows metadata as JSON, which has neither"},
+  };
+  for (const auto& c : cases) {
+    const std::string text = "command = [\"true\"]\n" + c.text + "\n";
+    CAPTURE(text);
+    CheckError(Validate(text, DocFormat::kToml), "invalid_field", c.field, c.line, c.column, c.message);
+  }
+}
+
+TEST_CASE("job spec: non-finite numbers in a document built in code are refused too") {
+  // JSON has no nan or inf, but a Document may be built in code.
   struct {
     const char* key;
     const char* subkey;
     const char* field;
     const char* fragment;
   } cases[] = {
-      {"retry", "backoff", "retry.backoff", "retry.backoff must be a number from 1.0 to 100.0"},
+      {"retry", "backoff", "retry.backoff", "retry.backoff must be a number from 1.0 to 100.0, got "},
       {"timeout", nullptr, "timeout", "timeout must be a duration"},
       {"priority", nullptr, "priority", "priority must be an integer"},
+      {"metadata", "x", "metadata.x", "metadata.x must not be nan or infinite"},
   };
   for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
     for (const auto& c : cases) {
@@ -553,7 +631,9 @@ TEST_CASE("job spec: non-finite numbers are refused without printing them") {
       REQUIRE_FALSE(spec.ok());
       CHECK(spec.error().field == c.field);
       CHECK(spec.error().message.find(c.fragment) != std::string::npos);
-      CHECK(spec.error().message.find("got a non-finite number") != std::string::npos);
+      if (std::string_view(c.key) != "metadata") {
+        CHECK(spec.error().message.ends_with(std::isnan(bad) ? "got nan" : bad > 0 ? "got inf" : "got -inf"));
+      }
     }
   }
 }
