@@ -105,6 +105,11 @@ void Daemon::CloseHandles() {
   sigterm_.reset();
   sigint_.reset();
   sighup_.reset();
+  // Closing a signal handle puts back the default action, which for these is
+  // to die: a second SIGTERM during the last steps of a stop (or the
+  // sanitizers' exit checks) would end an orderly exit with a signal. Nothing
+  // is started from here on, and the exec helper resets every signal anyway.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_IGN);
 }
 
 // inotify on a drop folder, as a hint only: a missed or merged event is caught

@@ -161,6 +161,21 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(spool.status("one")["state"], "succeeded")
         spool.stop(expect_code=0)
 
+    def test_repeated_sigterm_during_the_stop_still_exits_zero(self):
+        # An operator (or a test harness) may send SIGTERM again while the daemon
+        # is already stopping, up to its very last instructions.
+        for round_ in range(3):
+            with self.subTest(round=round_):
+                spool = self.make_spool()
+                spool.run_job("one", command=["true"])
+                proc = spool.proc
+                deadline = time.monotonic() + 30
+                while proc.poll() is None and time.monotonic() < deadline:
+                    proc.send_signal(signal.SIGTERM)
+                    time.sleep(0.002)
+                self.assertEqual(proc.wait(timeout=5), 0, spool.log_tail())
+                spool.proc = None
+
     def test_sigterm_stops_running_job(self):
         spool = self.make_spool()
         marker = os.path.join(spool.base, "first-run")
