@@ -14,6 +14,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "daemon/exec_protocol.h"
 #include "daemon/version.h"
 #include "spool/dropped_file.h"
 #include "spool/failpoint.h"
@@ -30,14 +31,6 @@ constexpr uint64_t kIndexMaxDelayMs = 800;    // + the write itself: still < 1 s
 constexpr uint64_t kIndexDelayPerWriteMs = 40;  // delay per ms the last write took
 constexpr uint64_t kProgressIntervalMs = 1000;
 constexpr uint64_t kRetentionIntervalMs = 60'000;
-constexpr Millis kGroupPoll{50};              // re-check a job's leftover processes
-constexpr Millis kGiveUpAfterKill{5000};      // after SIGKILL, stop waiting for the group
-
-double Seconds(const struct timeval& tv) {
-  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-}
-
-bool GroupAlive(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno != ESRCH; }
 
 // The event recorded for a transition into (state, reason).
 const char* TransitionEvent(JobState from, JobState state, Reason reason) {
@@ -142,6 +135,7 @@ Status Daemon::Start() {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   started_at_ = Now();
+  boot_id_ = BootId();
   if (auto st = index_jobs_.Open(); !st.ok()) return st;
   Recover(started_at_);
   // From here on, the writes of each loop turn share one round of syncs.
@@ -318,8 +312,11 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
     spdlog::info("job {}: following Slurm job {} again", id, *slurm_id);
     return;
   }
-  // A job recorded running is never left running unseen: if its process is
-  // still the one we started (same pid and start time, never a bare pid), its
+  if (ours && AdoptLocal(job, now)) return;
+  // An attempt of a spoold before supervisors (no supervisor_pid), or an
+  // imported job: a job recorded running is never left running unseen: if
+  // its process is still the one we started (same pid and start time, never
+  // a bare pid), its
   // whole group is killed before the attempt is recorded as interrupted.
   std::string how = "no process of it was left";
   if (ours && pid && pid_start && ProcessStartTicks(static_cast<pid_t>(*pid)) == pid_start) {
@@ -391,7 +388,7 @@ void Daemon::Pump() {
   } else if (!spare_helper_ && now >= spare_helper_due_) {
     KeepSpareHelper(now);
   }
-  if (stopping_ && OnlySlurmRunning()) {
+  if (stopping_ && MayExit()) {
     FlushIndex();
     // Closing every handle lets uv_run return.
     CloseHandles();
@@ -700,21 +697,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
     return;
   }
 
-  auto pending = HandToHelper(spec);
-  ::close(logs->stdout_fd);
-  ::close(logs->stderr_fd);
-  if (!pending.ok()) return fail(pending.error());
-  SPOOLD_FAILPOINT("attempt.after_spawn");
-
-  Attempt attempt;
-  attempt.id = id;
-  attempt.attempt = n;
-  attempt.pid = pending->pid;
-  attempt.kill = job.spec.kill;
-  attempt.pending = std::move(pending.value());
-  pid_to_job_[attempt.pid] = id;
-  scheduler_.AttemptStarted(id, attempt.pid, attempt.pending->start_ticks, now);
-  running_.emplace(id, std::move(attempt));
+  StartLocal(id, std::move(spec), now);
 }
 
 void Daemon::ReleasePending() {
@@ -730,54 +713,12 @@ void Daemon::ReleasePending() {
       continue;
     }
     SPOOLD_FAILPOINT("attempt.before_release");
-    attempt.exe = attempt.pending->exe;
-    attempt.cwd = attempt.pending->cwd;
-    ReleaseProcess(*attempt.pending, &attempt.report_fd);
+    ReleaseProcess(*attempt.pending);
     SPOOLD_FAILPOINT("attempt.after_release");
     attempt.pending.reset();
-    // Whether exec worked is known when the child is reaped (ReapChildren):
-    // the loop does not wait while the kernel loads the program.
+    // Whether exec worked is in the supervisor's outcome: the loop does not
+    // wait while the kernel loads the program.
   }
-}
-
-Result<PendingProcess> Daemon::HandToHelper(const LaunchSpec& spec) {
-  auto exe = FindProgram(spec);
-  if (!exe.ok()) return exe.error();
-  if (spare_helper_) {
-    IdleHelper helper = *spare_helper_;
-    spare_helper_.reset();
-    auto pending = HandOver(helper, spec, *exe);
-    if (pending.ok() || pending.error().code != "transient") return pending;
-    // It died since it was started (someone killed it): a new one, below.
-    spdlog::warn("the idle exec helper {} is gone ({}); starting another", helper.pid,
-                 pending.error().message);
-  }
-  auto helper = StartHelper(exec_helper_, paths_.Root());
-  if (!helper.ok()) return helper.error();
-  return HandOver(*helper, spec, *exe);
-}
-
-bool Daemon::HasLocalPool() const {
-  const auto& pools = scheduler_.Pools();
-  return std::any_of(pools.begin(), pools.end(),
-                     [](const auto& entry) { return entry.second.config.executor != "slurm"; });
-}
-
-void Daemon::KeepSpareHelper(TimePoint now) {
-  spare_helper_due_ = TimePoint{};
-  auto helper = StartHelper(exec_helper_, paths_.Root());
-  if (helper.ok()) {
-    spare_helper_ = *helper;
-  } else {
-    // Not reported here: the next start tries again, and says why.
-    spare_helper_due_ = now + std::chrono::seconds(1);
-  }
-}
-
-void Daemon::DismissSpareHelper() {
-  if (!spare_helper_) return;
-  DismissHelper(*spare_helper_);
-  spare_helper_.reset();
 }
 
 // An attempt that never ran its command: requeued without counting when the
@@ -800,11 +741,16 @@ void Daemon::RequeueForLackOfResources(const std::string& id, const std::string&
   scheduler_.AttemptNotStarted(id, why, now);
 }
 
-bool Daemon::OnlySlurmRunning() const {
+bool Daemon::MayExit() const {
   // A stop leaves Slurm jobs running, once no sbatch or scancel is under way
-  // (an attempt stays in running_ until its command answered).
-  return std::all_of(running_.begin(), running_.end(),
-                     [](const auto& entry) { return entry.second.slurm && !entry.second.slurm_busy; });
+  // (an attempt stays in running_ until its command answered), and local jobs
+  // to their supervisors, once released and while still running: the next
+  // start adopts them. A stop with its jobs waits for every local one.
+  return std::all_of(running_.begin(), running_.end(), [this](const auto& entry) {
+    const Attempt& a = entry.second;
+    if (a.slurm) return !a.slurm_busy;
+    return !stop_jobs_ && !a.pending && !a.abandoned && !a.supervisor_done;
+  });
 }
 
 // sbatch runs in the thread pool: it may take up to 30 s, and the loop goes on
@@ -926,18 +872,10 @@ void Daemon::ReapChildren() {
     auto it = pid_to_job_.find(pid);
     if (it == pid_to_job_.end()) continue;  // an orphaned descendant of a job, or a dismissed helper
     SPOOLD_FAILPOINT("attempt.after_reap");
-    Attempt& attempt = running_.at(it->second);
+    // A supervisor exits when nothing of its job is left, after writing the
+    // outcome (or without one: it was let go, or something killed it).
+    running_.at(it->second).supervisor_done = true;
     pid_to_job_.erase(it);
-    attempt.leader_done = true;
-    if (attempt.report_fd >= 0) {
-      attempt.spawn_error = ReadChildReport(attempt.report_fd, attempt.exe, attempt.cwd);
-      attempt.report_fd = -1;
-    }
-    if (WIFEXITED(status)) attempt.end.exit_code = WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) attempt.end.signal = WTERMSIG(status);
-    attempt.end.cpu_user_s = Seconds(usage.ru_utime);
-    attempt.end.cpu_sys_s = Seconds(usage.ru_stime);
-    attempt.end.max_rss_kb = usage.ru_maxrss;  // kilobytes on Linux
   }
 }
 
@@ -974,21 +912,12 @@ void Daemon::StopAttempt(Attempt& attempt, Reason cause, TimePoint now) {
         });
     return;
   }
-  const int sig = attempt.kill.signal;
-  SendKillSignal(attempt, now);
-  Event(job, Level::kWarning, "kill_sent",
-        "sent " + attempt.kill.signal_name + " to process group " + std::to_string(attempt.pid) +
-            (sig == SIGKILL ? "" : "; KILL follows in " + FormatDuration(attempt.kill.grace)),
-        {{"signal", attempt.kill.signal_name}});
-}
-
-// kill.signal to the attempt's process group; SIGKILL follows after kill.grace
-// (SuperviseRunning escalates), or, if that was SIGKILL, the wait is bounded.
-void Daemon::SendKillSignal(Attempt& attempt, TimePoint now) {
-  const int sig = attempt.kill.signal;
-  ::kill(-attempt.pid, sig);
-  attempt.kill_stage = sig == SIGKILL ? 2 : 1;
-  attempt.kill_at = now + (sig == SIGKILL ? kGiveUpAfterKill : attempt.kill.grace);
+  // The supervisor runs the kill sequence; its outcome says what it sent.
+  (void)job;
+  (void)now;
+  attempt.kill_stage = 1;
+  SignalSupervisor(attempt, cause == Reason::kInterrupted ? exec_protocol::kStopSignal
+                                                          : exec_protocol::kCancelSignal);
 }
 
 // A child never released (its running state could not be written yet, e.g. on
@@ -997,8 +926,8 @@ void Daemon::SendKillSignal(Attempt& attempt, TimePoint now) {
 void Daemon::AbandonPending(Attempt& attempt, Reason cause) {
   if (attempt.cause == Reason::kNone) attempt.cause = cause;
   ::close(attempt.pending->go_fd);
-  attempt.report_fd = attempt.pending->report_fd;
   attempt.pending.reset();
+  attempt.abandoned = true;
 }
 
 void Daemon::SuperviseRunning(TimePoint now) {
@@ -1031,39 +960,13 @@ void Daemon::SuperviseRunning(TimePoint now) {
       }
       continue;
     }
-    if (stopping_ && attempt.cause == Reason::kNone) StopAttempt(attempt, Reason::kInterrupted, now);
-    if (!attempt.leader_done && attempt.cause == Reason::kNone) {
-      if (auto limit = scheduler_.AttemptLimit(id); limit && now >= limit->first) {
-        const bool timeout = limit->second == Reason::kTimeout;
-        Event(job, Level::kWarning, timeout ? "timeout" : "deadline",
-              timeout ? "attempt " + std::to_string(attempt.attempt) + " ran past its timeout of " +
-                            FormatDuration(job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool)))
-                      : "the job's deadline passed while attempt " + std::to_string(attempt.attempt) + " ran");
-        StopAttempt(attempt, limit->second, now);
-      }
+    // Local: the supervisor enforces the limits and the kill sequence, also
+    // while the daemon is down. A stop leaves the job running, unless it
+    // stops the jobs too.
+    if (stop_jobs_ && attempt.cause == Reason::kNone && !attempt.supervisor_done) {
+      StopAttempt(attempt, Reason::kInterrupted, now);
     }
-    if (attempt.leader_done && !GroupAlive(attempt.pid)) {
-      finished.push_back(id);
-      continue;
-    }
-    if (attempt.leader_done && attempt.kill_stage == 0) {
-      // The main process is gone but others of its group live on: a job is
-      // never reported ended while anything of it runs.
-      Event(job, Level::kWarning, "kill_sent",
-            "the main process ended but others of its process group remain; stopping them",
-            {{"signal", attempt.kill.signal_name}});
-      SendKillSignal(attempt, now);
-    } else if (attempt.kill_stage == 1 && now >= attempt.kill_at) {
-      ::kill(-attempt.pid, SIGKILL);
-      attempt.kill_stage = 2;
-      attempt.kill_at = now + kGiveUpAfterKill;
-      Event(job, Level::kWarning, "kill_sent", "sent KILL to process group " + std::to_string(attempt.pid),
-            {{"signal", "KILL"}});
-    } else if (attempt.kill_stage == 2 && attempt.leader_done && now >= attempt.kill_at) {
-      spdlog::error("job {}: processes of group {} survive SIGKILL; recording the attempt as ended", id,
-                    attempt.pid);
-      finished.push_back(id);
-    }
+    if (attempt.supervisor_done) finished.push_back(id);
   }
   for (const auto& id : finished) FinishAttempt(id, now);
 }
@@ -1072,8 +975,7 @@ void Daemon::FinishAttempt(const std::string& id, TimePoint now) {
   Attempt attempt = std::move(running_.at(id));
   running_.erase(id);
   SPOOLD_FAILPOINT("attempt.before_finish");
-  // The program never ran (its exit code is the child's 127, not the job's).
-  if (attempt.spawn_error) return NeverRan(id, *attempt.spawn_error, now);
+  if (!attempt.slurm) return FinishLocal(std::move(attempt), now);
   AttemptEnd end = attempt.end;
   if (attempt.cause != Reason::kNone) end.cause = attempt.cause;
   SchedJob& job = *scheduler_.Find(id);
@@ -1216,10 +1118,9 @@ void Daemon::ArmWakeTimer(TimePoint now) {
   auto consider = [&](TimePoint t) {
     if (!next || t < *next) next = t;
   };
+  // Local attempts' limits are their supervisors' to enforce; Slurm ones are ours.
   for (const auto& [id, attempt] : running_) {
-    if (attempt.kill_stage > 0) consider(attempt.kill_at);
-    if (attempt.leader_done || attempt.kill_stage > 0) consider(now + kGroupPoll);
-    if (!attempt.leader_done && attempt.cause == Reason::kNone) {
+    if (attempt.slurm && !attempt.slurm_ended && attempt.cause == Reason::kNone) {
       if (auto limit = scheduler_.AttemptLimit(id)) consider(limit->first);
     }
   }

@@ -18,6 +18,7 @@
 #include "daemon/root_lock.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
+#include "daemon/supervisor_files.h"
 #include "daemon/slurm.h"
 #include "daemon/uv_handles.h"
 #include "spool/control.h"
@@ -44,22 +45,22 @@ class Daemon {
   int Run();
 
  private:
-  // One attempt the daemon started and has not finished recording.
+  // One attempt the daemon started or adopted and has not finished recording.
   struct Attempt {
     std::string id;
     int attempt = 0;
-    pid_t pid = -1;
-    std::optional<PendingProcess> pending;  // until released
-    // After release, until the leader is reaped: the child's report pipe (it
-    // says whether exec failed), and what its message would name.
-    int report_fd = -1;
-    std::string exe, cwd;
-    std::optional<Error> spawn_error;  // exec failed: the attempt never ran
+    pid_t pid = -1;  // the job's main process (local)
     KillPolicy kill;
     Reason cause = Reason::kNone;  // why the daemon is stopping it, if it is
-    int kill_stage = 0;            // 0 none, 1 kill.signal sent, 2 SIGKILL sent
-    TimePoint kill_at{};           // when to escalate to SIGKILL
-    bool leader_done = false;      // the main process was reaped
+    int kill_stage = 0;            // local: the supervisor was told; Slurm: scancel sent
+    // Local attempts: the supervisor (daemon/exec_protocol.h) and its job.
+    pid_t supervisor = -1;
+    std::optional<PendingProcess> pending;  // until released
+    bool abandoned = false;        // let go before release: the job never ran
+    bool supervisor_done = false;  // it exited (reaped, or its pidfd said so)
+    int pidfd = -1;                // adopted: not our child, watched by pidfd
+    std::unique_ptr<FdWatch> pidfd_watch;
+    std::string exe, cwd;          // for the message of a failed exec
     AttemptEnd end;
     // Slurm pools: the attempt is a Slurm job; there is no local process.
     bool slurm = false;
@@ -68,6 +69,7 @@ class Daemon {
     std::string slurm_id;
     int missing_polls = 0;  // polls in a row that did not list it
     bool slurm_ended = false;
+    bool leader_done = false;  // Slurm: the job ended
   };
 
   void Pump();
@@ -90,9 +92,20 @@ class Daemon {
   void StartSlurmPoll();
   void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled);
   void RequeueForLackOfResources(const std::string& id, const std::string& why, TimePoint now);
-  void SendKillSignal(Attempt& attempt, TimePoint now);
   void AbandonPending(Attempt& attempt, Reason cause);
-  bool OnlySlurmRunning() const;
+  // Whether a stop may end the process now: no attempt is being started or
+  // recorded, no Slurm command runs, and (a stop with its jobs) no local job runs.
+  bool MayExit() const;
+  // Local attempts (local_attempts.cpp): each runs under its supervisor.
+  void StartLocal(const std::string& id, LaunchSpec spec, TimePoint now);
+  void SignalSupervisor(Attempt& attempt, int sig);
+  void WatchSupervisor(Attempt& attempt);
+  void FinishLocal(Attempt attempt, TimePoint now);
+  void RecordOutcome(const std::string& id, const Attempt& attempt, const Outcome& outcome, TimePoint now);
+  // At start: a job recorded running on a local pool. Re-adopts its attempt if
+  // its supervisor lives, records it if it ended meanwhile, else marks it
+  // interrupted. Returns false if nothing of it is known (an older record).
+  bool AdoptLocal(SchedJob& job, TimePoint now);
   void ReapChildren();
   void SuperviseRunning(TimePoint now);
   void StopAttempt(Attempt& attempt, Reason cause, TimePoint now);
@@ -161,6 +174,8 @@ class Daemon {
   std::string root_problem_;  // the last one logged, so it is said once
   TimePoint started_at_{};
   bool stopping_ = false;
+  bool stop_jobs_ = false;  // a stop that stops the local jobs too (control action shutdown)
+  std::string boot_id_;     // recorded with each local attempt
   bool scan_pending_ = true;
   bool reload_pending_ = false;
   bool retention_pending_ = true;
@@ -179,7 +194,7 @@ class Daemon {
   void KeepSpareHelper(TimePoint now);
   bool HasLocalPool() const;
   void DismissSpareHelper();
-  Result<PendingProcess> HandToHelper(const LaunchSpec& spec);
+  Result<PendingProcess> HandToHelper(const LaunchSpec& spec, const std::string& exe);
   // Every job's index entry, serialised once per change; ended jobs' entries
   // live in a file, not in memory.
   JobIndex index_jobs_;

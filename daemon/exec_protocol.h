@@ -1,59 +1,93 @@
-// What the daemon and its exec helper, spoold-exec (daemon/exec/), agree on.
+// What the daemon and the supervisor of each local attempt, spoold-exec
+// (daemon/exec/), agree on. SPEC.md section 5 says what it does for the user;
+// this is how the two processes talk.
 //
-// The daemon starts each local attempt's process as `spoold-exec` with
-// posix_spawn, not with fork: a forked copy of the daemon shares its pages
-// copy-on-write while it waits for its state to be durable, and every page the
-// daemon writes meanwhile gets copied (a third of the daemon's CPU at a few
-// hundred jobs a second). posix_spawn lends the daemon's memory to the child
-// only until it execs the small helper.
+// The daemon starts spoold-exec with posix_spawn, not with fork: a forked copy
+// of the daemon shares its pages copy-on-write, and every page the daemon
+// writes meanwhile gets copied. Helpers are started ahead of time: the daemon
+// keeps one idle, so that a job that arrives does not wait for a process to be
+// created and a program loaded. The helper's arguments are `spoold-exec ROOT`
+// (ROOT is the spool root: for ps, nothing else). It starts in its own session
+// (POSIX_SPAWN_SETSID), with default signal handling, an empty signal mask, an
+// empty environment and exactly these descriptors: 0, 1, 2 /dev/null;
+// kControlFd, a Unix stream socket.
 //
-// Helpers are started ahead of time: the daemon keeps one idle, so that a job
-// that arrives does not wait for a process to be created and a program loaded
-// (0.2 ms on a warm machine, 0.7 ms on an idle one). The helper's arguments are
-// `spoold-exec ROOT` (ROOT is the spool root: for ps, nothing else). It starts
-// in its own session (POSIX_SPAWN_SETSID), with default signal handling, an
-// empty signal mask, an empty environment and exactly these descriptors:
-//   0, 1, 2 /dev/null; kControlFd, a Unix stream socket; kReportFd, a pipe.
+// 1. Request. It waits on kControlFd for one request: a RequestHeader followed
+//    by `length` bytes, the first byte carrying (SCM_RIGHTS) exactly three
+//    descriptors: the job's stdout and stderr, and the attempt's folder (a
+//    descriptor, not a path: a job folder accepted in the same loop turn is
+//    renamed into place after the hand-over). The bytes are NUL-terminated
+//    strings: EXE, CWD, IDS, TIMEOUT_MS, DEADLINE_MS, KILL_SIGNAL,
+//    KILL_GRACE_MS, ARGC (all decimal), ARGC arguments, then the job's
+//    environment ("KEY=value") to the end. IDS is "-" (stay the daemon's user)
+//    or "UID:GID:G1,G2,..." (switch to the submitter). TIMEOUT_MS is counted
+//    from the job's start, 0 for none; DEADLINE_MS is an absolute time in
+//    milliseconds since the Unix epoch, 0 for none.
+// 2. Reply. It takes the lock (kLockFile in the attempt's folder, a POSIX
+//    record lock: a forked job does not inherit it, and it is released when
+//    the supervisor's process ends, however it ends), becomes a child
+//    subreaper, forks the job's process (which waits), and writes a Reply.
+// 3. Go. It waits for one byte on kControlFd: the daemon writes it once the
+//    attempt's start is recorded. EOF, before the request or before that byte,
+//    means the daemon died or no longer needs it: it exits 127 without running
+//    anything and writes no outcome. Then the job runs (switch user, enter
+//    CWD, exec EXE), and the supervisor closes kControlFd: from here on it
+//    depends on nobody.
+// 4. Supervision. It stops the job at TIMEOUT_MS or DEADLINE_MS (KILL_SIGNAL
+//    to the job's process group and every descendant, SIGKILL after
+//    KILL_GRACE_MS), on kCancelSignal (reason cancelled) and on kStopSignal
+//    or SIGINT or SIGHUP (reason interrupted). When the job's main process has
+//    ended it stops whatever else of it is left (processes that left its
+//    process group or session are still its descendants: the supervisor is
+//    their subreaper).
+// 5. Outcome. When nothing of the job is left it writes kOutcomeFile in the
+//    attempt's folder (a temporary name, then rename) and exits 0. When its
+//    daemon is no longer its parent (it died or stopped), it also fsyncs the
+//    file and the folder; otherwise the daemon's next round of syncs makes
+//    them durable (SPEC.md section 9).
 //
-// It waits on kControlFd for one request: a RequestHeader followed by
-// `length` bytes, the first byte carrying (SCM_RIGHTS) exactly two
-// descriptors, the job's stdout and stderr, which become its 1 and 2. The
-// bytes are NUL-terminated strings: EXE, CWD, IDS, ARGC (decimal), ARGC
-// arguments, then the job's environment ("KEY=value") to the end. IDS is "-"
-// (stay the daemon's user) or "UID:GID:G1,G2,..." (switch to the submitter; the
-// group list may be empty).
-//
-// Then it waits for one byte on kControlFd: the daemon writes it once the
-// attempt's pid is durable. EOF, before the request or before that byte,
-// means the daemon died or no longer needs the helper: it exits 127 without
-// running anything. Then it switches user, enters CWD and execs EXE, with
-// kControlFd closed. kReportFd is close-on-exec: it closes silently when exec
-// succeeds; a step that fails writes a ChildError to it, and the helper exits
-// 127.
+// The outcome's "protocol" is kProtocol. A daemon reads every outcome of a
+// protocol it knows (1 and 2 share the format: 1 had no outcome file) and
+// records an unknown one's attempt as interrupted, naming the version.
 #pragma once
 
 #include <cstdint>
 
 namespace spoold::exec_protocol {
 
+constexpr int kProtocol = 2;
+
 constexpr int kControlFd = 3;
-constexpr int kReportFd = 4;
-constexpr int kFirstFreeFd = 5;  // the helper has no descriptor from here up
+constexpr int kFirstFreeFd = 4;  // the helper has no descriptor from here up
 
 struct RequestHeader {
   uint32_t magic;
   uint32_t length;  // of the strings that follow
 };
-constexpr uint32_t kRequestMagic = 0x73706531;       // "spe1"
+constexpr uint32_t kRequestMagic = 0x73706532;       // "spe2"
 constexpr uint32_t kMaxRequest = 64u * 1024 * 1024;  // more is a broken daemon
 
-struct ChildError {
-  int stage;  // kStage* below
-  int err;    // errno
+struct Reply {
+  uint32_t magic;
+  int32_t job_pid;  // > 0: the job's process, waiting for the go
+  int32_t stage;    // else: the kStage* that failed
+  int32_t err;      // and its errno
 };
+constexpr uint32_t kReplyMagic = 0x73707232;  // "spr2"
+
+// Where a step failed: in a Reply, or the job's process before its exec (in
+// the outcome's "spawn_error").
 constexpr int kStageChdir = 1;
 constexpr int kStageArguments = 2;  // the daemon and its helper disagree: a broken install
 constexpr int kStageExec = 3;
+constexpr int kStageLock = 4;
 constexpr int kStageUser = 5;
+constexpr int kStageFork = 6;
+
+constexpr int kCancelSignal = 10;  // SIGUSR1
+constexpr int kStopSignal = 15;    // SIGTERM
+
+constexpr const char* kLockFile = "supervisor.lock";
+constexpr const char* kOutcomeFile = "outcome.json";
 
 }  // namespace spoold::exec_protocol

@@ -235,25 +235,15 @@ Result<IdleHelper> StartHelper(const std::string& helper, const std::string& lab
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) != 0)
     return SpawnError("socketpair", errno);
   r.fds.push_back(control[1]);
-  int report_fds[2];
-  if (::pipe2(report_fds, O_CLOEXEC) != 0) {
-    int err = errno;
-    ::close(control[0]);
-    return SpawnError("pipe", err);
-  }
-  r.fds.push_back(report_fds[1]);
-  auto close_ours = [&] {
-    ::close(control[0]);
-    ::close(report_fds[0]);
-  };
-  int sources[2] = {control[1], report_fds[1]};
-  for (int& fd : sources) {
-    auto moved = OutOfTheWay(fd, r.fds);
+  auto close_ours = [&] { ::close(control[0]); };
+  int source = control[1];
+  {
+    auto moved = OutOfTheWay(source, r.fds);
     if (!moved.ok()) {
       close_ours();
       return moved.error();
     }
-    fd = *moved;
+    source = *moved;
   }
   // dup2 onto a new number clears close-on-exec there; everything from
   // kFirstFreeFd up is closed, so no descriptor of the daemon (its lock file,
@@ -266,8 +256,7 @@ Result<IdleHelper> StartHelper(const std::string& helper, const std::string& lab
   int setup = posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDWR, 0);
   if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, 0, 1);
   if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, 0, 2);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[0], ep::kControlFd);
-  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, sources[1], ep::kReportFd);
+  if (setup == 0) setup = posix_spawn_file_actions_adddup2(&r.actions, source, ep::kControlFd);
   if (setup == 0) setup = posix_spawn_file_actions_addclosefrom_np(&r.actions, ep::kFirstFreeFd);
   if (setup == 0) setup = posix_spawnattr_setsigdefault(&r.attr, &all);
   if (setup == 0) setup = posix_spawnattr_setsigmask(&r.attr, &none);
@@ -292,15 +281,15 @@ Result<IdleHelper> StartHelper(const std::string& helper, const std::string& lab
     return SpawnError("posix_spawn", err);
   }
   // A stuck helper must not hold the loop: the request (a few kilobytes,
-  // usually) goes into the socket's buffer, and a send that waits longer
-  // than this fails.
+  // usually) goes into the socket's buffer, the reply comes within a fork,
+  // and a send or a read that waits longer than this fails.
   struct timeval limit = {5, 0};
   ::setsockopt(control[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  ::setsockopt(control[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   IdleHelper idle;
   idle.pid = pid;
   idle.start_ticks = ProcessStartTicks(pid);
   idle.control_fd = control[0];
-  idle.report_fd = report_fds[0];
   return idle;
 }
 
@@ -308,14 +297,13 @@ void DismissHelper(IdleHelper& helper) {
   // EOF on its socket: it exits 127 without running anything, and is reaped
   // like any child.
   if (helper.control_fd >= 0) ::close(helper.control_fd);
-  if (helper.report_fd >= 0) ::close(helper.report_fd);
-  helper.control_fd = helper.report_fd = -1;
+  helper.control_fd = -1;
 }
 
 namespace {
 
-// Sends all of `data`, the two descriptors `fds` with its first byte.
-Status SendAll(int fd, std::string_view data, const int (&fds)[2]) {
+// Sends all of `data`, the descriptors `fds` with its first byte.
+Status SendAll(int fd, std::string_view data, const int (&fds)[3]) {
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
   bool first = true;
   while (!data.empty()) {
@@ -354,6 +342,10 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   add(exe);
   add(spec.cwd);
   add(IdsArgument(spec.run_as));
+  add(std::to_string(spec.timeout_ms));
+  add(std::to_string(spec.deadline_unix_ms));
+  add(std::to_string(spec.kill_signal));
+  add(std::to_string(spec.kill_grace_ms));
   add(std::to_string(spec.argv.size()));
   for (const auto& a : spec.argv) add(a);
   for (const auto& e : spec.env) add(e);
@@ -365,26 +357,50 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   }
   ep::RequestHeader header{ep::kRequestMagic, static_cast<uint32_t>(length)};
   std::memcpy(request.data(), &header, sizeof header);
-  const int fds[2] = {spec.stdout_fd, spec.stderr_fd};
+  const int fds[3] = {spec.stdout_fd, spec.stderr_fd, spec.attempt_dir_fd};
   if (Status sent = SendAll(helper.control_fd, request, fds); !sent.ok()) {
     DismissHelper(helper);
     return sent.error();
   }
+  // The reply: the job's process exists (and waits), or what failed.
+  ep::Reply reply{};
+  size_t got = 0;
+  while (got < sizeof reply) {
+    ssize_t n = ::read(helper.control_fd, reinterpret_cast<char*>(&reply) + got, sizeof reply - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n == 0 ? EPIPE : errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+      DismissHelper(helper);
+      return MakeError("transient", std::string("the exec helper did not answer: ") + std::strerror(err));
+    }
+    got += static_cast<size_t>(n);
+  }
+  if (reply.magic != ep::kReplyMagic || reply.job_pid <= 0) {
+    DismissHelper(helper);
+    if (reply.magic != ep::kReplyMagic) {
+      return MakeError("spawn_failed", "the exec helper answered in a protocol this spoold does not know (a "
+                                       "spoold and spoold-exec of different versions?)");
+    }
+    if (reply.stage == ep::kStageLock) {
+      return MakeError("spawn_failed", std::string("cannot lock the attempt's supervisor.lock: ") +
+                                           std::strerror(reply.err));
+    }
+    return ChildSetupError(reply.stage, reply.err, exe, spec.cwd);
+  }
   PendingProcess pending;
   pending.pid = helper.pid;
   pending.start_ticks = helper.start_ticks;
+  pending.job_pid = reply.job_pid;
+  pending.job_start_ticks = ProcessStartTicks(reply.job_pid);
   pending.go_fd = helper.control_fd;
-  pending.report_fd = helper.report_fd;
-  pending.exe = exe;
-  pending.cwd = spec.cwd;
-  helper.control_fd = helper.report_fd = -1;
+  helper.control_fd = -1;
   helper.pid = -1;
   return pending;
 }
 
-void ReleaseProcess(PendingProcess& process, int* report_fd) {
-  // The daemon ignores SIGPIPE, so a child that already died makes this write
-  // fail with EPIPE instead of killing us; the report pipe then says why.
+void ReleaseProcess(PendingProcess& process) {
+  // The daemon ignores SIGPIPE, so a supervisor that already died makes this
+  // write fail with EPIPE instead of killing us; it then left no outcome.
   char go = 1;
   ssize_t n;
   do {
@@ -392,35 +408,20 @@ void ReleaseProcess(PendingProcess& process, int* report_fd) {
   } while (n < 0 && errno == EINTR);
   ::close(process.go_fd);
   process.go_fd = -1;
-  *report_fd = process.report_fd;
-  process.report_fd = -1;
 }
 
-std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, const std::string& cwd) {
-  // The child is gone, and the pipe's write end with it (it was close-on-exec
-  // and the child forks nothing before exec): this read does not block.
-  ep::ChildError child_error{};
-  ssize_t n;
-  do {
-    n = ::read(report_fd, &child_error, sizeof child_error);
-  } while (n < 0 && errno == EINTR);
-  ::close(report_fd);
-  if (n == 0) return std::nullopt;  // the report pipe closed on exec
-  if (n < 0 || static_cast<size_t>(n) < sizeof child_error) {
-    return MakeError("spawn_failed", "the process ended before it could start");
-  }
-  const int err = child_error.err;
+Error ChildSetupError(int stage, int err, const std::string& exe, const std::string& cwd) {
   if (err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM) {
     return SpawnError("setting up the job's process", err);
   }
-  std::string what =
-      child_error.stage == ep::kStageChdir  ? "cannot enter the working folder " + PrintableName(cwd)
-      : child_error.stage == ep::kStageExec ? "cannot execute " + PrintableName(exe)
-      : child_error.stage == ep::kStageUser ? "cannot switch to the job's user"
-                                            : "the exec helper spoold-exec was given arguments it does "
-                                              "not understand (a spoold and spoold-exec of different "
-                                              "versions?)";
-  return MakeError("spawn_failed", what + ": " + std::strerror(child_error.err));
+  std::string what = stage == ep::kStageChdir  ? "cannot enter the working folder " + PrintableName(cwd)
+                     : stage == ep::kStageExec ? "cannot execute " + PrintableName(exe)
+                     : stage == ep::kStageUser ? "cannot switch to the job's user"
+                     : stage == ep::kStageFork ? "cannot start the job's process"
+                                               : "the exec helper spoold-exec was given arguments it does "
+                                                 "not understand (a spoold and spoold-exec of different "
+                                                 "versions?)";
+  return MakeError("spawn_failed", what + ": " + std::strerror(err));
 }
 
 }  // namespace spoold

@@ -46,7 +46,13 @@ struct LaunchSpec {
   std::string cwd;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  int attempt_dir_fd = -1;  // the supervisor's lock and outcome go here
   std::optional<RunAs> run_as;  // unset: run as the daemon's own user
+  // Enforced by the supervisor, also while the daemon is down.
+  int64_t timeout_ms = 0;         // from the job's start; 0: none
+  int64_t deadline_unix_ms = 0;   // absolute; 0: none
+  int kill_signal = 15;
+  int64_t kill_grace_ms = 10'000;
 };
 
 // The passwd entry and groups of `uid`, for RunAs and the job's HOME, USER,
@@ -57,13 +63,13 @@ struct UserEntry {
 };
 Result<UserEntry> LookUpUser(uid_t uid);
 
+// An attempt handed to its supervisor, whose job's process waits for the go.
 struct PendingProcess {
-  pid_t pid = -1;                       // also the process group and session id
+  pid_t pid = -1;                       // the supervisor
   std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
-  int go_fd = -1;                       // the helper's socket: one byte lets it exec
-  int report_fd = -1;                   // read end: the child's setup/exec error
-  std::string exe;
-  std::string cwd;
+  pid_t job_pid = -1;                   // also the job's process group and session id
+  std::optional<uint64_t> job_start_ticks;
+  int go_fd = -1;                       // the supervisor's socket: one byte lets the job run
 };
 
 // Where spoold-exec may be, in order: beside the running spoold (a build tree),
@@ -86,7 +92,6 @@ struct IdleHelper {
   pid_t pid = -1;                       // also its process group and session id
   std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
   int control_fd = -1;                  // our end of its socket
-  int report_fd = -1;                   // read end: its setup/exec error
 };
 
 // Starts `helper` (spoold-exec's path), labelled `label` in ps. An error
@@ -98,23 +103,21 @@ Result<IdleHelper> StartHelper(const std::string& helper, const std::string& lab
 void DismissHelper(IdleHelper& helper);
 
 // Hands the attempt `spec` (its program `exe`, from FindProgram) to `helper`,
-// which then waits for ReleaseProcess. The helper is used up either way: on
-// an error it is dismissed. Errors: code "spawn_failed" (a request too big)
-// or "transient" (the helper died or does not read).
+// which takes the attempt's lock, forks the job's process and says its pid;
+// the job then waits for ReleaseProcess. The helper is used up either way: on
+// an error it is dismissed. Errors: code "spawn_failed" (a request too big,
+// the attempt's lock held) or "transient" (the helper died or does not
+// answer, the machine is out of processes).
 Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, const std::string& exe);
 
-// Lets the helper exec the job's program, without waiting for it: the loop
-// goes on while the kernel loads the program. Closes the helper's socket; the report
-// pipe stays open (moved to `report_fd`, the caller's to close) until the
-// child is reaped.
-void ReleaseProcess(PendingProcess& process, int* report_fd);
+// Lets the job run, without waiting for it; closes the supervisor's socket.
+void ReleaseProcess(PendingProcess& process);
 
-// After the released child was reaped: whether it failed before its program
-// ran (the error says why: code "spawn_failed" for cwd missing, not
-// executable, ...; "transient" for lack of descriptors, processes or memory),
-// or nullopt if exec succeeded. `exe` and `cwd` are the process's (for the
-// message). Closes `report_fd`.
-std::optional<Error> ReadChildReport(int report_fd, const std::string& exe, const std::string& cwd);
+// The error of a job's process that failed before its program ran, as the
+// supervisor reports it (exec_protocol kStage*, errno); `exe` and `cwd` are
+// named in the message. Code "transient" for lack of descriptors, processes
+// or memory, else "spawn_failed".
+Error ChildSetupError(int stage, int err, const std::string& exe, const std::string& cwd);
 
 // The executable that PATH lookup finds for `name` (as execvp would), or nullopt.
 std::optional<std::string> ResolveCommand(const std::string& name, const std::string& path_var);

@@ -104,6 +104,9 @@ class Scheduler {
   // whichever comes first), and which of the two it is.
   std::optional<std::pair<TimePoint, Reason>> AttemptLimit(const std::string& id) const;
 
+  // When the job's deadline passes (created + deadline), if it has one.
+  std::optional<TimePoint> DeadlineOf(const SchedJob& job) const;
+
   // Control requests. Each returns an error (code invalid_field or unknown_job)
   // when the request does not apply; Cancel of a running job only marks the
   // intent: the daemon kills it and reports AttemptEnded with kCancelledByUser.
@@ -138,7 +141,6 @@ class Scheduler {
   Status SetPaused(const std::string& pool, bool paused, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   int CountedAttempts(const SchedJob& job) const { return job.status.attempt - job.status.interruptions; }
-  std::optional<TimePoint> DeadlineOf(const SchedJob& job) const;
   PoolState& PoolOf(const SchedJob& job);
 
   Config config_;

@@ -106,6 +106,19 @@ class DirWatch : public UvHandle<uv_fs_event_t, const char*, int> {
   }
 };
 
+// Watches a descriptor (a pidfd: readable once its process ended). Close the
+// handle before the descriptor.
+class FdWatch : public UvHandle<uv_poll_t, int> {
+ public:
+  FdWatch(uv_loop_t* loop, int fd) {
+    SPOOLD_CHECK(uv_poll_init(loop, get(), fd) == 0);
+    MarkInitialized();
+  }
+  int Start(int events) {
+    return uv_poll_start(get(), events, [](uv_poll_t* p, int status, int) { Invoke(p, status); });
+  }
+};
+
 // Runs `work` in libuv's thread pool, then `done` on the loop's thread. What
 // `work` touches must not be touched by the loop meanwhile: give it copies.
 inline void RunInThreadPool(uv_loop_t* loop, std::function<void()> work, std::function<void()> done) {

@@ -181,7 +181,9 @@ Json StatusToJson(const JobStatus& s) {
                         {"max_rss_kb", a.max_rss_kb},
                         {"pid", Nullable(a.pid)},
                         {"pid_start", Nullable(a.pid_start)},
-                        {"slurm_job_id", Nullable(a.slurm_job_id)}});
+                        {"slurm_job_id", Nullable(a.slurm_job_id)},
+                        {"supervisor_pid", Nullable(a.supervisor_pid)},
+                        {"boot_id", Nullable(a.boot_id)}});
   }
   return Json{{"schema", "spoold/status/v1"},
               {"seq", s.seq},
@@ -269,6 +271,8 @@ Result<JobStatus> StatusFromJson(const Json& json) {
       a.pid = ar.Opt<int64_t>("pid");
       a.pid_start = ar.Opt<uint64_t>("pid_start");
       a.slurm_job_id = ar.Opt<std::string>("slurm_job_id");
+      a.supervisor_pid = ar.Opt<int64_t>("supervisor_pid");
+      a.boot_id = ar.Opt<std::string>("boot_id");
       if (!ar.error.empty()) return MakeError("io_error", "attempts[]: " + ar.error);
       s.attempts.push_back(std::move(a));
     }

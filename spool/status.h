@@ -59,6 +59,11 @@ struct AttemptRecord {
   // For a slurm pool: the Slurm job id of this attempt; with it a restarted
   // daemon follows the attempt again instead of submitting it twice.
   std::optional<std::string> slurm_job_id;
+  // A local attempt: the pid of its supervisor (spoold-exec, SPEC.md section
+  // 5), and the boot it ran in (/proc/sys/kernel/random/boot_id). With them a
+  // restarted daemon re-adopts the attempt, or knows that it cannot be alive.
+  std::optional<int64_t> supervisor_pid;
+  std::optional<std::string> boot_id;
 };
 
 struct JobStatus {
