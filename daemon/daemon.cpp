@@ -179,9 +179,9 @@ Status Daemon::Start() {
   sigchld_ = std::make_unique<SignalWatch>(&loop_, SIGCHLD);
   sigchld_->SetCallback([this](int) { ReapChildren(); });
   sigterm_ = std::make_unique<SignalWatch>(&loop_, SIGTERM);
-  sigterm_->SetCallback([this](int n) { RequestStop(n); });
+  sigterm_->SetCallback([this](int n) { RequestStop(SignalName(n)); });
   sigint_ = std::make_unique<SignalWatch>(&loop_, SIGINT);
-  sigint_->SetCallback([this](int n) { RequestStop(n); });
+  sigint_->SetCallback([this](int n) { RequestStop(SignalName(n)); });
   sighup_ = std::make_unique<SignalWatch>(&loop_, SIGHUP);
   sighup_->SetCallback([this](int) { reload_pending_ = true; });
 
@@ -389,6 +389,8 @@ void Daemon::Pump() {
     KeepSpareHelper(now);
   }
   if (stopping_ && MayExit()) {
+    // What runs on is left to its supervisor, and adopted again at the next start.
+    for (auto& [id, attempt] : running_) attempt.pidfd_watch.reset();
     FlushIndex();
     // Closing every handle lets uv_run return.
     CloseHandles();
@@ -468,6 +470,9 @@ Status Daemon::MayControl(const ControlRequest& request, uid_t requester) const 
   if (request.action == ControlAction::kPause || request.action == ControlAction::kResume) {
     return MakeError("not_permitted", "only root may pause or resume a pool", "pool");
   }
+  if (request.action == ControlAction::kShutdown) {
+    return MakeError("not_permitted", "only root or the daemon's own user may stop the daemon", "action");
+  }
   int64_t owner = -1;
   if (auto it = scheduler_.Jobs().find(request.job); it != scheduler_.Jobs().end()) {
     owner = it->second.status.owner_uid;
@@ -485,6 +490,11 @@ Status Daemon::MayControl(const ControlRequest& request, uid_t requester) const 
 Status Daemon::ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now) {
   const std::string source = "control/" + SanitizeUtf8(name);
   const char* action = ControlActionName(request.action);
+  if (request.action == ControlAction::kShutdown) {
+    if (request.stop_jobs) stop_jobs_ = true;
+    RequestStop(source + (request.stop_jobs ? " (stopping the running jobs too)" : ""));
+    return OkStatus();
+  }
   if (request.action == ControlAction::kPause || request.action == ControlAction::kResume) {
     Status st = request.action == ControlAction::kPause ? scheduler_.Pause(request.pool, now)
                                                         : scheduler_.Resume(request.pool, now);
@@ -1245,15 +1255,25 @@ void Daemon::ApplyRetention(TimePoint now) {
   if (expired) MarkIndexDirty();
 }
 
-void Daemon::RequestStop(int signum) {
-  if (stopping_) return;
+void Daemon::RequestStop(const std::string& by) {
+  if (stopping_) {
+    // A stop that keeps the jobs may become one that stops them, not back.
+    if (stop_jobs_) spdlog::info("{}: stopping the running jobs too", by);
+    return;
+  }
   stopping_ = true;
-  spdlog::info("received {}: stopping intake and {} running jobs", SignalName(signum), running_.size());
-  notifier_.Notify("STOPPING=1\nSTATUS=stopping " + std::to_string(running_.size()) + " running jobs");
+  size_t local = 0;
+  for (const auto& [id, attempt] : running_) local += attempt.slurm ? 0 : 1;
+  const std::string what = stop_jobs_ ? "stopping " + std::to_string(local) + " running local jobs"
+                                      : "leaving " + std::to_string(running_.size()) +
+                                            " running jobs to their supervisors (Slurm jobs to Slurm)";
+  spdlog::info("stop requested by {}: stopping intake and {}", by, what);
+  notifier_.Notify("STOPPING=1\nSTATUS=stopping: " + what);
   incoming_watch_.reset();
   control_watch_.reset();
   if (rescan_timer_) rescan_timer_->Stop();
-  // SuperviseRunning stops every running attempt from the next loop turn on.
+  // From the next loop turn on: unreleased attempts are let go, and with
+  // stop_jobs_ every running one is stopped (SuperviseRunning).
   MarkIndexDirty();
 }
 

@@ -128,7 +128,7 @@ class Daemon {
   void MarkDamaged(const std::string& id, const std::string& problem, TimePoint now);
   // Drops a job whose folder is gone; false if it had ended (nothing to stop).
   bool ForgetVanished(const std::string& id, TimePoint now);
-  void RequestStop(int signum);
+  void RequestStop(const std::string& by);  // by: the signal's name or the control file
   void Reload();
   // A problem of the machine (disk full, out of descriptors) is logged once
   // when it starts and once when it is over, not at every retry.

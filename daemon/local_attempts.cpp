@@ -180,11 +180,15 @@ void Daemon::RecordOutcome(const std::string& id, const Attempt& attempt, const 
   // A cancel the daemon asked for wins over how the job ended meanwhile.
   if (attempt.cause == Reason::kCancelledByUser) end.cause = attempt.cause;
   const std::string n = std::to_string(attempt.attempt);
+  // When the limit struck: the first kill was sent then.
+  Json when = Json::object();
+  if (!outcome.kills.empty()) when["at"] = FormatTime(outcome.kills.front().at);
   if (end.cause == Reason::kTimeout) {
     const Millis timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
-    Event(job, Level::kWarning, "timeout", "attempt " + n + " ran past its timeout of " + FormatDuration(timeout));
+    Event(job, Level::kWarning, "timeout", "attempt " + n + " ran past its timeout of " + FormatDuration(timeout),
+          when);
   } else if (end.cause == Reason::kDeadline) {
-    Event(job, Level::kWarning, "deadline", "the job's deadline passed while attempt " + n + " ran");
+    Event(job, Level::kWarning, "deadline", "the job's deadline passed while attempt " + n + " ran", when);
   }
   for (const KillRecord& kill : outcome.kills) {
     Event(job, Level::kWarning, "kill_sent", KillMessage(kill, attempt.pid, attempt.kill, now),

@@ -131,8 +131,13 @@ struct Request {
 
 // The job's process: a new session, its logs as 1 and 2, and nothing of ours.
 // It waits for the supervisor's go (EOF: run nothing), then becomes the job.
-[[noreturn]] void RunJob(const Request& r, int go_fd, int error_fd, pid_t supervisor) {
-  g_error_fd = error_fd;
+[[noreturn]] void RunJob(const Request& r, const int (&go)[2], const int (&error)[2], pid_t supervisor) {
+  g_error_fd = error[1];
+  // The supervisor's ends: with them open here, EOF on the go pipe (the
+  // supervisor gone) could never come.
+  close(go[1]);
+  close(error[0]);
+  const int go_fd = go[0];
   if (setsid() < 0) ChildFail(ep::kStageFork, errno);
   if (dup2(r.fds[0], 1) != 1 || dup2(r.fds[1], 2) != 2) ChildFail(ep::kStageArguments, errno);
   close(ep::kControlFd);  // the only descriptor of ours without close-on-exec
@@ -256,7 +261,7 @@ int main() {
   const pid_t self = getpid();
   const pid_t pid = fork();
   if (pid < 0) Refuse(ep::kStageFork, errno);
-  if (pid == 0) RunJob(r, go[0], error[1], self);
+  if (pid == 0) RunJob(r, go, error, self);
   close(go[0]);
   close(error[1]);
   close(r.fds[0]);

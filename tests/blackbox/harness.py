@@ -314,6 +314,25 @@ class Spool:
                 + self.log_tail())
         return code
 
+    def stop_with_jobs(self, timeout=30):
+        """Stops the daemon and its running jobs (SPEC.md section 6, control
+        action shutdown with stop_jobs): SIGTERM alone leaves them running.
+        Waits for the exit and checks that it is 0."""
+        proc = self.proc
+        if proc is None:
+            return None
+        self.drop("stop-with-jobs.toml", 'action = "shutdown"\nstop_jobs = true\n', folder="control")
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"daemon pid {proc.pid} did not stop within {timeout}s of a "
+                                 f"shutdown with stop_jobs\n" + self.log_tail())
+        self.proc = None
+        if code != 0:
+            raise AssertionError(f"daemon exited with {code} after a shutdown, expected 0\n"
+                                 + self.log_tail())
+        return code
+
     def kill(self):
         """SIGKILL the daemon (its jobs, in their own sessions, keep running)."""
         proc = self.proc

@@ -190,26 +190,49 @@ def cmdline(pid):
         return None
 
 
-def is_unreleased_helper(pid, spool):
-    """Whether `pid` is a spoold-exec helper of this spool that has not exec'd a
-    job's program: idle, or handed a job and waiting for its go byte. Once
-    released it execs the program and its command line is the job's. Its
-    arguments are "spoold-exec ROOT" (daemon/exec_protocol.h)."""
+def is_exec_helper(pid, spool):
+    """Whether `pid` runs spoold-exec for this spool: a supervisor (idle,
+    holding a job, or watching one), or the job's process it forked, before
+    that exec's the job's program. Its arguments are "spoold-exec ROOT"
+    (daemon/exec_protocol.h)."""
     args = (cmdline(pid) or b"").split(b"\0")
     return len(args) >= 2 and args[0] == b"spoold-exec" and args[1] == os.fsencode(spool.root)
 
 
-def is_handed_a_job(pid):
-    """Whether the helper `pid` holds a job: its stdout is then the attempt's
-    log file (an idle helper's is /dev/null)."""
-    try:
-        return os.readlink(f"/proc/{pid}/fd/1").endswith("/stdout.log")
-    except OSError:
+def waiting_job_log(pid):
+    """The stdout log of the job that supervisor `pid` holds but has not let
+    run yet (its forked process still runs spoold-exec), or None."""
+    for child in children_of(pid):
+        args = (cmdline(child) or b"").split(b"\0")
+        if args and args[0] == b"spoold-exec":
+            try:
+                link = os.readlink(f"/proc/{child}/fd/1")
+            except OSError:
+                continue
+            if link.endswith("/stdout.log"):
+                return link
+    return None
+
+
+def is_unreleased_helper(pid, spool):
+    """Whether `pid` is a supervisor of this spool whose job has not started:
+    idle (no child), or handed a job that waits for the daemon's go."""
+    if not is_exec_helper(pid, spool):
         return False
+    parent = (proc_stat(pid) or (None, None))[1]
+    if parent is not None and is_exec_helper(parent, spool):
+        return False  # the job's own process, forked by its supervisor
+    children = children_of(pid)
+    return not children or waiting_job_log(pid) is not None
+
+
+def is_handed_a_job(pid):
+    """Whether the helper `pid` holds a job that waits for its go."""
+    return waiting_job_log(pid) is not None
 
 
 def helpers_of(spool):
-    """The pids of this spool's helpers that have not exec'd a program."""
+    """The pids of this spool's supervisors whose job has not started."""
     return [int(e) for e in os.listdir("/proc") if e.isdigit() and is_unreleased_helper(int(e), spool)]
 
 

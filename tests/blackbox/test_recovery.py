@@ -1,6 +1,7 @@
-"""Daemon stops and restarts (SPEC.md sections 8 and 9): SIGTERM interrupts and
-requeues running jobs, a crash (SIGKILL) is recovered, retention at start, and
-SIGHUP reloads the configuration."""
+"""Daemon stops and restarts (SPEC.md sections 6, 8 and 9): SIGTERM and a crash
+(SIGKILL) leave running jobs to their supervisors, which the next start
+re-adopts; a shutdown with stop_jobs interrupts and requeues them; retention at
+start, and SIGHUP reloads the configuration."""
 import datetime
 import os
 import signal
@@ -9,7 +10,7 @@ import unittest
 
 from harness import SpoolTestMixin, parse_time, toml_dumps
 from harness_sched import (OrphanReaper, children_of, describe_pids, helpers_of, is_handed_a_job,
-                           is_unreleased_helper, kill_unreleased_helpers,
+                           is_unreleased_helper, kill_unreleased_helpers, waiting_job_log,
                            event_names, group_members, pid_alive,
                            read_pidfile)
 
@@ -36,13 +37,13 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(left, [], f"{when}: processes of group {pgid} remain: "
                                    f"{describe_pids(left)}")
 
-    def test_sigterm_interrupts_and_requeues(self):
+    def test_stop_with_jobs_interrupts_and_requeues(self):
         spool = self.make_spool()
         spool.drop_job("job", script=FIRST_RUN_BLOCKS, kill={"grace": "5s"})
         pgid = self.wait_runs(spool, "job", 1)[0]
         spool.wait_for(lambda: len(group_members(pgid)) >= 2, what="sh and sleep running")
         self.assertEqual(spool.status("job")["pid"], pgid)
-        spool.stop(expect_code=0)
+        spool.stop_with_jobs()
         self.assert_gone(pgid, "after the daemon exited")
         st = spool.status("job")
         self.assertEqual((st["state"], st["reason"]), ("queued", "in_queue"), st)
@@ -64,7 +65,7 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(len(st["attempts"]), 2, st)
         self.assertEqual(len(read_pidfile(self.results(spool, "job", "pids"))), 2)
 
-    def test_sigterm_interruption_does_not_use_retries(self):
+    def test_an_interruption_does_not_use_retries(self):
         spool = self.make_spool()
         script = ('echo $$ >> "$SPOOLD_RESULTS_DIR/pids"\n'
                   'n=$(wc -l < "$SPOOLD_RESULTS_DIR/pids")\n'
@@ -72,7 +73,7 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
                   'exit 3\n')
         spool.drop_job("r", script=script, retry={"attempts": 1, "delay": "100ms"})
         self.wait_runs(spool, "r", 1)
-        spool.stop()
+        spool.stop_with_jobs()
         spool.start()
         st = spool.wait_terminal("r")
         # Run 1 interrupted, then the first attempt proper and its one retry.
@@ -81,14 +82,14 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
                          ["interrupted", "nonzero_exit", "nonzero_exit"], st)
         self.assertEqual(st.get("interruptions"), 1, st)
 
-    def test_sigterm_with_term_ignoring_job(self):
+    def test_stop_with_jobs_and_a_term_ignoring_job(self):
         spool = self.make_spool()
         spool.drop_job("deaf", command=["sh", "-c", "trap '' TERM; echo $$ > \"$SPOOLD_RESULTS_DIR/pids\"; sleep 100"],
                        kill={"grace": "1s"})
         pgid = self.wait_runs(spool, "deaf", 1)[0]
         spool.wait_for(lambda: len(group_members(pgid)) >= 2, what="sh and sleep running")
         began = time.monotonic()
-        spool.stop(expect_code=0, timeout=20)
+        spool.stop_with_jobs(timeout=20)
         self.assertGreaterEqual(time.monotonic() - began, 0.9, "the grace was waited out")
         self.assert_gone(pgid, "after the daemon exited")
         sigs = [e.get("signal") for e in spool.events("deaf") if e["event"] == "kill_sent"]
@@ -103,7 +104,7 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         for n in range(1, 4):
             pids = self.wait_runs(spool, "doomed", n)
             spool.wait_state("doomed", "running")
-            spool.stop()
+            spool.stop_with_jobs()
             self.assert_gone(pids[-1], f"stop {n}")
             st = spool.status("doomed")
             self.assertEqual(st.get("interruptions"), n, st)
@@ -115,59 +116,80 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(len(read_pidfile(self.results(spool, "doomed", "pids"))), 3,
                          "not run a fourth time")
 
-    def test_sigkill_recovery(self):
+    def gated_job(self, spool, job_id):
+        """A job that records its pid and runs until the test opens its gate."""
+        gate = os.path.join(spool.base, f"gate-{job_id}")
+        spool.drop_job(job_id, script=('echo $$ >> "$SPOOLD_RESULTS_DIR/pids"\n'
+                                       f'while [ ! -e "{gate}" ]; do sleep 0.02; done\n'
+                                       'echo done\n'))
+        pgid = self.wait_runs(spool, job_id, 1)[0]
+        return gate, pgid
+
+    def test_sigterm_leaves_jobs_running_and_the_next_start_adopts_them(self):
+        spool = self.make_spool()
+        gate, pgid = self.gated_job(spool, "kept")
+        began = time.monotonic()
+        spool.stop(expect_code=0)
+        self.assertLess(time.monotonic() - began, 5, "a stop does not wait for running jobs")
+        self.assertTrue(pid_alive(pgid), "the job runs on after the daemon's SIGTERM")
+        after = spool.status("kept")
+        self.assertEqual((after["state"], after["pid"]), ("running", pgid), after)
+        spool.start()
+        spool.wait_event("kept", "adopted")
+        self.assertTrue(pid_alive(pgid), "adopted, not restarted")
+        with open(gate, "w"):
+            pass
+        st = spool.wait_terminal("kept")
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(len(st["attempts"]), 1, st)
+        self.assertEqual(st["attempts"][0]["pid"], pgid, st)
+        self.assertEqual(st.get("interruptions", 0), 0, st)
+        self.assertEqual(read_pidfile(self.results(spool, "kept", "pids")), [pgid], "ran once")
+        self.assertEqual(spool.attempt_log("kept"), "done\n")
+        self.assertEqual(event_names(spool, "kept").count("exited"), 1, event_names(spool, "kept"))
+
+    def test_sigkill_then_the_next_start_adopts_the_running_job(self):
         spool = self.make_spool()
         reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
-        spool.drop_job("crashy", script=FIRST_RUN_BLOCKS, kill={"grace": "5s"})
-        pgid = self.wait_runs(spool, "crashy", 1)[0]
-        members = spool.wait_for(lambda: len(group_members(pgid)) >= 2 and group_members(pgid),
-                                 what="sh and sleep running")
+        gate, pgid = self.gated_job(spool, "crashy")
         spool.kill()
-        self.assertEqual(group_members(pgid), members,
-                         "the job outlives the daemon's SIGKILL (its own session)")
-        self.assertEqual(spool.status("crashy")["state"], "running")
+        self.assertTrue(pid_alive(pgid), "the job outlives the daemon's SIGKILL")
         began = time.monotonic()
         spool.start()
-        st = spool.wait_terminal("crashy")
-        self.assert_gone(pgid, "after recovery")
-        self.assertEqual(st["state"], "succeeded", st)
-        self.assertEqual(st["attempts"][0]["reason"], "interrupted", st)
-        self.assertEqual(len(st["attempts"]), 2, st)
-        self.assertEqual(st.get("interruptions"), 1, st)
-        events = spool.events("crashy")
-        names = [e["event"] for e in events]
-        self.assertIn("recovered", names)
-        rec = names.index("recovered")
-        self.assertLess(rec, len(names) - 1 - names[::-1].index("started"),
-                        f"ran again after the recovery: {names}")
-        pids = read_pidfile(self.results(spool, "crashy", "pids"))
-        self.assertEqual(len(pids), 2, pids)
-        self.assertNotEqual(pids[0], pids[1])
-        self.assertLess(time.monotonic() - began, 4,
-                        "recovery of one killed job does not stall the daemon:\n"
+        spool.wait_event("crashy", "adopted")
+        self.assertLess(time.monotonic() - began, 4, "adopting one job does not stall the start:\n"
                         + spool.log_tail())
+        with open(gate, "w"):
+            pass
+        st = spool.wait_terminal("crashy")
+        self.assert_gone(pgid, "after the job ended")
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual([a["reason"] for a in st["attempts"]], [None], st)
+        self.assertEqual(read_pidfile(self.results(spool, "crashy", "pids")), [pgid], "ran once")
+        self.assertNotIn("recovered", event_names(spool, "crashy"))
 
     def test_sigkill_recovery_job_ended_meanwhile(self):
-        # The job's process ended while no daemon watched: its outcome is unknown;
-        # the attempt counts as interrupted and the job runs again.
+        # The job ended while no daemon watched: its supervisor recorded the
+        # outcome, and the next start records the attempt from it, once.
         spool = self.make_spool()
         reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
-        gate = os.path.join(spool.base, "gate")
-        script = ('echo $$ >> "$SPOOLD_RESULTS_DIR/pids"\n'
-                  f'while [ ! -e "{gate}" ]; do sleep 0.02; done\n')
-        spool.drop_job("gone", script=script)
-        pgid = self.wait_runs(spool, "gone", 1)[0]
+        gate, pgid = self.gated_job(spool, "gone")
         spool.kill()
         with open(gate, "w"):
             pass
-        spool.wait_for(lambda: not pid_alive(pgid), what="the job's process ended")
+        outcome = os.path.join(spool.job_dir("gone"), "attempts", "1", "outcome.json")
+        spool.wait_for(lambda: not pid_alive(pgid) and os.path.exists(outcome),
+                       what="the job ended and its supervisor wrote outcome.json", daemon_must_live=False)
         spool.start()
         st = spool.wait_terminal("gone")
         self.assertEqual(st["state"], "succeeded", st)
-        self.assertEqual(st["attempts"][0]["reason"], "interrupted", st)
-        self.assertIn("recovered", event_names(spool, "gone"))
+        self.assertEqual([a["reason"] for a in st["attempts"]], [None], st)
+        self.assertEqual(st["attempts"][0]["exit_code"], 0, st)
+        names = event_names(spool, "gone")
+        self.assertEqual(names.count("exited"), 1, names)
+        self.assertNotIn("recovered", names)
 
     def test_crash_between_spawn_and_exec(self):
         # An attempt starts in two phases: the spoold-exec helper, handed the
@@ -197,7 +219,8 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         if not pending:
             os.kill(daemon, signal.SIGCONT)
             self.skipTest("SKIP: never caught the daemon between spawn and exec (a race; it ran, and found nothing to check)")
-        logs = [os.readlink(f"/proc/{p}/fd/1") for p in pending]
+        logs = [waiting_job_log(p) for p in pending]
+        logs = [log for log in logs if log]
         pending = sorted(set(pending) | set(helpers_of(spool)))
         spool.kill()
         try:
