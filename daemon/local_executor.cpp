@@ -382,8 +382,11 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
                                        "spoold and spoold-exec of different versions?)");
     }
     if (reply.stage == ep::kStageLock) {
-      return MakeError("spawn_failed", std::string("cannot lock the attempt's supervisor.lock: ") +
-                                           std::strerror(reply.err));
+      // Held: the supervisor of an earlier daemon that died before it recorded
+      // this attempt, on its way out (it runs nothing without that record).
+      const bool held = reply.err == EAGAIN || reply.err == EACCES;
+      return MakeError(held ? "transient" : "spawn_failed",
+                       std::string("cannot lock the attempt's supervisor.lock: ") + std::strerror(reply.err));
     }
     return ChildSetupError(reply.stage, reply.err, exe, spec.cwd);
   }

@@ -141,8 +141,8 @@ struct Request {
   if (setsid() < 0) ChildFail(ep::kStageFork, errno);
   if (dup2(r.fds[0], 1) != 1 || dup2(r.fds[1], 2) != 2) ChildFail(ep::kStageArguments, errno);
   close(ep::kControlFd);  // the only descriptor of ours without close-on-exec
-  char go = 0;
-  if (!ReadFull(go_fd, &go, 1)) _exit(127);
+  char byte = 0;
+  if (!ReadFull(go_fd, &byte, 1)) _exit(127);
   if (strcmp(r.ids, "-") != 0) SwitchUser(r.ids);
   // After the switch (a change of credentials clears it): should the
   // supervisor die (SIGKILL), the job's main process dies with it, so that a
