@@ -160,29 +160,28 @@ static int spare_sock = -1;
 
 static void start_spare(void) {
   if (use_fork || spare_pid > 0) return;
-  int sv[2], report[2];
+  int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
-  if (pipe2(report, O_CLOEXEC) != 0) die("pipe");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
   posix_spawn_file_actions_adddup2(&fa, 0, 1);
   posix_spawn_file_actions_adddup2(&fa, 0, 2);
   posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-  posix_spawn_file_actions_adddup2(&fa, report[1], 4);
   char *argv[] = {"spoold-exec", root, NULL};
   char *no_env[] = {NULL};
   int err = posix_spawn(&spare_pid, helper, &fa, NULL, argv, no_env);
   if (err != 0) { errno = err; die("posix_spawn"); }
   posix_spawn_file_actions_destroy(&fa);
   close(sv[1]);
-  close(report[0]);
-  close(report[1]);
   spare_sock = sv[0];
 }
 
-/* Hands the job (program `exe`, argv, PATH as environment) to the spare. */
-static void hand_over(const char *exe, char **args, int out_fd, int err_fd) {
+/* Hands the job (program `exe`, argv, PATH as environment) to the spare, the
+ * supervisor of the attempt (protocol 2): no limits, kill sequence TERM then
+ * KILL after 10 s, its lock and outcome in `dir_fd`. Returns the job's pid
+ * from its reply. */
+static pid_t hand_over(const char *exe, char **args, int out_fd, int err_fd, int dir_fd) {
   static char buf[65536];
   size_t len = 8;
   int argc = 0;
@@ -192,17 +191,18 @@ static void hand_over(const char *exe, char **args, int out_fd, int err_fd) {
   const char *path = getenv("PATH");
   char path_env[4096];
   snprintf(path_env, sizeof path_env, "PATH=%s", path ? path : "/usr/bin:/bin");
-  const char *head[] = {exe, "/", "-", argc_text};
-  for (int i = 0; i < 4 + argc + 1; i++) {
-    const char *str = i < 4 ? head[i] : i < 4 + argc ? args[i - 4] : path_env;
+  const char *head[] = {exe, "/", "-", "0", "0", "15", "10000", argc_text};
+  const int nhead = (int)(sizeof head / sizeof head[0]);
+  for (int i = 0; i < nhead + argc + 1; i++) {
+    const char *str = i < nhead ? head[i] : i < nhead + argc ? args[i - nhead] : path_env;
     size_t n = strlen(str) + 1;
     if (len + n > sizeof buf) die("request too long");
     memcpy(buf + len, str, n);
     len += n;
   }
-  unsigned int header[2] = {0x73706531u, (unsigned int)(len - 8)};
+  unsigned int header[2] = {0x73706532u, (unsigned int)(len - 8)};
   memcpy(buf, header, sizeof header);
-  int fds[2] = {out_fd, err_fd};
+  int fds[3] = {out_fd, err_fd, dir_fd};
   char control[CMSG_SPACE(sizeof fds)];
   struct iovec iov = {buf, len};
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
@@ -212,6 +212,9 @@ static void hand_over(const char *exe, char **args, int out_fd, int err_fd) {
   cmsg->cmsg_len = CMSG_LEN(sizeof fds);
   memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
   if (sendmsg(spare_sock, &msg, MSG_NOSIGNAL) != (ssize_t)len) die("sendmsg");
+  int reply[4]; /* magic, job pid, stage, errno */
+  if (read(spare_sock, reply, sizeof reply) != (ssize_t)sizeof reply || reply[1] <= 0) die("the helper's reply");
+  return reply[1];
 }
 
 /* The program's path, looked up in PATH as spoold does before starting it. */
@@ -283,7 +286,20 @@ static void start(struct job *job) {
     start_spare();
     int null_fd = -1;
     if (out_fd < 0) null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    hand_over(exe, job->argv, out_fd >= 0 ? out_fd : null_fd, err_fd >= 0 ? err_fd : null_fd);
+    /* The supervisor's folder: the attempt's, or one of its own per job. */
+    char dir[PATH_MAX];
+    if (use_layout) {
+      snprintf(dir, sizeof dir, "%s/jobs/%s/attempts/1", root, job->id);
+    } else {
+      snprintf(dir, sizeof dir, "%s/run", root);
+      mkdir(dir, 0755);
+      snprintf(dir, sizeof dir, "%s/run/%s", root, job->id);
+      if (mkdir(dir, 0755) != 0 && errno != EEXIST) die(dir);
+    }
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) die(dir);
+    (void)hand_over(exe, job->argv, out_fd >= 0 ? out_fd : null_fd, err_fd >= 0 ? err_fd : null_fd, dir_fd);
+    close(dir_fd);
     if (null_fd >= 0) close(null_fd);
     pid = spare_pid;
     go_fd = spare_sock;
@@ -380,6 +396,9 @@ int main(int argc, char **argv) {
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
       for (int s = 0; s < 256; s++) {
         if (slots[s].pid != pid) continue;
+        /* Through spoold-exec, `pid` is the attempt's supervisor, which exits 0
+         * once it recorded the job's outcome; the floor does not read the
+         * outcome (every benchmark job succeeds). */
         write_state(slots[s].id, WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "succeeded" : "failed");
         slots[s].pid = 0;
         running--;

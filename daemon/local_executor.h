@@ -1,26 +1,19 @@
-// Starting a job's process on this machine (SPEC.md section 5). We start and
-// reap children ourselves instead of using uv_spawn because libuv's exit
-// callback gives no resource usage, and every attempt must report its CPU time
-// and peak memory: the daemon reaps its children with wait4(), which returns
-// the rusage of the process and the descendants it waited for. The child gets a
-// new session and process group, stdin from /dev/null, stdout/stderr on the
-// attempt's log files, the clean environment it is given, default signal
-// dispositions, and no other descriptor.
+// Starting a job's process on this machine (SPEC.md section 5), through its
+// supervisor, spoold-exec (protocol in daemon/exec_protocol.h). The daemon
+// keeps an idle helper started ahead of time (StartHelper), hands it an
+// attempt (HandOver: the helper locks the attempt, forks the job's process,
+// which waits, and answers with its pid), records the start, then lets the job
+// run (ReleaseProcess). From there the supervisor runs on its own: it stays the
+// job's parent, enforces its limits, reaps it with wait4() for CPU time and
+// peak memory, and leaves the outcome in the attempt's folder
+// (daemon/supervisor_files.h reads it). If the daemon dies before the release,
+// the helper's socket closes and nothing runs, so a restarted daemon never
+// meets a live attempt it has no record of.
 //
-// Starting is two-phase so that a job can never run twice at once across a
-// daemon crash: the attempt is handed to the exec helper spoold-exec (protocol
-// in daemon/exec_protocol.h), which waits; the daemon records the pid and
-// start time durably, then ReleaseProcess lets the helper switch user and exec
-// the job's program in the same process. If the daemon dies in between, the
-// helper's socket closes and it exits without running anything, so a
-// restarted daemon never meets an unknown live attempt.
-//
-// Why a helper and not fork: a forked daemon that waits shares the daemon's
-// pages copy-on-write, and each page the daemon writes meanwhile is copied.
-// posix_spawn lends the daemon's memory to the child only until the helper's
-// exec, while the daemon waits. And a helper can be started before there is a
-// job for it (StartHelper): the daemon keeps one idle, so that starting a job
-// costs a message, not a process.
+// Why a helper started with posix_spawn and not fork: a forked daemon shares
+// the daemon's pages copy-on-write, and each page the daemon writes meanwhile
+// is copied; and a helper can be started before there is a job for it, so
+// that starting a job costs a message, not a process.
 #pragma once
 
 #include <sys/types.h>

@@ -184,7 +184,7 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
                 self.assertEqual(proc.wait(timeout=5), 0, spool.log_tail())
                 spool.proc = None
 
-    def test_sigterm_stops_running_job(self):
+    def test_shutdown_with_stop_jobs_stops_running_job(self):
         spool = self.make_spool()
         marker = os.path.join(spool.base, "first-run")
         script = f'if [ ! -e "{marker}" ]; then : > "{marker}"; sleep 60; fi\necho done\n'
@@ -195,8 +195,8 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
         pid = st["pid"] or spool.status("long")["pid"]
         self.assertIsInstance(pid, int, st)
         t0 = time.monotonic()
-        spool.stop(expect_code=0, timeout=20)
-        self.assertLess(time.monotonic() - t0, 10, "SIGTERM ends the job with its kill.signal")
+        spool.stop_with_jobs(timeout=20)
+        self.assertLess(time.monotonic() - t0, 10, "the shutdown ends the job with its kill.signal")
         self.assertEqual(spool.job_processes(), [], "no job process left running")
         with self.assertRaises(ProcessLookupError):
             os.kill(pid, 0)
