@@ -177,6 +177,7 @@ void Daemon::RecordOutcome(const std::string& id, const Attempt& attempt, const 
                     now);
   }
   AttemptEnd end = outcome.end;
+  end.ended_at = outcome.ended;
   // A cancel the daemon asked for wins over how the job ended meanwhile.
   if (attempt.cause == Reason::kCancelledByUser) end.cause = attempt.cause;
   const std::string n = std::to_string(attempt.attempt);

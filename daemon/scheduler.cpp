@@ -261,11 +261,11 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   if (cancel_requested_.count(id)) reason = Reason::kCancelledByUser;
 
   AttemptRecord& record = job.status.attempts.back();
-  record.finished = now;
+  record.finished = end.ended_at && *end.ended_at >= record.started && *end.ended_at <= now ? *end.ended_at : now;
   record.exit_code = end.exit_code;
   record.signal = end.signal ? std::optional<std::string>(SignalName(*end.signal)) : std::nullopt;
   record.reason = reason;
-  record.duration_s = Seconds(now - record.started);
+  record.duration_s = Seconds(*record.finished - record.started);
   record.cpu_user_s = end.cpu_user_s;
   record.cpu_sys_s = end.cpu_sys_s;
   record.max_rss_kb = end.max_rss_kb;

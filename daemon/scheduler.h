@@ -42,6 +42,9 @@ struct AttemptEnd {
   double cpu_user_s = 0;
   double cpu_sys_s = 0;
   int64_t max_rss_kb = 0;
+  // When it ended, if not now: an attempt that ended while the daemon was down
+  // is recorded later, with the time its supervisor saw the end.
+  std::optional<TimePoint> ended_at;
 };
 
 struct PoolState {

@@ -254,6 +254,9 @@ int main() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, ep::kCancelSignal);
+  // And SIGPIPE: the go byte written to a job's process that was killed
+  // before it must not kill us (the outcome then says how it died).
+  sigaddset(&set, SIGPIPE);
   sigprocmask(SIG_BLOCK, &set, nullptr);
 
   int go[2], error[2];

@@ -129,12 +129,19 @@ TEST_CASE("LockHolder and OpenSupervisor: the process that holds the lock, while
 TEST_CASE("StopOrphanedJob: a pid that now belongs to another process is never signalled") {
   // A process of ours stands for "another process that got the job's pid":
   // the recorded start time is not its own.
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
   pid_t other = ::fork();
   REQUIRE(other >= 0);
   if (other == 0) {
     ::setsid();
+    (void)!::write(ready[1], "x", 1);
     for (;;) ::pause();
   }
+  ::close(ready[1]);
+  char byte = 0;
+  REQUIRE(::read(ready[0], &byte, 1) == 1);  // it leads its session now
+  ::close(ready[0]);
   auto start = ProcessStartTicks(other);
   REQUIRE(start);
   std::string said = StopOrphanedJob(other, *start + 1);
