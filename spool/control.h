@@ -1,6 +1,6 @@
 // Control requests (SPEC.md section 6): files dropped into control/ that cancel
-// or start a job, or pause or resume a pool. This module only validates one
-// parsed request; the daemon acts on it. Pure.
+// or start a job, pause or resume a pool, or stop the daemon (shutdown). This
+// module only validates one parsed request; the daemon acts on it. Pure.
 #pragma once
 
 #include <string>
@@ -10,12 +10,15 @@
 
 namespace spoold {
 
-enum class ControlAction { kCancel, kStart, kPause, kResume };
+enum class ControlAction { kCancel, kStart, kPause, kResume, kShutdown };
 
 struct ControlRequest {
   ControlAction action = ControlAction::kCancel;
   std::string job;   // for cancel and start
   std::string pool;  // for pause and resume
+  // For shutdown: stop the running local jobs too (recorded interrupted),
+  // rather than leave them running under their supervisors as SIGTERM does.
+  bool stop_jobs = false;
 };
 
 const char* ControlActionName(ControlAction action);
