@@ -68,6 +68,10 @@ Result<Args> ParseArgs(const Command& command, const std::vector<std::string>& a
       args.flags[spec->name] = true;
       continue;
     }
+    if (!inline_value && spec->value_optional) {
+      const bool next_is_value = i + 1 < argv.size() && !argv[i + 1].empty() && argv[i + 1][0] != '-';
+      inline_value = next_is_value ? argv[++i] : "";
+    }
     if (!inline_value) {
       if (i + 1 >= argv.size()) {
         return MakeError("usage",
@@ -86,7 +90,10 @@ void PrintOptions(const std::vector<OptionSpec>& options) {
   for (const auto& spec : options) {
     std::string left = spec.short_name ? std::string("-") + spec.short_name + ", " : "    ";
     left += std::string("--") + spec.name;
-    if (spec.value_name) left += std::string(" ") + spec.value_name;
+    if (spec.value_name) {
+      left += spec.value_optional ? std::string(" [") + spec.value_name + "]"
+                                  : std::string(" ") + spec.value_name;
+    }
     std::printf("  %-24s %s\n", left.c_str(), spec.help);
   }
 }
@@ -122,6 +129,7 @@ void PrintProgramHelp(const std::vector<Command>& commands) {
       "exit codes: 0 ok; 1 an error about the request (unknown id, bad file, refused);\n"
       "2 usage error. run and wait: 0 succeeded, the job's exit code when it exited\n"
       "non-zero, 124 timeout or deadline, 125 cancelled or any other failure.\n"
+      "shutdown --wait: 124 when spoold still runs after the time given.\n"
       "\n"
       "`spoolctl COMMAND --help` describes one command. The files it reads and writes\n"
       "are specified in SPEC.md (docs/SPEC.md in the source, /usr/share/doc/spoold/\n"

@@ -19,6 +19,9 @@ struct OptionSpec {
   char short_name;         // 0: none
   const char* value_name;  // nullptr: a flag without value
   const char* help;
+  // The value may be left out: "--name" alone, "--name=VALUE", or "--name VALUE"
+  // when the next word is not an option. Left out, the value is "".
+  bool value_optional = false;
 };
 
 // What one command was given after parsing.

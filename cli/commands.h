@@ -1,8 +1,8 @@
 // The commands of spoolctl, one group per file: submit.cpp (submit, run,
 // validate, rerun, duplicate), wait.cpp (wait, and run's waiting), query.cpp
-// (status, list, pools), logs.cpp, control.cpp (cancel, start, pause, resume),
-// results.cpp, archive.cpp (export, import). main.cpp holds the table that
-// names them. Each returns the process's exit code.
+// (status, list, pools), logs.cpp, control.cpp (cancel, start, pause, resume,
+// shutdown), results.cpp, archive.cpp (export, import). main.cpp holds the
+// table that names them. Each returns the process's exit code.
 #pragma once
 
 #include <string>
@@ -27,6 +27,7 @@ int CmdCancel(Context& ctx, const Args& args);
 int CmdStart(Context& ctx, const Args& args);
 int CmdPause(Context& ctx, const Args& args);
 int CmdResume(Context& ctx, const Args& args);
+int CmdShutdown(Context& ctx, const Args& args);
 int CmdResults(Context& ctx, const Args& args);
 int CmdExport(Context& ctx, const Args& args);
 int CmdImport(Context& ctx, const Args& args);

@@ -43,6 +43,17 @@ const char* const kControlDetails =
     "request was acted on), refused (exit 1, with the daemon's reason), or queued\n"
     "(spoold is not running, or has not acted yet).";
 
+const char* const kShutdownDetails =
+    "Asks the running spoold to stop: it stops intake and exits 0. Its local jobs keep\n"
+    "running and the next start adopts them, as after SIGTERM. With --stop-jobs it first\n"
+    "stops every running local job with its kill sequence and records it interrupted (it\n"
+    "runs again at the next start). Slurm jobs are left running either way. Only root and\n"
+    "the daemon's own user may send it (else refused: not_permitted, exit 1).\n"
+    "Without --wait: done once spoold has acted on the request (it waits up to 3 s).\n"
+    "--wait then waits until spoold has let go of the spool root's lock: exit 0 once it\n"
+    "has stopped, 124 when SECONDS (default 90) pass first. When spoold is not running,\n"
+    "nothing is sent (exit 0): a request left behind would stop the next start.";
+
 std::vector<Command> Commands() {
   return {
       {"submit",
@@ -88,6 +99,14 @@ std::vector<Command> Commands() {
       {"start", "ID...", "start held jobs", kControlDetails, {kJson}, CmdStart},
       {"pause", "POOL...", "pause pools: they start nothing new", kControlDetails, {kJson}, CmdPause},
       {"resume", "POOL...", "resume paused pools", kControlDetails, {kJson}, CmdResume},
+      {"shutdown",
+       "[--stop-jobs] [--wait [SECONDS]]",
+       "stop spoold; its jobs keep running unless --stop-jobs",
+       kShutdownDetails,
+       {{"stop-jobs", 0, nullptr, "stop the running local jobs too (recorded interrupted)"},
+        {"wait", 0, "SECONDS", "wait until spoold has stopped (default 90 s)", true},
+        kJson},
+       CmdShutdown},
       {"pools",
        "",
        "pools: executor, workers, running, queued, queue limit, paused",

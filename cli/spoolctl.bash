@@ -13,6 +13,7 @@ _spoolctl_options() {
         rerun) echo "--pool --priority --hold --json" ;;
         duplicate) echo "-n --count --pool --priority --hold --json" ;;
         export) echo "-o --output --json" ;;
+        shutdown) echo "--stop-jobs --wait --json" ;;
         validate) echo "--explain --json" ;;
     esac
     echo "--root --config --no-color --help"
@@ -22,7 +23,7 @@ _spoolctl() {
     local cur prev words cword
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
-    local commands="submit run wait status list logs cancel start pause resume pools results rerun duplicate export import validate help"
+    local commands="submit run wait status list logs cancel start pause resume shutdown pools results rerun duplicate export import validate help"
 
     # The command, and the spool options given so far.
     local i command="" spool_args=()

@@ -6,12 +6,42 @@ import json
 import os
 import subprocess
 import tarfile
+import sys
 import tempfile
 import unittest
 
 from harness import SpoolTestMixin, read_bytes, read_json, source_dir
 
 CTL_TIMEOUT = 60
+
+# A stand-in for spoold as `spoolctl shutdown --wait` sees it (SPEC.md section 1):
+# it flocks the root and record-locks spoold.lock with its pid, says "ready",
+# then handles control/ as argv[2] says: "stop" deletes a request and exits 0.5 s
+# later; "linger" deletes it and stays; "unread" exits after 1 s without
+# reading it. It stays at most 30 s.
+LOCK_HOLDER = r"""
+import fcntl, os, sys, time
+root, mode = sys.argv[1], sys.argv[2]
+root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(root_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+lock_fd = os.open(os.path.join(root, "spoold.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.ftruncate(lock_fd, 0)
+os.write(lock_fd, b"%d\n" % os.getpid())
+print("ready", flush=True)
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    names = os.listdir(os.path.join(root, "control"))
+    if names and mode == "unread":
+        time.sleep(1)
+        sys.exit(0)
+    for name in names:
+        os.unlink(os.path.join(root, "control", name))
+        if mode == "stop":
+            time.sleep(0.5)
+            sys.exit(0)
+    time.sleep(0.02)
+"""
 
 
 def spoolctl_bin():
@@ -71,7 +101,7 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
         top = self.ctl(spool, "--help", root=False, expect=0)
         for command in ("submit", "run", "wait", "status", "list", "logs", "cancel", "start",
                         "pause", "resume", "pools", "results", "rerun", "duplicate", "export",
-                        "import", "validate"):
+                        "import", "validate", "shutdown"):
             self.assertIn(command, top.out)
             sub = self.ctl(spool, command, "--help", root=False, expect=0)
             self.assertIn(f"usage: spoolctl {command}", sub.out)
@@ -363,6 +393,47 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
         self.ctl(spool, "resume", "default", expect=0)
         self.assertEqual(spool.wait_terminal("later")["state"], "succeeded")
 
+    def test_shutdown_without_a_daemon_acting(self):
+        """What spoolctl does alone; the daemon's side is tested with the daemon."""
+        spool = self.make_spool()
+        spool.stop()
+        # Nothing is sent to no daemon: the request would stop the next start.
+        proc = self.ctl(spool, "shutdown", "--stop-jobs", expect=0)
+        self.assertIn(f"spoold is not running on {spool.root}", proc.err)
+        out = self.json_out(self.ctl(spool, "shutdown", "--wait", "--json", expect=0))
+        self.assertEqual((out["action"], out["stop_jobs"], out["outcome"]),
+                         ("shutdown", False, "daemon_not_running"))
+        self.assertEqual(os.listdir(spool.path("control")), [])
+        self.assertIn("takes no arguments", self.ctl(spool, "shutdown", "now", expect=2).err)
+        self.assertIn("--wait must be an integer", self.ctl(spool, "shutdown", "--wait=soon",
+                                                            expect=2).err)
+
+        def holder(mode):
+            proc = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, spool.root, mode],
+                                    stdout=subprocess.PIPE)
+            self.addCleanup(proc.wait)
+            self.addCleanup(proc.kill)
+            self.assertEqual(proc.stdout.readline(), b"ready\n")
+            return proc
+
+        lock = holder("stop")
+        out = self.json_out(self.ctl(spool, "shutdown", "--stop-jobs", "--wait", "20", "--json",
+                                     expect=0))
+        self.assertEqual((out["stop_jobs"], out["outcome"], out["pid"], out["stopped"]),
+                         (True, "done", lock.pid, True))
+        lock = holder("linger")
+        proc = self.ctl(spool, "shutdown", "--wait", "1", expect=124)
+        self.assertIn(f"spoold (pid {lock.pid}) still runs after 1 s", proc.err)
+        lock.kill()
+        lock.wait()
+        # A request the daemon never read is taken back, so that it does not stop the
+        # next start; the jobs it was to stop were not stopped.
+        holder("unread")
+        proc = self.ctl(spool, "shutdown", "--stop-jobs", "--wait", expect=1)
+        self.assertIn("stopped before it read the request (withdrawn); its jobs were not stopped",
+                      proc.err)
+        self.assertEqual(os.listdir(spool.path("control")), [])
+
     # -- results --------------------------------------------------------------------
 
     def test_results_table_json_cat_download(self):
@@ -541,6 +612,7 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
         self.assertIn("submit", complete("su"))
         self.assertEqual(complete("--root", spool.root, "status", "comp"), ["comp_one"])
         self.assertIn("--follow", complete("logs", "--f"))
+        self.assertEqual(complete("shutdown", "--st"), ["--stop-jobs"])
         self.assertEqual(complete("--root", spool.root, "pause", ""), ["default"])
 
 

@@ -183,19 +183,26 @@ void RunControl(std::string_view bytes, DocFormat format) {
   }
   const std::string action = ControlActionName(request->action);
   const bool on_job = request->action == ControlAction::kCancel || request->action == ControlAction::kStart;
+  const bool on_pool = request->action == ControlAction::kPause || request->action == ControlAction::kResume;
   if (on_job) {
-    FUZZ_CHECK(IsValidJobId(request->job) && request->pool.empty());
+    FUZZ_CHECK(IsValidJobId(request->job) && request->pool.empty() && !request->stop_jobs);
+  } else if (on_pool) {
+    FUZZ_CHECK(IsValidPoolName(request->pool) && request->job.empty() && !request->stop_jobs);
   } else {
-    FUZZ_CHECK(IsValidPoolName(request->pool) && request->job.empty());
+    FUZZ_CHECK(request->action == ControlAction::kShutdown && request->job.empty() && request->pool.empty());
   }
   // What spoolctl writes for the same request must read back as the same request.
   Json json = {{"action", action}};
-  json[on_job ? "job" : "pool"] = on_job ? request->job : request->pool;
+  if (on_job || on_pool) {
+    json[on_job ? "job" : "pool"] = on_job ? request->job : request->pool;
+  } else {
+    json["stop_jobs"] = request->stop_jobs;
+  }
   Result<Document> again = ParseDocument(DumpJson(json), DocFormat::kJson);
   FUZZ_CHECK(again.ok());
   Result<ControlRequest> same = ParseControlRequest(*again);
   FUZZ_CHECK(same.ok() && same->action == request->action && same->job == request->job &&
-             same->pool == request->pool);
+             same->pool == request->pool && same->stop_jobs == request->stop_jobs);
 }
 
 }  // namespace
