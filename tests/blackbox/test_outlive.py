@@ -14,9 +14,9 @@ import subprocess
 import time
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL, WaitTimeout, parse_time
+from harness import SpoolTestMixin, WaitTimeout, parse_time
 from harness_sched import (OrphanReaper, describe_pids, drop_control, event_names,
-                           group_members, pid_alive, proc_stat, read_pidfile, read_text)
+                           group_members, pid_alive, proc_stat, read_pidfile)
 
 TICKS = 40  # 40 lines, one every 0.5 s: a 20 s job
 

@@ -13,7 +13,6 @@ run; a run that cannot take it writes "OVERLAP ..." instead.
 Set SPOOLD_OUTLIVE_CHAOS_SEED to replay the random choices (the seed is
 printed)."""
 import collections
-import json
 import os
 import random
 import signal
