@@ -58,6 +58,7 @@ class Daemon {
     std::optional<PendingProcess> pending;  // until released
     bool abandoned = false;        // let go before release: the job never ran
     bool supervisor_done = false;  // it exited (reaped, or its pidfd said so)
+    bool found_at_start = false;   // recorded running by an earlier daemon
     int pidfd = -1;                // adopted: not our child, watched by pidfd
     std::unique_ptr<FdWatch> pidfd_watch;
     std::string exe, cwd;          // for the message of a failed exec

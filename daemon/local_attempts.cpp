@@ -159,9 +159,16 @@ void Daemon::FinishLocal(Attempt attempt, TimePoint now) {
   // written. Nothing of the job may run on unseen.
   const std::string problem = outcome ? outcome->error().message : "it left no outcome.json";
   const std::string how = StopOrphanedJob(attempt.pid, job.status.attempts.back().pid_start);
-  Event(job, Level::kError, "supervisor_lost",
-        "the supervisor of attempt " + std::to_string(attempt.attempt) + " (pid " +
-            std::to_string(attempt.supervisor) + ") ended without recording the attempt (" + problem + "); " + how);
+  const std::string supervisor = "the supervisor of attempt " + std::to_string(attempt.attempt) + " (pid " +
+                                 std::to_string(attempt.supervisor) + ")";
+  if (attempt.found_at_start) {
+    Event(job, Level::kWarning, "recovered",
+          "the daemon stopped while attempt " + std::to_string(attempt.attempt) + " ran, and " + supervisor +
+              " is gone without recording it (" + problem + "); " + how);
+  } else {
+    Event(job, Level::kError, "supervisor_lost",
+          supervisor + " ended without recording the attempt (" + problem + "); " + how);
+  }
   spdlog::error("job {}: the supervisor of attempt {} ended without recording it ({}); {}", id, attempt.attempt,
                 problem, how);
   AttemptEnd end;
@@ -218,6 +225,7 @@ bool Daemon::AdoptLocal(SchedJob& job, TimePoint now) {
   attempt.pid = static_cast<pid_t>(record.pid.value_or(-1));
   attempt.supervisor = static_cast<pid_t>(*record.supervisor_pid);
   attempt.kill = job.spec.kill;
+  attempt.found_at_start = true;
   const std::string dir = paths_.AttemptDir(id, job.status.attempt);
   auto interrupted = [&](const std::string& why) {
     AttemptEnd end;
