@@ -22,7 +22,7 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL, WaitTimeout
-from harness_sched import become_subreaper, cmdline, describe_pids
+from harness_sched import become_subreaper, cmdline, describe_pids, proc_stat
 
 SHORT = 2000
 LONG = 20
@@ -146,7 +146,11 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
                 self.kills["supervisor (status.json)"] += 1
                 self.killed_attempts[(job_id, att.get("attempt"))] += 1
                 return pid
-        found = [int(e) for e in os.listdir("/proc") if e.isdigit() and is_spool_exec(int(e), spool)]
+        # Supervisors only: a spoold-exec whose parent is a spoold-exec is the
+        # job's own process before its exec, and killing it kills the job
+        # (recorded as killed by KILL, rightly).
+        found = [int(e) for e in os.listdir("/proc") if e.isdigit() and is_spool_exec(int(e), spool)
+                 and not is_spool_exec((proc_stat(int(e)) or (None, -1))[1], spool)]
         owned = [(pid, job_of(pid, spool)) for pid in found]
         working = [(pid, owner) for pid, owner in owned if owner]
         if working:
