@@ -378,8 +378,9 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   if (reply.magic != ep::kReplyMagic || reply.job_pid <= 0) {
     DismissHelper(helper);
     if (reply.magic != ep::kReplyMagic) {
-      return MakeError("spawn_failed", "the exec helper answered in a protocol this spoold does not know (a "
-                                       "spoold and spoold-exec of different versions?)");
+      return MakeError("spawn_failed",
+                       "the exec helper answered in a protocol this spoold does not know (a "
+                       "spoold and spoold-exec of different versions?)");
     }
     if (reply.stage == ep::kStageLock) {
       // Held: the supervisor of an earlier daemon that died before it recorded

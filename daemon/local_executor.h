@@ -39,11 +39,11 @@ struct LaunchSpec {
   std::string cwd;
   int stdout_fd = -1;
   int stderr_fd = -1;
-  int attempt_dir_fd = -1;  // the supervisor's lock and outcome go here
+  int attempt_dir_fd = -1;      // the supervisor's lock and outcome go here
   std::optional<RunAs> run_as;  // unset: run as the daemon's own user
   // Enforced by the supervisor, also while the daemon is down.
-  int64_t timeout_ms = 0;         // from the job's start; 0: none
-  int64_t deadline_unix_ms = 0;   // absolute; 0: none
+  int64_t timeout_ms = 0;        // from the job's start; 0: none
+  int64_t deadline_unix_ms = 0;  // absolute; 0: none
   int kill_signal = 15;
   int64_t kill_grace_ms = 10'000;
 };
@@ -62,7 +62,7 @@ struct PendingProcess {
   std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
   pid_t job_pid = -1;                   // also the job's process group and session id
   std::optional<uint64_t> job_start_ticks;
-  int go_fd = -1;                       // the supervisor's socket: one byte lets the job run
+  int go_fd = -1;  // the supervisor's socket: one byte lets the job run
 };
 
 // Where spoold-exec may be, in order: beside the running spoold (a build tree),

@@ -74,7 +74,8 @@ Result<Outcome> ParseOutcome(const std::string& text) {
   } catch (const Json::exception& e) {
     return MakeError("io_error", std::string("outcome.json: ") + e.what());
   }
-  if (!out.end.exit_code && !out.end.signal) return MakeError("io_error", "outcome.json has no exit code nor signal");
+  if (!out.end.exit_code && !out.end.signal)
+    return MakeError("io_error", "outcome.json has no exit code nor signal");
   return out;
 }
 
@@ -147,7 +148,8 @@ std::string StopOrphanedJob(pid_t job_pid, std::optional<uint64_t> job_start) {
     ::usleep(25'000);
   }
   if (killed == 0) return "no process of it was left";
-  return std::to_string(killed) + " processes of its session " + std::to_string(job_pid) + " were still running and were killed";
+  return std::to_string(killed) + " processes of its session " + std::to_string(job_pid) +
+         " were still running and were killed";
 }
 
 }  // namespace spoold

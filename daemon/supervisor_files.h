@@ -25,7 +25,7 @@ struct KillRecord {
 // The supervisor's outcome.json, in the daemon's terms.
 struct Outcome {
   int protocol = 0;
-  AttemptEnd end;  // exit code or signal, cause, CPU and memory
+  AttemptEnd end;                                  // exit code or signal, cause, CPU and memory
   std::optional<std::pair<int, int>> spawn_error;  // exec_protocol kStage*, errno
   std::vector<KillRecord> kills;
   bool survivors = false;  // something of the job survived SIGKILL

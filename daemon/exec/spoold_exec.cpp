@@ -181,7 +181,8 @@ Request ReadRequest(spoold::exec::Job& job) {
   Request r{};
   memcpy(r.fds, CMSG_DATA(cmsg), sizeof r.fds);
   if (static_cast<size_t>(got) < sizeof header &&
-      !ReadFull(ep::kControlFd, reinterpret_cast<char*>(&header) + got, sizeof header - static_cast<size_t>(got))) {
+      !ReadFull(ep::kControlFd, reinterpret_cast<char*>(&header) + got,
+                sizeof header - static_cast<size_t>(got))) {
     _exit(127);
   }
   if (header.magic != ep::kRequestMagic || header.length == 0 || header.length > ep::kMaxRequest) {

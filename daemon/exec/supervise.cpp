@@ -51,7 +51,7 @@ struct State {
   double user_s = 0, sys_s = 0;
   long max_rss_kb = 0;
   Cause cause = kNone;
-  int kill_stage = 0;  // 0 none, 1 kill_signal sent, 2 SIGKILL sent
+  int kill_stage = 0;     // 0 none, 1 kill_signal sent, 2 SIGKILL sent
   long long kill_at = 0;  // monotonic: when the next step is due
   Kill kills[kMaxKills];
   int kill_count = 0;
@@ -199,12 +199,13 @@ bool WriteOutcome(const Job& job, const State& st, long long started_ms) {
   }
   Append(buf, sizeof buf, &len, ", \"kills\": [");
   for (int i = 0; i < st.kill_count; ++i) {
-    Append(buf, sizeof buf, &len, "%s{\"signal\": %d, \"unix_ms\": %lld, \"leftovers\": %s}", i > 0 ? ", " : "",
-           st.kills[i].signal, st.kills[i].unix_ms, st.kills[i].leftovers ? "true" : "false");
+    Append(buf, sizeof buf, &len, "%s{\"signal\": %d, \"unix_ms\": %lld, \"leftovers\": %s}",
+           i > 0 ? ", " : "", st.kills[i].signal, st.kills[i].unix_ms,
+           st.kills[i].leftovers ? "true" : "false");
   }
   Append(buf, sizeof buf, &len, "], \"survivors\": %s", st.survived ? "true" : "false");
-  Append(buf, sizeof buf, &len, ", \"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"max_rss_kb\": %ld}\n", st.user_s,
-         st.sys_s, st.max_rss_kb);
+  Append(buf, sizeof buf, &len, ", \"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"max_rss_kb\": %ld}\n",
+         st.user_s, st.sys_s, st.max_rss_kb);
   if (len >= sizeof buf) return false;
 
   static const char kTemp[] = "outcome.json.tmp";
@@ -243,7 +244,9 @@ int Supervise(const Job& job) {
     if (st.leader_done && !children) break;
     const long long now = ClockMs(CLOCK_MONOTONIC);
     long long wait_ms = -1;  // none: until a signal
-    auto wait_until = [&](long long ms) { wait_ms = wait_ms < 0 || ms < wait_ms ? (ms < 0 ? 0 : ms) : wait_ms; };
+    auto wait_until = [&](long long ms) {
+      wait_ms = wait_ms < 0 || ms < wait_ms ? (ms < 0 ? 0 : ms) : wait_ms;
+    };
     if (!st.leader_done && st.kill_stage == 0) {
       const long long unix_now = ClockMs(CLOCK_REALTIME);
       if (job.timeout_ms > 0 && now >= started_mono + job.timeout_ms) {

@@ -16,10 +16,10 @@ struct ChildError {
 };
 
 struct Job {
-  pid_t pid = -1;  // also its process group and session
-  int dir_fd = -1;  // the attempt's folder
-  int error_fd = -1;  // read end: the job's process's ChildError, if it failed before exec
-  pid_t daemon = -1;  // our parent at start
+  pid_t pid = -1;             // also its process group and session
+  int dir_fd = -1;            // the attempt's folder
+  int error_fd = -1;          // read end: the job's process's ChildError, if it failed before exec
+  pid_t daemon = -1;          // our parent at start
   long long timeout_ms = 0;   // from the start; 0: none
   long long deadline_ms = 0;  // since the epoch; 0: none
   int kill_signal = 15;
