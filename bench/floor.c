@@ -5,7 +5,10 @@
  * The promises (SPEC.md section 9, README "Starting an attempt"):
  *   1. every state change is written to a temporary name, synced, renamed, and
  *      the rename synced, before anything acts on it;
- *   2. a job's program runs only once its `running` state is durable.
+ *   2. a job's program runs only once its `running` state is visible to every
+ *      process and its content durable (the rename that shows it is made
+ *      durable by the same round's second sync, after the program started: a
+ *      machine crash takes the program with it).
  * The floor keeps both with spoold's own batching (one round of two syncfs per
  * loop turn, shared by every change of the turn), so the gap between spoold and
  * the floor is spoold's own cost, and the gap between the floor and a runner
@@ -107,19 +110,20 @@ static void write_state(const char *id, const char *state) {
   }
 }
 
-/* One round: sync the contents, rename, sync the renames, then act. */
+/* One round: sync the contents, rename, let the waiting programs run, sync
+ * the renames, then act on the rest. */
 static void flush(void) {
   if (n_staged == 0 && n_waiting == 0) return;
   if (syncfs(root_fd) != 0) die("syncfs");
   for (int i = 0; i < n_staged; i++)
     if (rename(staged[i][0], staged[i][1]) != 0) die("rename");
-  if (syncfs(root_fd) != 0) die("syncfs");
-  n_staged = 0;
   for (int i = 0; i < n_waiting; i++) {
     if (write(go_fds[i], "g", 1) != 1) die("go");
     close(go_fds[i]);
   }
   n_waiting = 0;
+  if (syncfs(root_fd) != 0) die("syncfs");
+  n_staged = 0;
 }
 
 /* Parses `command = ["a", "b"]` (spool_submit's form) into argv. */

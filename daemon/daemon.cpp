@@ -369,10 +369,13 @@ void Daemon::Pump() {
   SuperviseRunning(now);
   if (!stopping_) StartJobs(now);
   Persist();
-  // A child is released once the syncs succeeded: it is on disk as running
-  // with its pid. That is before the flush's after-actions (deleting the
-  // dropped files), which the child need not wait for.
-  FlushBatch([this] { ReleasePending(); });
+  // A local job is let run once its running state with its pid is visible to
+  // any process and its content durable, before the rename that shows it is
+  // durable too (SPEC.md section 9: a process crash keeps the page cache, and
+  // a machine crash takes the job with it). A Slurm job outlives a local power
+  // loss: its sbatch waits for the second sync. Both come before the flush's
+  // after-actions (deleting the dropped files), which they need not wait for.
+  FlushBatch([this] { ReleasePending(/*local=*/false); }, [this] { ReleasePending(/*local=*/true); });
   if (!ready_sent_ && !stopping_) {
     // Recovery is done, and the first scan of incoming/ and control/ too: what
     // it accepted is published.
@@ -710,13 +713,14 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   StartLocal(id, std::move(spec), now);
 }
 
-void Daemon::ReleasePending() {
-  // Runs after a flush that synced: every child released here is on disk as
-  // running with its pid and start time (a Slurm attempt: as running, before
-  // sbatch). One whose status could not be written or published yet (a full
-  // disk) waits, unreleased, for a later turn.
+void Daemon::ReleasePending(bool local) {
+  // Runs in a flush, after its first sync and its renames (`local`): every
+  // job let run here is visible as running with its pid and start time, and
+  // that content is durable; or after its second sync (Slurm): a Slurm
+  // attempt is durable as running before sbatch. One whose status could not be
+  // written or published yet (a full disk) waits, unreleased, for a later turn.
   for (auto& [id, attempt] : running_) {
-    if (!attempt.slurm_submit && !attempt.pending) continue;
+    if (local ? !attempt.pending : !attempt.slurm_submit) continue;
     if (unwritten_.count(id) != 0 || store_.IsUnpublished(id) || batch_.Staged(paths_.StatusFile(id))) continue;
     if (attempt.slurm_submit) {
       StartSlurmSubmit(attempt);
@@ -1105,9 +1109,9 @@ void Daemon::Persist() {
   }
 }
 
-void Daemon::FlushBatch(const std::function<void()>& once_synced) {
+void Daemon::FlushBatch(const std::function<void()>& once_synced, const std::function<void()>& once_visible) {
   ids_in_batch_.clear();
-  if (auto st = batch_.Flush(nullptr, once_synced); !st.ok()) {
+  if (auto st = batch_.Flush(nullptr, once_synced, once_visible); !st.ok()) {
     Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + "); retrying");
     return;
   }

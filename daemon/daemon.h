@@ -84,7 +84,7 @@ class Daemon {
   Status ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now);
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
-  void ReleasePending();
+  void ReleasePending(bool local);
   void StartSlurmSubmit(Attempt& attempt);
   void SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_id, TimePoint now);
   void RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
@@ -114,8 +114,10 @@ class Daemon {
   void ReadProgress(TimePoint now);
   void Persist();
   // Makes the turn's writes durable; `once_synced` runs if the syncs worked
-  // (renames may still wait), before the flush's after-actions.
-  void FlushBatch(const std::function<void()>& once_synced = nullptr);
+  // (renames may still wait), before the flush's after-actions;
+  // `once_visible` after the first sync and the renames (SyncBatch::Flush).
+  void FlushBatch(const std::function<void()>& once_synced = nullptr,
+                  const std::function<void()>& once_visible = nullptr);
   void RecordTransition(SchedJob& job);
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);

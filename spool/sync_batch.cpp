@@ -82,16 +82,18 @@ Status SyncBatch::RenameAll() {
   return result;
 }
 
-Status SyncBatch::Flush(bool* synced, const std::function<void()>& first) {
+Status SyncBatch::Flush(bool* synced, const std::function<void()>& first, const std::function<void()>& visible) {
   if (synced != nullptr) *synced = false;
   if (Empty()) {
     if (synced != nullptr) *synced = true;
+    if (visible) visible();
     if (first) first();
     return OkStatus();
   }
   if (auto st = Sync(); !st.ok()) return st;
   dirty_ = false;
   Status result = RenameAll();
+  if (visible) visible();
   if (dirty_) {
     // On a sync error the after-actions stay staged for the next flush.
     if (auto st = Sync(); !st.ok()) return st;

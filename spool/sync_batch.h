@@ -42,12 +42,16 @@ class SyncBatch {
   void After(std::function<void()> action) { afters_.push_back(std::move(action)); }
   bool Empty() const { return !dirty_ && renames_.empty() && afters_.empty(); }
 
-  // Syncs, renames, syncs, runs `first` (if given), then the after-actions.
-  // `first` is for what waits on the syncs alone and should not wait for the
+  // Syncs, renames, runs `visible` (if given), syncs, runs `first` (if
+  // given), then the after-actions. `visible` is for what needs the renamed
+  // files seen by any process, their content durable, but not the renames
+  // themselves durable yet (a local job's start: SPEC.md section 9). `first`
+  // is for what waits on the syncs alone and should not wait for the
   // after-actions too (which delete files: slow on some file systems). On a
-  // sync error nothing is renamed, nothing runs, the work stays staged for the
-  // next flush, and *synced (if given) is false.
-  Status Flush(bool* synced = nullptr, const std::function<void()>& first = nullptr);
+  // sync error nothing more is renamed and nothing more runs: the work stays
+  // staged for the next flush, and *synced (if given) is false.
+  Status Flush(bool* synced = nullptr, const std::function<void()>& first = nullptr,
+               const std::function<void()>& visible = nullptr);
 
  private:
   struct PendingRename {

@@ -350,7 +350,10 @@ class OutliveTest(SpoolTestMixin, unittest.TestCase):
         spool = self.make_outlive_spool()
         spool.drop_job("reuse", script=FIRST_RUN_BLOCKS, kill={"grace": "1s"})
         pids = os.path.join(spool.job_dir("reuse"), "results", "pids")
-        spool.wait_for(lambda: len(read_pidfile(pids)) == 1, what="the first run started")
+        ran = os.path.join(spool.job_dir("reuse"), "results", "ran")
+        # Its marker too: a run killed before it, the next run would block as well.
+        spool.wait_for(lambda: len(read_pidfile(pids)) == 1 and os.path.exists(ran),
+                       what="the first run started")
         st, pid, pid_start = self.running_attempt(spool, "reuse")
         att = st["attempts"][-1]
         self.assertIn("supervisor_pid", att, f"status.json attempts[-1]: {att}")

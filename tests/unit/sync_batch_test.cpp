@@ -108,3 +108,31 @@ TEST_CASE("sync batch: `first` runs once the renames are durable, before the aft
   CHECK(batch.Flush(nullptr, [&] { ran = true; }).ok());
   CHECK(ran);
 }
+
+TEST_CASE("sync batch: `visible` runs once the renames are done, before `first`") {
+  TempDir dir;
+  SyncBatch batch(dir.path());
+  std::vector<std::string> order;
+  WriteFile(dir / ".status.tmp", "running");
+  batch.Rename(dir / ".status.tmp", dir / "status", {}, [&] { order.push_back("renamed"); });
+  auto st = batch.Flush(
+      nullptr, [&] { order.push_back("first"); },
+      [&] {
+        // What `visible` acts on (a local job to let run) is seen by everyone.
+        CHECK(ReadFile(dir / "status") == "running");
+        CHECK_FALSE(batch.Staged(dir / "status"));
+        order.push_back("visible");
+      });
+  CHECK(st.ok());
+  CHECK(order == std::vector<std::string>{"renamed", "visible", "first"});
+  // A rename that fails is not visible: what waits on it waits too (the
+  // caller checks Staged()), and `visible` still runs for the rest.
+  REQUIRE(::mkdir((dir / ".job.tmp").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((dir / "job").c_str(), 0755) == 0);
+  WriteFile(dir / "job/obstacle", "x");
+  batch.Rename(dir / ".job.tmp", dir / "job");
+  bool saw_staged = false;
+  st = batch.Flush(nullptr, nullptr, [&] { saw_staged = batch.Staged(dir / "job"); });
+  CHECK_FALSE(st.ok());
+  CHECK(saw_staged);
+}
