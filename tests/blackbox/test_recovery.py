@@ -3,6 +3,7 @@
 re-adopts; a shutdown with stop_jobs interrupts and requeues them; retention at
 start, and SIGHUP reloads the configuration."""
 import datetime
+import json
 import os
 import signal
 import time
@@ -190,6 +191,37 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         names = event_names(spool, "gone")
         self.assertEqual(names.count("exited"), 1, names)
         self.assertNotIn("recovered", names)
+
+    def test_an_attempt_of_an_earlier_boot_is_interrupted_and_runs_again(self):
+        # A machine restart kills every local job: an attempt recorded in
+        # another boot cannot be running, whatever its pids say now.
+        spool = self.make_spool()
+        gate, pgid = self.gated_job(spool, "rebooted")
+        st = spool.status("rebooted")
+        self.assertEqual(st["attempts"][0]["boot_id"], open("/proc/sys/kernel/random/boot_id").read().strip())
+        spool.kill()
+        # What a reboot would leave: nothing running, another boot id.
+        supervisor = st["attempts"][0]["supervisor_pid"]
+        os.kill(supervisor, signal.SIGKILL)
+        spool.wait_for(lambda: not pid_alive(supervisor) and not group_members(pgid),
+                       what="the attempt's processes gone", daemon_must_live=False)
+        path = os.path.join(spool.job_dir("rebooted"), "status.json")
+        with open(path) as f:
+            st = json.load(f)
+        st["attempts"][0]["boot_id"] = "00000000-0000-0000-0000-000000000000"
+        with open(path + ".t", "w") as f:
+            json.dump(st, f)
+        os.rename(path + ".t", path)
+        with open(gate, "w"):
+            pass
+        spool.start()
+        st = spool.wait_terminal("rebooted")
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual([a["reason"] for a in st["attempts"]], ["interrupted", None], st)
+        events = spool.events("rebooted")
+        recovered = [e for e in events if e["event"] == "recovered"]
+        self.assertEqual(len(recovered), 1, events)
+        self.assertIn("before the machine restarted", recovered[0]["message"])
 
     def test_crash_between_spawn_and_exec(self):
         # An attempt starts in two phases: the spoold-exec helper, handed the

@@ -393,6 +393,33 @@ class SpoolctlTest(SpoolTestMixin, unittest.TestCase):
         self.ctl(spool, "resume", "default", expect=0)
         self.assertEqual(spool.wait_terminal("later")["state"], "succeeded")
 
+    def test_shutdown_with_the_daemon(self):
+        """`spoolctl shutdown` stops the daemon and leaves its jobs running;
+        with --stop-jobs it stops them too, and they run again at the next start."""
+        spool = self.make_spool()
+        spool.drop_job("long", command=["sleep", "300"])
+        pid = spool.wait_for(lambda: spool.status("long")["pid"], what="the job running")
+        daemon = spool.proc
+        out = self.json_out(self.ctl(spool, "shutdown", "--wait", "30", "--json", expect=0))
+        self.assertEqual((out["stop_jobs"], out["stopped"]), (False, True), out)
+        self.assertEqual(daemon.wait(timeout=10), 0)
+        spool.proc = None
+        os.kill(pid, 0)  # the job runs on, under its supervisor
+        self.assertEqual(spool.status("long")["state"], "running")
+        spool.start()
+        spool.wait_event("long", "adopted")
+        daemon = spool.proc
+        out = self.json_out(self.ctl(spool, "shutdown", "--stop-jobs", "--wait", "30", "--json",
+                                     expect=0))
+        self.assertEqual((out["stop_jobs"], out["stopped"]), (True, True), out)
+        self.assertEqual(daemon.wait(timeout=10), 0)
+        spool.proc = None
+        with self.assertRaises(ProcessLookupError):
+            os.kill(pid, 0)
+        st = spool.status("long")
+        self.assertEqual((st["state"], st["attempts"][0]["reason"]), ("queued", "interrupted"), st)
+        self.assertEqual(os.listdir(spool.path("control")), [], "the request was removed")
+
     def test_shutdown_without_a_daemon_acting(self):
         """What spoolctl does alone; the daemon's side is tested with the daemon."""
         spool = self.make_spool()
