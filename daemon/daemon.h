@@ -1,8 +1,9 @@
 // The spoold daemon: one libuv loop, one thread, no locks. It wires the spool
-// (intake, job folders, index) to the scheduler and the local executor. Event
+// (intake, job folders, index) to the scheduler and, through Attempts
+// (daemon/attempts.h), to the executors (daemon/executor.h). Event
 // callbacks only note what happened; all work is done once per loop turn in
 // Pump(), so bursts are batched (STYLE.md: redis' beforeSleep). Owns the loop,
-// its handles, the running attempts and the index cache.
+// its handles, the executors and the index cache.
 #pragma once
 
 #include <sys/types.h>
@@ -14,12 +15,10 @@
 #include <string>
 
 #include "config/config.h"
-#include "daemon/local_executor.h"
+#include "daemon/attempts.h"
 #include "daemon/root_lock.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
-#include "daemon/supervisor_files.h"
-#include "daemon/slurm.h"
 #include "daemon/uv_handles.h"
 #include "spool/control.h"
 #include "spool/intake.h"
@@ -28,6 +27,9 @@
 #include "spool/paths.h"
 
 namespace spoold {
+
+class SupervisedExecutor;
+class SlurmExecutor;
 
 class Daemon {
  public:
@@ -45,34 +47,6 @@ class Daemon {
   int Run();
 
  private:
-  // One attempt the daemon started or adopted and has not finished recording.
-  struct Attempt {
-    std::string id;
-    int attempt = 0;
-    pid_t pid = -1;  // the job's main process (local)
-    KillPolicy kill;
-    Reason cause = Reason::kNone;  // why the daemon is stopping it, if it is
-    int kill_stage = 0;            // local: the supervisor was told; Slurm: scancel sent
-    // Local attempts: the supervisor (daemon/exec_protocol.h) and its job.
-    pid_t supervisor = -1;
-    std::optional<PendingProcess> pending;  // until released
-    bool abandoned = false;        // let go before release: the job never ran
-    bool supervisor_done = false;  // it exited (reaped, or its pidfd said so)
-    bool found_at_start = false;   // recorded running by an earlier daemon
-    int pidfd = -1;                // adopted: not our child, watched by pidfd
-    std::unique_ptr<FdWatch> pidfd_watch;
-    std::string exe, cwd;          // for the message of a failed exec
-    AttemptEnd end;
-    // Slurm pools: the attempt is a Slurm job; there is no local process.
-    bool slurm = false;
-    std::optional<SlurmSubmit> slurm_submit;  // until it is handed to sbatch
-    bool slurm_busy = false;                  // its sbatch or scancel runs in the thread pool
-    std::string slurm_id;
-    int missing_polls = 0;  // polls in a row that did not list it
-    bool slurm_ended = false;
-    bool leader_done = false;  // Slurm: the job ended
-  };
-
   void Pump();
   void CloseHandles();  // each owner closes its handle; idempotent
   std::unique_ptr<DirWatch> WatchFolder(const std::string& dir, std::set<std::string>* pending);
@@ -84,33 +58,6 @@ class Daemon {
   Status ApplyControl(const ControlRequest& request, const std::string& name, TimePoint now);
   void StartJobs(TimePoint now);
   void Launch(const std::string& id, TimePoint now);
-  void ReleasePending(bool local);
-  void StartSlurmSubmit(Attempt& attempt);
-  void SlurmSubmitted(Attempt& attempt, const Result<std::string>& slurm_id, TimePoint now);
-  void RunSlurmCommand(Attempt& attempt, std::function<Result<std::string>()> command,
-                       std::function<void(Attempt&, const Result<std::string>&, TimePoint)> done);
-  void NeverRan(const std::string& id, const Error& error, TimePoint now);
-  void StartSlurmPoll();
-  void ApplySlurmPoll(const Result<std::map<std::string, SlurmJobInfo>>& polled);
-  void RequeueForLackOfResources(const std::string& id, const std::string& why, TimePoint now);
-  void AbandonPending(Attempt& attempt, Reason cause);
-  // Whether a stop may end the process now: no attempt is being started or
-  // recorded, no Slurm command runs, and (a stop with its jobs) no local job runs.
-  bool MayExit() const;
-  // Local attempts (local_attempts.cpp): each runs under its supervisor.
-  void StartLocal(const std::string& id, LaunchSpec spec, TimePoint now);
-  void SignalSupervisor(Attempt& attempt, int sig);
-  void WatchSupervisor(Attempt& attempt);
-  void FinishLocal(Attempt attempt, TimePoint now);
-  void RecordOutcome(const std::string& id, const Attempt& attempt, const Outcome& outcome, TimePoint now);
-  // At start: a job recorded running on a local pool. Re-adopts its attempt if
-  // its supervisor lives, records it if it ended meanwhile, else marks it
-  // interrupted. Returns false if nothing of it is known (an older record).
-  bool AdoptLocal(SchedJob& job, TimePoint now);
-  void ReapChildren();
-  void SuperviseRunning(TimePoint now);
-  void StopAttempt(Attempt& attempt, Reason cause, TimePoint now);
-  void FinishAttempt(const std::string& id, TimePoint now);
   void ReadProgress(TimePoint now);
   void Persist();
   // Makes the turn's writes durable; `once_synced` runs if the syncs worked
@@ -147,13 +94,16 @@ class Daemon {
 
   Config config_;
   std::string config_path_;
-  std::string exec_helper_;  // spoold-exec (FindExecHelper), found at Start
   SpoolPaths paths_;
   JobStore store_;
   SyncBatch batch_;                     // group commit of one loop turn
   std::set<std::string> ids_in_batch_;  // jobs accepted this turn, not yet published
   Intake intake_;
   Scheduler scheduler_;
+  Attempts attempts_;  // the executors' host
+  std::unique_ptr<SupervisedExecutor> local_;
+  std::unique_ptr<SlurmExecutor> slurm_;
+  std::optional<TimePoint> attempts_wake_;  // when the loop must wake for attempts
 
   uv_loop_t loop_{};
   std::unique_ptr<Prepare> prepare_;
@@ -163,12 +113,10 @@ class Daemon {
   std::unique_ptr<Timer> progress_timer_;
   std::unique_ptr<Timer> retention_timer_;
   std::unique_ptr<Timer> watchdog_timer_;
-  std::unique_ptr<Timer> slurm_timer_;
-  bool slurm_poll_in_flight_ = false;
   std::unique_ptr<DirWatch> incoming_watch_;
   std::unique_ptr<DirWatch> control_watch_;
   std::unique_ptr<DirWatch> root_watch_;  // wakes the loop for CheckRoot()
-  std::unique_ptr<SignalWatch> sigchld_, sigterm_, sigint_, sighup_;
+  std::unique_ptr<SignalWatch> sigterm_, sigint_, sighup_;
 
   SdNotifier notifier_;
   bool ready_sent_ = false;
@@ -178,7 +126,6 @@ class Daemon {
   TimePoint started_at_{};
   bool stopping_ = false;
   bool stop_jobs_ = false;  // a stop that stops the local jobs too (control action shutdown)
-  std::string boot_id_;     // recorded with each local attempt
   bool scan_pending_ = true;
   bool reload_pending_ = false;
   bool retention_pending_ = true;
@@ -187,17 +134,6 @@ class Daemon {
   std::set<std::string> pending_controls_;  // in control/
   std::set<std::string> unwritten_;         // jobs whose status write failed: retried
   std::map<std::string, std::string> troubles_;  // key -> message, while it lasts
-  TimePoint start_backoff_until_{};         // no new attempts before this (transient errors)
-  std::map<std::string, Attempt> running_;      // by job id
-  std::map<pid_t, std::string> pid_to_job_;     // leaders not yet reaped
-  // A spoold-exec started ahead of the next local attempt, so that a job's
-  // start does not wait for a process to be created (daemon/exec_protocol.h).
-  std::optional<IdleHelper> spare_helper_;
-  TimePoint spare_helper_due_{};  // not before this (after a failed start: a second later)
-  void KeepSpareHelper(TimePoint now);
-  bool HasLocalPool() const;
-  void DismissSpareHelper();
-  Result<PendingProcess> HandToHelper(const LaunchSpec& spec, const std::string& exe);
   // Every job's index entry, serialised once per change; ended jobs' entries
   // live in a file, not in memory.
   JobIndex index_jobs_;

@@ -1,8 +1,8 @@
-// The daemon's watch over its root: the job folders under jobs/ (index.json
-// shows every one of them: taken in, damaged or vanished; SPEC.md section 7)
-// and the root itself (one daemon per root; SPEC.md section 1). Member
-// functions of Daemon (daemon.h), kept apart from the loop, intake and
-// attempts of daemon.cpp.
+// The daemon's watch over its root: the jobs found at start (Recover), the
+// job folders under jobs/ (index.json shows every one of them: taken in,
+// damaged or vanished; SPEC.md section 7) and the root itself (one daemon per
+// root; SPEC.md section 1). Member functions of Daemon (daemon.h), kept apart
+// from the loop of daemon.cpp.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +12,106 @@
 #include "daemon/daemon.h"
 
 namespace spoold {
+
+void Daemon::Recover(TimePoint now) {
+  if (auto cleaned = store_.CleanTemp(); !cleaned.ok()) {
+    spdlog::error("cannot clean {}: {}", paths_.Jobs(), cleaned.error().message);
+  } else if (*cleaned > 0) {
+    spdlog::warn("removed {} half-made job folders left by a crash", *cleaned);
+  }
+  const auto repaired = intake_.RepairRejected(now);
+  if (repaired.written > 0) {
+    spdlog::warn("wrote the missing error files of {} rejected files (a crash came between)",
+                 repaired.written);
+  }
+  if (repaired.orphans_removed > 0) {
+    spdlog::warn(
+        "removed {} error files in rejected/ whose file was never moved there (a crash came between; "
+        "the file is refused again)",
+        repaired.orphans_removed);
+  }
+  auto ids = store_.ListJobs();
+  if (!ids.ok()) {
+    spdlog::error("cannot list jobs: {}", ids.error().message);
+    return;
+  }
+  // Load everything first: jobs re-enter their queues in their original order
+  // (creation time), with interrupted ones first, so that FIFO survives a restart
+  // and what a stop interrupted runs again first.
+  std::vector<JobStatus> active;
+  for (const auto& id : *ids) {
+    auto status = store_.Load(id);
+    if (!status.ok()) {
+      MarkDamaged(id, status.error().message, now);
+      continue;
+    }
+    if (IsTerminal(status->state)) {
+      SetIndexEntry(id, *status);
+      continue;
+    }
+    active.push_back(std::move(status.value()));
+  }
+  std::sort(active.begin(), active.end(), [](const JobStatus& a, const JobStatus& b) {
+    const bool ra = a.state == JobState::kRunning;
+    const bool rb = b.state == JobState::kRunning;
+    if (ra != rb) return ra;
+    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+  });
+  for (auto& loaded : active) AdoptJob(std::move(loaded), /*ours=*/true, now);
+  Persist();
+}
+
+// Takes a job found on disk (at start, or a folder that appeared in jobs/, such
+// as an import) into the scheduler: queued jobs join their queue; a job recorded
+// running is never left running unseen. Only jobs found at start (`ours`) can
+// have live processes of ours: an imported job's pid belongs to another
+// machine or another daemon, and is never signalled.
+void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
+  const std::string id = loaded.id;
+  Result<JobStatus> status = std::move(loaded);
+  auto file = store_.ReadJobFile(id, 64 << 20);
+  Result<JobSpec> spec = MakeError("io_error", "no job file");
+  if (file.ok()) {
+    auto doc = ParseDocument(file->second, file->first);
+    if (doc.ok()) {
+      spec = ValidateJobSpec(*doc, id, config_);
+      if (!spec.ok() && spec.error().code == "unknown_pool") {
+        // The pool left the configuration: keep the job; it waits in a pool
+        // that starts nothing until the pool is configured again.
+        Config with_pool = config_;
+        PoolConfig orphan;
+        orphan.name = doc->value.value("pool", "default");
+        with_pool.pools[orphan.name] = orphan;
+        spec = ValidateJobSpec(*doc, id, with_pool);
+      }
+    } else {
+      spec = doc.error();
+    }
+  } else {
+    spec = file.error();
+  }
+  if (!spec.ok()) {
+    spdlog::error("job {}: its job file no longer loads ({}); left as it is", id, spec.error().message);
+    SetIndexEntry(id, *status);
+    return;
+  }
+  spec->format = file->first;
+  const bool was_running = status->state == JobState::kRunning;
+  scheduler_.Add(std::move(spec.value()), std::move(status.value()));
+  SchedJob& job = *scheduler_.Find(id);
+  SetIndexEntry(id, job.status);
+  if (!was_running) return;
+  // Its executor follows it again, or records how it ended.
+  if (ours && attempts_.Adopt(job, now)) return;
+  // An imported job: its pid belongs to another machine or daemon.
+  const std::string how = "no process of it was left";
+  AttemptEnd end;
+  end.cause = Reason::kInterrupted;
+  scheduler_.AttemptEnded(id, end, now);
+  Event(job, Level::kWarning, "recovered",
+        "the daemon stopped while attempt " + std::to_string(job.status.attempt) + " ran; " + how);
+  spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status.attempt, how);
+}
 
 // index.json shows every folder under jobs/ (SPEC.md section 7): folders
 // that appear without passing through intake (an import) are taken in, ones
@@ -112,15 +212,9 @@ bool Daemon::ForgetVanished(const std::string& id, TimePoint now) {
   if (auto st = scheduler_.Cancel(id, now, &was_running); !st.ok()) {
     spdlog::error("job {}: cannot stop it: {}", id, st.error().message);
   }
-  auto it = running_.find(id);
+  const bool running = attempts_.Stop(id, Reason::kCancelledByUser, now);
   spdlog::warn("job {}: its folder {} was removed while the job was {}; {}", id, paths_.JobDir(id), state,
-               it != running_.end() ? "stopping what runs of it, then forgetting it" : "forgotten");
-  if (it == running_.end()) return true;
-  if (it->second.pending) {
-    AbandonPending(it->second, Reason::kCancelledByUser);
-  } else {
-    StopAttempt(it->second, Reason::kCancelledByUser, now);
-  }
+               running ? "stopping what runs of it, then forgetting it" : "forgotten");
   return true;
 }
 
