@@ -120,3 +120,11 @@ bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold
 	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/spoold_bench.py
+
+# How long a restarted spoold takes to re-adopt 1,000 running attempts, and to
+# stop them with a shutdown (bench/adopt.py; BENCH_ADOPT_N, BENCH_ADOPT_ROUNDS).
+.PHONY: bench-adopt
+bench-adopt: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoold-exec
+	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/adopt.py
