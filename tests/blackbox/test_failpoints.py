@@ -95,7 +95,13 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
             seqs = [e["seq"] for e in events]
             self.assertEqual(seqs, sorted(set(seqs)), f"{point}: {job_id} event seq not increasing")
             st = spool.status(job_id)
-            self.assertGreaterEqual(st["seq"], seqs[-1], f"{point}: {job_id} status seq behind its events")
+            # An event may follow the last status write (SPEC.md section 4: one
+            # counter; a reader of status.json takes the larger): the
+            # `duplicate_ignored` of a dropped file taken in again after a crash
+            # at intake.after_commit, once its job has ended. Every other event
+            # comes with a status write.
+            changing = [e["seq"] for e in events if e["event"] != "duplicate_ignored"]
+            self.assertGreaterEqual(st["seq"], changing[-1], f"{point}: {job_id} status seq behind its events")
             for e in events:
                 if "from" in e and "state" in e:
                     self.assertIn((e["from"], e["state"]), LEGAL, f"{point}: {job_id} illegal {e}")
