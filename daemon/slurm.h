@@ -7,12 +7,15 @@
 // what to do with the results. This module never touches status.json.
 //
 // Commands are run by RunCommand: fork (as a "clone" child that raises no
-// SIGCHLD, so the daemon's wait4(-1) never reaps it; see slurm.cpp) and exec
+// SIGCHLD, so the daemon's wait4(-1) never reaps it; see slurm_run.cpp) and exec
 // with an argv (no shell), output captured, killed and reaped at the timeout.
 // It is safe to call from a thread-pool thread. Where the binaries live: the
 // environment variable SPOOLD_SLURM_BIN_DIR (tests point it at fake commands),
 // else a PATH lookup (then /usr/bin, /bin). Slurm commands get the daemon's
 // environment (they may need SLURM_CONF).
+//
+// The code: slurm_pure.cpp (the pure parts below), slurm_run.cpp (RunCommand)
+// and slurm.cpp (the Slurm calls, SlurmBinary, ClassifyFailure).
 //
 // Errors (Error::code):
 //   "transient"    the controller is unreachable or slow, or the command timed
