@@ -397,7 +397,16 @@ bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
     return true;
   };
   if (auto outcome = ReadOutcome(dir); outcome && outcome->ok()) return finish();
-  if (auto holder = LockHolder(dir); holder && *holder == attempt.supervisor) {
+  if (auto holder = LockHolder(dir)) {
+    // Only a supervisor of this attempt takes its lock: whoever holds it runs
+    // the attempt, even if its pid is not the recorded one (a record from
+    // another pid namespace), and the attempt is never started twice.
+    if (*holder != attempt.supervisor) {
+      spdlog::warn("job {}: the lock of attempt {} is held by pid {}, not by the recorded supervisor {}; following "
+                   "the holder",
+                   id, n, *holder, attempt.supervisor);
+      attempt.supervisor = *holder;
+    }
     attempt.pidfd = OpenSupervisor(*holder, dir);
     if (attempt.pidfd >= 0) {
       host_.AttemptEvent(id, Level::kInfo, "adopted",
@@ -411,9 +420,6 @@ bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
       WatchSupervisor(it->second);
       return true;
     }
-  } else if (holder) {
-    spdlog::error("job {}: the lock of attempt {} is held by pid {}, not by its supervisor {}; left alone", id, n,
-                  *holder, attempt.supervisor);
   }
   // The supervisor ended between the two looks, leaving its outcome: recorded.
   if (auto outcome = ReadOutcome(dir); outcome && outcome->ok()) return finish();
