@@ -128,6 +128,19 @@ sys.stdin.read()
 """
 
 
+def exec_bin_anyone_can_run(test):
+    """A copy of spoold-exec in a folder every user may enter: a helper started
+    as another user cannot reach the build's own when it lies under a private
+    folder (CI builds in a mktemp -d, mode 0700)."""
+    folder = tempfile.mkdtemp(prefix="spoold-exec-copy-")
+    test.addCleanup(shutil.rmtree, folder, True)
+    os.chmod(folder, 0o755)
+    copy = os.path.join(folder, "spoold-exec")
+    shutil.copy2(spoold_exec_bin(), copy)
+    os.chmod(copy, 0o755)
+    return copy
+
+
 class Helper:
     """spoold-exec started as the daemon starts it: 0-2 /dev/null, a socket on
     3, nothing else, an empty environment, its own session, `spoold-exec LABEL`.
@@ -136,6 +149,7 @@ class Helper:
 
     def __init__(self, test, attempt, label="/some/spool", user=None, orphan=False):
         self.attempt = attempt
+        self.exe = spoold_exec_bin() if user is None else exec_bin_anyone_can_run(test)
         os.makedirs(attempt, exist_ok=True)
         self.label = label
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -161,7 +175,7 @@ class Helper:
                 reset_signals()
             extra = {} if user is None else {"user": user, "group": user, "extra_groups": []}
             self.proc = subprocess.Popen(
-                ["spoold-exec", label], executable=spoold_exec_bin(),
+                ["spoold-exec", label], executable=self.exe,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={}, preexec_fn=place, pass_fds=(3,), start_new_session=True, **extra)
             theirs.close()
@@ -172,7 +186,7 @@ class Helper:
 
     def wait_exec(self):
         """Until the process is spoold-exec (not the Python child before exec)."""
-        real = os.path.realpath(spoold_exec_bin())
+        real = os.path.realpath(self.exe)
         poll(lambda: os.path.realpath(f"/proc/{self.pid}/exe") == real, "the helper's exec")
 
     def hand(self, *args, raw=None, fds=None, **limits):
