@@ -250,13 +250,7 @@ int main() {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) Refuse(ep::kStageFork, errno);
   // Signals are taken with sigtimedwait (supervise.cpp): blocked from here on,
   // so that none is lost between two waits; the job's process unblocks them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, ep::kCancelSignal);
+  sigset_t set = spoold::exec::SupervisedSignals();
   // And SIGPIPE: the go byte written to a job's process that was killed
   // before it must not kill us (the outcome then says how it died).
   sigaddset(&set, SIGPIPE);

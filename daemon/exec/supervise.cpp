@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <initializer_list>
+
 #include "daemon/exec/supervisor.h"
 #include "daemon/exec_protocol.h"
 
@@ -228,16 +230,17 @@ bool WriteOutcome(const Job& job, const State& st, long long started_ms) {
 
 }  // namespace
 
+sigset_t SupervisedSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, ep::kCancelSignal}) sigaddset(&set, sig);
+  return set;
+}
+
 int Supervise(const Job& job) {
   const long long started_mono = ClockMs(CLOCK_MONOTONIC);
   const long long started_ms = ClockMs(CLOCK_REALTIME);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, ep::kCancelSignal);
+  const sigset_t set = SupervisedSignals();
   State st;
   for (;;) {
     const bool children = Reap(job, st);

@@ -3,6 +3,7 @@
 // the outcome. The C library only: the helper is linked statically.
 #pragma once
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -25,6 +26,11 @@ struct Job {
   int kill_signal = 15;
   long long grace_ms = 10000;
 };
+
+// The signals the supervisor takes with sigtimedwait: SIGCHLD, the cancel
+// and stop requests (SIGUSR1; SIGTERM, SIGINT, SIGHUP). Blocked from before
+// the job's fork on, so that none is lost between two waits.
+sigset_t SupervisedSignals();
 
 // Supervises the released job to its end, writes the outcome and returns the
 // helper's exit code.

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from harness import spoold_exec_bin
-from harness_sched import children_of, pid_alive, proc_stat
+from harness_sched import children_of, pid_alive, proc_stat, stat_after_name
 
 
 STAGE_CHDIR, STAGE_ARGUMENTS, STAGE_EXEC, STAGE_LOCK, STAGE_USER = 1, 2, 3, 4, 5
@@ -52,15 +52,20 @@ def lock_holder(path):
     return None if l_type == fcntl.F_UNLCK else l_pid
 
 
+def term_ignoring_program(ready):
+    """Python code that ignores SIGTERM, then writes its pid to `ready`
+    (renamed into place: whoever sees the file reads the whole pid) and sleeps."""
+    return ("import os, signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            f"with open({ready!r} + '.tmp', 'w') as f: f.write(str(os.getpid()))\n"
+            f"os.rename({ready!r} + '.tmp', {ready!r})\n"
+            "time.sleep(30)\n")
+
+
 def stat_fields(pid):
     """(ppid, pgrp, session) of a process from /proc/PID/stat, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[1]), int(rest[2]), int(rest[3])
+    rest = stat_after_name(pid)
+    return None if rest is None else (int(rest[1]), int(rest[2]), int(rest[3]))
 
 
 def argv_of(pid):

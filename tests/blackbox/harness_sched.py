@@ -11,17 +11,23 @@ import time
 from harness import parse_time
 
 
-def proc_stat(pid):
-    """(state, ppid, pgid, start_ticks) of a live process, or None if gone."""
+def stat_after_name(pid):
+    """The fields of /proc/PID/stat from field 3 (state) on, or None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and ')'; the rest follows the last ')'.
-    rest = data[data.rindex(b")") + 2:].split()
-    state = rest[0].decode()
-    return state, int(rest[1]), int(rest[2]), int(rest[19])
+    return data[data.rindex(b")") + 2:].split()
+
+
+def proc_stat(pid):
+    """(state, ppid, pgid, start_ticks) of a live process, or None if gone."""
+    rest = stat_after_name(pid)
+    if rest is None:
+        return None
+    return rest[0].decode(), int(rest[1]), int(rest[2]), int(rest[19])
 
 
 def group_members(pgid, include_zombies=False):
@@ -142,8 +148,22 @@ class OrphanReaper:
         self._thread.start()
 
     def reap_once(self):
-        me = os.getpid()
         keep = set(self.keep())
+        # waitid(WNOWAIT) names a zombie child without reaping it: cheap when
+        # thousands of processes come and go. A daemon's zombie (Popen reaps
+        # it) stops that; the scan of /proc below then finds the others.
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid == 0:
+                return
+            if info.si_pid in keep:
+                break
+            if os.waitpid(info.si_pid, os.WNOHANG)[0] == info.si_pid:
+                self.reaped.append(info.si_pid)
+        me = os.getpid()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue

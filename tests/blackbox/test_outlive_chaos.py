@@ -22,12 +22,11 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL, WaitTimeout, cannot_run
-from harness_sched import become_subreaper, cmdline, describe_pids, proc_stat
+from harness_sched import OrphanReaper, describe_pids, is_exec_helper, proc_stat
 
 SHORT = 2000
 LONG = 20
@@ -43,39 +42,6 @@ echo "start {id} $SPOOLD_ATTEMPT $(date +%s%N) $$" >> "{log}"
 sleep {seconds}
 echo "end {id} $SPOOLD_ATTEMPT $(date +%s%N) $$" >> "{log}"
 """
-
-
-class ZombieReaper:
-    """This process as a child subreaper: supervisors whose daemon died are
-    reparented to it, and their zombies are reaped here as a prompt init would.
-    Cheaper than harness_sched.OrphanReaper's /proc scan (thousands of
-    processes come and go here): waitid(WNOWAIT) names a zombie child, which is
-    reaped unless it is a daemon (Popen waits for those)."""
-
-    def __init__(self, keep):
-        self.keep = keep
-        self.reaped = 0
-        self._stop = threading.Event()
-        become_subreaper()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                while True:
-                    info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                    if info is None or info.si_pid == 0 or info.si_pid in set(self.keep()):
-                        break
-                    os.waitpid(info.si_pid, os.WNOHANG)
-                    self.reaped += 1
-            except ChildProcessError:
-                pass
-            self._stop.wait(0.05)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def job_of(pid, spool):
@@ -100,13 +66,6 @@ def job_of(pid, spool):
                 attempt = int(parts[2])
             return parts[0], attempt
     return None
-
-
-def is_spool_exec(pid, spool):
-    """A spoold-exec started for this spool ("spoold-exec ROOT")."""
-    args = (cmdline(pid) or b"").split(b"\0")
-    return (len(args) >= 2 and os.path.basename(args[0]) == b"spoold-exec"
-            and args[1] == os.fsencode(spool.root))
 
 
 class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
@@ -143,7 +102,7 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
             except (OSError, ValueError, IndexError, KeyError):
                 continue
             pid = att.get("supervisor_pid")
-            if isinstance(pid, int) and is_spool_exec(pid, spool):
+            if isinstance(pid, int) and is_exec_helper(pid, spool):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
@@ -154,8 +113,8 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
         # Supervisors only: a spoold-exec whose parent is a spoold-exec is the
         # job's own process before its exec, and killing it kills the job
         # (recorded as killed by KILL, rightly).
-        found = [int(e) for e in os.listdir("/proc") if e.isdigit() and is_spool_exec(int(e), spool)
-                 and not is_spool_exec((proc_stat(int(e)) or (None, -1))[1], spool)]
+        found = [int(e) for e in os.listdir("/proc") if e.isdigit() and is_exec_helper(int(e), spool)
+                 and not is_exec_helper((proc_stat(int(e)) or (None, -1))[1], spool)]
         owned = [(pid, job_of(pid, spool)) for pid in found]
         working = [(pid, owner) for pid, owner in owned if owner]
         if working:
@@ -224,7 +183,7 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
         spool = self.make_spool(binary=binary, config={"pools": {
             "default": {"workers": 4, "queue_limit": 5000},
             "long": {"workers": 2, "queue_limit": 100}}})
-        reaper = ZombieReaper(lambda: [p.pid for p in spool.procs])
+        reaper = OrphanReaper(lambda: [p.pid for p in spool.procs])
         self.addCleanup(reaper.stop)
         locks = os.path.join(spool.base, "locks")
         os.makedirs(locks)
@@ -342,7 +301,7 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
         print(f"outcomes: {', '.join(f'{a}/{b}: {n}' for (a, b), n in outcomes.items())}; "
               f"interrupted attempts: {interrupted}; "
               f"adopted events: {adopted}; runs logged: {sum(len(r) for r in runs.values())}; "
-              f"zombies reaped: {reaper.reaped}; took {time.monotonic() - began:.1f}s",
+              f"zombies reaped: {len(reaper.reaped)}; took {time.monotonic() - began:.1f}s",
               file=sys.stderr)
         problems = []
         if bad_outcomes:

@@ -15,7 +15,7 @@ import time
 import unittest
 
 from harness_exec import (WAIT, ExecTestMixin, argv_of, kill_quietly, lock_holder, now_ms, poll,
-                          stat_fields)
+                          stat_fields, term_ignoring_program)
 from harness_sched import pid_alive, proc_stat, read_text
 
 
@@ -50,10 +50,7 @@ class SupervisorTest(ExecTestMixin, unittest.TestCase):
     def test_sends_sigkill_after_the_grace_to_a_job_that_ignores_the_kill_signal(self):
         h = self.helper()
         ready = os.path.join(self.dir, "ready")
-        code = ("import os, signal, time\n"
-                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                f"open({ready!r}, 'w').close()\n"
-                "time.sleep(30)\n")
+        code = term_ignoring_program(ready)
         h.start(sys.executable, self.dir, "-", ["python3", "-c", code], grace_ms=300)
         h.go()
         poll(lambda: os.path.exists(ready), "the job ignoring SIGTERM")
@@ -105,11 +102,7 @@ class SupervisorTest(ExecTestMixin, unittest.TestCase):
     def test_kills_a_leftover_that_ignores_the_kill_signal_after_the_grace(self):
         h = self.helper()
         ready = os.path.join(self.dir, "ready")
-        code = ("import os, signal, time\n"
-                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                f"with open({ready!r} + '.tmp', 'w') as f: f.write(str(os.getpid()))\n"
-                f"os.rename({ready!r} + '.tmp', {ready!r})\n"
-                "time.sleep(30)\n")
+        code = term_ignoring_program(ready)
         script = f"setsid {sys.executable} -c \"$1\" & while [ ! -e {ready} ]; do sleep 0.02; done; exit 0"
         h.start("/bin/sh", self.dir, "-", ["sh", "-c", script, "sh", code], grace_ms=300,
                 timeout_ms=WAIT * 1000)
