@@ -19,7 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import spoold_bench as sb  # noqa: E402  (its Spoold class starts and times spoold)
+import config  # noqa: E402
+import systems  # noqa: E402  (its Spoold class starts and times spoold)
 
 N = int(os.environ.get("BENCH_ADOPT_N", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ADOPT_ROUNDS", "3"))
@@ -55,19 +56,19 @@ def wait_until(what, check, limit_s=600):
 
 
 def main():
-    binary = sb.find_spoold()
+    binary = systems.find_spoold()
     if not binary:
         sys.exit("adopt: no spoold (set SPOOLD)")
     work = os.environ.get("BENCH_WORK", "/var/tmp/spoold-bench")
     os.makedirs(work, exist_ok=True)
     bindir = tempfile.mkdtemp(prefix="bin-", dir=work)
-    _, submit_bin = sb.build_helpers(bindir)
-    sb.SLOTS = N  # every job runs at once
+    _, submit_bin = systems.build_helpers(bindir)
+    config.SLOTS = N  # every job runs at once (Spoold.start writes it)
     results = {"n": N, "ready_after_sigterm_s": [], "ready_after_sigkill_s": [], "all_adopted_s": [],
                "sigterm_exit_s": [], "stop_with_jobs_s": []}
     for r in range(ROUNDS):
         d = tempfile.mkdtemp(prefix="adopt-", dir=work)
-        sp = sb.Spoold(binary, submit_bin, work)
+        sp = systems.Spoold(binary, submit_bin, work)
         sp.start(d)
         sp.submit(N, ["sleep", "3600"])
         ids = list(sp.submitted)

@@ -28,16 +28,18 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import spoold_bench as sb  # noqa: E402
+import config  # noqa: E402
+import measure  # noqa: E402
+import systems  # noqa: E402
 
 N = int(os.environ.get("PROFILE_N", "300"))
 CALLGRAPH = os.environ.get("PROFILE_CALLGRAPH", "dwarf,16384")   # or "fp"
 CG_N = int(os.environ.get("PROFILE_CG_N", "200"))
-OUT = os.environ.get("PROFILE_OUT", os.path.join(sb.WORK, "profile"))
-BIN = os.path.abspath(os.environ.get("PROFILE_SPOOLD", sb.find_spoold() or "build-bench/spoold"))
+OUT = os.environ.get("PROFILE_OUT", os.path.join(config.WORK, "profile"))
+BIN = os.path.abspath(os.environ.get("PROFILE_SPOOLD", systems.find_spoold() or "build-bench/spoold"))
 
 
-class Wrapped(sb.Spoold):
+class Wrapped(systems.Spoold):
     """spoold started under a wrapper command (valgrind)."""
 
     def __init__(self, wrapper, *a):
@@ -58,12 +60,12 @@ def run_jobs(sp, n, d, root=None, attach=None):
         tool = subprocess.Popen([a.replace("@PID@", str(sp.pid)) for a in attach],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
-    cpu0 = sb.proc_cpu_s(sp.pid)
+    cpu0 = systems.proc_cpu_s(sp.pid)
     t0 = time.monotonic()
     sp.submit(n, ["true"])
     done = sp.wait(t0 + 600)
     wall = time.monotonic() - t0
-    cpu = sb.proc_cpu_s(sp.pid) - cpu0
+    cpu = systems.proc_cpu_s(sp.pid) - cpu0
     if tool:
         tool.send_signal(signal.SIGINT)
         tool.wait(timeout=120)
@@ -77,7 +79,7 @@ def strace_profile(root=None, n=N, tag="empty"):
     print(f"\n== strace -w -c (daemon thread only), {n} jobs, {tag} spool")
     d = tempfile.mkdtemp(prefix="strace-", dir=OUT)
     out = os.path.join(OUT, f"strace-{tag}.txt")
-    sp = sb.Spoold(BIN, SUBMIT, OUT)
+    sp = systems.Spoold(BIN, SUBMIT, OUT)
     done, wall = run_jobs(sp, n, d, root=root,
                           attach=["strace", "-w", "-c", "-o", out, "-p", "@PID@"])
     time.sleep(0.5)
@@ -95,7 +97,7 @@ def perf_profile(root=None, n=N, tag="empty"):
     print(f"\n== perf record -e cpu-clock -g, {n} jobs, {tag} spool")
     d = tempfile.mkdtemp(prefix="perf-", dir=OUT)
     data = os.path.join(OUT, f"perf-{tag}.data")
-    sp = sb.Spoold(BIN, SUBMIT, OUT)
+    sp = systems.Spoold(BIN, SUBMIT, OUT)
     run_jobs(sp, n, d, root=root,
              attach=["perf", "record", "-e", "cpu-clock", "-F", "1000", "--call-graph", CALLGRAPH,
                      "-o", data, "-p", "@PID@"])
@@ -148,7 +150,7 @@ def main():
     what = sys.argv[1:] or ["strace", "perf", "callgrind", "history"]
     os.makedirs(OUT, exist_ok=True)
     bindir = tempfile.mkdtemp(prefix="bin-", dir=OUT)
-    _, SUBMIT = sb.build_helpers(bindir)
+    _, SUBMIT = systems.build_helpers(bindir)
     print(f"spoold: {BIN}; load average {open('/proc/loadavg').read().split()[:3]}")
     if "strace" in what:
         strace_profile()
@@ -157,7 +159,7 @@ def main():
     if "callgrind" in what:
         callgrind_profile()
     if "history" in what:
-        hist = sb.make_history(sb.Spoold(BIN, SUBMIT, sb.WORK), sb.WORK, sb.HISTORY)
+        hist = measure.make_history(systems.Spoold(BIN, SUBMIT, config.WORK), config.WORK, config.HISTORY)
         hn = int(os.environ.get("PROFILE_HIST_N", "20"))
         perf_profile(root=hist, n=hn, tag="history")
         strace_profile(root=hist, n=hn, tag="history")
