@@ -127,6 +127,16 @@ def monotonic_deadline(seconds):
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def flock_guarded(lock, overlap_line, overlap_log, body):
+    """A job script that runs `body` holding an exclusive flock of `lock` for as
+    long as any of its processes lives, so that a second run of the same job
+    alongside it (across daemon crashes too) is caught: that run appends
+    `overlap_line` to `overlap_log` and exits 99. The lines may use the shell."""
+    return (f'exec 9>>"{lock}"\n'
+            f'if ! flock -n 9; then echo "{overlap_line}" >> "{overlap_log}"; exit 99; fi\n'
+            f"{body}")
+
+
 def become_subreaper():
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)

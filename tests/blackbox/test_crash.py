@@ -11,16 +11,15 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL, read_bytes
+from harness_sched import flock_guarded
 
 
 def guarded_script(base, job_id, seconds):
     """A job that records each run and notices a second copy of itself running:
     the flock is held by the job's processes for as long as any of them live."""
-    return (
-        f'exec 9>>"{base}/locks/{job_id}"\n'
-        f'if ! flock -n 9; then echo "{job_id}" >> "{base}/concurrent.log"; exit 99; fi\n'
-        f'echo "$SPOOLD_ATTEMPT" >> "{base}/runs/{job_id}"\n'
-        f"sleep {seconds}\n")
+    return flock_guarded(f"{base}/locks/{job_id}", job_id, f"{base}/concurrent.log",
+                         f'echo "$SPOOLD_ATTEMPT" >> "{base}/runs/{job_id}"\n'
+                         f"sleep {seconds}\n")
 
 
 class CrashTest(SpoolTestMixin, unittest.TestCase):

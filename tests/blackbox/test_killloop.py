@@ -13,21 +13,21 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL
-from harness_sched import OrphanReaper, describe_pids, kill_unreleased_helpers
+from harness_sched import OrphanReaper, describe_pids, flock_guarded, kill_unreleased_helpers
 
 JOBS = 120
 KILLS = 10
 
+
 # Each run takes the job's lock (held by its processes for as long as any of
 # them lives, so a second run alongside is caught even across a daemon crash),
 # then records its start and end with its pid and the attempt number.
-RUN_SCRIPT = """\
-exec 9>>"{base}/locks/{id}"
-if ! flock -n 9; then echo "{id} $SPOOLD_ATTEMPT $$" >> "{base}/concurrent.log"; exit 99; fi
-echo "S $SPOOLD_ATTEMPT $$ $(date +%s%N)" >> "{base}/runs/{id}"
-sleep {seconds}
-echo "E $SPOOLD_ATTEMPT $$ $(date +%s%N)" >> "{base}/runs/{id}"
-"""
+def run_script(base, job_id, seconds):
+    runs = f"{base}/runs/{job_id}"
+    return flock_guarded(f"{base}/locks/{job_id}", f"{job_id} $SPOOLD_ATTEMPT $$", f"{base}/concurrent.log",
+                         f'echo "S $SPOOLD_ATTEMPT $$ $(date +%s%N)" >> "{runs}"\n'
+                         f"sleep {seconds}\n"
+                         f'echo "E $SPOOLD_ATTEMPT $$ $(date +%s%N)" >> "{runs}"\n')
 
 
 class KillLoopTest(SpoolTestMixin, unittest.TestCase):
@@ -112,8 +112,7 @@ class KillLoopTest(SpoolTestMixin, unittest.TestCase):
         ids = [f"k{n:03d}" for n in range(JOBS)]
         for job_id in ids:
             seconds = self.rng.choice(("0.05", "0.1", "0.2", "0.3"))
-            spool.drop_job(job_id, script=RUN_SCRIPT.format(base=spool.base, id=job_id,
-                                                            seconds=seconds))
+            spool.drop_job(job_id, script=run_script(spool.base, job_id, seconds))
 
         restart_times = []
         for k in range(KILLS):

@@ -26,7 +26,7 @@ import time
 import unittest
 
 from harness import SpoolTestMixin, TERMINAL, WaitTimeout, cannot_run
-from harness_sched import OrphanReaper, describe_pids, is_exec_helper, proc_stat
+from harness_sched import OrphanReaper, describe_pids, flock_guarded, is_exec_helper, proc_stat
 
 SHORT = 2000
 LONG = 20
@@ -35,13 +35,12 @@ DAEMON_KILL_SHARE = 0.15
 BUDGET_S = 230  # the whole test; ctest's limit is 300 s
 UNEXPLAINED_LONG_SLACK = 2
 
-RUN_SCRIPT = """\
-exec 9>>"{locks}/{id}"
-if ! flock -n 9; then echo "OVERLAP {id} $SPOOLD_ATTEMPT $(date +%s%N) $$" >> "{log}"; exit 99; fi
-echo "start {id} $SPOOLD_ATTEMPT $(date +%s%N) $$" >> "{log}"
-sleep {seconds}
-echo "end {id} $SPOOLD_ATTEMPT $(date +%s%N) $$" >> "{log}"
-"""
+def run_script(locks, log, job_id, seconds):
+    line = f"{job_id} $SPOOLD_ATTEMPT $(date +%s%N) $$"
+    return flock_guarded(f"{locks}/{job_id}", f"OVERLAP {line}", log,
+                         f'echo "start {line}" >> "{log}"\n'
+                         f"sleep {seconds}\n"
+                         f'echo "end {line}" >> "{log}"\n')
 
 
 def job_of(pid, spool):
@@ -194,11 +193,9 @@ class OutliveChaosTest(SpoolTestMixin, unittest.TestCase):
         short_ids = [f"s{n:04d}" for n in range(SHORT)]
         for job_id in long_ids:
             seconds = self.rng.choice((2, 3, 4, 5))
-            spool.drop_job(job_id, pool="long", script=RUN_SCRIPT.format(
-                locks=locks, log=log, id=job_id, seconds=seconds))
+            spool.drop_job(job_id, pool="long", script=run_script(locks, log, job_id, seconds))
         for job_id in short_ids:
-            spool.drop_job(job_id, script=RUN_SCRIPT.format(
-                locks=locks, log=log, id=job_id, seconds=self.rng.choice(("0.01", "0.02"))))
+            spool.drop_job(job_id, script=run_script(locks, log, job_id, self.rng.choice(("0.01", "0.02"))))
         ids = sorted(long_ids + short_ids)
         print(f"dropped {len(ids)} jobs in {time.monotonic() - began:.1f}s", file=sys.stderr)
 
