@@ -12,8 +12,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "daemon/exec_protocol.h"
 #include "spool/json_util.h"
@@ -78,8 +76,9 @@ Result<UserEntry> LookUpUser(uid_t uid) {
   return entry;
 }
 
-std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
-  // Read once per started attempt: plain read(2) and parsing, no streams.
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  // Read for every started attempt and every process of a scan: plain
+  // read(2) and parsing, no streams.
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -97,47 +96,57 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   auto close = line.rfind(')');
   if (close == std::string_view::npos) return std::nullopt;
   size_t pos = close + 1;
-  std::string_view field;
+  ProcStat st;
   // Fields 3 (state) to 22 (start time), separated by single spaces.
   for (int i = 3; i <= 22; ++i) {
     if (pos >= line.size() || line[pos] != ' ') return std::nullopt;
     const size_t start = pos + 1;
     pos = line.find_first_of(" \n", start);
     if (pos == std::string_view::npos) pos = line.size();
-    field = line.substr(start, pos - start);
+    const std::string_view field = line.substr(start, pos - start);
+    if (field.empty()) return std::nullopt;
+    if (i == 3) {
+      st.state = field[0];
+      continue;
+    }
+    if (i != 4 && i != 5 && i != 6 && i != 22) continue;
+    uint64_t value = 0;
+    for (char c : field) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (i == 4) st.ppid = static_cast<pid_t>(value);
+    if (i == 5) st.pgrp = static_cast<pid_t>(value);
+    if (i == 6) st.session = static_cast<pid_t>(value);
+    if (i == 22) st.start_ticks = value;
   }
-  if (field.empty()) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : field) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
+  return st;
+}
+
+std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  if (!st) return std::nullopt;
+  return st->start_ticks;
+}
+
+std::vector<pid_t> LiveProcesses(const std::function<bool(const ProcStat&)>& select) {
+  std::vector<pid_t> found;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  while (struct dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+    const auto pid = static_cast<pid_t>(std::atoi(entry->d_name));
+    auto st = ReadProcStat(pid);
+    // A zombie has exited: it only waits for its parent to reap it.
+    if (st && st->state != 'Z' && st->state != 'X' && select(*st)) found.push_back(pid);
   }
-  return value;
+  ::closedir(proc);
+  return found;
 }
 
 bool GroupHasLiveMembers(pid_t pgid) {
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return ::kill(-pgid, 0) == 0;
-  bool alive = false;
-  while (struct dirent* entry = ::readdir(proc)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    // After the command name: state (field 3), ppid (4), pgrp (5).
-    std::istringstream rest(line.substr(close + 2));
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (!(rest >> state >> ppid >> pgrp)) continue;
-    if (pgrp == pgid && state != 'Z' && state != 'X') {
-      alive = true;
-      break;
-    }
-  }
-  ::closedir(proc);
-  return alive;
+  if (::access("/proc/self/stat", R_OK) != 0) return ::kill(-pgid, 0) == 0;
+  return !LiveProcesses([pgid](const ProcStat& st) { return st.pgrp == pgid; }).empty();
 }
 
 std::vector<std::string> ExecHelperCandidates() {
@@ -288,7 +297,6 @@ Result<IdleHelper> StartHelper(const std::string& helper, const std::string& lab
   ::setsockopt(control[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   IdleHelper idle;
   idle.pid = pid;
-  idle.start_ticks = ProcessStartTicks(pid);
   idle.control_fd = control[0];
   return idle;
 }
@@ -393,7 +401,6 @@ Result<PendingProcess> HandOver(IdleHelper& helper, const LaunchSpec& spec, cons
   }
   PendingProcess pending;
   pending.pid = helper.pid;
-  pending.start_ticks = helper.start_ticks;
   pending.job_pid = reply.job_pid;
   pending.job_start_ticks = ProcessStartTicks(reply.job_pid);
   pending.go_fd = helper.control_fd;

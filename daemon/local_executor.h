@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,7 +60,6 @@ Result<UserEntry> LookUpUser(uid_t uid);
 // An attempt handed to its supervisor, whose job's process waits for the go.
 struct PendingProcess {
   pid_t pid = -1;                       // the supervisor
-  std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
   pid_t job_pid = -1;                   // also the job's process group and session id
   std::optional<uint64_t> job_start_ticks;
   int go_fd = -1;  // the supervisor's socket: one byte lets the job run
@@ -82,9 +82,8 @@ Result<std::string> FindProgram(const LaunchSpec& spec);
 // A spoold-exec started ahead of time, waiting for a job (exec_protocol.h).
 // It is a child of the daemon: it is reaped like any other.
 struct IdleHelper {
-  pid_t pid = -1;                       // also its process group and session id
-  std::optional<uint64_t> start_ticks;  // /proc/PID/stat field 22
-  int control_fd = -1;                  // our end of its socket
+  pid_t pid = -1;       // also its process group and session id
+  int control_fd = -1;  // our end of its socket
 };
 
 // Starts `helper` (spoold-exec's path), labelled `label` in ps. An error
@@ -115,8 +114,19 @@ Error ChildSetupError(int stage, int err, const std::string& exe, const std::str
 // The executable that PATH lookup finds for `name` (as execvp would), or nullopt.
 std::optional<std::string> ResolveCommand(const std::string& name, const std::string& path_var);
 
+// What /proc/PID/stat says of a process (fields 3 to 6 and 22).
+struct ProcStat {
+  char state = 0;  // 'Z': a zombie
+  pid_t ppid = 0, pgrp = 0, session = 0;
+  uint64_t start_ticks = 0;  // clock ticks since boot
+};
+std::optional<ProcStat> ReadProcStat(pid_t pid);
+
 // A process's start time in clock ticks since boot, or nullopt if it is gone.
 std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+
+// The live processes (zombies left out) for which `select` is true. Scans /proc.
+std::vector<pid_t> LiveProcesses(const std::function<bool(const ProcStat&)>& select);
 
 // Whether any process of group `pgid` is alive, zombies not counted (a zombie
 // of a process that is not our child waits for its own parent to reap it; it

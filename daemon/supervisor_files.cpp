@@ -1,6 +1,5 @@
 #include "daemon/supervisor_files.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -26,20 +25,6 @@ Reason CauseReason(const std::string& cause) {
   if (cause == "cancelled") return Reason::kCancelledByUser;
   if (cause == "interrupted") return Reason::kInterrupted;
   return Reason::kNone;
-}
-
-// The session id (/proc/PID/stat field 6) and state of `pid`, or nullopt.
-std::optional<std::pair<pid_t, char>> SessionOf(pid_t pid) {
-  auto text = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat", 4096);
-  if (!text.ok()) return std::nullopt;
-  auto close = text->rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  char state = 0;
-  long ppid = 0, pgrp = 0, session = 0;
-  if (std::sscanf(text->c_str() + close + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) {
-    return std::nullopt;
-  }
-  return std::make_pair(static_cast<pid_t>(session), state);
 }
 
 }  // namespace
@@ -130,21 +115,12 @@ std::string StopOrphanedJob(pid_t job_pid, std::optional<uint64_t> job_start) {
     // before it was reused, and nothing of the job is left under it.
     return "its pid " + std::to_string(job_pid) + " now belongs to another process, which was left alone";
   }
-  int killed = 0;
+  size_t killed = 0;
   for (int round = 0; round < 200; ++round) {
-    int alive = 0;
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) break;
-    while (struct dirent* entry = ::readdir(proc)) {
-      if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
-      const auto pid = static_cast<pid_t>(std::atoi(entry->d_name));
-      auto session = SessionOf(pid);
-      if (!session || session->first != job_pid || session->second == 'Z' || session->second == 'X') continue;
-      ++alive;
-      if (::kill(pid, SIGKILL) == 0 && round == 0) ++killed;
-    }
-    ::closedir(proc);
-    if (alive == 0) break;
+    auto left = LiveProcesses([job_pid](const ProcStat& st) { return st.session == job_pid; });
+    if (left.empty()) break;
+    for (pid_t pid : left) ::kill(pid, SIGKILL);
+    if (round == 0) killed = left.size();
     ::usleep(25'000);
   }
   if (killed == 0) return "no process of it was left";
