@@ -5,14 +5,17 @@ processes started on it. `SpoolTestMixin` gives each test `self.make_spool()`,
 which registers the cleanup (kill the daemon and every job it left running,
 remove the tree) so that it runs even when the test fails.
 
+Two modules beside it hold the rest, and harness re-exports their names, so
+that tests import everything from here: harness_files.py (reading files, RFC
+3339 times, writing TOML job files and configurations) and harness_assert.py
+(the fields of the spool's JSON files and SpoolTestMixin's assertions on them).
+
 Rules the helpers follow (STYLE.md, tests): wait for a condition with a deadline
 (`wait_for`), never sleep a fixed time and hope; print the daemon's log when a
 test fails. Only the standard library is used.
 """
-import datetime
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,26 +23,18 @@ import sys
 import tempfile
 import time
 
+# Also re-exported: tests import these from harness.
+from harness_assert import (ATTEMPT_FIELDS, ERROR_FIELDS, EVENT_FIELDS, EVENT_LEVELS, STATUS_FIELDS,
+                            SpoolAssertions)
+from harness_files import (deep_update, is_number, is_rfc3339_z, job_toml, parse_time, read_bytes,
+                           read_json, toml_dumps)
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
-# Every field of status.json (SPEC.md section 4).
-STATUS_FIELDS = (
-    "schema", "seq", "id", "title", "pool", "tags", "priority", "owner", "metadata",
-    "state", "reason", "message", "attempt", "max_attempts", "exit_code", "signal",
-    "progress", "pid", "next_attempt_at", "created", "started", "finished",
-    "updated", "attempts")
-ATTEMPT_FIELDS = (
-    "attempt", "started", "finished", "exit_code", "signal", "reason", "duration_s",
-    "cpu_user_s", "cpu_sys_s", "max_rss_kb")
-ERROR_FIELDS = ("file", "time", "code", "field", "line", "column", "error")
-EVENT_FIELDS = ("seq", "time", "level", "event", "attempt", "message")
-EVENT_LEVELS = ("debug", "info", "warning", "error")
 SPOOL_DIRS = ("tmp", "incoming", "control", "rejected", "jobs")
 
 # A variable put in the daemon's own environment; it must never reach a job.
 LEAK_CANARY = "SPOOLD_BLACKBOX_CANARY"
-
-_RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
 def spoold_bin():
@@ -89,99 +84,6 @@ def slurm_start_log_tail(lines=15):
     except OSError:
         return f"(no {path}: tests/slurm/live-cluster.sh start did not run; `make test` runs it)"
     return f"last lines of {path}:\n" + "\n".join(tail)
-
-
-def is_rfc3339_z(value):
-    return isinstance(value, str) and bool(_RFC3339_Z.match(value))
-
-
-def parse_time(value):
-    """An RFC 3339 'Z' time as an aware datetime."""
-    if not is_rfc3339_z(value):
-        raise ValueError(f"not an RFC 3339 UTC time ending in Z: {value!r}")
-    text = value[:-1]
-    if "." in text:  # fromisoformat in 3.11 takes up to 6 fraction digits
-        head, frac = text.split(".")
-        text = head + "." + (frac + "000000")[:6]
-    return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc)
-
-
-def read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def read_json(path):
-    return json.loads(read_bytes(path))
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# ---------------------------------------------------------------------------
-# A small TOML writer, enough for job files and configurations: scalars, arrays
-# of scalars, and tables (dicts) which become [section] headers.
-
-def _toml_key(key):
-    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
-        return key
-    return json.dumps(key)
-
-
-def _toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
-                               for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def toml_dumps(doc, _prefix=""):
-    lines = []
-    tables = []
-    for key, value in doc.items():
-        if isinstance(value, dict) and not key.startswith("="):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key.lstrip('='))} = {_toml_value(value)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for key, value in tables:
-        name = _prefix + _toml_key(key)
-        scalars = {k: v for k, v in value.items()
-                   if not isinstance(v, dict) or k.startswith("=")}
-        nested = {k: v for k, v in value.items()
-                  if isinstance(v, dict) and not k.startswith("=")}
-        # An empty table is still declared; a table holding only tables is not.
-        if scalars or not nested:
-            out += f"\n[{name}]\n" + toml_dumps(scalars)
-        if nested:
-            out += toml_dumps(nested, name + ".")
-    return out
-
-
-def job_toml(**fields):
-    """A job file in TOML. Dict values become tables; to write one inline (such as
-    `env = {A = "b"}`), give the key with a leading '=' ({'=env': {...}})."""
-    if "command" not in fields and "script" not in fields:
-        fields["command"] = ["true"]
-    return toml_dumps(fields)
-
-
-def deep_update(base, extra):
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 # ---------------------------------------------------------------------------
@@ -561,7 +463,7 @@ class Spool:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-class SpoolTestMixin:
+class SpoolTestMixin(SpoolAssertions):
     """Mix into the file's one unittest.TestCase class."""
 
     def make_spool(self, start=True, **kwargs):
@@ -577,47 +479,3 @@ class SpoolTestMixin:
         if failed:
             print("\n" + spool.log_tail(20000), file=sys.stderr)
         spool.cleanup()
-
-    # -- common assertions --------------------------------------------------
-    def assert_time(self, value, what="time"):
-        self.assertTrue(is_rfc3339_z(value),
-                        f"{what} must be UTC RFC 3339 ending in Z, got {value!r}")
-
-    def assert_time_or_null(self, value, what="time"):
-        if value is not None:
-            self.assert_time(value, what)
-
-    def assert_status_complete(self, st, job_id):
-        missing = [k for k in STATUS_FIELDS if k not in st]
-        self.assertEqual(missing, [], f"status.json of {job_id} lacks fields")
-        self.assertEqual(st["schema"], "spoold/status/v1")
-        self.assertEqual(st["id"], job_id)
-        self.assertTrue(isinstance(st["seq"], int) and st["seq"] > 0,
-                        f"seq must be a positive integer, got {st['seq']!r}")
-        self.assert_time(st["created"], "created")
-        self.assert_time(st["updated"], "updated")
-        for key in ("started", "finished", "next_attempt_at"):
-            self.assert_time_or_null(st[key], key)
-        self.assertIsInstance(st["attempts"], list)
-        for att in st["attempts"]:
-            missing = [k for k in ATTEMPT_FIELDS if k not in att]
-            self.assertEqual(missing, [], f"attempts[] entry of {job_id} lacks fields")
-
-    def assert_events_wellformed(self, events, job_id):
-        self.assertTrue(events, f"events.jsonl of {job_id} is empty")
-        last = 0
-        for ev in events:
-            missing = [k for k in EVENT_FIELDS if k not in ev]
-            self.assertEqual(missing, [], f"event {ev} of {job_id} lacks fields")
-            self.assertIn(ev["level"], EVENT_LEVELS, f"event {ev}")
-            self.assert_time(ev["time"], "event time")
-            self.assertIsInstance(ev["seq"], int)
-            self.assertGreater(ev["seq"], last, f"event seq must grow: {events}")
-            last = ev["seq"]
-
-    def assert_accepts_valid_job(self, spool, job_id):
-        """The daemon is alive and still accepts and runs a valid job."""
-        self.assertTrue(spool.alive(), "daemon died\n" + spool.log_tail())
-        spool.drop_job(job_id, command=["true"])
-        st = spool.wait_terminal(job_id)
-        self.assertEqual(st["state"], "succeeded", st)
