@@ -43,10 +43,7 @@ void Attempts::ReleaseRecorded(const std::function<bool(const std::string&)>& re
   // waits, unreleased, for a later turn.
   for (auto it = unreleased_.begin(); it != unreleased_.end();) {
     const std::string& id = *it;
-    Executor* executor = nullptr;
-    for (const auto& entry : executors_) {
-      if (entry.second->Has(id)) executor = entry.second;
-    }
+    Executor* executor = Holder(id);
     if (executor == nullptr) {  // ended (or let go) before its release
       it = unreleased_.erase(it);
       continue;
@@ -60,14 +57,19 @@ void Attempts::ReleaseRecorded(const std::function<bool(const std::string&)>& re
   }
 }
 
-bool Attempts::Stop(const std::string& id, Reason cause, TimePoint now) {
+Executor* Attempts::Holder(const std::string& id) const {
   for (const auto& entry : executors_) {
-    if (!entry.second->Has(id)) continue;
-    unreleased_.erase(id);
-    entry.second->Stop(id, cause, now);
-    return true;
+    if (entry.second->Has(id)) return entry.second;
   }
-  return false;
+  return nullptr;
+}
+
+bool Attempts::Stop(const std::string& id, Reason cause, TimePoint now) {
+  Executor* executor = Holder(id);
+  if (executor == nullptr) return false;
+  unreleased_.erase(id);
+  executor->Stop(id, cause, now);
+  return true;
 }
 
 bool Attempts::Adopt(SchedJob& job, TimePoint now) {

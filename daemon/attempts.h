@@ -68,6 +68,7 @@ class Attempts : public ExecutorHost {
 
  private:
   Executor* ExecutorOf(const std::string& pool) const;
+  Executor* Holder(const std::string& id) const;  // the executor whose attempt `id` is, if any
 
   Scheduler& scheduler_;
   AttemptHooks hooks_;
