@@ -1,6 +1,6 @@
 #!/bin/sh
 # live-cluster.sh start|stop: the single-node Slurm cluster for the Slurm live
-# tests ("slurm live:" cases in tests/unit/slurm_test.cpp and
+# tests ("slurm live:" cases in tests/unit/slurm_live_test.cpp and
 # blackbox/test_slurm.py), for `make test`.
 #
 #   start  as root: runs start-cluster.sh beside this script (it installs the
