@@ -138,7 +138,7 @@ TEST_CASE("attempts: a start is recorded before it is released, and released onc
   CHECK(f.local.released.size() == 1);
 }
 
-TEST_CASE("attempts: a local start runs once visible; a Slurm one waits until its start is durable") {
+TEST_CASE("attempts: a local start runs once visible, a Slurm one waits until its start is durable") {
   Fixture f;
   f.slurm.durable_first = true;
   f.Submit("l");

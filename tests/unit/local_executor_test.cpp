@@ -64,7 +64,7 @@ TEST_CASE("ProcessStartTicks: field 22, whatever the command name holds") {
   CHECK_FALSE(ProcessStartTicks(child).has_value());
 }
 
-TEST_CASE("FindExecHelper: the first candidate that exists, checked; else every place named") {
+TEST_CASE("FindExecHelper: the first candidate that exists, checked, else every place named") {
   testfiles::TempDir dir;
   const std::string beside = dir / "spoold-exec";
   const std::string installed = dir / "libexec-spoold-exec";

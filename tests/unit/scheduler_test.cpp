@@ -103,7 +103,7 @@ TEST_CASE("scheduler: higher priority first, FIFO among equals, workers cap") {
   CHECK(s.Pools().at("default").queued == 1);
 }
 
-TEST_CASE("scheduler: queue_limit refuses with queue_full; retry waits hold a place") {
+TEST_CASE("scheduler: queue_limit refuses with queue_full, retry waits hold a place") {
   Config config = TestConfig(1, /*queue_limit=*/2);
   Scheduler s(config);
   JobSpec retrying = Spec("r");
@@ -142,7 +142,7 @@ TEST_CASE("scheduler: held jobs wait for a start request") {
   CHECK(s.Release("nope", kT0).error().code == "unknown_job");
 }
 
-TEST_CASE("scheduler: paused pools start nothing; resume and auto_resume") {
+TEST_CASE("scheduler: paused pools start nothing, resume and auto_resume") {
   Config config = TestConfig();
   config.pools["default"].paused = true;
   Scheduler s(config);
@@ -223,7 +223,7 @@ TEST_CASE("scheduler: retries back off as min(max_delay, delay * backoff^(n-1))"
   CHECK(s.Pools().at("default").running == 0);
 }
 
-TEST_CASE("scheduler: exit_codes limit which failures are retried; signals too") {
+TEST_CASE("scheduler: exit_codes limit which failures are retried, signals too") {
   Scheduler s(TestConfig(2));
   JobSpec only75 = Spec("only75");
   only75.retry.attempts = 3;
@@ -243,7 +243,7 @@ TEST_CASE("scheduler: exit_codes limit which failures are retried; signals too")
   CHECK(St(s, "any").attempts.at(0).reason == Reason::kSignal);
 }
 
-TEST_CASE("scheduler: timeouts retry only with on_timeout; limits pick the earlier of timeout and deadline") {
+TEST_CASE("scheduler: timeouts retry only with on_timeout, limits pick the earlier of timeout and deadline") {
   Config config = TestConfig(2);
   config.default_timeout = 1h;
   Scheduler s(config);
@@ -304,7 +304,7 @@ TEST_CASE("scheduler: the deadline ends queued jobs and refuses retries past it"
   CHECK(St(s, "r").message.find("deadline") != std::string::npos);
 }
 
-TEST_CASE("scheduler: interruptions re-queue without using retries; the third fails the job") {
+TEST_CASE("scheduler: interruptions re-queue without using retries, the third fails the job") {
   Scheduler s(TestConfig());
   Submit(s, Spec("i"), kT0);
   for (int n = 1; n <= 2; ++n) {
@@ -458,7 +458,7 @@ TEST_CASE("scheduler: the third interruption is the job's, not its attempt's") {
         "attempt 2 of 2 interrupted by a daemon stop; the job's third interruption ends it");
 }
 
-TEST_CASE("scheduler: spawn failures fail the job without retry; success records the attempt") {
+TEST_CASE("scheduler: spawn failures fail the job without retry, success records the attempt") {
   Scheduler s(TestConfig(2));
   JobSpec broken = Spec("broken");
   broken.retry.attempts = 3;
