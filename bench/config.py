@@ -29,6 +29,8 @@ RESTARTS = int(os.environ.get("BENCH_RESTARTS", "3"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "20"))
 WORK = os.environ.get("BENCH_WORK", "/var/tmp/spoold-bench")
 OUT_JSON = os.environ.get("BENCH_JSON", os.path.join(HERE, "results", "last.json"))
+FS = env_list("BENCH_FS", "disk ext4 tmpfs")
+FS_SIZE_GIB = int(os.environ.get("BENCH_FS_GIB", "12"))
 SLOTS = 2   # workers (spoold, floor) or slots (tsp, nq, parallel); adopt.py sets it
 
 
