@@ -23,16 +23,19 @@
 //    or "UID:GID:G1,G2,..." (switch to the submitter). TIMEOUT_MS is counted
 //    from the job's start, 0 for none; DEADLINE_MS is an absolute time in
 //    milliseconds since the Unix epoch, 0 for none.
+//    The helper has already made itself a child subreaper and forked the
+//    job's process, which waits: a request costs no fork.
 // 2. Reply. It takes the lock (kLockFile in the attempt's folder, a POSIX
 //    record lock: a forked job does not inherit it, and it is released when
-//    the supervisor's process ends, however it ends), becomes a child
-//    subreaper, forks the job's process (which waits), and writes a Reply.
-// 3. Go. It waits for one byte on kControlFd: the daemon writes it once the
-//    attempt's start is recorded. EOF, before the request or before that byte,
-//    means the daemon died or no longer needs it: it exits 127 without running
-//    anything and writes no outcome. Then the job runs (switch user, enter
-//    CWD, exec EXE), and the supervisor closes kControlFd: from here on it
-//    depends on nobody.
+//    the supervisor's process ends, however it ends), hands the request to
+//    the job's process, writes a Reply and closes its own kControlFd: from
+//    here on it depends on nobody.
+// 3. Go. The job's process waits for one byte on kControlFd (its copy): the
+//    daemon writes it once the attempt's start is recorded. Then the job runs
+//    at once (switch user, enter CWD, exec EXE). EOF, before the request or
+//    before that byte, means the daemon died or no longer needs it: the
+//    helper exits 127 without running anything and writes no outcome. The
+//    timeout counts from the exec (the job's error pipe closes).
 // 4. Supervision. It stops the job at TIMEOUT_MS or DEADLINE_MS (KILL_SIGNAL
 //    to the job's process group and every descendant, SIGKILL after
 //    KILL_GRACE_MS), on kCancelSignal (reason cancelled) and on kStopSignal
@@ -51,7 +54,10 @@
 // records an unknown one's attempt as interrupted, naming the version.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
+#include <cstring>
 
 namespace spoold::exec_protocol {
 
@@ -83,9 +89,25 @@ constexpr int kStageExec = 3;
 constexpr int kStageLock = 4;
 constexpr int kStageUser = 5;
 constexpr int kStageFork = 6;
+// Not a failure: the job's process saw EOF instead of the go (step 3). It
+// never reaches an outcome.
+constexpr int kStageNoGo = 7;
 
 constexpr int kCancelSignal = 10;  // SIGUSR1
 constexpr int kStopSignal = 15;    // SIGTERM
+
+// Points `msg` at `control` (CMSG_SPACE(n * sizeof(int)) bytes, aligned for
+// a cmsghdr), holding the `n` descriptors `fds`: they travel with the
+// message's first byte.
+inline void AttachRights(struct msghdr& msg, char* control, size_t size, const int* fds, size_t n) {
+  msg.msg_control = control;
+  msg.msg_controllen = size;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(n * sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), fds, n * sizeof(int));
+}
 
 constexpr const char* kLockFile = "supervisor.lock";
 constexpr const char* kOutcomeFile = "outcome.json";

@@ -319,15 +319,7 @@ Status SendAll(int fd, std::string_view data, const int (&fds)[3]) {
     struct msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (first) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-      cmsg->cmsg_level = SOL_SOCKET;
-      cmsg->cmsg_type = SCM_RIGHTS;
-      cmsg->cmsg_len = CMSG_LEN(sizeof fds);
-      std::memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-    }
+    if (first) ep::AttachRights(msg, control, sizeof control, fds, 3);
     ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {

@@ -17,6 +17,7 @@
 
 #include <initializer_list>
 
+#include "daemon/exec/job_process.h"
 #include "daemon/exec/supervisor.h"
 #include "daemon/exec_protocol.h"
 
@@ -48,6 +49,12 @@ struct Kill {
 };
 
 struct State {
+  // The job's process got the go and exec'd (or failed before, or died): its
+  // error pipe gave EOF or a ChildError. The timeout counts from then.
+  bool started = false;
+  long long started_mono = 0, started_ms = 0;
+  bool child_failed = false;
+  ChildError child_error{};
   bool leader_done = false;
   int leader_status = 0;
   double user_s = 0, sys_s = 0;
@@ -194,13 +201,10 @@ void Append(char* buf, size_t size, size_t* len, const char* fmt, ...) {
 // Writes the outcome (temporary name, then rename); durable at once when the
 // daemon that started us is gone, else at its next round of syncs. False if
 // it could not be written (the daemon then records the attempt interrupted).
-bool WriteOutcome(const Job& job, const State& st, long long started_ms) {
-  ChildError child_error{};
-  ssize_t got;
-  do {
-    got = read(job.error_fd, &child_error, sizeof child_error);
-  } while (got < 0 && errno == EINTR);
-  const bool spawn_failed = got == static_cast<ssize_t>(sizeof child_error);
+bool WriteOutcome(const Job& job, const State& st) {
+  const bool spawn_failed = st.child_failed;
+  const ChildError& child_error = st.child_error;
+  const long long started_ms = st.started ? st.started_ms : ClockMs(CLOCK_REALTIME);
 
   char buf[4096];
   size_t len = 0;
@@ -249,6 +253,31 @@ bool WriteOutcome(const Job& job, const State& st, long long started_ms) {
   return ok;
 }
 
+// Whether the job's process got its go (it stamps the time itself, just
+// before its exec: the supervisor is not woken for it). A process that ended
+// without one (killed while it waited, or let go) started when it ended.
+void CheckStarted(State& st) {
+  if (st.started) return;
+  if (StartedAt(st.started_mono, st.started_ms)) {
+    st.started = true;
+  } else if (st.leader_done) {
+    st.started = true;
+    st.started_mono = ClockMs(CLOCK_MONOTONIC);
+    st.started_ms = ClockMs(CLOCK_REALTIME);
+  }
+}
+
+// What the job's process wrote to its error pipe before its exec, if
+// anything: read when it has ended, so the pipe is closed and this does not
+// wait.
+void ReadChildError(const Job& job, State& st) {
+  ssize_t got;
+  do {
+    got = read(job.error_fd, &st.child_error, sizeof st.child_error);
+  } while (got < 0 && errno == EINTR);
+  st.child_failed = got == static_cast<ssize_t>(sizeof st.child_error);
+}
+
 }  // namespace
 
 sigset_t SupervisedSignals() {
@@ -259,12 +288,11 @@ sigset_t SupervisedSignals() {
 }
 
 int Supervise(const Job& job) {
-  const long long started_mono = ClockMs(CLOCK_MONOTONIC);
-  const long long started_ms = ClockMs(CLOCK_REALTIME);
   const sigset_t set = SupervisedSignals();
   State st;
   for (;;) {
     const bool children = Reap(job, st);
+    CheckStarted(st);
     if (st.leader_done && !children) break;
     const long long now = ClockMs(CLOCK_MONOTONIC);
     long long wait_ms = -1;  // none: until a signal
@@ -273,7 +301,7 @@ int Supervise(const Job& job) {
     };
     if (!st.leader_done && st.kill_stage == 0) {
       const long long unix_now = ClockMs(CLOCK_REALTIME);
-      if (job.timeout_ms > 0 && now >= started_mono + job.timeout_ms) {
+      if (st.started && job.timeout_ms > 0 && now >= st.started_mono + job.timeout_ms) {
         st.cause = kTimeout;
       } else if (job.deadline_ms > 0 && unix_now >= job.deadline_ms) {
         st.cause = kDeadline;
@@ -281,7 +309,11 @@ int Supervise(const Job& job) {
       if (st.cause != kNone) {
         StartKill(job, st, job.kill_signal, now);
       } else {
-        if (job.timeout_ms > 0) wait_until(started_mono + job.timeout_ms - now);
+        // Before the go, a look again one timeout later: the go came after
+        // this look, so its timeout ends after that one.
+        if (job.timeout_ms > 0) {
+          wait_until(st.started ? st.started_mono + job.timeout_ms - now : job.timeout_ms);
+        }
         if (job.deadline_ms > 0) wait_until(job.deadline_ms - unix_now);
       }
     } else if (st.leader_done && st.kill_stage == 0) {
@@ -308,7 +340,11 @@ int Supervise(const Job& job) {
     if (st.cause == kNone) st.cause = sig == ep::kCancelSignal ? kCancelled : kInterrupted;
     if (st.kill_stage == 0) StartKill(job, st, job.kill_signal, ClockMs(CLOCK_MONOTONIC));
   }
-  return WriteOutcome(job, st, started_ms) ? 0 : 3;
+  ReadChildError(job, st);
+  // The job's process saw EOF instead of the go: the daemon died or let this
+  // attempt go before it was recorded. Nothing ran; there is no outcome.
+  if (st.child_failed && st.child_error.stage == ep::kStageNoGo) return 127;
+  return WriteOutcome(job, st) ? 0 : 3;
 }
 
 }  // namespace spoold::exec

@@ -29,10 +29,10 @@ struct Job {
 
 // The signals the supervisor takes with sigtimedwait: SIGCHLD, the cancel
 // and stop requests (SIGUSR1; SIGTERM, SIGINT, SIGHUP). Blocked from before
-// the job's fork on, so that none is lost between two waits.
+// the job's process is created on, so that none is lost between two waits.
 sigset_t SupervisedSignals();
 
-// Supervises the released job to its end, writes the outcome and returns the
+// Supervises the job to its end, from before its go, writes the outcome and returns the
 // helper's exit code.
 int Supervise(const Job& job);
 

@@ -80,6 +80,18 @@ def fds_of(pid):
     return sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_kinds(pid):
+    """{fd: "socket" | "pipe" | path} of a process."""
+    out = {}
+    for fd in fds_of(pid):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        out[fd] = link.split(":", 1)[0] if link.startswith(("socket:", "pipe:")) else link
+    return out
+
+
 def poll(predicate, what, timeout=WAIT, interval=0.01):
     """Polls until `predicate` returns a truthy value, which it returns."""
     deadline = time.monotonic() + timeout
@@ -240,7 +252,12 @@ class Helper:
         return self.job_pid
 
     def go(self):
-        self.sock.sendall(b"g")
+        """The daemon's go, read by the job's process. EPIPE when that process
+        is gone (the daemon ignores SIGPIPE and goes on likewise)."""
+        try:
+            self.sock.sendall(b"g")
+        except BrokenPipeError:
+            pass
 
     def end_of_requests(self):
         """EOF on the helper's socket, keeping ours readable."""

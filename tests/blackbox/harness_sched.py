@@ -246,14 +246,15 @@ def waiting_job_log(pid):
 
 def is_unreleased_helper(pid, spool):
     """Whether `pid` is a supervisor of this spool whose job has not started:
-    idle (no child), or handed a job that waits for the daemon's go."""
+    idle or handed a job that waits for the daemon's go. Either way its only
+    child is the job's process, forked ahead, which still runs spoold-exec."""
     if not is_exec_helper(pid, spool):
         return False
     parent = (proc_stat(pid) or (None, None))[1]
     if parent is not None and is_exec_helper(parent, spool):
         return False  # the job's own process, forked by its supervisor
     children = children_of(pid)
-    return not children or waiting_job_log(pid) is not None
+    return all(is_exec_helper(child, spool) for child in children)
 
 
 def is_handed_a_job(pid):

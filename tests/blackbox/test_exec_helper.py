@@ -22,9 +22,9 @@ import unittest
 
 from harness import SpoolTestMixin, spoold_bin, spoold_exec_bin
 from harness_exec import (MAGIC, OLD_MAGIC, REPLY_MAGIC, STAGE_ARGUMENTS, STAGE_CHDIR, STAGE_EXEC,
-                          STAGE_LOCK, STAGE_USER, WAIT, ExecTestMixin, Helper, argv_of, fds_of,
+                          STAGE_LOCK, STAGE_USER, WAIT, ExecTestMixin, Helper, argv_of, fd_kinds,
                           lock_holder, now_ms, poll, request, stat_fields)
-from harness_sched import helpers_of, is_handed_a_job, pid_alive, proc_stat, read_text
+from harness_sched import children_of, helpers_of, is_handed_a_job, pid_alive, proc_stat, read_text
 
 
 class ExecHelperTest(ExecTestMixin, SpoolTestMixin, unittest.TestCase):
@@ -55,7 +55,10 @@ class ExecHelperTest(ExecTestMixin, SpoolTestMixin, unittest.TestCase):
     def test_runs_the_job_after_the_go_byte_as_its_child_with_only_its_descriptors(self):
         h = self.helper()
         h.wait_exec()
-        self.assertEqual(fds_of(h.pid), [0, 1, 2, 3], "an idle helper opens nothing")
+        # Idle, it has forked the job's process ahead, and opened nothing but
+        # the ends it keeps to that process.
+        poll(lambda: children_of(h.pid), "the job's process, forked before any request")
+        self.assertEqual(sorted(fd_kinds(h.pid).values()), ["/dev/null"] * 3 + ["pipe", "socket", "socket"])
         self.assertEqual(argv_of(h.pid), [b"spoold-exec", b"/some/spool"])
         env = ["PATH=/usr/bin:/bin", "MARK=from the job's env"]
         script = ("touch ran; pwd > cwd.txt; cp /proc/$$/stat stat.txt; "
@@ -250,7 +253,13 @@ class ExecHelperTest(ExecTestMixin, SpoolTestMixin, unittest.TestCase):
         spool.wait_for(lambda: len(helpers_of(spool)) == 1, what="one idle helper")
         idle = helpers_of(spool)[0]
         self.assertFalse(is_handed_a_job(idle), "it holds no job")
-        self.assertEqual(fds_of(idle), [0, 1, 2, 3], "its descriptors: /dev/null and the socket")
+        poll(lambda: children_of(idle), "the job's process, created before any request")
+        self.assertEqual(sorted(fd_kinds(idle).values()), ["/dev/null"] * 3 + ["pipe", "socket", "socket"],
+                         "its descriptors: /dev/null, the daemon's socket, and the feed and error pipe of "
+                         "the job's process it forked ahead")
+        job_to_be = children_of(idle)
+        self.assertEqual(len(job_to_be), 1, "one child: the job's process, forked ahead")
+        self.assertEqual(os.readlink(f"/proc/{job_to_be[0]}/fd/1"), "/dev/null", "no job's log yet")
         self.assertEqual(proc_stat(idle)[1], spool.proc.pid, "a child of the daemon, which reaps it")
         # The next job goes to it: it becomes the job's supervisor and parent.
         release = os.path.join(self.dir, "release")

@@ -36,6 +36,20 @@ class SupervisorTest(ExecTestMixin, unittest.TestCase):
         self.assertGreaterEqual(out["kills"][0]["unix_ms"] - out["started_unix_ms"], 298, out)
         self.assertLess(out["ended_unix_ms"] - out["started_unix_ms"], 10000, out)
 
+    def test_counts_the_timeout_from_the_go_not_from_the_request(self):
+        # The job's process is forked before the request and waits for the go;
+        # a slow round of syncs in the daemon must not eat into the job's time.
+        h = self.helper()
+        t_request = now_ms()
+        h.start("/bin/sleep", self.dir, "-", ["sleep", "0.5"], timeout_ms=800)
+        time.sleep(1.2)
+        t_go = now_ms()
+        h.go()
+        self.assertEqual(h.wait(), 0)
+        out = self.assert_outcome(h, exit_code=0, signal=None, cause="none", spawn_error=None)
+        self.assertEqual(out["kills"], [], out)
+        self.assertGreaterEqual(out["started_unix_ms"], t_go - 5, (t_request, t_go, out))
+
     def test_stops_the_job_at_its_deadline(self):
         h = self.helper()
         deadline = now_ms() + 300
@@ -137,7 +151,8 @@ class SupervisorTest(ExecTestMixin, unittest.TestCase):
         marker = os.path.join(self.dir, "ran")
         job = h.start("/usr/bin/touch", self.dir, "-", ["touch", marker])
         os.kill(job, signal.SIGKILL)
-        poll(lambda: proc_stat(job) is None or proc_stat(job)[0] == "Z", "the job's process killed")
+        # Reaped at once: the supervisor watches its job's process from before the go.
+        poll(lambda: (proc_stat(job) or ("Z",))[0] == "Z", "the job's process killed")
         h.go()
         self.assertEqual(h.wait(), 0, "it wrote the outcome and exited 0")
         self.assert_outcome(h, exit_code=None, signal=signal.SIGKILL, cause="none", spawn_error=None)
