@@ -7,7 +7,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian 12 packages the build and the tests need.
-PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev \
+PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev libsimdjson-dev \
             libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema \
             clang libclang-rt-14-dev libssl-dev media-types systemd
 

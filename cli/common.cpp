@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/index_reader.h"
 #include "spool/intake.h"
 #include "spool/fileio.h"
 #include "spool/status.h"
@@ -216,10 +217,9 @@ Result<Json> LoadStatusJson(const Context& ctx, const std::string& id) {
 }
 
 Result<Json> ReadIndex(const Context& ctx) {
-  auto index = ReadJsonFile(ctx.Paths().Index());
+  auto index = ReadIndexFile(ctx.Paths().Index(), /*with_jobs=*/false);
   if (!index.ok()) return index.error();
-  if (!index->is_object()) return MakeError("parse_error", ctx.Paths().Index() + " is not an object");
-  return index;
+  return std::move(index->head);
 }
 
 namespace {

@@ -106,7 +106,8 @@ std::optional<Json> FindRejection(const Context& ctx, const std::string& file_na
 // incoming/<id>.toml or incoming/<id>.json when one waits there ("" if none).
 std::string IncomingFileOf(const Context& ctx, const std::string& id);
 
-// index.json, parsed; an error when it is missing or unreadable.
+// index.json without its job entries (cli/index_reader.h reads those); an
+// error when it is missing or unreadable.
 Result<Json> ReadIndex(const Context& ctx);
 
 // Whether a daemon holds spoold.lock: the pid in the file, and a lock (POSIX

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/index_reader.h"
 #include "spool/fileio.h"
 #include "spool/status.h"
 
@@ -77,54 +78,56 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
   PrintAttempts(st.value("attempts", Json::array()));
 }
 
-// Every job as (id, summary): index.json's entries for the folders that exist,
-// and status.json for folders the index does not name. A folder whose
+// Every job's summary: index.json's entries for the folders that exist, and
+// status.json for folders the index does not name. A folder whose
 // status.json cannot be read is listed too: as index.json has it (another
 // user's job, say), or as state "damaged" with the problem when index.json
 // says so or knows nothing of it. Folders this user may not read at all and
 // the index does not name are left out.
-Result<std::vector<std::pair<std::string, Json>>> CollectJobs(const Context& ctx) {
+Result<std::vector<JobSummary>> CollectJobs(const Context& ctx) {
   auto names = ListDir(ctx.Paths().Jobs());
   if (!names.ok()) return names.error();
-  Json index_jobs = Json::object();
+  std::sort(names->begin(), names->end());
+  std::vector<JobSummary> index_jobs;
   Json index_damaged = Json::object();
-  if (auto index = ReadIndex(ctx); index.ok()) {
-    if (index->contains("jobs") && (*index)["jobs"].is_object()) index_jobs = std::move((*index)["jobs"]);
-    if (index->contains("damaged") && (*index)["damaged"].is_object()) {
-      index_damaged = std::move((*index)["damaged"]);
-    }
+  if (auto index = ReadIndexFile(ctx.Paths().Index(), /*with_jobs=*/true); index.ok()) {
+    index_jobs = std::move(index->jobs);
+    const Json& head = index->head;
+    if (auto it = head.find("damaged"); it != head.end() && it->is_object()) index_damaged = *it;
   }
-  std::vector<std::pair<std::string, Json>> jobs;
+  std::vector<JobSummary> jobs;
+  jobs.reserve(names->size());
+  auto entry = index_jobs.begin();  // both sorted by id: one merge
   for (const auto& id : *names) {
     if (id.empty() || id[0] == '.') continue;  // jobs/.<id>.tmp: being assembled
+    while (entry != index_jobs.end() && entry->id < id) ++entry;
+    const bool indexed = entry != index_jobs.end() && entry->id == id;
     // A terminal entry no longer changes; an active one may lag status.json by
     // up to a second, so active jobs are read from their folders.
-    auto it = index_jobs.find(id);
-    if (it != index_jobs.end() && it->is_object() && IsTerminalStateName(JsonString(*it, "state"))) {
-      jobs.emplace_back(id, std::move(*it));
+    if (indexed && IsTerminalStateName(entry->state)) {
+      jobs.push_back(std::move(*entry));
       continue;
     }
     const std::string path = ctx.Paths().StatusFile(id);
     auto status = ReadJsonFile(path, 64 << 20);
     if (status.ok() && status->is_object()) {
-      jobs.emplace_back(id, std::move(status.value()));
+      jobs.push_back(SummaryOf(id, std::move(status.value())));
       continue;
     }
     if (auto damaged = index_damaged.find(id); damaged != index_damaged.end() && damaged->is_object()) {
-      jobs.emplace_back(id, Json{{"state", kDamagedState}, {"problem", JsonString(*damaged, "problem")}});
-    } else if (it != index_jobs.end() && it->is_object()) {
-      jobs.emplace_back(id, std::move(*it));
+      jobs.push_back(SummaryOf(id, Json{{"state", kDamagedState}, {"problem", JsonString(*damaged, "problem")}}));
+    } else if (indexed) {
+      jobs.push_back(std::move(*entry));
     } else if (!PathExists(ctx.Paths().JobDir(id)) ||
                (::access(path.c_str(), R_OK) != 0 && errno == EACCES)) {
       continue;  // removed since the listing, or not this user's to read
     } else {
       const std::string problem = status.ok() ? path + " is not a JSON object" : status.error().message;
-      jobs.emplace_back(id, Json{{"state", kDamagedState}, {"problem", problem}});
+      jobs.push_back(SummaryOf(id, Json{{"state", kDamagedState}, {"problem", problem}}));
     }
   }
-  std::stable_sort(jobs.begin(), jobs.end(), [](const auto& a, const auto& b) {
-    return JsonString(a.second, "created") < JsonString(b.second, "created");
-  });
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [](const JobSummary& a, const JobSummary& b) { return a.created < b.created; });
   return jobs;
 }
 
@@ -133,16 +136,13 @@ struct ListFilter {
   std::optional<std::string> pool, tag, owner;
   std::optional<TimePoint> since;
 
-  bool Matches(const Json& job) const {
-    if (!states.empty() && states.count(JsonString(job, "state")) == 0) return false;
-    if (pool && JsonString(job, "pool") != *pool) return false;
-    if (owner && JsonString(job, "owner") != *owner) return false;
-    if (tag) {
-      const Json& tags = job.value("tags", Json::array());
-      if (!tags.is_array() || std::find(tags.begin(), tags.end(), Json(*tag)) == tags.end()) return false;
-    }
+  bool Matches(const JobSummary& job) const {
+    if (!states.empty() && states.count(job.state) == 0) return false;
+    if (pool && job.pool != *pool) return false;
+    if (owner && job.owner != *owner) return false;
+    if (tag && std::find(job.tags.begin(), job.tags.end(), *tag) == job.tags.end()) return false;
     if (since) {
-      auto created = ParseTime(JsonString(job, "created"));
+      auto created = ParseTime(job.created);
       if (!created || *created < *since) return false;
     }
     return true;
@@ -173,16 +173,35 @@ Result<ListFilter> ParseFilter(const Args& args) {
   return f;
 }
 
-std::vector<std::string> ListRow(const Context& ctx, const std::string& id, const Json& job) {
-  const std::string state = JsonString(job, "state", "?");
-  auto created = ParseTime(JsonString(job, "created"));
-  return {id,
+std::vector<std::string> ListRow(const Context& ctx, const JobSummary& job, TimePoint now) {
+  const std::string state = job.state.empty() ? "?" : job.state;
+  auto created = ParseTime(job.created);
+  return {job.id,
           Paint(ctx, state, StateColor(state)),
-          JsonText(job.value("reason", Json(nullptr))),
-          JsonString(job, "pool", "-"),
-          JsonText(job.value("attempt", Json(0))),
-          created ? FormatAge(Now() - *created) : "-",
-          job.contains("problem") ? JsonString(job, "problem") : JsonString(job, "title")};
+          job.reason.value_or("-"),
+          job.pool.empty() ? "-" : job.pool,
+          std::to_string(job.attempt.value_or(0)),
+          created ? FormatAge(now - *created) : "-",
+          job.problem.empty() ? job.title : job.problem};
+}
+
+// One job of `list --json`: the keys of an index.json entry (SPEC.md section
+// 7) with its id, and the problem of a damaged folder. `index_jobs` holds the
+// entries of index.json, for the jobs listed from it.
+Json ListJson(const JobSummary& job, const Json& index_jobs) {
+  const Json* found = nullptr;
+  if (job.json.is_null()) {
+    auto it = index_jobs.find(job.id);
+    if (it != index_jobs.end()) found = &*it;
+  }
+  const Json& source = found ? *found : job.json;
+  Json entry = {{"id", job.id}};
+  for (const char* key : {"state", "reason", "pool", "title", "priority", "owner", "tags", "attempt", "exit_code",
+                          "progress", "created", "started", "finished", "updated"}) {
+    entry[key] = source.value(key, Json(nullptr));
+  }
+  if (source.contains("problem")) entry["problem"] = source["problem"];
+  return entry;
 }
 
 }  // namespace
@@ -211,22 +230,24 @@ int CmdList(Context& ctx, const Args& args) {
   if (!filter.ok()) return UsageError(filter.error().message);
   auto jobs = CollectJobs(ctx);
   if (!jobs.ok()) return Fail(jobs.error().message);
+  // --json copies whole entries: index.json parsed again, as JSON objects.
+  Json index_jobs = Json::object();
+  if (ctx.json) {
+    if (auto index = ReadJsonFile(ctx.Paths().Index()); index.ok() && index->is_object()) {
+      index_jobs = std::move((*index)["jobs"]);
+    }
+  }
   Json out = Json::array();
   std::vector<std::vector<std::string>> rows;
-  for (auto& [id, job] : *jobs) {
+  const TimePoint now = Now();
+  for (const JobSummary& job : *jobs) {
     if (!filter->Matches(job)) continue;
     if (args.Flag("quiet")) {
-      Out(id + "\n");
+      Out(job.id + "\n");
     } else if (ctx.json) {
-      Json entry = {{"id", id}};
-      for (const char* key : {"state", "reason", "pool", "title", "priority", "owner", "tags", "attempt",
-                              "exit_code", "progress", "created", "started", "finished", "updated"}) {
-        entry[key] = job.value(key, Json(nullptr));
-      }
-      if (job.contains("problem")) entry["problem"] = job["problem"];
-      out.push_back(std::move(entry));
+      out.push_back(ListJson(job, index_jobs));
     } else {
-      rows.push_back(ListRow(ctx, id, job));
+      rows.push_back(ListRow(ctx, job, now));
     }
   }
   if (args.Flag("quiet")) return kExitOk;

@@ -110,10 +110,11 @@ class PackagingTest(unittest.TestCase):
         info = run("dpkg-deb", "-I", deb).stdout
         for script in ("postinst", "prerm", "postrm", "conffiles"):
             self.assertIn(script, info)
-        # libcrypto computes the checksums, /etc/mime.types gives the media types.
+        # libcrypto computes the checksums, /etc/mime.types gives the media types,
+        # simdjson reads index.json for spoolctl.
         depends = re.search(r"^ Depends: (.*)$", info, re.M)
         self.assertIsNotNone(depends, info)
-        for package in ("libssl3", "media-types"):
+        for package in ("libssl3", "media-types", "libsimdjson14"):
             self.assertRegex(depends.group(1), r"(^|, )" + re.escape(package) + r"( |,|$)", package)
         control = self.tmpdir()
         self.assertEqual(run("dpkg-deb", "-e", deb, control).returncode, 0)
