@@ -200,7 +200,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
           spdlog::error("job {}: {}", out.id, st.error().message);
         }
       }
-      if (auto st = intake_.RemoveIncoming(name); !st.ok()) spdlog::error("{}", st.error().message);
+      if (auto st = intake_.RemoveIncoming(name, out.file); !st.ok()) spdlog::error("{}", st.error().message);
       spdlog::info("{} is byte-identical to job {}; removed", shown, out.id);
       return;
     }

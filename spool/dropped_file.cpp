@@ -70,6 +70,8 @@ Result<DroppedFile> ReadDroppedFile(const std::string& dir, const std::string& n
   file.uid = st.st_uid;
   file.gid = st.st_gid;
   file.links = st.st_nlink;
+  file.dev = st.st_dev;
+  file.ino = st.st_ino;
   file.bytes.reserve(static_cast<size_t>(st.st_size));
   char buf[65536];
   for (;;) {

@@ -23,6 +23,8 @@ struct DroppedFile {
   uid_t uid = 0;
   gid_t gid = 0;
   nlink_t links = 1;
+  dev_t dev = 0;  // which file it was: another dropped later under the same
+  ino_t ino = 0;  // name is not it
 };
 
 // Whether a name is final, i.e. may be read (not ".x", "x.tmp" or "x.part").

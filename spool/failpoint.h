@@ -7,7 +7,9 @@
 // the first time that point is reached; "name=kill:3" at the third time.
 // "name=fail" (or "fail:N") makes a SPOOLD_FAILPOINT_FAILS point report an
 // I/O error once instead, at the first (N-th) time. Several are separated by
-// commas. Owns a table of hit counters.
+// commas. "name=stop[:N]" stops the process (SIGSTOP) there instead, for a
+// test to act in that moment and then let it go on (SIGCONT). Owns a table of
+// hit counters.
 #pragma once
 
 namespace spoold {

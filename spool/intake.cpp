@@ -57,8 +57,11 @@ std::string RejectionErrorFile(const std::string& stored) {
   return FitName(stored, kNameMax - kErrorSuffix.size()) + std::string(kErrorSuffix);
 }
 
-Status Intake::RemoveIncoming(const std::string& name) const {
+Status Intake::RemoveIncoming(const std::string& name, std::pair<dev_t, ino_t> file) const {
   const std::string path = store_.Paths().IncomingFile(name);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return OkStatus();  // gone already
+  if (st.st_dev != file.first || st.st_ino != file.second) return OkStatus();  // a newer drop
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return MakeError("io_error", ErrnoMessage("remove", path, errno));
   }
@@ -242,6 +245,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
     auto existing = store_.ReadJobFile(id, 64 << 20);
     if (existing.ok() && existing->second == bytes) {
       out.kind = IntakeKind::kDuplicate;
+      out.file = {file->dev, file->ino};
       return out;
     }
     return Reject(name, MakeError("duplicate_id", "a job with id " + id + " exists with different content"), now);
@@ -283,9 +287,9 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   // The dropped file goes only once the job folder is durable (SPEC.md section
   // 9). If it cannot be removed, the next scan finds it again and sees a
   // byte-identical duplicate.
-  auto published = [this, name] {
+  auto published = [this, name, dropped = std::make_pair(file->dev, file->ino)] {
     SPOOLD_FAILPOINT("intake.after_commit");
-    (void)RemoveIncoming(name);
+    (void)RemoveIncoming(name, dropped);
   };
   if (auto commit = store_.Commit(job, status, accepted, published); !commit.ok()) {
     out.kind = IntakeKind::kFailed;

@@ -27,7 +27,7 @@ enum class IntakeKind {
   kAccepted,   // committed as jobs/<id>/; spec and status are set
   kRejected,   // moved to rejected/ with an error file; error is set
   kDuplicate,  // byte-identical to existing job `id`; the caller records it and
-               // calls RemoveIncoming
+               // calls RemoveIncoming with `file`
   kFailed,     // could not be handled now (e.g. disk full); left in place, error set
 };
 
@@ -39,6 +39,7 @@ struct IntakeOutcome {
   std::optional<JobStatus> status;
   Error error;
   std::string stored_as;  // for kRejected: the name under rejected/
+  std::pair<dev_t, ino_t> file{};  // for kDuplicate: the file read
   // For kFailed: the file was to be refused with this error, but could not be
   // moved to rejected/ (`error` says why); it is still in incoming/.
   std::optional<Error> refusal;
@@ -66,8 +67,11 @@ class Intake {
 
   IntakeOutcome Process(const std::string& name, const AdmitFn& admit, TimePoint now);
 
-  // Deletes incoming/<name> (after a byte-identical re-drop was recorded).
-  Status RemoveIncoming(const std::string& name) const;
+  // Deletes incoming/<name> if it is still the file read (`file`: device and
+  // inode). A file dropped under the same name since (say, the same job again
+  // while the first one's removal waited for a round of syncs) stays, and is
+  // taken in on its own.
+  Status RemoveIncoming(const std::string& name, std::pair<dev_t, ino_t> file) const;
 
   // At start, after a crash in Quarantine: removes error files whose file is
   // not beside them (the file was never moved: it is refused again), and gives

@@ -9,6 +9,7 @@ equal to the folders, every rejected file with its error file, no temp files.
 import json
 import os
 import re
+import signal
 import subprocess
 import unittest
 
@@ -176,6 +177,25 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(os.listdir(spool.path("rejected")), [])
         accepted = [e for e in spool.events("late") if e["event"] == "accepted"]
         self.assertEqual(len(accepted), 1)
+
+    def test_the_same_file_dropped_again_before_the_first_is_removed_is_not_lost(self):
+        # The accepted file is removed from incoming/ only after its job's
+        # folder is durable. The same job dropped again under the same name in
+        # that moment is a new file: it must stay, and be seen as a duplicate
+        # (found by CI: the removal took the new file, and nothing was said).
+        spool = self.make_spool(start=False)
+        spool.env["SPOOLD_FAILPOINTS"] = "intake.after_commit=stop"
+        spool.start()
+        data = spool.drop_job("twice", command=["sleep", "0.5"])
+        spool.wait_for(lambda: open(f"/proc/{spool.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T",
+                       what="the daemon stopped at intake.after_commit")
+        spool.drop("twice.toml", data)
+        os.kill(spool.proc.pid, signal.SIGCONT)
+        spool.wait_event("twice", "duplicate_ignored")
+        st = spool.wait_terminal("twice")
+        self.assertEqual((st["state"], len(st["attempts"])), ("succeeded", 1), st)
+        spool.wait_for(lambda: spool.incoming() == [], what="incoming/ empty")
+        self.assertEqual(os.listdir(spool.path("rejected")), [])
 
 
 if __name__ == "__main__":
