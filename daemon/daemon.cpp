@@ -219,6 +219,12 @@ void Daemon::Pump() {
   if (stopping_ && !attempts_.Busy(stop_jobs_)) {
     attempts_.Shutdown();
     FlushIndex();
+    // For the next start: the ended jobs it need not read (JobIndex::Resume).
+    if (auto st = index_jobs_.SaveManifest(
+            [this](const std::string& id) { return StatFileId(paths_.StatusFile(id)); });
+        !st.ok()) {
+      spdlog::warn("the next start reads every job again: {}", st.error().message);
+    }
     // Closing every handle lets uv_run return.
     CloseHandles();
     return;

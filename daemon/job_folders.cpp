@@ -4,6 +4,7 @@
 // root; SPEC.md section 1). Member functions of Daemon (daemon.h), kept apart
 // from the loop of daemon.cpp.
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +40,18 @@ void Daemon::Recover(TimePoint now) {
   // (creation time), with interrupted ones first, so that FIFO survives a restart
   // and what a stop interrupted runs again first.
   std::vector<JobStatus> active;
+  size_t resumed = 0;
+  const int jobs_fd = ::open(paths_.Jobs().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  std::string relative;
   for (const auto& id : *ids) {
+    // An ended job whose status.json is the file the last clean stop knew
+    // is taken back as it was, unread (JobIndex::Resume).
+    relative.assign(id).append("/status.json");
+    const auto file = jobs_fd >= 0 ? StatFileId(relative, jobs_fd) : std::nullopt;
+    if (file && index_jobs_.Resume(id, *file)) {
+      ++resumed;
+      continue;
+    }
     auto status = store_.Load(id);
     if (!status.ok()) {
       MarkDamaged(id, status.error().message, now);
@@ -47,10 +59,14 @@ void Daemon::Recover(TimePoint now) {
     }
     if (IsTerminal(status->state)) {
       SetIndexEntry(id, *status);
+      if (file) index_jobs_.SetFileId(id, *file);
       continue;
     }
     active.push_back(std::move(status.value()));
   }
+  if (jobs_fd >= 0) ::close(jobs_fd);
+  index_jobs_.EndResume();
+  if (resumed > 0) spdlog::info("{} ended jobs taken back unread from the last clean stop", resumed);
   std::sort(active.begin(), active.end(), [](const JobStatus& a, const JobStatus& b) {
     const bool ra = a.state == JobState::kRunning;
     const bool rb = b.state == JobState::kRunning;

@@ -67,12 +67,15 @@ std::string ReplacedIndexPath(const std::string& sibling) {
 Status JobIndex::Open() {
   ::unlink(ReplacedIndexPath(segment_path_).c_str());
   if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(segment_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0) return MakeError("io_error", ErrnoMessage("create", segment_path_, errno));
+  fd_ = -1;
   segment_size_ = dead_bytes_ = 0;
   pending_.clear();
   active_.clear();
   ended_.clear();
+  carried_.clear();
+  if (LoadManifest()) return OkStatus();
+  fd_ = ::open(segment_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0) return MakeError("io_error", ErrnoMessage("create", segment_path_, errno));
   return OkStatus();
 }
 

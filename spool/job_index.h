@@ -10,10 +10,22 @@
 // ours and no serialisation. Removing ended entries (retention) leaves holes;
 // they are squeezed out, in one sequential pass, before the next write.
 //
+// A clean stop leaves a manifest beside the segment (SaveManifest): where each
+// ended entry is, and which status.json it was made from (inode, size,
+// modification time). The next start keeps the segment and takes an entry
+// back (Resume) when its job's status.json is still that file, without
+// reading it: a restart with 100,000 ended jobs stats them instead of parsing
+// them. Every status.json is replaced by a rename, so any change to one is a
+// new inode and is read again. After a crash there is no manifest, and every
+// job is read.
+//
 // Owns the segment's descriptor. Not thread-safe (the daemon has one thread).
 #pragma once
 
+#include <fcntl.h>
+
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +37,18 @@
 
 namespace spoold {
 
+// Which status.json an ended entry was made from.
+struct FileId {
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileId&) const = default;
+};
+
+// The FileId of `path` (relative to `dir_fd`, if given) now, or nullopt if
+// it is no regular file.
+std::optional<FileId> StatFileId(const std::string& path, int dir_fd = AT_FDCWD);
+
 class JobIndex {
  public:
   explicit JobIndex(std::string segment_path);
@@ -32,9 +56,26 @@ class JobIndex {
   JobIndex(const JobIndex&) = delete;
   JobIndex& operator=(const JobIndex&) = delete;
 
-  // Starts an empty segment (truncating what a previous run left), and
-  // removes a replaced index a previous run left (see Write).
+  // Starts the segment: the one a clean stop left with its manifest, whose
+  // entries wait for Resume, or else an empty one (truncating what a crashed
+  // run left). Removes a replaced index a previous run left (see Write) and
+  // the manifest (it describes the segment only until it changes).
   Status Open();
+
+  // At start, before any Set: takes back the ended entry of `id` that the
+  // last clean stop left, if its status.json is still `file`. False if there
+  // is none or the file changed: the caller reads the job.
+  bool Resume(const std::string& id, const FileId& file);
+  // Ends the start: entries not taken back are dropped.
+  void EndResume();
+  // The status.json an ended entry was made from, when the caller knows it
+  // (it read the file); SaveManifest stats the others.
+  void SetFileId(const std::string& id, const FileId& file);
+
+  // At a clean stop, after the last Write: the manifest for the next start.
+  // `stat` gives a job's status.json as it is now, or nullopt. A failure
+  // only costs the next start its shortcut.
+  Status SaveManifest(const std::function<std::optional<FileId>(const std::string&)>& stat);
 
   // Sets a job's entry. An ended job's entry moves to the segment; if the
   // segment cannot be written (disk full), it stays in memory and is moved at a
@@ -73,9 +114,12 @@ class JobIndex {
     uint32_t length = 0;
     JobState state = JobState::kSucceeded;
     int64_t finished_ms = 0;
+    std::optional<FileId> file;  // the status.json it was made from, if known
   };
   Status FlushPending();
   Status Compact();
+  bool LoadManifest();  // job_index_resume.cpp
+  std::string ManifestPath() const { return segment_path_ + ".keys"; }
 
   std::string segment_path_;
   int fd_ = -1;
@@ -84,6 +128,7 @@ class JobIndex {
   std::string pending_;        // appended entries not yet written
   std::map<std::string, Active> active_;
   std::unordered_map<std::string, Ended> ended_;
+  std::unordered_map<std::string, Ended> carried_;  // from the last clean stop, until Resume
 };
 
 }  // namespace spoold

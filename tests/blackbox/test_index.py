@@ -160,6 +160,53 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
         self.wait_agree(spool, ["real"])
 
 
+    def test_a_clean_restart_takes_ended_jobs_back_unread_and_reads_those_that_changed(self):
+        # SPEC.md section 7: after a clean stop the next start does not read
+        # the status.json of an ended job whose file is unchanged (inode, size,
+        # modification time); after a crash it reads every one.
+        spool = self.make_spool()
+        for job_id in ("kept", "rewritten"):
+            spool.run_job(job_id, command=["true"])
+        self.wait_agree(spool, ["kept", "rewritten"])
+        spool.stop()
+        self.assertTrue(os.path.exists(spool.path(".index.ended.keys")), "a clean stop leaves its manifest")
+        # kept: its bytes changed in place, its inode, size and time as they
+        # were. Were it read, it would be damaged (an unknown state).
+        kept = spool.path("jobs", "kept", "status.json")
+        st = os.stat(kept)
+        with open(kept, "rb") as f:
+            original = f.read()
+        self.assertIn(b'"succeeded"', original)
+        with open(kept, "r+b") as f:
+            f.write(original.replace(b'"succeeded"', b'"SUCCEEDED"', 1))
+        os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
+        # rewritten: replaced by a rename, as spoold writes it, with a new title.
+        rewritten = spool.path("jobs", "rewritten", "status.json")
+        with open(rewritten, encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["title"] = "a title set while the daemon was down"
+        with open(rewritten + ".new", "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        os.replace(rewritten + ".new", rewritten)
+        spool.start()
+        self.assertFalse(os.path.exists(spool.path(".index.ended.keys")), "read once, then deleted")
+        self.assertIn("1 ended jobs taken back unread", spool.log_text())
+        jobs = spool.wait_for(lambda: (lambda j: j if "rewritten" in j else None)(spool.index()["jobs"]),
+                              what="both jobs listed")
+        self.assertEqual(jobs["kept"]["state"], "succeeded", "taken back as it was, unread")
+        self.assertEqual(jobs["rewritten"]["title"], "a title set while the daemon was down")
+        self.assertEqual(spool.index()["damaged"], {})
+        # A crash leaves no manifest: the next start reads every job.
+        spool.kill()
+        self.assertFalse(os.path.exists(spool.path(".index.ended.keys")))
+        spool.start()
+        damaged = spool.wait_for(lambda: spool.index()["damaged"].get("kept"), what="kept read, and damaged")
+        self.assertIn("status.json", damaged["problem"])
+        with open(kept, "wb") as f:
+            f.write(original)
+        spool.wait_for(lambda: spool.index()["jobs"].get("kept", {}).get("state") == "succeeded",
+                       what="kept taken in once mended")
+
     def list_json(self, spool):
         proc = subprocess.run([spoolctl_bin(), "--root", spool.root, "--json", "list"],
                               capture_output=True, text=True, timeout=30)

@@ -11,9 +11,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
+#include "spool/fileio.h"
 #include "spool/json_util.h"
 #include "test_files.h"
 
@@ -184,4 +187,74 @@ TEST_CASE("job index: the replaced index is handed over for deletion, not freed 
   JobIndex next(dir / ".index.ended");
   REQUIRE(next.Open().ok());
   CHECK_FALSE(std::filesystem::exists(dir / ".index.json.old"));
+}
+
+TEST_CASE("job index: a clean stop's ended entries are taken back at the next start while their files are unchanged") {
+  TempDir dir;
+  const FileId file_a{11, 100, 1'000}, file_b{12, 200, 2'000};
+  std::map<std::string, FileId> on_disk = {{"a", file_a}, {"b", file_b}, {"c", FileId{13, 300, 3'000}}};
+  auto stat = [&on_disk](const std::string& id) -> std::optional<FileId> {
+    auto it = on_disk.find(id);
+    if (it == on_disk.end()) return std::nullopt;
+    return it->second;
+  };
+  {
+    JobIndex index(dir / ".index.ended");
+    REQUIRE(index.Open().ok());
+    index.Set("a", JobAt("a", JobState::kSucceeded, 10));
+    index.Set("b", JobAt("b", JobState::kFailed, 20));
+    index.Set("c", JobAt("c", JobState::kCancelled, 30));
+    index.Set("q", JobAt("q", JobState::kQueued));  // active: never carried over
+    index.SetFileId("a", file_a);                   // known from reading it; b and c are stat'ed
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    REQUIRE(index.SaveManifest(stat).ok());
+  }
+  REQUIRE(PathExists(dir / ".index.ended.keys"));
+
+  JobIndex index(dir / ".index.ended");
+  REQUIRE(index.Open().ok());
+  CHECK_FALSE(PathExists(dir / ".index.ended.keys"));  // read once: a crash after this reads every job
+  CHECK(index.Resume("a", file_a));
+  CHECK_FALSE(index.Resume("b", FileId{99, 200, 2'000}));  // rewritten since (a new inode): read again
+  CHECK_FALSE(index.Resume("q", FileId{}));
+  CHECK_FALSE(index.Resume("zz", file_a));
+  index.EndResume();
+  CHECK_FALSE(index.Resume("c", on_disk["c"]));  // not asked for before the end: dropped
+  CHECK(index.StateOf("a") == JobState::kSucceeded);
+  CHECK_FALSE(index.StateOf("b").has_value());
+  CHECK(index.EndedBefore(TimePoint(std::chrono::seconds(15))) == std::vector<std::string>{"a"});
+  // b, read again by the caller, comes back with what it says now.
+  index.Set("b", JobAt("b", JobState::kSucceeded, 40));
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  Json jobs = ReadJobs(dir / "index.json");
+  CHECK(jobs.size() == 2);
+  CHECK(jobs["a"]["state"] == "succeeded");
+  CHECK(jobs["a"]["title"] == "title of a");
+  CHECK(jobs["b"]["state"] == "succeeded");
+}
+
+TEST_CASE("job index: a manifest that does not fit its segment is ignored, and the segment starts empty") {
+  TempDir dir;
+  auto stat = [](const std::string&) -> std::optional<FileId> { return FileId{1, 2, 3}; };
+  {
+    JobIndex index(dir / ".index.ended");
+    REQUIRE(index.Open().ok());
+    index.Set("a", JobAt("a", JobState::kSucceeded, 10));
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    REQUIRE(index.SaveManifest(stat).ok());
+  }
+  SUBCASE("the segment grew after the manifest (a crashed run appended to it)") {
+    std::ofstream(dir / ".index.ended", std::ios::app) << ",\"x\":{}";
+  }
+  SUBCASE("the manifest was cut short") {
+    const std::string text = ReadFile(dir / ".index.ended.keys");
+    std::ofstream(dir / ".index.ended.keys", std::ios::trunc) << text.substr(0, text.size() - 4);
+  }
+  JobIndex index(dir / ".index.ended");
+  REQUIRE(index.Open().ok());
+  CHECK_FALSE(index.Resume("a", FileId{1, 2, 3}));
+  index.EndResume();
+  CHECK(index.segment_bytes() == 0);
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  CHECK(ReadJobs(dir / "index.json").empty());
 }
