@@ -83,8 +83,8 @@ pid_t g_supervisor = -1;
 // before the exec (and before any step that may fail, so that a failure has
 // its time too).
 JOB_CODE void Stamp() {
-  struct timespec real {
-  }, mono{};
+  struct timespec real {};
+  struct timespec mono {};
   Sys(SYS_clock_gettime, CLOCK_REALTIME, reinterpret_cast<long>(&real));
   Sys(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&mono));
   __atomic_store_n(&g_start_real_ms, real.tv_sec * 1000LL + real.tv_nsec / 1'000'000, __ATOMIC_RELAXED);

@@ -49,11 +49,11 @@ struct Kill {
 };
 
 struct State {
-  // The job's process got the go and exec'd (or failed before, or died): its
-  // error pipe gave EOF or a ChildError. The timeout counts from then.
+  // The job's process got the go (it stamps the time, job_process.h), or
+  // ended without one. The timeout counts from then.
   bool started = false;
   long long started_mono = 0, started_ms = 0;
-  bool child_failed = false;
+  bool child_failed = false;  // it wrote a ChildError before its exec
   ChildError child_error{};
   bool leader_done = false;
   int leader_status = 0;
