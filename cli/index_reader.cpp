@@ -1,5 +1,7 @@
 #include "cli/index_reader.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 
 namespace spoold::cli {

@@ -6,8 +6,6 @@
 // read field by field, only as far as a command needs them.
 #pragma once
 
-#include <simdjson.h>
-
 #include <optional>
 #include <string>
 #include <vector>

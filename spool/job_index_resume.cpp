@@ -68,12 +68,11 @@ bool JobIndex::LoadManifest() {
         !number(file.ino) || !number(file.size) || !number(file.mtime_ns)) {
       return false;
     }
-    const auto st = static_cast<JobState>(state);
-    if (state < 0 || state > static_cast<int>(JobState::kCancelled) || !IsTerminal(st) ||
-        e.offset + e.length > size || e.length == 0) {
+    if (state < 0 || state > static_cast<int>(JobState::kCancelled) ||
+        !IsTerminal(static_cast<JobState>(state)) || e.offset + e.length > size || e.length == 0) {
       return false;
     }
-    e.state = st;
+    e.state = static_cast<JobState>(state);
     e.file = file;
     carried.emplace(std::string(id), e);
   }

@@ -204,13 +204,12 @@ void Append(char* buf, size_t size, size_t* len, const char* fmt, ...) {
 bool WriteOutcome(const Job& job, const State& st) {
   const bool spawn_failed = st.child_failed;
   const ChildError& child_error = st.child_error;
-  const long long started_ms = st.started ? st.started_ms : ClockMs(CLOCK_REALTIME);
 
   char buf[4096];
   size_t len = 0;
   Append(buf, sizeof buf, &len, "{\"protocol\": %d, \"supervisor_pid\": %d, \"job_pid\": %d", ep::kProtocol,
          static_cast<int>(getpid()), static_cast<int>(job.pid));
-  Append(buf, sizeof buf, &len, ", \"started_unix_ms\": %lld, \"ended_unix_ms\": %lld", started_ms,
+  Append(buf, sizeof buf, &len, ", \"started_unix_ms\": %lld, \"ended_unix_ms\": %lld", st.started_ms,
          ClockMs(CLOCK_REALTIME));
   if (WIFEXITED(st.leader_status)) {
     Append(buf, sizeof buf, &len, ", \"exit_code\": %d, \"signal\": null", WEXITSTATUS(st.leader_status));
