@@ -110,13 +110,18 @@ def print_tables(res):
     sys.stdout.flush()
 
 
+def make_systems(work, bindir, submit_bin):
+    """Every system, working under `work`, by name."""
+    spoold_bin = find_spoold()
+    return {"spoold": Spoold(spoold_bin, submit_bin, work),
+            "floor": Floor(os.path.join(bindir, "floor"), spoold_bin, submit_bin, work),
+            "tsp": Tsp(), "nq": Nq(), "parallel": Parallel()}
+
+
 def run_on(work, bindir, stamp, submit_bin, active_names):
     """Every phase, on the file system that holds `work`; returns the run."""
     config.WORK = work
-    spoold_bin = find_spoold()
-    systems_all = {"spoold": Spoold(spoold_bin, submit_bin, work),
-                   "floor": Floor(os.path.join(bindir, "floor"), spoold_bin, submit_bin, work),
-                   "tsp": Tsp(), "nq": Nq(), "parallel": Parallel()}
+    systems_all = make_systems(work, bindir, submit_bin)
     active = [systems_all[p] for p in active_names]
     run = {"throughput": [], "latency": []}
     try:
@@ -157,9 +162,7 @@ def main():
     bindir = tempfile.mkdtemp(prefix="bin-", dir=base)
     stamp, submit_bin = build_helpers(bindir)
     spoold_bin = find_spoold()
-    probe = {"spoold": Spoold(spoold_bin, submit_bin, base),
-             "floor": Floor(os.path.join(bindir, "floor"), spoold_bin, submit_bin, base),
-             "tsp": Tsp(), "nq": Nq(), "parallel": Parallel()}
+    probe = make_systems(base, bindir, submit_bin)
     res = {"machine": machine(), "config": dict(settings(), spoold=spoold_bin), "available": {}, "notes": {},
            "runs": []}
     active = []
