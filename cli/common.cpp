@@ -118,25 +118,53 @@ size_t VisibleWidth(std::string_view text) {
 
 }  // namespace
 
-void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  auto measure = [&](const std::vector<std::string>& row) {
-    for (size_t i = 0; i < row.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], VisibleWidth(row[i]));
-  };
-  measure(header);
-  for (const auto& row : rows) measure(row);
-  auto print = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - VisibleWidth(row[i]) + 2, ' ');
+Table::Table(std::vector<std::string_view> header) : columns_(header.size()), width_(header.size()) {
+  for (size_t i = 0; i < header.size(); ++i) AddCell(header[i], i);
+}
+
+void Table::AddCell(std::string_view cell, size_t column) {
+  cells_.append(cell);
+  SPOOLD_CHECK(cells_.size() <= UINT32_MAX);
+  ends_.push_back(static_cast<uint32_t>(cells_.size()));
+  width_[column] = std::max(width_[column], VisibleWidth(cell));
+}
+
+void Table::Add(const std::string_view* row, size_t n) {
+  SPOOLD_CHECK(n == columns_);
+  for (size_t i = 0; i < n; ++i) AddCell(row[i], i);
+}
+
+void Table::Add(const std::vector<std::string>& row) {
+  SPOOLD_CHECK(row.size() == columns_);
+  for (size_t i = 0; i < row.size(); ++i) AddCell(row[i], i);
+}
+
+void Table::Print() const {
+  std::string out;
+  size_t start = 0;
+  for (size_t cell = 0; cell < ends_.size(); ++cell) {
+    const std::string_view text(cells_.data() + start, ends_[cell] - start);
+    start = ends_[cell];
+    out.append(text);
+    const size_t column = cell % columns_;
+    if (column + 1 < columns_) {
+      out.append(width_[column] - VisibleWidth(text) + 2, ' ');
+    } else {
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+      out.push_back('\n');
+      if (out.size() >= (1 << 16)) {
+        Out(out);
+        out.clear();
+      }
     }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    Out(line + "\n");
-  };
-  print(header);
-  for (const auto& row : rows) print(row);
+  }
+  Out(out);
+}
+
+void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  Table table(std::vector<std::string_view>(header.begin(), header.end()));
+  for (const auto& row : rows) table.Add(row);
+  table.Print();
 }
 
 Result<Json> ReadJsonFile(const std::string& path, size_t max_size) {
@@ -216,11 +244,7 @@ Result<Json> LoadStatusJson(const Context& ctx, const std::string& id) {
   return status;
 }
 
-Result<Json> ReadIndex(const Context& ctx) {
-  auto index = ReadIndexFile(ctx.Paths().Index(), /*with_jobs=*/false);
-  if (!index.ok()) return index.error();
-  return std::move(index->head);
-}
+Result<Json> ReadIndex(const Context& ctx) { return ReadIndexHead(ctx.Paths().Index()); }
 
 namespace {
 

@@ -77,7 +77,24 @@ std::string FormatElapsed(Millis elapsed);
 std::string FormatSize(int64_t bytes);
 
 // A table: the header row and rows of cells, columns padded; the last column is
-// never padded.
+// never padded. The cells are kept in one string, so 100,000 rows cost two
+// allocations, not 700,000.
+class Table {
+ public:
+  explicit Table(std::vector<std::string_view> header);
+  void Add(std::initializer_list<std::string_view> row) { Add(row.begin(), row.size()); }
+  void Add(const std::vector<std::string>& row);
+  void Print() const;
+
+ private:
+  void Add(const std::string_view* row, size_t n);
+  void AddCell(std::string_view cell, size_t column);
+
+  size_t columns_;
+  std::string cells_;           // every cell, one after another
+  std::vector<uint32_t> ends_;  // where each cell ends in cells_
+  std::vector<size_t> width_;
+};
 void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 
 // Reads and parses a JSON file the spool wrote (status.json, index.json,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -83,56 +84,93 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
 // status.json cannot be read is listed too: as index.json has it (another
 // user's job, say), or as state "damaged" with the problem when index.json
 // says so or knows nothing of it. Folders this user may not read at all and
-// the index does not name are left out.
-Result<std::vector<JobSummary>> CollectJobs(const Context& ctx) {
-  auto names = ListDir(ctx.Paths().Jobs());
-  if (!names.ok()) return names.error();
-  std::sort(names->begin(), names->end());
-  std::vector<JobSummary> index_jobs;
-  Json index_damaged = Json::object();
-  if (auto index = ReadIndexFile(ctx.Paths().Index(), /*with_jobs=*/true); index.ok()) {
-    index_jobs = std::move(index->jobs);
-    const Json& head = index->head;
-    if (auto it = head.find("damaged"); it != head.end() && it->is_object()) index_damaged = *it;
-  }
+// the index does not name are left out. The summaries point into `store`.
+Result<std::vector<JobSummary>> CollectJobs(const Context& ctx, SummaryStore& store) {
+  // jobs/ is listed on another thread while index.json is read: with 100,000
+  // jobs each takes a good part of the time `list` may take.
+  auto listing = std::async(std::launch::async, [&ctx] {
+    auto names = ListDir(ctx.Paths().Jobs());
+    if (names.ok()) std::sort(names->begin(), names->end());
+    return names;
+  });
+  // The index's entries become the result, in place: with 100,000 jobs a
+  // second copy of them is tens of megabytes to fault in.
   std::vector<JobSummary> jobs;
-  jobs.reserve(names->size());
-  auto entry = index_jobs.begin();  // both sorted by id: one merge
-  for (const auto& id : *names) {
+  Json index_damaged = Json::object();
+  if (auto entries = store.ReadIndexJobs(ctx.Paths().Index()); entries.ok()) {
+    jobs = std::move(entries.value());
+    if (auto head = ReadIndexHead(ctx.Paths().Index()); head.ok()) {
+      if (auto it = head->find("damaged"); it != head->end() && it->is_object()) index_damaged = *it;
+    }
+  }
+  auto names = listing.get();
+  if (!names.ok()) return names.error();
+  std::vector<bool> listed(jobs.size());
+  std::vector<JobSummary> unindexed;
+  size_t entry = 0;  // both sorted by id: one merge
+  for (auto& id : *names) {
     if (id.empty() || id[0] == '.') continue;  // jobs/.<id>.tmp: being assembled
-    while (entry != index_jobs.end() && entry->id < id) ++entry;
-    const bool indexed = entry != index_jobs.end() && entry->id == id;
+    while (entry < jobs.size() && jobs[entry].id < id) ++entry;
+    const bool indexed = entry < jobs.size() && jobs[entry].id == id;
     // A terminal entry no longer changes; an active one may lag status.json by
     // up to a second, so active jobs are read from their folders.
-    if (indexed && IsTerminalStateName(entry->state)) {
-      jobs.push_back(std::move(*entry));
+    if (indexed && IsTerminalStateName(jobs[entry].state)) {
+      listed[entry] = true;
       continue;
     }
+    auto put = [&](JobSummary summary) {
+      if (indexed) {
+        jobs[entry] = std::move(summary);
+        listed[entry] = true;
+      } else {
+        unindexed.push_back(std::move(summary));
+      }
+    };
     const std::string path = ctx.Paths().StatusFile(id);
     auto status = ReadJsonFile(path, 64 << 20);
     if (status.ok() && status->is_object()) {
-      jobs.push_back(SummaryOf(id, std::move(status.value())));
-      continue;
-    }
-    if (auto damaged = index_damaged.find(id); damaged != index_damaged.end() && damaged->is_object()) {
-      jobs.push_back(SummaryOf(id, Json{{"state", kDamagedState}, {"problem", JsonString(*damaged, "problem")}}));
+      put(store.SummaryOf(std::move(id), std::move(status.value())));
+    } else if (auto damaged = index_damaged.find(id);
+               damaged != index_damaged.end() && damaged->is_object()) {
+      put(store.SummaryOf(std::move(id),
+                          Json{{"state", kDamagedState}, {"problem", JsonString(*damaged, "problem")}}));
     } else if (indexed) {
-      jobs.push_back(std::move(*entry));
+      listed[entry] = true;  // as index.json has it
     } else if (!PathExists(ctx.Paths().JobDir(id)) ||
                (::access(path.c_str(), R_OK) != 0 && errno == EACCES)) {
       continue;  // removed since the listing, or not this user's to read
     } else {
       const std::string problem = status.ok() ? path + " is not a JSON object" : status.error().message;
-      jobs.push_back(SummaryOf(id, Json{{"state", kDamagedState}, {"problem", problem}}));
+      put(store.SummaryOf(std::move(id), Json{{"state", kDamagedState}, {"problem", problem}}));
     }
   }
-  std::stable_sort(jobs.begin(), jobs.end(),
-                   [](const JobSummary& a, const JobSummary& b) { return a.created < b.created; });
+  // Entries of folders that are gone leave; folders the index does not name
+  // yet join, in id order.
+  size_t kept = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!listed[i]) continue;
+    if (kept != i) jobs[kept] = std::move(jobs[i]);
+    ++kept;
+  }
+  jobs.erase(jobs.begin() + static_cast<ptrdiff_t>(kept), jobs.end());
+  const auto middle = static_cast<ptrdiff_t>(jobs.size());
+  std::move(unindexed.begin(), unindexed.end(), std::back_inserter(jobs));
+  std::inplace_merge(jobs.begin(), jobs.begin() + middle, jobs.end(),
+                     [](const JobSummary& a, const JobSummary& b) { return a.id < b.id; });
   return jobs;
 }
 
+// The order `list` shows: by creation time, then by id.
+std::vector<uint32_t> ByCreation(const std::vector<JobSummary>& jobs) {
+  std::vector<uint32_t> order(jobs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&jobs](uint32_t a, uint32_t b) { return jobs[a].created < jobs[b].created; });
+  return order;
+}
+
 struct ListFilter {
-  std::set<std::string> states;
+  std::set<std::string, std::less<>> states;
   std::optional<std::string> pool, tag, owner;
   std::optional<TimePoint> since;
 
@@ -173,28 +211,21 @@ Result<ListFilter> ParseFilter(const Args& args) {
   return f;
 }
 
-std::vector<std::string> ListRow(const Context& ctx, const JobSummary& job, TimePoint now) {
-  const std::string state = job.state.empty() ? "?" : job.state;
-  auto created = ParseTime(job.created);
-  return {job.id,
-          Paint(ctx, state, StateColor(state)),
-          job.reason.value_or("-"),
-          job.pool.empty() ? "-" : job.pool,
-          std::to_string(job.attempt.value_or(0)),
-          created ? FormatAge(now - *created) : "-",
-          job.problem.empty() ? job.title : job.problem};
+void AddListRow(Table& table, const Context& ctx, const JobSummary& job, TimePoint now) {
+  const std::string_view state = job.state.empty() ? "?" : job.state;
+  const auto created = ParseTime(job.created);
+  table.Add({job.id, Paint(ctx, state, StateColor(state)), job.reason.value_or("-"),
+             job.pool.empty() ? "-" : job.pool, std::to_string(job.attempt.value_or(0)),
+             created ? FormatAge(now - *created) : "-", job.problem.empty() ? job.title : job.problem});
 }
 
 // One job of `list --json`: the keys of an index.json entry (SPEC.md section
-// 7) with its id, and the problem of a damaged folder. `index_jobs` holds the
-// entries of index.json, for the jobs listed from it.
-Json ListJson(const JobSummary& job, const Json& index_jobs) {
-  const Json* found = nullptr;
-  if (job.json.is_null()) {
-    auto it = index_jobs.find(job.id);
-    if (it != index_jobs.end()) found = &*it;
-  }
-  const Json& source = found ? *found : job.json;
+// 7) with its id, and the problem of a damaged folder.
+Json ListJson(const JobSummary& job) {
+  Json from_index;
+  if (job.json.is_null() && !job.raw.empty()) from_index = Json::parse(job.raw, nullptr, false);
+  static const Json kNone = Json::object();
+  const Json& source = from_index.is_object() ? from_index : job.json.is_object() ? job.json : kNone;
   Json entry = {{"id", job.id}};
   for (const char* key : {"state", "reason", "pool", "title", "priority", "owner", "tags", "attempt", "exit_code",
                           "progress", "created", "started", "finished", "updated"}) {
@@ -228,33 +259,44 @@ int CmdList(Context& ctx, const Args& args) {
     return UsageError("list takes no arguments; filter with --state, --pool, ...");
   auto filter = ParseFilter(args);
   if (!filter.ok()) return UsageError(filter.error().message);
-  auto jobs = CollectJobs(ctx);
+  SummaryStore store;
+  auto jobs = CollectJobs(ctx, store);
   if (!jobs.ok()) return Fail(jobs.error().message);
-  // --json copies whole entries: index.json parsed again, as JSON objects.
-  Json index_jobs = Json::object();
-  if (ctx.json) {
-    if (auto index = ReadJsonFile(ctx.Paths().Index()); index.ok() && index->is_object()) {
-      index_jobs = std::move((*index)["jobs"]);
-    }
-  }
+  const bool quiet = args.Flag("quiet");
+  // Compact JSON goes out entry by entry; for a terminal it is indented whole.
+  const bool stream_json = ctx.json && !ctx.tty;
   Json out = Json::array();
-  std::vector<std::vector<std::string>> rows;
+  Table table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"});
+  std::string text;
+  bool first = true;
   const TimePoint now = Now();
-  for (const JobSummary& job : *jobs) {
+  if (stream_json) text = "[";
+  for (uint32_t i : ByCreation(*jobs)) {
+    const JobSummary& job = (*jobs)[i];
     if (!filter->Matches(job)) continue;
-    if (args.Flag("quiet")) {
-      Out(job.id + "\n");
+    if (quiet) {
+      text.append(job.id).push_back('\n');
+    } else if (stream_json) {
+      if (!first) text.push_back(',');
+      text += DumpJson(ListJson(job), -1);
     } else if (ctx.json) {
-      out.push_back(ListJson(job, index_jobs));
+      out.push_back(ListJson(job));
     } else {
-      rows.push_back(ListRow(ctx, job, now));
+      AddListRow(table, ctx, job, now);
+    }
+    first = false;
+    if (text.size() >= (1 << 16)) {
+      Out(text);
+      text.clear();
     }
   }
-  if (args.Flag("quiet")) return kExitOk;
+  if (stream_json) text += "]\n";
+  Out(text);
+  if (quiet || stream_json) return kExitOk;
   if (ctx.json) {
     OutJson(ctx, out);
   } else {
-    PrintTable({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"}, rows);
+    table.Print();
   }
   return kExitOk;
 }

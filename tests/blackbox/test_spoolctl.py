@@ -228,6 +228,25 @@ class SpoolctlTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         os.unlink(spool.path("index.json"))
         self.assertEqual(ids("--state", "succeeded"), ["l_a"])
 
+    def test_list_reads_escaped_strings_of_the_index_as_they_were_written(self):
+        # An ended job is listed from its index.json entry, where JSON escapes
+        # its quotes, backslashes and control characters.
+        spool = self.make_spool()
+        title = 'say "hi" \\ back\tslash \u00fcn\u00efcode'
+        tag = 'nightly "eu"'
+        spool.run_job("esc", command=["true"], title=title, tags=[tag])
+        spool.wait_for(lambda: spool.index()["jobs"].get("esc", {}).get("state") == "succeeded",
+                       what="index has esc ended")
+        raw = read_bytes(spool.path("index.json"))
+        self.assertIn(b'say \\"hi\\"', raw, "index.json escapes the title's quotes")
+        rows = self.json_out(self.ctl(spool, "list", "--json", expect=0))
+        self.assertEqual([(r["id"], r["title"], r["tags"]) for r in rows], [("esc", title, [tag])])
+        table = self.ctl(spool, "list", expect=0).out.splitlines()
+        self.assertEqual(len(table), 2, table)
+        self.assertTrue(table[1].startswith("esc "), table)
+        self.assertTrue(table[1].endswith(title), table)
+        self.assertEqual(self.ctl(spool, "list", "-q", "--tag", tag, expect=0).out, "esc\n")
+
     def test_logs_attempts_events_and_follow(self):
         spool = self.make_spool()
         script = 'echo "out $SPOOLD_ATTEMPT"; echo "err $SPOOLD_ATTEMPT" >&2; [ "$SPOOLD_ATTEMPT" = 2 ]'
@@ -261,6 +280,17 @@ class SpoolctlTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         self.assertIn("gpu", proc.out)
         self.assertIn("WORKERS", proc.out)
         self.assertEqual(self.ctl(spool, "pools", "-q", expect=0).out.split(), ["default", "gpu"])
+        # "jobs" is index.json's last member (SPEC.md section 7), so pools reads
+        # the head alone: a broken entry after it does not matter.
+        spool.stop()
+        with open(spool.path("index.json"), "rb") as f:
+            members = json.loads(f.read(), object_pairs_hook=lambda pairs: [k for k, _ in pairs])
+        self.assertEqual(members[-1], "jobs")
+        head = read_json(spool.path("index.json"))
+        del head["jobs"]
+        with open(spool.path("index.json"), "w") as f:
+            f.write(json.dumps(head)[:-1] + ', "jobs": {"x": {"state": tor')
+        self.assertEqual(self.json_out(self.ctl(spool, "pools", "--json", expect=0)), head["pools"])
 
     # -- validate ------------------------------------------------------------------------
 
