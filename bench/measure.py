@@ -273,6 +273,7 @@ def idle_and_history(spoold, tsp, res):
     h = run_idle(spoold, tsp, hist, res)
     if hist:
         run_restarts(spoold, hist, h)
+        run_spoolctl(spoold, hist, h)
         run_history_throughput(spoold, hist, h, res)
         res["history"] = h
 
@@ -338,6 +339,33 @@ def run_restarts(spoold, hist, h):
             sp.stop()
             shutil.rmtree(d, ignore_errors=True)
             config.log(f"restart {which}: {t:.3f} s")
+
+
+SPOOLCTL_COMMANDS = {"list": ["list"], "list --json": ["list", "--json"], "status": ["status", None],
+                     "pools": ["pools"]}
+
+
+def run_spoolctl(spoold, hist, h):
+    """4b. spoolctl's reading commands on the history spool, the daemon
+    stopped (they read the files alone): wall time per run."""
+    ctl = os.path.join(os.path.dirname(spoold.binary), "spoolctl")
+    if not os.access(ctl, os.X_OK):
+        config.log(f"spoolctl: {ctl} not built; not measured")
+        return
+    names = sorted(n for n in os.listdir(os.path.join(hist, "jobs")) if not n.startswith("."))
+    some_job = names[len(names) // 2]
+    h["spoolctl"] = {name: [] for name in SPOOLCTL_COMMANDS}
+    for r in range(config.RESTARTS):
+        for name in rotate(list(SPOOLCTL_COMMANDS), r):
+            argv = [ctl, "--root", hist] + [a if a is not None else some_job for a in SPOOLCTL_COMMANDS[name]]
+            t0 = time.monotonic()
+            rc = subprocess.call(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t = time.monotonic() - t0
+            if rc != 0:
+                config.log(f"spoolctl {name}: exit {rc}")
+                continue
+            h["spoolctl"][name].append(round(t, 4))
+            config.log(f"spoolctl {name}: {t:.3f} s")
 
 
 def run_history_throughput(spoold, hist, h, res):

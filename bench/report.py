@@ -114,6 +114,13 @@ def table(res):
                      [med_range(h["restart_s"], "{:.2f}")] + dash +
                      [f"{'✅' if h['restart_s'] and statistics.median(h['restart_s']) <= 1 else '❌'} <= 1 s; "
                       f"empty spool: {med_range(h['restart_empty_s'], '{:.3f}')} s"])
+        for name, times in h.get("spoolctl", {}).items():
+            target = ""
+            if name in ("list", "status"):
+                ok = times and statistics.median(times) <= 0.2
+                target = f"{'✅' if ok else '❌'} <= 0.2 s"
+            rows.append([f"spoolctl {name}, {config.HISTORY:,} jobs, s"] + [med_range(times, "{:.3f}")] + dash +
+                        [target])
         rss_h = max([x for x in h["rss_kb_history"] if x] or [0]) or None
         rows.append([f"daemon peak RSS (VmHWM) with {config.HISTORY:,} jobs, MB"] +
                     [med_range([x / 1024 for x in h["rss_kb_history"] if x], "{:.1f}")] + dash +
