@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 
 #include "spool/fileio.h"
 #include "spool/json_util.h"
@@ -228,7 +229,25 @@ Status JobIndex::Write(const std::string& path, std::string header, std::string*
     ::unlink(tmp.c_str());
     return MakeError("io_error", ErrnoMessage("write", tmp, err));
   }
-  // A second link keeps the replaced file's blocks from being freed by the
+  // The new file and the old are swapped (RENAME_EXCHANGE), not renamed over:
+  // ext4 starts writing out a file renamed over another at once
+  // (auto_da_alloc), which at 100,000 jobs is 30 MB at every write, on the
+  // disk the jobs' syncs wait for; swapped, it is written back like any file,
+  // or never if it is replaced first. The old one, now named `tmp`, becomes
+  // the kept replaced file when there is none still being deleted, else it is
+  // freed here.
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+    const std::string old = ReplacedIndexPath(path);
+    if (replaced != nullptr &&
+        ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, old.c_str(), RENAME_NOREPLACE) == 0) {
+      *replaced = old;
+    } else {
+      ::unlink(tmp.c_str());
+    }
+    return OkStatus();
+  }
+  // No index yet (or a file system without the exchange): renamed over. A
+  // second link keeps the replaced file's blocks from being freed by the
   // rename. It fails when there is no index yet, or the previous replaced one
   // is still there: then the rename frees it, as without `replaced`.
   std::string kept;
