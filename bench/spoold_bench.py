@@ -28,10 +28,10 @@ Environment (defaults in brackets):
                        protocol, syncs and exec helper, and nothing else
   BENCH_NS             throughput sizes ["2000 20000"]
   BENCH_ROUNDS         interleaved rounds per size ["3 1"]
-  BENCH_SKIP           system@N pairs not run ["nq@20000"]
+  BENCH_SKIP           system@N pairs not run ["nq@20000 parallel@20000"]
   BENCH_RUN_TIMEOUT    seconds from the first drop before a throughput run is cut
-                       [30] (at least 10 s after the last drop); a cut run
-                       reports done/elapsed and is marked "cut"
+                       [600: runs go to the end] (at least 10 s after the last
+                       drop); a cut run reports done/elapsed and is marked "cut"
   BENCH_LAT_ROUNDS     latency rounds [3]      BENCH_LAT_PROBES  probes/round [40]
   BENCH_HISTORY        terminal jobs in the history spool [100000]
   BENCH_HISTORY_N      jobs per history/empty throughput run [1000]
