@@ -206,20 +206,27 @@ Status JobIndex::Write(const std::string& path, std::string header, std::string*
   SPOOLD_CHECK(!header.empty() && header.back() == '}');
   header.pop_back();
   header += ",\"jobs\":{";
+  const std::string tmp = path.substr(0, path.rfind('/') + 1) + ".index.json.tmp";
+  ::unlink(tmp.c_str());
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (out < 0) return MakeError("io_error", ErrnoMessage("create", tmp, errno));
+  // The active entries go out 256 KB at a time: with 20,000 queued jobs, all
+  // of them in one string would be 6 MB more at the daemon's peak.
+  bool ok = true;
   bool first = true;
   for (const auto& [id, entry] : active_) {
     if (!first) header += ',';
     first = false;
     header += entry.json;
+    if (header.size() >= (256 << 10)) {
+      ok = ok && WriteAll(out, header);
+      header.clear();
+    }
   }
-  const std::string tmp = path.substr(0, path.rfind('/') + 1) + ".index.json.tmp";
-  ::unlink(tmp.c_str());
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (out < 0) return MakeError("io_error", ErrnoMessage("create", tmp, errno));
   // Every segment entry starts with its comma: with no active entry before
   // them, the first one's is skipped.
   const uint64_t skip = first && segment_size_ > 0 ? 1 : 0;
-  bool ok = WriteAll(out, header) && CopyRange(fd_, skip, segment_size_ - skip, out) && WriteAll(out, "}}\n");
+  ok = ok && WriteAll(out, header) && CopyRange(fd_, skip, segment_size_ - skip, out) && WriteAll(out, "}}\n");
   int err = errno;
   if (::close(out) != 0 && ok) {
     ok = false;

@@ -288,3 +288,21 @@ TEST_CASE("job index: a manifest of many megabytes is read a piece at a time, an
   CHECK(jobs.size() == static_cast<size_t>(kJobs));
   CHECK(jobs[id_of(kJobs - 1)]["title"] == "title of " + id_of(kJobs - 1));
 }
+
+TEST_CASE(
+    "job index: active entries of more than a write's piece come out whole, with the ended ones after them") {
+  TempDir dir;
+  JobIndex index(dir / ".index.ended");
+  REQUIRE(index.Open().ok());
+  constexpr int kActive = 3'000;  // about 600 KB of entries: written in three pieces
+  for (int n = 0; n < kActive; ++n)
+    index.Set("q" + std::to_string(n), JobAt("q" + std::to_string(n), JobState::kQueued));
+  index.Set("done", JobAt("done", JobState::kSucceeded, 10));
+  REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+  CHECK(std::filesystem::file_size(dir / "index.json") > (512 << 10));
+  Json jobs = ReadJobs(dir / "index.json");
+  CHECK(jobs.size() == static_cast<size_t>(kActive + 1));
+  CHECK(jobs["q0"]["state"] == "queued");
+  CHECK(jobs["q" + std::to_string(kActive - 1)]["title"] == "title of q" + std::to_string(kActive - 1));
+  CHECK(jobs["done"]["state"] == "succeeded");
+}
