@@ -2,7 +2,6 @@
 // and 5): limits, cancel and stop requests, the kill sequence, the leftovers,
 // and the outcome file. One thread, no handlers: every signal is blocked and
 // taken with sigtimedwait, so that the state below is only touched here.
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +16,7 @@
 
 #include <initializer_list>
 
+#include "daemon/exec/descendants.h"
 #include "daemon/exec/job_process.h"
 #include "daemon/exec/supervisor.h"
 #include "daemon/exec_protocol.h"
@@ -66,87 +66,6 @@ struct State {
   int kill_count = 0;
   bool survived = false;  // something survived SIGKILL for kGiveUpAfterKillMs
 };
-
-struct Link {
-  pid_t pid, parent;
-};
-
-int ByParent(const void* a, const void* b) {
-  const pid_t pa = static_cast<const Link*>(a)->parent, pb = static_cast<const Link*>(b)->parent;
-  return pa < pb ? -1 : pa > pb ? 1 : 0;
-}
-
-// Every process's parent, from /proc; nullptr if memory ran out. `*count` is
-// the number of entries.
-Link* ReadLinks(size_t* count) {
-  *count = 0;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return nullptr;
-  size_t cap = 256;
-  Link* links = static_cast<Link*>(malloc(cap * sizeof(Link)));
-  while (struct dirent* entry = readdir(proc)) {
-    if (links == nullptr) break;
-    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // "pid (comm) S ppid ...": the command may hold spaces and ')'.
-    const char* close_paren = strrchr(buf, ')');
-    char state = 0;
-    int ppid = 0;
-    if (close_paren == nullptr || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2) continue;
-    if (*count == cap) {
-      cap *= 2;
-      Link* more = static_cast<Link*>(realloc(links, cap * sizeof(Link)));
-      if (more == nullptr) break;
-      links = more;
-    }
-    links[(*count)++] = {static_cast<pid_t>(atoi(entry->d_name)), static_cast<pid_t>(ppid)};
-  }
-  closedir(proc);
-  return links;
-}
-
-// Sends `sig` to every descendant of this process. The job's processes are all
-// descendants: forks of forks, and orphans are re-parented to us (we are their
-// subreaper). The parent links from /proc, sorted by parent, are walked
-// breadth first from us: O(n log n) in the machine's processes, which matters
-// when a thousand supervisors stop their jobs at once.
-void SignalDescendants(int sig) {
-  size_t count = 0;
-  Link* links = ReadLinks(&count);
-  if (links == nullptr) return;
-  qsort(links, count, sizeof(Link), ByParent);
-  pid_t* queue = static_cast<pid_t*>(malloc((count + 1) * sizeof(pid_t)));
-  if (queue != nullptr) {
-    size_t head = 0, tail = 0;
-    queue[tail++] = getpid();
-    while (head < tail) {
-      const pid_t parent = queue[head++];
-      // The first link whose parent is `parent` (lower bound), then its run.
-      size_t lo = 0, hi = count;
-      while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (links[mid].parent < parent) {
-          lo = mid + 1;
-        } else {
-          hi = mid;
-        }
-      }
-      for (size_t k = lo; k < count && links[k].parent == parent && tail <= count; ++k) {
-        kill(links[k].pid, sig);
-        queue[tail++] = links[k].pid;
-      }
-    }
-    free(queue);
-  }
-  free(links);
-}
 
 void SignalJob(const Job& job, const State& st, int sig) {
   // The process group only while its leader is not reaped: after that its

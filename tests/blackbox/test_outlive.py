@@ -435,6 +435,47 @@ class OutliveTest(SpoolTestMixin, unittest.TestCase):
         self.assert_escapers_gone(spool, "escape", st)
         self.assertEqual((st["state"], st["reason"]), ("failed", "timeout"), st)
 
+    def test_the_stop_signal_reaches_what_a_thread_forked_and_grandchildren_in_their_own_session(self):
+        # The job (it takes SIGTERM and lives on) starts two catchers, each in
+        # a session of its own, out of the job's process group: one forked by
+        # a second thread (the kernel lists it as that thread's child, not the
+        # main one's), one a grandchild. The cancel's SIGTERM must reach both
+        # while the job still runs (a catcher says so in a file); SIGKILL,
+        # after the grace, would leave no word.
+        spool = self.make_outlive_spool()
+        catcher = ('trap \'echo TERM > "$1.sig"; exit 0\' TERM\n'
+                   'echo $$ > "$1.tmp"; mv "$1.tmp" "$1.pid"\n'
+                   'while :; do sleep 0.05; done\n')
+        script = (
+            'import os, signal, subprocess, threading, time\n'
+            'signal.signal(signal.SIGTERM, lambda *_: None)\n'
+            'res = os.environ["SPOOLD_RESULTS_DIR"]\n'
+            'catcher = os.path.join(res, "catcher.sh")\n'
+            f'open(catcher, "w").write({catcher!r})\n'
+            'def fork():  # the thread stays: its child stays its own\n'
+            '    subprocess.Popen(["setsid", "sh", catcher, os.path.join(res, "thread")])\n'
+            '    while True:\n'
+            '        time.sleep(1000)\n'
+            'threading.Thread(target=fork, daemon=True).start()\n'
+            'subprocess.Popen(["setsid", "sh", "-c", \'sh "$0" "$1"; :\', catcher, os.path.join(res, "grand")])\n'
+            'while not all(os.path.exists(os.path.join(res, f)) for f in ("thread.pid", "grand.pid")):\n'
+            '    time.sleep(0.01)\n'
+            'print("started", flush=True)\n'
+            'while True:\n'
+            '    time.sleep(1000)\n')
+        spool.drop_job("tree", command=["python3", "-c", script], kill={"grace": "3s"})
+        spool.wait_for(lambda: spool.attempt_log("tree") == "started\n", timeout=30,
+                       what="the job started its catchers")
+        res = spool.path("jobs", "tree", "results")
+        drop_control(spool, "cancel-tree", {"action": "cancel", "job": "tree"})
+        st = spool.wait_terminal("tree", timeout=30)
+        self.assertEqual(st["state"], "cancelled", st)
+        for name in ("thread", "grand"):
+            pids = read_pidfile(os.path.join(res, f"{name}.pid"))
+            self.assertTrue(os.path.exists(os.path.join(res, f"{name}.sig")),
+                            f"the {name} catcher got no SIGTERM (it was killed later, or runs: "
+                            f"{describe_pids(pids)}); the kills: {st['attempts'][-1].get('kills')}")
+            self.assertEqual([p for p in pids if pid_alive(p)], [], describe_pids(pids))
 
 if __name__ == "__main__":
     unittest.main()
