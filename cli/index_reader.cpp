@@ -201,8 +201,9 @@ Result<Json> ReadIndexHead(const std::string& path) {
 
 struct SummaryStore::Index {
   // The file mapped read-only, followed by zeroed pages: simdjson reads up to
-  // SIMDJSON_PADDING bytes past the end. index.json is replaced by a rename,
-  // never rewritten in place, so the mapped file does not change under us.
+  // SIMDJSON_PADDING bytes past the end. index.json is replaced whole (a new
+  // file takes its name), never rewritten in place, so the mapped file does
+  // not change under us.
   void* base = MAP_FAILED;
   size_t reserved = 0;
   od::parser parser;
