@@ -248,7 +248,7 @@ JobSummary SummaryStore::SummaryOf(std::string id, Json json) {
   return s;
 }
 
-Result<std::vector<JobSummary>> SummaryStore::ReadIndexJobs(const std::string& path) {
+Result<std::vector<JobSummary>> SummaryStore::ReadIndexJobs(const std::string& path, Json& damaged) {
   SPOOLD_CHECK(!index_);
   index_ = std::make_unique<Index>();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -289,6 +289,15 @@ Result<std::vector<JobSummary>> SummaryStore::ReadIndexJobs(const std::string& p
   for (auto field : root) {
     std::string_view key;
     if (auto error = field.unescaped_key().get(key); error) return invalid(error);
+    if (key == "damaged") {
+      od::object members;
+      std::string_view raw;
+      if (field.value().get_object().get(members) == simdjson::SUCCESS &&
+          members.raw_json().get(raw) == simdjson::SUCCESS) {
+        damaged = Json::parse(raw, nullptr, false);
+      }
+      continue;
+    }
     if (key != "jobs") continue;  // the rest of the member is skipped
     od::object entries;
     if (field.value().get_object().get(entries) != simdjson::SUCCESS) continue;

@@ -44,9 +44,10 @@ class SummaryStore {
   SummaryStore(const SummaryStore&) = delete;
   SummaryStore& operator=(const SummaryStore&) = delete;
 
-  // The job entries of index.json, sorted by id; an error names the file and
-  // the problem. Called once per store.
-  Result<std::vector<JobSummary>> ReadIndexJobs(const std::string& path);
+  // The job entries of index.json, sorted by id, and its "damaged" member
+  // into `damaged`, from the same read; an error names the file and the
+  // problem. Called once per store.
+  Result<std::vector<JobSummary>> ReadIndexJobs(const std::string& path, Json& damaged);
 
   // The summary of a status.json or index entry held as JSON.
   JobSummary SummaryOf(std::string id, Json json);

@@ -97,12 +97,10 @@ Result<std::vector<JobSummary>> CollectJobs(const Context& ctx, SummaryStore& st
   // second copy of them is tens of megabytes to fault in.
   std::vector<JobSummary> jobs;
   Json index_damaged = Json::object();
-  if (auto entries = store.ReadIndexJobs(ctx.Paths().Index()); entries.ok()) {
-    jobs = std::move(entries.value());
-    if (auto head = ReadIndexHead(ctx.Paths().Index()); head.ok()) {
-      if (auto it = head->find("damaged"); it != head->end() && it->is_object()) index_damaged = *it;
-    }
-  }
+  auto entries = store.ReadIndexJobs(ctx.Paths().Index(), index_damaged);
+  if (entries.ok()) jobs = std::move(entries.value());
+  // What a torn index said of damaged folders is not taken.
+  if (!entries.ok() || !index_damaged.is_object()) index_damaged = Json::object();
   auto names = listing.get();
   if (!names.ok()) return names.error();
   std::vector<bool> listed(jobs.size());
