@@ -179,13 +179,17 @@ void SignalDescendantsByLinks(int sig) {
 // each supervisor O(the machine's processes): a thousand supervisors stopped
 // at once (`shutdown --stop-jobs`) read 2,000 stat files each, and the stop
 // took 45 s instead of 1.3.
+//
+// A process's children are read before it is signalled: a parent that dies of
+// the signal at once hands its children to us (the subreaper), whose own list
+// was read already, and a walk that read it after the kill would miss them.
 void SignalDescendants(int sig) {
   Pids queue;
   if (!HaveChildrenFiles() || !queue.Add(getpid())) return SignalDescendantsByLinks(sig);
   for (size_t head = 0; head < queue.count; ++head) {
-    const size_t before = queue.count;
-    if (!AddChildren(queue.at[head], queue)) return SignalDescendantsByLinks(sig);
-    for (size_t k = before; k < queue.count; ++k) kill(queue.at[k], sig);
+    const pid_t pid = queue.at[head];
+    if (!AddChildren(pid, queue)) return SignalDescendantsByLinks(sig);
+    if (head > 0) kill(pid, sig);
     // Pids reused while we walk could close a loop: never past the kernel's
     // largest pid count.
     if (queue.count > 4 * 1024 * 1024) break;

@@ -68,11 +68,12 @@ struct State {
 };
 
 void SignalJob(const Job& job, const State& st, int sig) {
-  // The process group only while its leader is not reaped: after that its
-  // number may be reused by an unrelated group. Every member is a
-  // descendant anyway.
-  if (!st.leader_done) kill(-job.pid, sig);
+  // The descendants first: a member of the group killed before the walk read
+  // its children would hand them to us unseen. Then the process group, for
+  // what forked during the walk; only while its leader is not reaped: after
+  // that its number may be reused by an unrelated group.
   SignalDescendants(sig);
+  if (!st.leader_done) kill(-job.pid, sig);
 }
 
 void StartKill(const Job& job, State& st, int sig, long long now) {

@@ -436,16 +436,20 @@ class OutliveTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual((st["state"], st["reason"]), ("failed", "timeout"), st)
 
     def test_the_stop_signal_reaches_what_a_thread_forked_and_grandchildren_in_their_own_session(self):
-        # The job (it takes SIGTERM and lives on) starts two catchers, each in
-        # a session of its own, out of the job's process group: one forked by
-        # a second thread (the kernel lists it as that thread's child, not the
-        # main one's), one a grandchild. The cancel's SIGTERM must reach both
-        # while the job still runs (a catcher says so in a file); SIGKILL,
-        # after the grace, would leave no word.
+        # The job (it takes SIGTERM and lives on) starts catchers, each in a
+        # session of its own, out of the job's process group: one forked by a
+        # second thread (the kernel lists it as that thread's child, not the
+        # main one's), and grandchildren whose parent shell dies of SIGTERM at
+        # once: two such parents in sessions of their own, six in the job's
+        # group. A parent signalled before its children were read hands them
+        # to the supervisor unseen. The cancel's SIGTERM must reach every
+        # catcher while the job still runs (a catcher says so in a file);
+        # SIGKILL, after the grace, would leave no word.
         spool = self.make_outlive_spool()
         catcher = ('trap \'echo TERM > "$1.sig"; exit 0\' TERM\n'
                    'echo $$ > "$1.tmp"; mv "$1.tmp" "$1.pid"\n'
                    'while :; do sleep 0.05; done\n')
+        grands = [f"grand{i}" for i in range(8)]
         script = (
             'import os, signal, subprocess, threading, time\n'
             'signal.signal(signal.SIGTERM, lambda *_: None)\n'
@@ -457,8 +461,10 @@ class OutliveTest(SpoolTestMixin, unittest.TestCase):
             '    while True:\n'
             '        time.sleep(1000)\n'
             'threading.Thread(target=fork, daemon=True).start()\n'
-            'subprocess.Popen(["setsid", "sh", "-c", \'sh "$0" "$1"; :\', catcher, os.path.join(res, "grand")])\n'
-            'while not all(os.path.exists(os.path.join(res, f)) for f in ("thread.pid", "grand.pid")):\n'
+            f'for i, name in enumerate({grands!r}):\n'
+            '    own = ["setsid"] if i < 2 else []\n'
+            '    subprocess.Popen(own + ["sh", "-c", \'setsid sh "$0" "$1"; :\', catcher, os.path.join(res, name)])\n'
+            f'while not all(os.path.exists(os.path.join(res, f + ".pid")) for f in ["thread"] + {grands!r}):\n'
             '    time.sleep(0.01)\n'
             'print("started", flush=True)\n'
             'while True:\n'
@@ -470,7 +476,7 @@ class OutliveTest(SpoolTestMixin, unittest.TestCase):
         drop_control(spool, "cancel-tree", {"action": "cancel", "job": "tree"})
         st = spool.wait_terminal("tree", timeout=30)
         self.assertEqual(st["state"], "cancelled", st)
-        for name in ("thread", "grand"):
+        for name in ["thread"] + grands:
             pids = read_pidfile(os.path.join(res, f"{name}.pid"))
             self.assertTrue(os.path.exists(os.path.join(res, f"{name}.sig")),
                             f"the {name} catcher got no SIGTERM (it was killed later, or runs: "
