@@ -244,7 +244,16 @@ Result<Json> LoadStatusJson(const Context& ctx, const std::string& id) {
   return status;
 }
 
-Result<Json> ReadIndex(const Context& ctx) { return ReadIndexHead(ctx.Paths().Index()); }
+// index.active.json has the same head as index.json and is written at every
+// write of the index; a large index.json lags by up to spool.large_index_lag.
+// The newer of the two heads is taken (both are a few kilobytes read).
+Result<Json> ReadIndex(const Context& ctx) {
+  auto whole = ReadIndexHead(ctx.Paths().Index());
+  auto active = ReadIndexHead(ctx.Paths().IndexActive());
+  if (!active.ok() || !active->is_object()) return whole;
+  if (!whole.ok() || !whole->is_object()) return active;
+  return JsonString(*active, "updated") >= JsonString(*whole, "updated") ? active : whole;
+}
 
 namespace {
 

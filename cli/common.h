@@ -123,8 +123,9 @@ std::optional<Json> FindRejection(const Context& ctx, const std::string& file_na
 // incoming/<id>.toml or incoming/<id>.json when one waits there ("" if none).
 std::string IncomingFileOf(const Context& ctx, const std::string& id);
 
-// index.json without its job entries (cli/index_reader.h reads those); an
-// error when it is missing or unreadable.
+// The index's head without its job entries (cli/index_reader.h reads those):
+// of index.json or index.active.json, whichever is newer; an error when
+// neither reads.
 Result<Json> ReadIndex(const Context& ctx);
 
 // Whether a daemon holds spoold.lock: the pid in the file, and a lock (POSIX

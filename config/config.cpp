@@ -34,6 +34,9 @@ constexpr int64_t kMinJobFileSize = 1024;              // 1 KiB: smaller holds n
 constexpr int64_t kMaxJobFileSize = 64 * 1024 * 1024;  // 64 MiB: job files are read whole
 constexpr Millis kMinRescanInterval = std::chrono::milliseconds(100);
 constexpr Millis kMaxRescanInterval = std::chrono::hours(1);
+constexpr int64_t kMaxLargeIndexJobs = 10'000'000;
+constexpr Millis kMinLargeIndexLag = std::chrono::seconds(1);
+constexpr Millis kMaxLargeIndexLag = std::chrono::hours(1);
 
 // A configuration file is trusted, but one larger than this is a mistake (the
 // wrong path, a log file); refuse it rather than read it into memory.
@@ -48,7 +51,8 @@ using Source = toml::source_region;
 // The keys valid at each place of the file (SPEC section 8).
 constexpr std::string_view kSections[] = {"spool",     "defaults", "job_environment",
                                           "retention", "security", "pools"};
-constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size"};
+constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size", "large_index_jobs",
+                                           "large_index_lag"};
 constexpr std::string_view kDefaultsKeys[] = {"timeout"};
 constexpr std::string_view kJobEnvironmentKeys[] = {"path", "lang"};
 constexpr std::string_view kRetentionKeys[] = {"finished"};
@@ -232,6 +236,10 @@ Status ReadSpool(const toml::table& table, Config* config) {
                        &config->rescan_interval);
     } else if (key == "max_job_file_size") {
       s = ReadInteger(node, field, kMinJobFileSize, kMaxJobFileSize, &config->max_job_file_size);
+    } else if (key == "large_index_jobs") {
+      s = ReadInteger(node, field, 0, kMaxLargeIndexJobs, &config->large_index_jobs);
+    } else if (key == "large_index_lag") {
+      s = ReadDuration(node, field, kMinLargeIndexLag, kMaxLargeIndexLag, &config->large_index_lag);
     } else {
       return UnknownKey("spool", key, node, kSpoolKeys);
     }

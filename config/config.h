@@ -44,6 +44,10 @@ struct Config {
                                           // file's folder)
   Millis rescan_interval = std::chrono::seconds(5);
   int64_t max_job_file_size = 1048576;  // bytes
+  // Above this many jobs index.json is written at most every large_index_lag;
+  // index.active.json stays within a second (SPEC.md section 7).
+  int64_t large_index_jobs = 10000;
+  Millis large_index_lag = std::chrono::seconds(10);
 
   // [defaults]: job defaults, overridable per pool and per job
   Millis default_timeout = std::chrono::hours(1);

@@ -57,6 +57,7 @@ void Daemon::CloseHandles() {
   rescan_timer_.reset();
   wake_timer_.reset();
   index_timer_.reset();
+  whole_index_timer_.reset();
   progress_timer_.reset();
   retention_timer_.reset();
   watchdog_timer_.reset();
@@ -112,7 +113,9 @@ Status Daemon::Start() {
   wake_timer_ = std::make_unique<Timer>(&loop_);
   wake_timer_->SetCallback([] {});  // Pump runs after every loop turn anyway
   index_timer_ = std::make_unique<Timer>(&loop_);
-  index_timer_->SetCallback([this] { FlushIndex(); });
+  index_timer_->SetCallback([this] { FlushIndex(false); });
+  whole_index_timer_ = std::make_unique<Timer>(&loop_);
+  whole_index_timer_->SetCallback([this] { FlushIndex(true); });
   progress_timer_ = std::make_unique<Timer>(&loop_);
   progress_timer_->SetCallback([this] { progress_pending_ = true; });
   retention_timer_ = std::make_unique<Timer>(&loop_);
@@ -146,7 +149,7 @@ Status Daemon::Start() {
 
   // The first scan runs in the first loop turn; the index is written at once,
   // whatever the old file held.
-  FlushIndex();
+  FlushIndex(true);
   spdlog::info("spoold {} running on {} (pid {}), {} pools, {} jobs known", Version(), paths_.Root(),
                ::getpid(), scheduler_.Pools().size(), index_jobs_.size());
   return OkStatus();
@@ -218,7 +221,7 @@ void Daemon::Pump() {
   // recorded and no Slurm command runs. The next start adopts them.
   if (stopping_ && !attempts_.Busy(stop_jobs_)) {
     attempts_.Shutdown();
-    FlushIndex();
+    FlushIndex(true);
     // For the next start: the ended jobs it need not read (JobIndex::Resume).
     if (auto st = index_jobs_.SaveManifest(
             [this](const std::string& id) { return StatFileId(paths_.StatusFile(id)); });

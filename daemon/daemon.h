@@ -69,7 +69,9 @@ class Daemon {
   void WriteResults(const SchedJob& job);
   void ArmWakeTimer(TimePoint now);
   void MarkIndexDirty();
-  void FlushIndex();
+  // Writes index.active.json, and index.json when `whole` or when it is due
+  // (at once while the spool is small, else within spool.large_index_lag).
+  void FlushIndex(bool whole);
   void NotifyStatus();
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
@@ -110,6 +112,7 @@ class Daemon {
   std::unique_ptr<Timer> rescan_timer_;
   std::unique_ptr<Timer> wake_timer_;
   std::unique_ptr<Timer> index_timer_;
+  std::unique_ptr<Timer> whole_index_timer_;  // a large index.json's deferred write
   std::unique_ptr<Timer> progress_timer_;
   std::unique_ptr<Timer> retention_timer_;
   std::unique_ptr<Timer> watchdog_timer_;
@@ -140,6 +143,7 @@ class Daemon {
   void SetIndexEntry(const std::string& id, const JobStatus& status) { index_jobs_.Set(id, status); }
   uint64_t index_delay_ms_ = 250;  // grows with the cost of the last write, within SPEC's 1 s
   bool index_dirty_ = false;
+  std::chrono::steady_clock::time_point whole_index_written_{};  // index.json's last write
   struct timespec jobs_mtime_ {};  // jobs/ as last listed
   // Folders under jobs/ whose status.json cannot be read: in index.json's
   // "damaged", looked at again at every scan.
@@ -157,7 +161,7 @@ class Daemon {
     ino_t ino = 0;
     off_t size = -1;
     bool operator==(const FileStamp&) const = default;
-  } index_stamp_;
+  } index_stamp_, active_index_stamp_;
 };
 
 }  // namespace spoold

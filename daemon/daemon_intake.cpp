@@ -22,12 +22,17 @@ namespace spoold {
 void Daemon::ScanIncoming() {
   scan_pending_ = false;
   ReconcileJobFolders(Now());
-  // The index is a cache: if it is gone, or not the file we wrote last, rebuild it.
-  struct stat st {};
-  const bool present = ::stat(paths_.Index().c_str(), &st) == 0;
-  if ((!present || !(FileStamp{st.st_ino, st.st_size} == index_stamp_)) && !index_dirty_) {
-    spdlog::warn("{} was deleted or changed by someone else; rebuilding it", paths_.Index());
-    FlushIndex();
+  // The index files are a cache: if one is gone, or not the file we wrote
+  // last, both are written again.
+  for (const auto& [path, ours] :
+       {std::pair{paths_.Index(), index_stamp_}, std::pair{paths_.IndexActive(), active_index_stamp_}}) {
+    struct stat st {};
+    const bool present = ::stat(path.c_str(), &st) == 0;
+    if ((!present || !(FileStamp{st.st_ino, st.st_size} == ours)) && !index_dirty_) {
+      spdlog::warn("{} was deleted or changed by someone else; rebuilding it", path);
+      FlushIndex(true);
+      break;
+    }
   }
   for (auto [dir, pending] : {std::pair{paths_.Incoming(), &pending_names_},
                               std::pair{paths_.Control(), &pending_controls_}}) {

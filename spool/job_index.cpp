@@ -203,10 +203,20 @@ Status JobIndex::Write(const std::string& path, std::string header, std::string*
   if (dead_bytes_ > 0) {
     if (auto st = Compact(); !st.ok()) return st;
   }
+  return WriteDocument(path, std::move(header), /*with_ended=*/true, replaced);
+}
+
+Status JobIndex::WriteActive(const std::string& path, std::string header) {
+  return WriteDocument(path, std::move(header), /*with_ended=*/false, nullptr);
+}
+
+Status JobIndex::WriteDocument(const std::string& path, std::string header, bool with_ended,
+                               std::string* replaced) {
   SPOOLD_CHECK(!header.empty() && header.back() == '}');
   header.pop_back();
   header += ",\"jobs\":{";
-  const std::string tmp = path.substr(0, path.rfind('/') + 1) + ".index.json.tmp";
+  const size_t slash = path.rfind('/') + 1;
+  const std::string tmp = path.substr(0, slash) + "." + path.substr(slash) + ".tmp";
   ::unlink(tmp.c_str());
   int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (out < 0) return MakeError("io_error", ErrnoMessage("create", tmp, errno));
@@ -225,8 +235,9 @@ Status JobIndex::Write(const std::string& path, std::string header, std::string*
   }
   // Every segment entry starts with its comma: with no active entry before
   // them, the first one's is skipped.
-  const uint64_t skip = first && segment_size_ > 0 ? 1 : 0;
-  ok = ok && WriteAll(out, header) && CopyRange(fd_, skip, segment_size_ - skip, out) && WriteAll(out, "}}\n");
+  const uint64_t ended = with_ended ? segment_size_ : 0;
+  const uint64_t skip = first && ended > 0 ? 1 : 0;
+  ok = ok && WriteAll(out, header) && CopyRange(fd_, skip, ended - skip, out) && WriteAll(out, "}}\n");
   int err = errno;
   if (::close(out) != 0 && ok) {
     ok = false;

@@ -101,6 +101,11 @@ class JobIndex {
   // was none, or the previous one is not deleted yet (then the rename frees it).
   Status Write(const std::string& path, std::string header, std::string* replaced = nullptr);
 
+  // Replaces `path` as Write does, with the active entries only (queued and
+  // running jobs): index.active.json, a few kilobytes where index.json is
+  // tens of megabytes of ended jobs.
+  Status WriteActive(const std::string& path, std::string header);
+
   // Bytes of ended entries on disk, holes included (for tests and sizing).
   uint64_t segment_bytes() const { return segment_size_ + pending_.size(); }
 
@@ -116,6 +121,7 @@ class JobIndex {
     int64_t finished_ms = 0;
     std::optional<FileId> file;  // the status.json it was made from, if known
   };
+  Status WriteDocument(const std::string& path, std::string header, bool with_ended, std::string* replaced);
   Status FlushPending();
   Status Compact();
   bool LoadManifest();  // job_index_resume.cpp

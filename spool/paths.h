@@ -24,6 +24,8 @@ class SpoolPaths {
   std::string RejectedFile(const std::string& name) const { return Rejected() + "/" + name; }
   std::string Jobs() const { return root_ + "/jobs"; }
   std::string Index() const { return root_ + "/index.json"; }
+  // The head and the queued and running jobs only (SPEC.md section 7).
+  std::string IndexActive() const { return root_ + "/index.active.json"; }
   // The entries of ended jobs, appended once (the daemon's cache; see job_index.h).
   std::string IndexSegment() const { return root_ + "/.index.ended"; }
   std::string Lock() const { return root_ + "/spoold.lock"; }

@@ -6,7 +6,8 @@ import shutil
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin, TERMINAL, parse_time, spoold_bin
+from harness import SpoolTestMixin, TERMINAL, parse_time, read_json, spoold_bin
+from harness_ctl import SpoolctlMixin
 from test_spoolctl import spoolctl_bin
 
 INDEX_JOB_FIELDS = ("state", "reason", "pool", "title", "priority", "attempt",
@@ -14,7 +15,7 @@ INDEX_JOB_FIELDS = ("state", "reason", "pool", "title", "priority", "attempt",
 POOL_FIELDS = ("workers", "queue_limit", "paused", "executor", "running", "queued")
 
 
-class IndexTest(SpoolTestMixin, unittest.TestCase):
+class IndexTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
 
     def mismatches(self, spool, ids):
         """Differences between index.json and the status.json files (empty: agree)."""
@@ -107,6 +108,47 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
         self.wait_agree(spool, ["s0", "s1", "s2"], timeout=3)
         self.assertEqual(spool.index()["jobs"]["s1"]["reason"], "in_queue")
 
+    def test_a_large_index_waits_its_lag_while_index_active_json_and_spoolctl_stay_current(self):
+        # With large_index_jobs = 0 every spool is large: index.json, written
+        # at start, then waits an hour. index.active.json follows the jobs
+        # within a second, and spoolctl shows what happened since, from it and
+        # the job folders. A clean stop writes index.json whole.
+        spool = self.make_spool(config={"spool": {"large_index_jobs": 0, "large_index_lag": "1h"}})
+        spool.run_job("done")
+        spool.drop_job("long", command=["sleep", "60"])
+        spool.wait_state("long", "running")
+        last = {}
+
+        def active_current():
+            last["doc"] = doc = read_json(spool.path("index.active.json"))
+            return (doc["schema"] == "spoold/index.active/v1" and list(doc["jobs"]) == ["long"]
+                    and doc["jobs"]["long"]["state"] == "running"
+                    and doc["pools"]["default"]["running"] == 1
+                    and doc["daemon"]["pid"] == spool.proc.pid)
+        spool.wait_for(active_current, timeout=3,
+                       what="index.active.json: the running job only, and the pool's count")
+        self.assertEqual(spool.index()["jobs"], {}, "index.json was written again within its lag")
+        listed = {job["id"]: job["state"] for job in self.json_out(self.ctl(spool, "list", "--json", expect=0))}
+        self.assertEqual(listed, {"done": "succeeded", "long": "running"})
+        pools = self.json_out(self.ctl(spool, "pools", "--json", expect=0))
+        self.assertEqual((pools["default"]["running"], pools["default"]["queued"]), (1, 0), pools)
+        self.ctl(spool, "pause", "default", expect=0)
+        pools = self.json_out(self.ctl(spool, "pools", "--json", expect=0))
+        self.assertIs(pools["default"]["paused"], True, pools)
+
+        self.ctl(spool, "cancel", "long", expect=0)
+        spool.wait_terminal("long", timeout=30)
+        spool.wait_for(lambda: read_json(spool.path("index.active.json"))["jobs"] == {}, timeout=3,
+                       what="index.active.json without the ended job")
+        listed = {job["id"]: job["state"] for job in self.json_out(self.ctl(spool, "list", "--json", expect=0))}
+        self.assertEqual(listed, {"done": "succeeded", "long": "cancelled"})
+        spool.stop()
+        whole = spool.index()
+        self.assertEqual(whole["daemon"]["state"], "stopped")
+        self.assertEqual({i: e["state"] for i, e in whole["jobs"].items()},
+                         {"done": "succeeded", "long": "cancelled"})
+        self.assertIs(whole["pools"]["default"]["paused"], True)
+
     def test_index_deleted_is_rebuilt(self):
         spool = self.make_spool()
         for job_id in ("a", "b"):
@@ -121,6 +163,10 @@ class IndexTest(SpoolTestMixin, unittest.TestCase):
                        what="index.json rebuilt after deletion (no other activity)")
         self.wait_agree(spool, ["a", "b"])
         self.check_header(spool, spool.index())
+        os.unlink(spool.path("index.active.json"))
+        spool.wait_for(lambda: os.path.exists(spool.path("index.active.json")), timeout=5,
+                       what="index.active.json rebuilt after deletion (no other activity)")
+        self.assertEqual(read_json(spool.path("index.active.json"))["jobs"], {})
 
     def test_index_deleted_right_after_write(self):
         # Deleted the moment a fresh index appears (the daemon may still be

@@ -159,7 +159,8 @@ class LoadTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(spool.incoming(), [], "incoming/ is not empty")
         self.assertEqual(spool.rejected(), [], "files were rejected")
 
-        # index.json lags the job folders by at most a second; then it lists all.
+        # index.json of 20,000 jobs (above spool.large_index_jobs) lags the job
+        # folders by at most spool.large_index_lag, 10 s; then it lists all.
         last = {}
 
         def index_complete():

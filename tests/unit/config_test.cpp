@@ -67,6 +67,8 @@ slurm.sbatch_args = ["--mem=4G"]
   CHECK(config->root == "/var/spool/spoold");
   CHECK(config->rescan_interval == 5s);
   CHECK(config->max_job_file_size == 1048576);
+  CHECK(config->large_index_jobs == 10000);
+  CHECK(config->large_index_lag == 10s);
   CHECK(config->default_timeout == 1h);
   CHECK(config->retention_finished == 24h * 7);
   CHECK(config->allow_root == false);
@@ -98,6 +100,8 @@ TEST_CASE("config: every key of config.h is read") {
 [spool]
 rescan_interval = 0.5
 max_job_file_size = 1024
+large_index_jobs = 0
+large_index_lag = "1h"
 [defaults]
 timeout = 0
 [job_environment]
@@ -117,6 +121,8 @@ workers = 4096
   REQUIRE_MESSAGE(config.ok(), FormatConfigError(config.error(), kConfigFile));
   CHECK(config->rescan_interval == 500ms);
   CHECK(config->max_job_file_size == 1024);
+  CHECK(config->large_index_jobs == 0);
+  CHECK(config->large_index_lag == 1h);
   CHECK(config->default_timeout == 0ms);
   CHECK(config->job_path == "/opt/bin:/usr/bin");
   CHECK(config->job_lang == "en_US.UTF-8");
@@ -267,8 +273,7 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
        "seconds), got a boolean"},
       {"spool = 3", "invalid_field", "spool", 1, 9, "spool must be a table, got an integer"},
       {"pools = [1]", "invalid_field", "pools", 1, 9, "pools must be a table, got an array"},
-      {"[pools]\ngpu = 3", "invalid_field", "pools.gpu", 2, 7,
-       "pools.gpu must be a table, got an integer"},
+      {"[pools]\ngpu = 3", "invalid_field", "pools.gpu", 2, 7, "pools.gpu must be a table, got an integer"},
       {"[pools.gpu]\nslurm = \"batch\"", "invalid_field", "pools.gpu.slurm", 2, 9,
        "pools.gpu.slurm must be a table, got a string"},
       {"[job_environment]\nlang = [\"C\"]", "invalid_field", "job_environment.lang", 2, 8,
@@ -280,29 +285,31 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
        "pools.gpu.workers must be an integer from 1 to 4096, got 4097"},
       {"[pools.default]\nqueue_limit = 0", "invalid_field", "pools.default.queue_limit", 2, 15,
        "pools.default.queue_limit must be an integer from 1 to 10000000, got 0"},
-      {"[pools.default]\nqueue_limit = 10000001", "invalid_field", "pools.default.queue_limit",
-       2, 15, "got 10000001"},
+      {"[pools.default]\nqueue_limit = 10000001", "invalid_field", "pools.default.queue_limit", 2, 15,
+       "got 10000001"},
       {"[spool]\nmax_job_file_size = 1023", "invalid_field", "spool.max_job_file_size", 2, 21,
        "spool.max_job_file_size must be an integer from 1024 to 67108864, got 1023"},
-      {"[spool]\nmax_job_file_size = 67108865", "invalid_field", "spool.max_job_file_size", 2,
-       21, "got 67108865"},
+      {"[spool]\nmax_job_file_size = 67108865", "invalid_field", "spool.max_job_file_size", 2, 21,
+       "got 67108865"},
+      {"[spool]\nlarge_index_jobs = -1", "invalid_field", "spool.large_index_jobs", 2, 20,
+       "spool.large_index_jobs must be an integer from 0 to 10000000, got -1"},
+      {"[spool]\nlarge_index_lag = \"500ms\"", "invalid_field", "spool.large_index_lag", 2, 19,
+       "spool.large_index_lag must be a duration from 1s to 1h, got 500ms"},
       {"[spool]\nrescan_interval = \"0\"", "invalid_field", "spool.rescan_interval", 2, 19,
        "spool.rescan_interval must be a duration from 100ms to 1h, got 0"},
       {"[spool]\nrescan_interval = 0.05", "invalid_field", "spool.rescan_interval", 2, 19,
        "from 100ms to 1h, got 50ms"},
       {"[spool]\nrescan_interval = \"1h1s\"", "invalid_field", "spool.rescan_interval", 2, 19,
        "from 100ms to 1h, got 1h1s"},
-      {"[spool]\nroot = \"\"", "invalid_field", "spool.root", 2, 8,
-       "spool.root must not be empty"},
-      {"[job_environment]\npath = \"/bin\\u0000x\"", "invalid_field", "job_environment.path",
-       2, 8, "job_environment.path must not contain a NUL character"},
+      {"[spool]\nroot = \"\"", "invalid_field", "spool.root", 2, 8, "spool.root must not be empty"},
+      {"[job_environment]\npath = \"/bin\\u0000x\"", "invalid_field", "job_environment.path", 2, 8,
+       "job_environment.path must not contain a NUL character"},
       // Bad durations.
       {"[defaults]\ntimeout = \"5x\"", "invalid_field", "defaults.timeout", 2, 11,
        "defaults.timeout must be a duration such as"},
       {"[defaults]\ntimeout = -5", "invalid_field", "defaults.timeout", 2, 11,
        "defaults.timeout must be a duration such as"},
-      {"[retention]\nfinished = \"1y\"", "invalid_field", "retention.finished", 2, 12,
-       "unknown unit"},
+      {"[retention]\nfinished = \"1y\"", "invalid_field", "retention.finished", 2, 12, "unknown unit"},
       {"[retention]\nfinished = \"36501d\"", "invalid_field", "retention.finished", 2, 12,
        "too long: at most 100 years, 36500d"},
       {"[defaults]\ntimeout = 3153600001", "invalid_field", "defaults.timeout", 2, 11,
@@ -349,14 +356,12 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
       {"[pools.-x]", "invalid_field", "pools.-x", 1, 8, "must start with a letter or digit"},
       {"[pools.\"\"]", "invalid_field", "pools.", 1, 8, "pool name \"\" is not valid"},
       // Bad sbatch_args.
-      {"[pools.gpu]\nslurm.sbatch_args = [\"--mem=4G\", 4]", "invalid_field",
-       "pools.gpu.slurm.sbatch_args", 2, 34,
-       "pools.gpu.slurm.sbatch_args must be an array of strings, element 2 is an integer"},
-      {"[pools.gpu]\nslurm.sbatch_args = \"--mem=4G\"", "invalid_field",
-       "pools.gpu.slurm.sbatch_args", 2, 21,
+      {"[pools.gpu]\nslurm.sbatch_args = [\"--mem=4G\", 4]", "invalid_field", "pools.gpu.slurm.sbatch_args",
+       2, 34, "pools.gpu.slurm.sbatch_args must be an array of strings, element 2 is an integer"},
+      {"[pools.gpu]\nslurm.sbatch_args = \"--mem=4G\"", "invalid_field", "pools.gpu.slurm.sbatch_args", 2, 21,
        "pools.gpu.slurm.sbatch_args must be an array of strings, got a string"},
-      {"[pools.gpu.slurm]\npartition = false", "invalid_field", "pools.gpu.slurm.partition", 2,
-       13, "pools.gpu.slurm.partition must be a string, got a boolean"},
+      {"[pools.gpu.slurm]\npartition = false", "invalid_field", "pools.gpu.slurm.partition", 2, 13,
+       "pools.gpu.slurm.partition must be a string, got a boolean"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.text);

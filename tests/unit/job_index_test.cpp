@@ -87,6 +87,27 @@ TEST_CASE("job index: ended entries come from the segment, active ones from memo
     CHECK(index.StateOf("b") == JobState::kRunning);
     CHECK_FALSE(index.StateOf("zz").has_value());
   }
+  SUBCASE("index.active.json: the active jobs only, beside a whole index left as it was") {
+    index.Set("a", JobAt("a", JobState::kQueued));
+    index.Set("b", JobAt("b", JobState::kSucceeded, 5));
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    index.Set("c", JobAt("c", JobState::kRunning));
+    index.Set("d", JobAt("d", JobState::kFailed, 7));
+    REQUIRE(index.WriteActive(dir / "index.active.json", kHeader).ok());
+    Json active = ReadJobs(dir / "index.active.json");
+    CHECK(active.size() == 2);
+    CHECK(active["a"]["state"] == "queued");
+    CHECK(active["c"]["state"] == "running");
+    CHECK(ReadJobs(dir / "index.json").size() == 2);  // not written again
+    CHECK_FALSE(std::filesystem::exists(dir / ".index.active.json.tmp"));
+    // With no active job: an empty "jobs", though the segment has entries.
+    index.Set("a", JobAt("a", JobState::kCancelled, 8));
+    index.Set("c", JobAt("c", JobState::kSucceeded, 9));
+    REQUIRE(index.WriteActive(dir / "index.active.json", kHeader).ok());
+    CHECK(ReadJobs(dir / "index.active.json").empty());
+    REQUIRE(index.Write(dir / "index.json", kHeader).ok());
+    CHECK(ReadJobs(dir / "index.json").size() == 4);
+  }
 }
 
 TEST_CASE("job index: removed entries leave the file, and their holes are squeezed out") {
