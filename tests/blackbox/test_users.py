@@ -2,6 +2,7 @@
 issue 5): two real users made with useradd; each test proves one promise of the
 permission model with the real daemon."""
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -10,6 +11,7 @@ import unittest
 import uuid
 
 from harness import SpoolTestMixin, cannot_run, job_toml
+from harness_ctl import spoolctl_bin
 
 
 def sh(*argv):
@@ -100,6 +102,32 @@ class UsersTest(SpoolTestMixin, unittest.TestCase):
                      folder="control")
         st = spool.wait_terminal("private")
         self.assertEqual(st["state"], "cancelled")
+
+    def test_a_damaged_folder_another_user_cannot_read_is_listed_with_the_daemons_problem(self):
+        # bob cannot read alice's status.json, so spoolctl cannot tell a
+        # damaged folder of hers from one that is merely not his to read:
+        # index.json's "damaged", written by the daemon, says which it is.
+        alice = self.make_user()
+        bob = self.make_user()
+        spool = self.spool_for_users()
+        self.drop_as(spool, alice, "hers.toml", job_toml(command=["true"]))
+        self.drop_as(spool, alice, "fine.toml", job_toml(command=["true"]))
+        spool.wait_terminal("hers")
+        spool.wait_terminal("fine")
+        spool.stop()
+        status = os.path.join(spool.job_dir("hers"), "status.json")
+        with open(status, "r+b") as f:
+            f.truncate(20)
+        spool.start()
+        problem = spool.wait_for(lambda: spool.index()["damaged"].get("hers", {}).get("problem"),
+                                 what="hers listed as damaged")
+        self.assertNotEqual(self.as_user(bob, "cat", status).returncode, 0, "bob read alice's status.json")
+        out = self.as_user(bob, spoolctl_bin(), "--root", spool.root, "list", "--json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        listed = {job["id"]: job for job in json.loads(out.stdout)}
+        self.assertEqual(listed.get("fine", {}).get("state"), "succeeded", listed)
+        self.assertEqual(listed.get("hers", {}).get("state"), "damaged", listed)
+        self.assertEqual(listed["hers"].get("problem"), problem)
 
     def test_root_owned_job_file_refused_by_default(self):
         spool = self.spool_for_users()
