@@ -16,6 +16,14 @@ constexpr size_t kIntakePerTurn = 256;
 constexpr uint64_t kProgressIntervalMs = 1000;
 constexpr uint64_t kRetentionIntervalMs = 60'000;
 
+// The signals that stop or reload the daemon.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+  return set;
+}
+
 }  // namespace
 
 Daemon::Daemon(Config config, std::string config_path)
@@ -53,6 +61,15 @@ Daemon::~Daemon() {
 }
 
 void Daemon::CloseHandles() {
+  // Closing a signal handle puts back the default action, which for these is
+  // to die: a second SIGTERM during the last steps of a stop (or the
+  // sanitizers' exit checks) would end an orderly exit with a signal. They are
+  // blocked (the thread pool's threads block them from the start) until their
+  // action is "ignore", which drops one that came meanwhile. Nothing is
+  // started from here on, and the exec helper resets every signal anyway.
+  const sigset_t stop_signals = StopSignals();
+  sigset_t mask;
+  SPOOLD_CHECK(pthread_sigmask(SIG_BLOCK, &stop_signals, &mask) == 0);
   prepare_.reset();
   rescan_timer_.reset();
   wake_timer_.reset();
@@ -67,11 +84,8 @@ void Daemon::CloseHandles() {
   sigterm_.reset();
   sigint_.reset();
   sighup_.reset();
-  // Closing a signal handle puts back the default action, which for these is
-  // to die: a second SIGTERM during the last steps of a stop (or the
-  // sanitizers' exit checks) would end an orderly exit with a signal. Nothing
-  // is started from here on, and the exec helper resets every signal anyway.
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_IGN);
+  SPOOLD_CHECK(pthread_sigmask(SIG_SETMASK, &mask, nullptr) == 0);
 }
 
 // inotify on a drop folder, as a hint only: a missed or merged event is caught
@@ -93,6 +107,16 @@ std::unique_ptr<DirWatch> Daemon::WatchFolder(const std::string& dir, std::set<s
 }
 
 Status Daemon::Start() {
+  // libuv's thread pool starts here, with the stop signals blocked: its
+  // threads keep that mask, so those signals only ever reach the loop's
+  // thread, which blocks them while CloseHandles changes their action.
+  const sigset_t stop_signals = StopSignals();
+  sigset_t mask;
+  SPOOLD_CHECK(pthread_sigmask(SIG_BLOCK, &stop_signals, &mask) == 0);
+  RunInThreadPool(
+      &loop_, [] {}, [] {});
+  SPOOLD_CHECK(pthread_sigmask(SIG_SETMASK, &mask, nullptr) == 0);
+
   if (auto st = local_->Open(); !st.ok()) return st;
   if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
 
