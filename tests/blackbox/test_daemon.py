@@ -172,7 +172,7 @@ class DaemonTest(SpoolTestMixin, unittest.TestCase):
     def test_repeated_sigterm_during_the_stop_still_exits_zero(self):
         # An operator (or a test harness) may send SIGTERM again while the daemon
         # is already stopping, up to its very last instructions. The window
-        # this once hit is microseconds wide (1 round in 100–150 failed):
+        # this once hit is microseconds wide (1 of 80 and 2 of 300 rounds failed):
         # SPOOLD_TEST_SIGTERM_ROUNDS=300 runs it longer.
         for round_ in range(int(os.environ.get("SPOOLD_TEST_SIGTERM_ROUNDS", "3"))):
             with self.subTest(round=round_):
