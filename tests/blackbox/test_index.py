@@ -133,8 +133,9 @@ class IndexTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         pools = self.json_out(self.ctl(spool, "pools", "--json", expect=0))
         self.assertEqual((pools["default"]["running"], pools["default"]["queued"]), (1, 0), pools)
         self.ctl(spool, "pause", "default", expect=0)
-        pools = self.json_out(self.ctl(spool, "pools", "--json", expect=0))
-        self.assertIs(pools["default"]["paused"], True, pools)
+        spool.wait_for(lambda: self.json_out(self.ctl(spool, "pools", "--json", expect=0))
+                       ["default"]["paused"] is True, timeout=5,
+                       what="spoolctl pools showing the pause")
 
         self.ctl(spool, "cancel", "long", expect=0)
         spool.wait_terminal("long", timeout=30)
