@@ -184,7 +184,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       TroubleOver("intake");
       ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
-      scheduler_.Add(std::move(*out.spec), std::move(*out.status));
+      scheduler_.Add(std::move(*out.spec), std::move(*out.status), std::move(out.text));
       SetIndexEntry(out.id, scheduler_.Find(out.id)->status);
       MarkIndexDirty();
       return;
@@ -229,7 +229,7 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
   std::map<std::string, std::string> env = {{"PATH", config_.job_path}, {"HOME", user.home},
                                             {"USER", user.name},        {"LOGNAME", user.name},
                                             {"SHELL", user.shell},      {"LANG", config_.job_lang}};
-  for (const auto& [key, value] : job.spec.env) env[key] = value;
+  for (const auto& [key, value] : job.spec().env) env[key] = value;
   const std::string& id = job.status.id;
   env["SPOOLD_JOB_ID"] = id;
   env["SPOOLD_ATTEMPT"] = std::to_string(job.status.attempt);
@@ -265,11 +265,11 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   auto logs = store_.OpenAttemptLogs(id, n);
   if (!logs.ok()) return fail(logs.error());
   LaunchSpec spec;
-  if (job.spec.script) {
-    spec.argv = job.spec.shell;
+  if (job.spec().script) {
+    spec.argv = job.spec().shell;
     spec.argv.push_back(paths_.Script(id));
   } else {
-    spec.argv = job.spec.command;
+    spec.argv = job.spec().command;
   }
   // Who the job runs as: its submitter when we are root (SPEC.md section 5),
   // else the daemon's own user.
@@ -283,7 +283,7 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   }
   if (switch_user) spec.run_as = user->ids;
   spec.env = JobEnvironment(job, *user);
-  spec.cwd = job.spec.cwd.empty() ? paths_.ResultsDir(id) : job.spec.cwd;
+  spec.cwd = job.spec().cwd.empty() ? paths_.ResultsDir(id) : job.spec().cwd;
   spec.stdout_fd = logs->stdout_fd;
   spec.stderr_fd = logs->stderr_fd;
 
@@ -291,8 +291,8 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   attempt.id = id;
   attempt.attempt = n;
   attempt.launch = std::move(spec);
-  attempt.kill = job.spec.kill;
-  attempt.timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
+  attempt.kill = job.spec().kill;
+  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
   attempt.deadline = scheduler_.DeadlineOf(job);
   if (auto pool = scheduler_.Pools().find(job.status.pool); pool != scheduler_.Pools().end()) {
     attempt.slurm = pool->second.config.slurm;

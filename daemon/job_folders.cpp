@@ -113,7 +113,7 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   }
   spec->format = file->first;
   const bool was_running = status->state == JobState::kRunning;
-  scheduler_.Add(std::move(spec.value()), std::move(status.value()));
+  scheduler_.Add(std::move(spec.value()), std::move(status.value()), std::move(file->second));
   SchedJob& job = *scheduler_.Find(id);
   SetIndexEntry(id, job.status);
   if (!was_running) return;

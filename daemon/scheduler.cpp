@@ -83,12 +83,12 @@ Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
   return Reason::kInQueue;
 }
 
-void Scheduler::Add(JobSpec spec, JobStatus status) {
+void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
   SPOOLD_CHECK(!IsTerminal(status.state));
   const std::string id = status.id;
   SPOOLD_CHECK(jobs_.count(id) == 0);
   SchedJob& job = jobs_[id];
-  job.spec = std::move(spec);
+  job.kept = KeptSpec(std::move(spec));
   job.status = std::move(status);
   job.arrival = next_arrival_++;
   job.persisted_state = job.status.state;
@@ -106,6 +106,7 @@ void Scheduler::Add(JobSpec spec, JobStatus status) {
     if (pool.paused && pool.config.auto_resume && job.status.reason != Reason::kRetryBackoff) {
       (void)SetPaused(job.status.pool, false, job.status.updated);
     }
+    if (!text.empty() && pool.queued >= kHotQueued) job.kept.Freeze(std::move(text));
     ++pool.queued;
     Enqueue(job, job.status.updated);
   }
@@ -126,7 +127,7 @@ SchedJob* Scheduler::Find(const std::string& id) {
 }
 
 Reason Scheduler::WaitingReason(const SchedJob& job) const {
-  if (job.spec.hold && job.status.reason == Reason::kHeld) return Reason::kHeld;
+  if (job.kept.hold() && job.status.reason == Reason::kHeld) return Reason::kHeld;
   auto it = pools_.find(job.status.pool);
   if (it == pools_.end() || it->second.paused) return Reason::kPoolPaused;
   return Reason::kInQueue;
@@ -175,6 +176,13 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
       queue.erase(queue.begin());
       SchedJob& job = jobs_.at(key.id);
       --pool.queued;
+      if (auto thawed = job.kept.Thaw(key.id, config_); !thawed.ok()) {
+        // Cannot happen unless memory was corrupted: the text validated when
+        // the job was accepted, against a configuration with this pool too.
+        Finish(job, JobState::kFailed, Reason::kSpawnFailed,
+               "its job file no longer validates (" + thawed.error().message + ")", now);
+        continue;
+      }
       ++pool.running;
       job.status.attempt += 1;
       job.status.next_attempt_at.reset();
@@ -235,8 +243,9 @@ void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why,
 }
 
 std::optional<TimePoint> Scheduler::DeadlineOf(const SchedJob& job) const {
-  if (!job.spec.deadline || job.spec.deadline->count() == 0) return std::nullopt;
-  return job.status.created + *job.spec.deadline;
+  const auto& deadline = job.kept.deadline();
+  if (!deadline || deadline->count() == 0) return std::nullopt;
+  return job.status.created + *deadline;
 }
 
 void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now) {
@@ -318,7 +327,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   }
 
   // A failed attempt: retry if its reason qualifies and attempts and the deadline allow.
-  const RetryPolicy& retry = job.spec.retry;
+  const RetryPolicy& retry = job.spec().retry;
   bool qualifies = false;
   if (reason == Reason::kTimeout) {
     qualifies = retry.on_timeout;
@@ -392,7 +401,7 @@ std::optional<std::pair<TimePoint, Reason>> Scheduler::AttemptLimit(const std::s
   const SchedJob& job = jobs_.at(id);
   if (job.status.state != JobState::kRunning || job.status.attempts.empty()) return std::nullopt;
   std::optional<std::pair<TimePoint, Reason>> limit;
-  Millis timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
+  Millis timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
   if (timeout.count() > 0) limit = std::make_pair(job.status.attempts.back().started + timeout, Reason::kTimeout);
   if (auto deadline = DeadlineOf(job); deadline && (!limit || *deadline <= limit->first)) {
     limit = std::make_pair(*deadline, Reason::kDeadline);
@@ -424,7 +433,7 @@ Status Scheduler::Release(const std::string& id, TimePoint now) {
   if (job->status.state != JobState::kQueued || job->status.reason != Reason::kHeld) {
     return MakeError("invalid_field", "job " + id + " is not held", "job");
   }
-  job->spec.hold = false;
+  job->kept.ReleaseHold();
   job->status.reason = Reason::kInQueue;
   SetState(*job, JobState::kQueued, Reason::kInQueue, "released by a start request", now);
   Enqueue(*job, now);

@@ -17,12 +17,16 @@
 
 #include "config/config.h"
 #include "spool/job_spec.h"
+#include "spool/kept_spec.h"
 #include "spool/status.h"
 
 namespace spoold {
 
 struct SchedJob {
-  JobSpec spec;
+  // The definition: parsed, or only its text while the job waits far from the
+  // head of its queue (spool/kept_spec.h). A running job always has spec().
+  KeptSpec kept;
+  const JobSpec& spec() const { return kept.spec(); }
   JobStatus status;
   uint64_t arrival = 0;  // order of admission, for FIFO among equal priorities
   // The state and reason last written to disk: the daemon records an event for
@@ -67,8 +71,15 @@ class Scheduler {
 
   // Adds an accepted or recovered job. Queued jobs join their pool's queue. A
   // job recovered as running counts as running until the caller reports its
-  // attempt's end (as interrupted). Terminal jobs are not added.
-  void Add(JobSpec spec, JobStatus status);
+  // attempt's end (as interrupted). Terminal jobs are not added. `text` is the
+  // accepted file the spec was validated from: a job that joins a queue already
+  // kHotQueued long keeps only it until it starts (an empty text: never).
+  void Add(JobSpec spec, JobStatus status, std::string text = {});
+
+  // How many queued jobs of a pool keep their parsed spec before later ones
+  // keep only their text: enough that the next starts of a busy pool never
+  // wait for a parse.
+  static constexpr int kHotQueued = 64;
 
   // Removes a terminal job (retention).
   void Forget(const std::string& id);

@@ -379,8 +379,8 @@ bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
   attempt.pid = static_cast<pid_t>(record.pid.value_or(-1));
   attempt.pid_start = record.pid_start;
   attempt.supervisor = static_cast<pid_t>(*record.supervisor_pid);
-  attempt.kill = job.spec.kill;
-  attempt.timeout = job.spec.timeout.value_or(config_.TimeoutFor(job.status.pool));
+  attempt.kill = job.spec().kill;
+  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
   attempt.found_at_start = true;
   const std::string dir = paths_.AttemptDir(id, job.status.attempt);
   if (record.boot_id && !boot_id_.empty() && *record.boot_id != boot_id_) {

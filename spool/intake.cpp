@@ -279,6 +279,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   status.updated = now;
   status.message = "accepted";
 
+  out.text = bytes;
   NewJob job{id, format, std::move(bytes), spec->script, file->uid, owner.gid};
   Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name),
                  {{"state", StateName(status.state)},

@@ -37,6 +37,7 @@ struct IntakeOutcome {
   std::string id;
   std::optional<JobSpec> spec;
   std::optional<JobStatus> status;
+  std::string text;  // for kAccepted: the accepted file, as the spec was validated from it
   Error error;
   std::string stored_as;  // for kRejected: the name under rejected/
   std::pair<dev_t, ino_t> file{};  // for kDuplicate: the file read

@@ -1,0 +1,52 @@
+// A job's definition as the scheduler keeps it in memory. A queued job far from
+// the head of its pool's queue needs only a few of its fields until it starts
+// (hold, deadline); the rest (command, environment, retry and kill policies,
+// metadata) takes about 700 bytes once parsed. Such a job keeps the text it was
+// accepted from instead (usually far smaller), and is parsed and validated again
+// when it starts (about 1.5 us for a small file), the way a restarted daemon
+// reads its job file. The text is kept in memory, not read again from the job
+// folder: the job runs exactly what was accepted. Pure: no I/O.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "config/result.h"
+#include "spool/job_spec.h"
+
+namespace spoold {
+
+class KeptSpec {
+ public:
+  KeptSpec() = default;
+  explicit KeptSpec(JobSpec spec);
+
+  // Whether only the text is kept; spec() may then not be called.
+  bool Frozen() const { return spec_ == nullptr; }
+  const JobSpec& spec() const;
+
+  // What the scheduler reads while the job waits, frozen or not.
+  bool hold() const { return hold_; }
+  void ReleaseHold();
+  const std::optional<Millis>& deadline() const { return deadline_; }
+
+  // Keeps only `text`, the accepted file (in the spec's format) that the spec
+  // was validated from, and drops the parsed spec.
+  void Freeze(std::string text);
+
+  // Parses and validates the kept text again, for job `id`, against `config`.
+  // On success the spec is back (with hold as it was last set); on error the
+  // job stays frozen and the error says what no longer validates.
+  Status Thaw(const std::string& id, const Config& config);
+
+ private:
+  std::unique_ptr<JobSpec> spec_;
+  std::string text_;
+  DocFormat format_ = DocFormat::kToml;
+  bool hold_ = false;
+  std::optional<Millis> deadline_;
+};
+
+}  // namespace spoold
