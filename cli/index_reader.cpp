@@ -316,7 +316,9 @@ Result<std::vector<JobSummary>> SummaryStore::ReadIndexJobs(const std::string& p
       jobs.push_back(std::move(s));
     }
   }
-  std::sort(jobs.begin(), jobs.end(), [](const JobSummary& a, const JobSummary& b) { return a.id < b.id; });
+  auto by_id = [](const JobSummary& a, const JobSummary& b) { return a.id < b.id; };
+  // Usually in order already (the daemon writes a rebuilt index by id).
+  if (!std::is_sorted(jobs.begin(), jobs.end(), by_id)) std::sort(jobs.begin(), jobs.end(), by_id);
   return jobs;
 }
 

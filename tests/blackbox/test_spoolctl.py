@@ -228,6 +228,32 @@ class SpoolctlTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         os.unlink(spool.path("index.json"))
         self.assertEqual(ids("--state", "succeeded"), ["l_a"])
 
+    def test_list_orders_by_creation_time_then_id(self):
+        # Dropped in an order that is not the ids' order: list follows creation.
+        spool = self.make_spool(workers=1)
+        order = ["z_first", "m_second", "a_third", "y_tie", "x_tie"]
+        for job_id in order:
+            spool.run_job(job_id, command=["true"])
+        spool.wait_for(lambda: all(spool.index()["jobs"].get(j, {}).get("state") == "succeeded"
+                                   for j in order), what="index has all five ended")
+
+        def listed():
+            return [r["id"] for r in self.json_out(self.ctl(spool, "list", "--json", expect=0))]
+        self.assertEqual(listed(), order)
+        self.assertEqual(self.ctl(spool, "list", "-q", expect=0).out.split(), order)
+        # Times as index.json gives them, one not in spoold's own shape (no
+        # fraction): ordered as text, equal times by id.
+        spool.stop()
+        index = read_json(spool.path("index.json"))
+        created = {"z_first": "2030-01-01T00:00:00.000Z", "m_second": "2020-01-01T00:00:00Z",
+                   "a_third": "2025-06-01T00:00:00.000Z", "y_tie": "2025-06-01T00:00:00.000Z",
+                   "x_tie": "2025-06-01T00:00:00.000Z"}
+        for job_id, time in created.items():
+            index["jobs"][job_id]["created"] = time
+        with open(spool.path("index.json"), "w") as f:
+            json.dump(index, f)
+        self.assertEqual(listed(), ["m_second", "a_third", "x_tie", "y_tie", "z_first"])
+
     def test_list_reads_escaped_strings_of_the_index_as_they_were_written(self):
         # An ended job is listed from its index.json entry, where JSON escapes
         # its quotes, backslashes and control characters.
