@@ -118,7 +118,7 @@ bench: deps
 	  fi; \
 	fi
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoolctl
 	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/spoold_bench.py
 
 # How long a restarted spoold takes to re-adopt 1,000 running attempts, and to
