@@ -47,6 +47,15 @@ void Scheduler::SetConfig(const Config& config, TimePoint now) {
     if (inserted || orphan || it->second.config.paused != pool.paused) it->second.paused = pool.paused;
     it->second.config = pool;
   }
+  // A pool the new configuration does not name keeps its jobs: the queued ones
+  // wait, starting nothing, until it is configured again (SPEC.md section 8);
+  // running ones end as they would. It becomes what recovery makes of such a
+  // pool: no workers, paused.
+  for (auto& [name, pool] : pools_) {
+    if (config.pools.count(name) != 0 || pool.config.workers == 0) continue;
+    pool.config.workers = 0;
+    (void)SetPaused(name, true, now);
+  }
   // Jobs waiting on a pool that is no longer paused go back into its queue.
   for (auto& [id, job] : jobs_) {
     if (job.status.state == JobState::kQueued && job.status.reason == Reason::kPoolPaused) {
@@ -177,8 +186,9 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
       SchedJob& job = jobs_.at(key.id);
       --pool.queued;
       if (auto thawed = job.kept.Thaw(key.id, config_); !thawed.ok()) {
-        // Cannot happen unless memory was corrupted: the text validated when
-        // the job was accepted, against a configuration with this pool too.
+        // Not expected: the text validated when the job was accepted, and the
+        // only part of the configuration it depends on is its pool, which is
+        // configured (a pool the configuration lost has no workers).
         Finish(job, JobState::kFailed, Reason::kSpawnFailed,
                "its job file no longer validates (" + thawed.error().message + ")", now);
         continue;

@@ -63,7 +63,7 @@ class Scheduler {
   explicit Scheduler(const Config& config);
 
   // Applies a (re)loaded configuration: pools added or changed take effect; a
-  // pool that disappears keeps its jobs until they end (it starts nothing new).
+  // pool that disappears keeps its jobs (it starts nothing: no workers, paused).
   void SetConfig(const Config& config, TimePoint now);
 
   // Whether a new job may enter its pool, and the reason it waits with.

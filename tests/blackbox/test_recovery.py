@@ -348,6 +348,34 @@ class RecoveryTest(SpoolTestMixin, unittest.TestCase):
         for job_id in ("first", "second"):
             self.assertEqual(spool.wait_terminal(job_id)["state"], "succeeded")
 
+    def test_a_reload_that_drops_a_pool_keeps_its_queued_jobs_until_it_is_back(self):
+        spool = self.make_spool(config={"pools": {"gpu": {"workers": 1}}})
+        gate = os.path.join(spool.base, "gate")
+        wait_gate = ["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.02; done']
+        spool.drop_job("first", pool="gpu", command=wait_gate)
+        spool.wait_state("first", "running")
+        spool.drop_job("second", pool="gpu", command=["true"])
+        spool.wait_accepted("second")
+        with_gpu = toml_dumps(spool.config)
+        without = dict(spool.config)
+        without["pools"] = {k: v for k, v in spool.config["pools"].items() if k != "gpu"}
+        spool.write_config(toml_dumps(without))
+        spool.proc.send_signal(signal.SIGHUP)
+        spool.wait_for(lambda: spool.status("second")["reason"] == "pool_paused",
+                       what="second waits with reason pool_paused")
+        spool.wait_for(lambda: spool.index()["pools"]["gpu"]["workers"] == 0
+                       and spool.index()["pools"]["gpu"]["paused"],
+                       what="index.json lists gpu with no workers, paused")
+        # The running job ends as it would; the queued one does not start.
+        with open(gate, "w"):
+            pass
+        self.assertEqual(spool.wait_terminal("first")["state"], "succeeded")
+        time.sleep(0.5)
+        self.assertEqual(spool.status("second")["state"], "queued")
+        spool.write_config(with_gpu)
+        spool.proc.send_signal(signal.SIGHUP)
+        self.assertEqual(spool.wait_terminal("second")["state"], "succeeded")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -157,3 +157,41 @@ TEST_CASE("kept spec: a text that no longer validates fails its job with the rea
   CHECK(s.Pools().at("default").queued == Scheduler::kHotQueued - 1);
   CHECK(s.Pools().at("default").running == 1);
 }
+
+TEST_CASE(
+    "kept spec: a reload that drops a pool leaves its queued jobs waiting, frozen or not, until it is back") {
+  const Config config = OnePool(1);  // "default" and "other"
+  Scheduler s(config);
+  const int n = Scheduler::kHotQueued + 5;
+  for (int i = 0; i < n; ++i) {
+    Submit(s, "j" + std::to_string(1000 + i), "pool = \"other\"\n" + JobText(i), config, kT0);
+  }
+  const std::string last = "j" + std::to_string(1000 + n - 1);
+  REQUIRE(s.Find(last)->kept.Frozen());
+  auto first = s.TakeStartable(kT0 + 1s);
+  REQUIRE(first == std::vector<std::string>{"j1000"});
+
+  // Reloaded without "other": the running job goes on; nothing else starts.
+  auto without = ParseConfig("[pools.default]\nworkers = 1\n", "test.toml");
+  REQUIRE(without.ok());
+  s.SetConfig(*without, kT0 + 2s);
+  CHECK(s.Find("j1001")->status.reason == Reason::kPoolPaused);
+  CHECK(s.Find(last)->status.reason == Reason::kPoolPaused);
+  s.AttemptEnded("j1000", Exit(0), kT0 + 3s);
+  CHECK(s.Find("j1000")->status.state == JobState::kSucceeded);
+  CHECK(s.TakeStartable(kT0 + 3s).empty());
+  // A resume request does not make an unconfigured pool start anything.
+  REQUIRE(s.Resume("other", kT0 + 4s).ok());
+  CHECK(s.TakeStartable(kT0 + 4s).empty());
+
+  // Configured again: every job runs, the frozen ones as defined.
+  s.SetConfig(config, kT0 + 5s);
+  for (int i = 1; i < n; ++i) {
+    auto started = s.TakeStartable(kT0 + 6s);
+    REQUIRE(started.size() == 1);
+    const SchedJob& job = *s.Find(started[0]);
+    CHECK(job.spec().command == std::vector<std::string>{"echo", "job-" + std::to_string(i)});
+    s.AttemptEnded(started[0], Exit(0), kT0 + 6s);
+    CHECK(s.Find(started[0])->status.state == JobState::kSucceeded);
+  }
+}
