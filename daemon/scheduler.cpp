@@ -52,13 +52,15 @@ void Scheduler::SetConfig(const Config& config, TimePoint now) {
   // running ones end as they would. It becomes what recovery makes of such a
   // pool: no workers, paused.
   for (auto& [name, pool] : pools_) {
-    if (config.pools.count(name) != 0 || pool.config.workers == 0) continue;
+    if (config.pools.count(name) != 0) continue;
     pool.config.workers = 0;
-    (void)SetPaused(name, true, now);
+    pool.paused = true;
   }
-  // Jobs waiting on a pool that is no longer paused go back into its queue.
+  // Every waiting job takes the reason that now applies (Enqueue decides): a
+  // pool no longer paused takes its jobs back, a pool that is gone holds them.
   for (auto& [id, job] : jobs_) {
-    if (job.status.state == JobState::kQueued && job.status.reason == Reason::kPoolPaused) {
+    if (job.status.state == JobState::kQueued &&
+        (job.status.reason == Reason::kPoolPaused || job.status.reason == Reason::kInQueue)) {
       Enqueue(job, now);
     }
   }

@@ -22,7 +22,6 @@ void KeptSpec::ReleaseHold() {
 
 void KeptSpec::Freeze(std::string text) {
   SPOOLD_CHECK(spec_ != nullptr);
-  format_ = spec_->format;
   text_ = std::move(text);
   text_.shrink_to_fit();
   spec_.reset();
