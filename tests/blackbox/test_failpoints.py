@@ -112,6 +112,10 @@ class FailpointsTest(SpoolTestMixin, unittest.TestCase):
             return set(index) == set(os.listdir(spool.path("jobs"))) and all(
                 index[j]["state"] == spool.status(j)["state"] for j in index)
         spool.wait_for(agrees, timeout=5, what=f"{point}: index.json equal to the folders")
+        # Stopped first: a running daemon rewrites index.json and
+        # index.active.json through temporary names every second, and a walk
+        # could meet one of those mid-write (as it did under load).
+        spool.stop()
         leftovers = []
         for folder, dirs, files in os.walk(spool.root):
             leftovers += [os.path.join(folder, n) for n in dirs + files if re.match(r"^\..*\.tmp$", n)]
