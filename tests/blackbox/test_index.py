@@ -304,6 +304,11 @@ class IndexTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         spool.wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
                        open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z",
                        what="the removed job's process stopped")
+        # The log is written by the daemon's logger, which may not have
+        # flushed its lines yet when the process is seen stopped.
+        spool.wait_for(lambda: "was removed while the job was queued" in spool.log_text()
+                       and "was removed while the job was running" in spool.log_text(),
+                       what="the log naming both removed folders")
         log = spool.log_text()
         self.assertIn("its folder", log)
         self.assertRegex(log, r"job long: its folder .* was removed while the job was running")
