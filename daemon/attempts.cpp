@@ -24,11 +24,11 @@ Executor* Attempts::ExecutorOf(const std::string& pool) const {
 void Attempts::Start(AttemptSpec spec, TimePoint now) {
   const std::string id = spec.id;
   SchedJob& job = *scheduler_.Find(id);
-  auto started = ExecutorOf(job.status.pool)->Start(std::move(spec), now);
+  auto started = ExecutorOf(job.status().pool)->Start(std::move(spec), now);
   if (!started.ok()) return AttemptNeverRan(id, started.error(), now);
   if (started->pid) {
     scheduler_.AttemptStarted(id, *started->pid, started->pid_start, now);
-    AttemptRecord& record = job.status.attempts.back();
+    AttemptRecord& record = job.status().attempts.back();
     if (started->supervisor_pid) record.supervisor_pid = started->supervisor_pid;
     if (started->boot_id) record.boot_id = started->boot_id;
   }
@@ -149,7 +149,8 @@ void Attempts::AttemptNeverRan(const std::string& id, const Error& error, TimePo
   AttemptEnd end;
   end.cause = Reason::kSpawnFailed;
   end.detail = error.message;
-  spdlog::warn("job {}: attempt {} could not start: {}", id, scheduler_.Find(id)->status.attempt, error.message);
+  spdlog::warn("job {}: attempt {} could not start: {}", id, scheduler_.Find(id)->status().attempt,
+               error.message);
   scheduler_.AttemptEnded(id, end, now);
 }
 

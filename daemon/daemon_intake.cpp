@@ -100,7 +100,7 @@ Status Daemon::MayControl(const ControlRequest& request, uid_t requester) const 
   }
   int64_t owner = -1;
   if (auto it = scheduler_.Jobs().find(request.job); it != scheduler_.Jobs().end()) {
-    owner = it->second.status.owner_uid;
+    owner = it->second.owner_uid();
   } else if (auto status = store_.Load(request.job); status.ok()) {
     owner = status->owner_uid;
   } else {
@@ -138,13 +138,13 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
   }
   if (request.action == ControlAction::kCancel) {
     bool was_running = false;
-    const std::string state = StateName(job->status.state);
+    const std::string state = StateName(job->state());
     if (auto st = scheduler_.Cancel(request.job, now, &was_running); !st.ok()) return st;
     Event(*job, Level::kInfo, "cancel_requested", "cancel requested by " + source + " while " + state);
     if (was_running) attempts_.Stop(request.job, Reason::kCancelledByUser, now);
     return OkStatus();
   }
-  if (job->status.state != JobState::kQueued || job->status.reason != Reason::kHeld) {
+  if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
     return MakeError("invalid_state", "job " + request.job + " is not held; only held jobs can be started", "job");
   }
   if (auto st = scheduler_.Release(request.job, now); !st.ok()) return st;
@@ -185,7 +185,8 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
       scheduler_.Add(std::move(*out.spec), std::move(*out.status), std::move(out.text));
-      SetIndexEntry(out.id, scheduler_.Find(out.id)->status);
+      SetIndexEntry(out.id, scheduler_.Find(out.id)->status());
+      scheduler_.Settle(out.id);  // written: a job far back in a long queue keeps little
       MarkIndexDirty();
       return;
     }
@@ -230,10 +231,10 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
                                             {"USER", user.name},        {"LOGNAME", user.name},
                                             {"SHELL", user.shell},      {"LANG", config_.job_lang}};
   for (const auto& [key, value] : job.spec().env) env[key] = value;
-  const std::string& id = job.status.id;
+  const std::string& id = job.status().id;
   env["SPOOLD_JOB_ID"] = id;
-  env["SPOOLD_ATTEMPT"] = std::to_string(job.status.attempt);
-  env["SPOOLD_POOL"] = job.status.pool;
+  env["SPOOLD_ATTEMPT"] = std::to_string(job.status().attempt);
+  env["SPOOLD_POOL"] = job.status().pool;
   env["SPOOLD_JOB_DIR"] = paths_.JobDir(id);
   env["SPOOLD_RESULTS_DIR"] = paths_.ResultsDir(id);
   env["SPOOLD_PROGRESS_FILE"] = paths_.Progress(id);
@@ -260,7 +261,7 @@ void Daemon::StartJobs(TimePoint now) {
 
 void Daemon::Launch(const std::string& id, TimePoint now) {
   SchedJob& job = *scheduler_.Find(id);
-  const int n = job.status.attempt;
+  const int n = job.status().attempt;
   auto fail = [&](const Error& error) { attempts_.AttemptNeverRan(id, error, now); };
   auto logs = store_.OpenAttemptLogs(id, n);
   if (!logs.ok()) return fail(logs.error());
@@ -274,8 +275,8 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   // Who the job runs as: its submitter when we are root (SPEC.md section 5),
   // else the daemon's own user.
   const uid_t me = ::geteuid();
-  const bool switch_user = me == 0 && job.status.owner_uid > 0;
-  auto user = User(switch_user ? static_cast<uid_t>(job.status.owner_uid) : me, now);
+  const bool switch_user = me == 0 && job.status().owner_uid > 0;
+  auto user = User(switch_user ? static_cast<uid_t>(job.status().owner_uid) : me, now);
   if (!user.ok()) {
     ::close(logs->stdout_fd);
     ::close(logs->stderr_fd);
@@ -292,9 +293,9 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   attempt.attempt = n;
   attempt.launch = std::move(spec);
   attempt.kill = job.spec().kill;
-  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
+  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status().pool));
   attempt.deadline = scheduler_.DeadlineOf(job);
-  if (auto pool = scheduler_.Pools().find(job.status.pool); pool != scheduler_.Pools().end()) {
+  if (auto pool = scheduler_.Pools().find(job.status().pool); pool != scheduler_.Pools().end()) {
     attempt.slurm = pool->second.config.slurm;
   }
   attempts_.Start(std::move(attempt), now);

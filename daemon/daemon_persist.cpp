@@ -56,15 +56,16 @@ const char* TransitionEvent(JobState from, JobState state, Reason reason) {
 
 void Daemon::Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
                    Json extra) {
-  if (vanished_.count(job.status.id) != 0) return;  // its folder is gone
-  if (auto st = store_.AppendEvent(job.status, {level, event, job.status.attempt, message, std::move(extra)});
+  if (vanished_.count(job.id()) != 0) return;  // its folder is gone
+  if (auto st =
+          store_.AppendEvent(job.status(), {level, event, job.status().attempt, message, std::move(extra)});
       !st.ok()) {
     Trouble("events", "cannot append to events.jsonl (" + st.error().message + ")");
   }
 }
 
 void Daemon::RecordTransition(SchedJob& job) {
-  const JobStatus& s = job.status;
+  const JobStatus& s = job.status();
   if (s.state == job.persisted_state && s.reason == job.persisted_reason) return;
   const char* name = TransitionEvent(job.persisted_state, s.state, s.reason);
   Level level = s.state == JobState::kFailed             ? Level::kError
@@ -82,7 +83,7 @@ void Daemon::RecordTransition(SchedJob& job) {
 }
 
 void Daemon::WriteResults(const SchedJob& job) {
-  const JobStatus& s = job.status;
+  const JobStatus& s = job.status();
   ResultsInfo info{s.id, s.title, StateName(s.state), s.pool, s.created, s.finished.value_or(s.updated)};
   auto item = BuildResultsItem(store_.Here(s.id, paths_.JobDir(s.id)), info);
   if (!item.ok()) {
@@ -103,9 +104,9 @@ void Daemon::Persist() {
     if (job == nullptr) continue;
     if (vanished_.count(id) != 0) {
       // Its folder is gone: nothing is written; forgotten once it has ended.
-      job->persisted_state = job->status.state;
-      job->persisted_reason = job->status.reason;
-      if (IsTerminal(job->status.state)) {
+      job->persisted_state = job->state();
+      job->persisted_reason = job->reason();
+      if (IsTerminal(job->state())) {
         scheduler_.Forget(id);
         vanished_.erase(id);
         jobs_mtime_ = {};  // a folder under its id since then is taken in at the next scan
@@ -113,11 +114,11 @@ void Daemon::Persist() {
       continue;
     }
     RecordTransition(*job);
-    const bool terminal = IsTerminal(job->status.state);
+    const bool terminal = IsTerminal(job->status().state);
     // results.json comes before the terminal status, so whoever sees the job
     // ended finds its results listed.
     if (terminal) WriteResults(*job);
-    if (auto st = store_.WriteStatus(job->status); !st.ok()) {
+    if (auto st = store_.WriteStatus(job->status()); !st.ok()) {
       // Kept and tried again; until it is on disk, a terminal job stays known
       // here, so its state is never lost nor reported without being written.
       Trouble("status", "cannot write job status (" + st.error().message + "); retrying every second");
@@ -125,9 +126,13 @@ void Daemon::Persist() {
       continue;
     }
     if (unwritten_.erase(id) != 0 && unwritten_.empty()) TroubleOver("status");
-    SetIndexEntry(id, job->status);
+    SetIndexEntry(id, job->status());
     MarkIndexDirty();
-    if (terminal) scheduler_.Forget(id);
+    if (terminal) {
+      scheduler_.Forget(id);
+    } else {
+      scheduler_.Settle(id);
+    }
   }
 }
 

@@ -115,8 +115,11 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   const bool was_running = status->state == JobState::kRunning;
   scheduler_.Add(std::move(spec.value()), std::move(status.value()), std::move(file->second));
   SchedJob& job = *scheduler_.Find(id);
-  SetIndexEntry(id, job.status);
-  if (!was_running) return;
+  SetIndexEntry(id, job.status());
+  if (!was_running) {
+    scheduler_.Settle(id);
+    return;
+  }
   // Its executor follows it again, or records how it ended.
   if (ours && attempts_.Adopt(job, now)) return;
   // An imported job: its pid belongs to another machine or daemon.
@@ -125,8 +128,8 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   end.cause = Reason::kInterrupted;
   scheduler_.AttemptEnded(id, end, now);
   Event(job, Level::kWarning, "recovered",
-        "the daemon stopped while attempt " + std::to_string(job.status.attempt) + " ran; " + how);
-  spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status.attempt, how);
+        "the daemon stopped while attempt " + std::to_string(job.status().attempt) + " ran; " + how);
+  spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, job.status().attempt, how);
 }
 
 // index.json shows every folder under jobs/ (SPEC.md section 7): folders
@@ -215,9 +218,9 @@ bool Daemon::ForgetVanished(const std::string& id, TimePoint now) {
   MarkIndexDirty();
   SchedJob* job = scheduler_.Find(id);
   if (job == nullptr) return false;  // it had ended
-  const std::string state = StateName(job->status.state);
+  const std::string state = StateName(job->state());
   unwritten_.erase(id);
-  if (IsTerminal(job->status.state)) {
+  if (IsTerminal(job->state())) {
     // Ended, its status not yet written (a full disk): nothing more to write.
     spdlog::warn("job {}: its folder {} was removed after the job ended; forgotten", id, paths_.JobDir(id));
     scheduler_.Forget(id);

@@ -59,22 +59,22 @@ void Scheduler::SetConfig(const Config& config, TimePoint now) {
   // Every waiting job takes the reason that now applies (Enqueue decides): a
   // pool no longer paused takes its jobs back, a pool that is gone holds them.
   for (auto& [id, job] : jobs_) {
-    if (job.status.state == JobState::kQueued &&
-        (job.status.reason == Reason::kPoolPaused || job.status.reason == Reason::kInQueue)) {
+    if (job.state() == JobState::kQueued &&
+        (job.reason() == Reason::kPoolPaused || job.reason() == Reason::kInQueue)) {
       Enqueue(job, now);
     }
   }
 }
 
 PoolState& Scheduler::PoolOf(const SchedJob& job) {
-  auto it = pools_.find(job.status.pool);
+  auto it = pools_.find(job.pool());
   if (it == pools_.end()) {
     // A pool removed from the configuration: its jobs finish, nothing new starts.
     PoolState orphan;
-    orphan.config.name = job.status.pool;
+    orphan.config.name = job.pool();
     orphan.config.workers = 0;
     orphan.paused = true;
-    it = pools_.emplace(job.status.pool, orphan).first;
+    it = pools_.emplace(job.pool(), orphan).first;
   }
   return it->second;
 }
@@ -97,15 +97,16 @@ Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
 void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
   SPOOLD_CHECK(!IsTerminal(status.state));
   const std::string id = status.id;
-  SPOOLD_CHECK(jobs_.count(id) == 0);
-  SchedJob& job = jobs_[id];
+  auto [it, inserted] = jobs_.try_emplace(id, config_, std::move(status));
+  SPOOLD_CHECK(inserted);
+  SchedJob& job = it->second;
+  job.id_ = &it->first;
   job.kept = KeptSpec(std::move(spec));
-  job.status = std::move(status);
   job.arrival = next_arrival_++;
-  job.persisted_state = job.status.state;
-  job.persisted_reason = job.status.reason;
+  job.persisted_state = job.status().state;
+  job.persisted_reason = job.status().reason;
   if (auto deadline = DeadlineOf(job)) deadlines_.emplace(*deadline, id);
-  if (job.status.state == JobState::kRunning) {
+  if (job.status().state == JobState::kRunning) {
     ++PoolOf(job).running;
     return;
   }
@@ -114,19 +115,23 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
     // A job dropped into a paused pool with auto_resume resumes it (the Bodo
     // "paused cluster resumes on submission" rule).
     // Its waiting jobs are queued again the way a resume request queues them.
-    if (pool.paused && pool.config.auto_resume && job.status.reason != Reason::kRetryBackoff) {
-      (void)SetPaused(job.status.pool, false, job.status.updated);
+    if (pool.paused && pool.config.auto_resume && job.status().reason != Reason::kRetryBackoff) {
+      (void)SetPaused(job.status().pool, false, job.status().updated);
     }
     if (!text.empty() && pool.queued >= kHotQueued) job.kept.Freeze(std::move(text));
     ++pool.queued;
-    Enqueue(job, job.status.updated);
+    Enqueue(job, job.status().updated);
   }
+}
+
+void Scheduler::Settle(const std::string& id) {
+  if (SchedJob* job = Find(id)) (void)job->Settle();
 }
 
 void Scheduler::Forget(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
-  SPOOLD_CHECK(IsTerminal(it->second.status.state));
+  SPOOLD_CHECK(IsTerminal(it->second.state()));
   if (auto deadline = DeadlineOf(it->second)) deadlines_.erase({*deadline, id});
   jobs_.erase(it);
   changed_.erase(id);
@@ -138,42 +143,41 @@ SchedJob* Scheduler::Find(const std::string& id) {
 }
 
 Reason Scheduler::WaitingReason(const SchedJob& job) const {
-  if (job.kept.hold() && job.status.reason == Reason::kHeld) return Reason::kHeld;
-  auto it = pools_.find(job.status.pool);
+  if (job.kept.hold() && job.reason() == Reason::kHeld) return Reason::kHeld;
+  auto it = pools_.find(job.pool());
   if (it == pools_.end() || it->second.paused) return Reason::kPoolPaused;
   return Reason::kInQueue;
 }
 
 void Scheduler::Enqueue(SchedJob& job, TimePoint now) {
   Dequeue(job);
-  if (job.status.reason == Reason::kRetryBackoff && job.status.next_attempt_at &&
-      *job.status.next_attempt_at > now) {
-    waiting_.emplace(*job.status.next_attempt_at, job.status.id);
+  if (job.reason() == Reason::kRetryBackoff && job.next_attempt_at() && *job.next_attempt_at() > now) {
+    waiting_.emplace(*job.next_attempt_at(), job.id());
     return;
   }
   Reason reason = WaitingReason(job);
-  if (reason != job.status.reason) {
-    std::string message = reason == Reason::kPoolPaused ? "waiting: pool " + job.status.pool + " is paused"
+  if (reason != job.reason()) {
+    std::string message = reason == Reason::kPoolPaused ? "waiting: pool " + job.pool() + " is paused"
                           : reason == Reason::kHeld     ? "held until a start request"
                                                         : "waiting for a worker";
     SetState(job, JobState::kQueued, reason, std::move(message), now);
   }
-  if (reason == Reason::kInQueue) ready_[job.status.pool].insert(KeyOf(job));
+  if (reason == Reason::kInQueue) ready_[job.pool()].insert(KeyOf(job));
 }
 
 void Scheduler::Dequeue(SchedJob& job) {
-  auto rit = ready_.find(job.status.pool);
+  auto rit = ready_.find(job.pool());
   if (rit != ready_.end()) rit->second.erase(KeyOf(job));
-  if (job.status.next_attempt_at) waiting_.erase({*job.status.next_attempt_at, job.status.id});
+  if (auto at = job.next_attempt_at()) waiting_.erase({*at, job.id()});
 }
 
 void Scheduler::SetState(SchedJob& job, JobState state, Reason reason, std::string message,
                          TimePoint now) {
-  job.status.state = state;
-  job.status.reason = reason;
-  job.status.message = std::move(message);
-  job.status.updated = now;
-  changed_.insert(job.status.id);
+  job.status().state = state;
+  job.status().reason = reason;
+  job.status().message = std::move(message);
+  job.status().updated = now;
+  changed_.insert(job.id());
 }
 
 std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
@@ -185,9 +189,12 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
     while (!pool.paused && pool.running < pool.config.workers && !queue.empty()) {
       QueueKey key = *queue.begin();
       queue.erase(queue.begin());
-      SchedJob& job = jobs_.at(key.id);
+      SchedJob& job = jobs_.at(*key.id);
       --pool.queued;
-      if (auto thawed = job.kept.Thaw(key.id, config_); !thawed.ok()) {
+      const std::string& id = *key.id;
+      // The status first: a settled one is rebuilt from the kept text.
+      (void)job.status();
+      if (auto thawed = job.kept.Thaw(id, config_); !thawed.ok()) {
         // Not expected: the text validated when the job was accepted, and the
         // only part of the configuration it depends on is its pool, which is
         // configured (a pool the configuration lost has no workers).
@@ -196,21 +203,21 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
         continue;
       }
       ++pool.running;
-      job.status.attempt += 1;
-      job.status.next_attempt_at.reset();
-      job.status.pid.reset();
-      job.status.exit_code.reset();
-      job.status.signal.reset();
-      if (!job.status.started) job.status.started = now;
+      job.status().attempt += 1;
+      job.status().next_attempt_at.reset();
+      job.status().pid.reset();
+      job.status().exit_code.reset();
+      job.status().signal.reset();
+      if (!job.status().started) job.status().started = now;
       AttemptRecord record;
-      record.attempt = job.status.attempt;
+      record.attempt = job.status().attempt;
       record.started = now;
-      job.status.attempts.push_back(record);
+      job.status().attempts.push_back(record);
       SetState(job, JobState::kRunning, Reason::kNone,
                "attempt " + std::to_string(CountedAttempts(job)) + " of " +
-                   std::to_string(job.status.max_attempts) + " starting",
+                   std::to_string(job.status().max_attempts) + " starting",
                now);
-      started.push_back(key.id);
+      started.push_back(id);
     }
   }
   return started;
@@ -219,37 +226,37 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
 void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
                                TimePoint now) {
   SchedJob& job = jobs_.at(id);
-  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
-  job.status.pid = pid;
-  job.status.attempts.back().pid = pid;
-  job.status.attempts.back().pid_start = pid_start;
-  job.status.message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
-                       std::to_string(job.status.max_attempts) + " running";
-  job.status.updated = now;
+  SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
+  job.status().pid = pid;
+  job.status().attempts.back().pid = pid;
+  job.status().attempts.back().pid_start = pid_start;
+  job.status().message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                         std::to_string(job.status().max_attempts) + " running";
+  job.status().updated = now;
   changed_.insert(id);
 }
 
 void Scheduler::AttemptSubmitted(const std::string& id, const std::string& slurm_id, TimePoint now) {
   SchedJob& job = jobs_.at(id);
-  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
-  job.status.attempts.back().slurm_job_id = slurm_id;
-  job.status.message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
-                       std::to_string(job.status.max_attempts) + " is Slurm job " + slurm_id;
-  job.status.updated = now;
+  SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
+  job.status().attempts.back().slurm_job_id = slurm_id;
+  job.status().message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
+                         std::to_string(job.status().max_attempts) + " is Slurm job " + slurm_id;
+  job.status().updated = now;
   changed_.insert(id);
 }
 
 void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why, TimePoint now) {
   SchedJob& job = jobs_.at(id);
-  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
   PoolState& pool = PoolOf(job);
   --pool.running;
   ++pool.queued;
-  job.status.attempts.pop_back();
-  job.status.attempt -= 1;
-  job.status.pid.reset();
-  if (job.status.attempts.empty()) job.status.started.reset();
-  job.status.reason = Reason::kInQueue;
+  job.status().attempts.pop_back();
+  job.status().attempt -= 1;
+  job.status().pid.reset();
+  if (job.status().attempts.empty()) job.status().started.reset();
+  job.status().reason = Reason::kInQueue;
   SetState(job, JobState::kQueued, Reason::kInQueue, "could not start yet (" + why + "); waiting", now);
   Enqueue(job, now);
 }
@@ -257,21 +264,21 @@ void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why,
 std::optional<TimePoint> Scheduler::DeadlineOf(const SchedJob& job) const {
   const auto& deadline = job.kept.deadline();
   if (!deadline || deadline->count() == 0) return std::nullopt;
-  return job.status.created + *deadline;
+  return job.created() + *deadline;
 }
 
 void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now) {
   Dequeue(job);
-  job.status.finished = now;
-  job.status.next_attempt_at.reset();
-  job.status.pid.reset();
+  job.status().finished = now;
+  job.status().next_attempt_at.reset();
+  job.status().pid.reset();
   SetState(job, state, reason, std::move(message), now);
-  cancel_requested_.erase(job.status.id);
+  cancel_requested_.erase(job.id());
 }
 
 void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimePoint now) {
   SchedJob& job = jobs_.at(id);
-  SPOOLD_CHECK(job.status.state == JobState::kRunning && !job.status.attempts.empty());
+  SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
   --PoolOf(job).running;
 
   // What ended the attempt, in order of authority: the daemon's own act first,
@@ -281,7 +288,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   if (reason == Reason::kNone && end.exit_code && *end.exit_code != 0) reason = Reason::kNonzeroExit;
   if (cancel_requested_.count(id)) reason = Reason::kCancelledByUser;
 
-  AttemptRecord& record = job.status.attempts.back();
+  AttemptRecord& record = job.status().attempts.back();
   record.finished = end.ended_at && *end.ended_at >= record.started && *end.ended_at <= now ? *end.ended_at : now;
   record.exit_code = end.exit_code;
   record.signal = end.signal ? std::optional<std::string>(SignalName(*end.signal)) : std::nullopt;
@@ -290,12 +297,12 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   record.cpu_user_s = end.cpu_user_s;
   record.cpu_sys_s = end.cpu_sys_s;
   record.max_rss_kb = end.max_rss_kb;
-  job.status.exit_code = end.exit_code;
-  job.status.signal = record.signal;
-  job.status.pid.reset();
+  job.status().exit_code = end.exit_code;
+  job.status().signal = record.signal;
+  job.status().pid.reset();
 
-  const std::string which = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
-                            std::to_string(job.status.max_attempts);
+  const std::string which =
+      "attempt " + std::to_string(CountedAttempts(job)) + " of " + std::to_string(job.status().max_attempts);
   std::string what;
   switch (reason) {
     case Reason::kNone:
@@ -308,14 +315,14 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
     case Reason::kInterrupted:
       // Shutdowns and crashes do not use up retry.attempts; the third one ends
       // the job so that a job that kills the daemon cannot loop forever.
-      job.status.interruptions += 1;
-      if (job.status.interruptions >= 3) {
+      job.status().interruptions += 1;
+      if (job.status().interruptions >= 3) {
         Finish(job, JobState::kFailed, Reason::kInterrupted,
                which + " interrupted by a daemon stop; the job's third interruption ends it", now);
         return;
       }
       ++PoolOf(job).queued;
-      job.status.reason = Reason::kInQueue;
+      job.status().reason = Reason::kInQueue;
       SetState(job, JobState::kQueued, Reason::kInQueue, which + " was interrupted; it runs again", now);
       Enqueue(job, now);
       return;
@@ -353,7 +360,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
     qualifies = retry.exit_codes.empty();
   }
   const int done = CountedAttempts(job);
-  if (!qualifies || done >= job.status.max_attempts) {
+  if (!qualifies || done >= job.status().max_attempts) {
     Finish(job, JobState::kFailed, reason, what, now);
     return;
   }
@@ -362,7 +369,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
     Finish(job, JobState::kFailed, reason, what + "; no retry: the deadline comes first", now);
     return;
   }
-  job.status.next_attempt_at = at;
+  job.status().next_attempt_at = at;
   ++PoolOf(job).queued;
   SetState(job, JobState::kQueued, Reason::kRetryBackoff,
            what + "; retrying at " + FormatMessageTime(at, now), now);
@@ -375,8 +382,8 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
     std::string id = waiting_.begin()->second;
     waiting_.erase(waiting_.begin());
     SchedJob& job = jobs_.at(id);
-    job.status.reason = Reason::kInQueue;  // the wait is over
-    job.status.next_attempt_at.reset();
+    job.status().reason = Reason::kInQueue;  // the wait is over
+    job.status().next_attempt_at.reset();
     SetState(job, JobState::kQueued, Reason::kInQueue, "waiting for a worker for the retry", now);
     Enqueue(job, now);
     changed.push_back(id);
@@ -386,10 +393,10 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
   for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
     const std::string& id = it->second;
     SchedJob& job = jobs_.at(id);
-    if (job.status.state != JobState::kQueued) continue;
+    if (job.state() != JobState::kQueued) continue;
     --PoolOf(job).queued;
-    Finish(job, JobState::kFailed, Reason::kDeadline, "the job's deadline passed " + QueuedSoFar(job.status),
-           now);
+    Finish(job, JobState::kFailed, Reason::kDeadline,
+           "the job's deadline passed " + QueuedSoFar(job.status()), now);
     changed.push_back(id);
   }
   return changed;
@@ -401,7 +408,7 @@ std::optional<TimePoint> Scheduler::NextWakeup() const {
   // The earliest deadline of a queued job.
   for (const auto& [deadline, id] : deadlines_) {
     if (next && *next <= deadline) break;
-    if (jobs_.at(id).status.state == JobState::kQueued) {
+    if (jobs_.at(id).state() == JobState::kQueued) {
       next = deadline;
       break;
     }
@@ -411,10 +418,11 @@ std::optional<TimePoint> Scheduler::NextWakeup() const {
 
 std::optional<std::pair<TimePoint, Reason>> Scheduler::AttemptLimit(const std::string& id) const {
   const SchedJob& job = jobs_.at(id);
-  if (job.status.state != JobState::kRunning || job.status.attempts.empty()) return std::nullopt;
+  if (job.state() != JobState::kRunning || job.status().attempts.empty()) return std::nullopt;
   std::optional<std::pair<TimePoint, Reason>> limit;
-  Millis timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
-  if (timeout.count() > 0) limit = std::make_pair(job.status.attempts.back().started + timeout, Reason::kTimeout);
+  Millis timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status().pool));
+  if (timeout.count() > 0)
+    limit = std::make_pair(job.status().attempts.back().started + timeout, Reason::kTimeout);
   if (auto deadline = DeadlineOf(job); deadline && (!limit || *deadline <= limit->first)) {
     limit = std::make_pair(*deadline, Reason::kDeadline);
   }
@@ -425,28 +433,28 @@ Status Scheduler::Cancel(const std::string& id, TimePoint now, bool* was_running
   *was_running = false;
   SchedJob* job = Find(id);
   if (job == nullptr) return MakeError("unknown_job", "no job " + id);
-  if (IsTerminal(job->status.state)) {
-    return MakeError("invalid_field", "job " + id + " is already " + StateName(job->status.state), "job");
+  if (IsTerminal(job->state())) {
+    return MakeError("invalid_field", "job " + id + " is already " + StateName(job->state()), "job");
   }
-  if (job->status.state == JobState::kRunning) {
+  if (job->state() == JobState::kRunning) {
     cancel_requested_.insert(id);
     *was_running = true;
     return OkStatus();
   }
   --PoolOf(*job).queued;
   Finish(*job, JobState::kCancelled, Reason::kCancelledByUser,
-         "cancelled by request " + QueuedSoFar(job->status), now);
+         "cancelled by request " + QueuedSoFar(job->status()), now);
   return OkStatus();
 }
 
 Status Scheduler::Release(const std::string& id, TimePoint now) {
   SchedJob* job = Find(id);
   if (job == nullptr) return MakeError("unknown_job", "no job " + id);
-  if (job->status.state != JobState::kQueued || job->status.reason != Reason::kHeld) {
+  if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
     return MakeError("invalid_field", "job " + id + " is not held", "job");
   }
   job->kept.ReleaseHold();
-  job->status.reason = Reason::kInQueue;
+  job->status().reason = Reason::kInQueue;
   SetState(*job, JobState::kQueued, Reason::kInQueue, "released by a start request", now);
   Enqueue(*job, now);
   return OkStatus();
@@ -463,7 +471,7 @@ Status Scheduler::SetPaused(const std::string& pool, bool paused, TimePoint now)
   // The pool's waiting jobs take the reason that now applies (Enqueue decides).
   const Reason affected = paused ? Reason::kInQueue : Reason::kPoolPaused;
   for (auto& [id, job] : jobs_) {
-    if (job.status.state == JobState::kQueued && job.status.pool == pool && job.status.reason == affected) {
+    if (job.state() == JobState::kQueued && job.pool() == pool && job.reason() == affected) {
       Enqueue(job, now);
     }
   }
@@ -473,11 +481,11 @@ Status Scheduler::SetPaused(const std::string& pool, bool paused, TimePoint now)
 void Scheduler::SetProgress(const std::string& id, std::optional<double> progress,
                             std::optional<std::string> message, TimePoint now) {
   SchedJob& job = jobs_.at(id);
-  if (job.status.state != JobState::kRunning) return;
-  if (job.status.progress == progress && job.status.progress_message == message) return;
-  job.status.progress = progress;
-  job.status.progress_message = std::move(message);
-  job.status.updated = now;
+  if (job.state() != JobState::kRunning) return;
+  if (job.status().progress == progress && job.status().progress_message == message) return;
+  job.status().progress = progress;
+  job.status().progress_message = std::move(message);
+  job.status().updated = now;
   changed_.insert(id);
 }
 

@@ -16,24 +16,12 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/sched_job.h"
 #include "spool/job_spec.h"
 #include "spool/kept_spec.h"
 #include "spool/status.h"
 
 namespace spoold {
-
-struct SchedJob {
-  // The definition: parsed, or only its text while the job waits far from the
-  // head of its queue (spool/kept_spec.h). A running job always has spec().
-  KeptSpec kept;
-  const JobSpec& spec() const { return kept.spec(); }
-  JobStatus status;
-  uint64_t arrival = 0;  // order of admission, for FIFO among equal priorities
-  // The state and reason last written to disk: the daemon records an event for
-  // each transition it persists.
-  JobState persisted_state = JobState::kQueued;
-  Reason persisted_reason = Reason::kNone;
-};
 
 // How an attempt ended, as the executor saw it.
 struct AttemptEnd {
@@ -61,6 +49,9 @@ struct PoolState {
 class Scheduler {
  public:
   explicit Scheduler(const Config& config);
+  // Jobs point at config_: a scheduler stays where it was made.
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
 
   // Applies a (re)loaded configuration: pools added or changed take effect; a
   // pool that disappears keeps its jobs (it starts nothing: no workers, paused).
@@ -80,6 +71,11 @@ class Scheduler {
   // keep only their text: enough that the next starts of a busy pool never
   // wait for a parse.
   static constexpr int kHotQueued = 64;
+
+  // Keeps a queued job's status short (SchedJob::Settle): the daemon calls it
+  // once the status is written, so that a job waiting far back in a long queue
+  // costs little memory. Reading or changing the status again makes it whole.
+  void Settle(const std::string& id);
 
   // Removes a terminal job (retention).
   void Forget(const std::string& id);
@@ -140,13 +136,14 @@ class Scheduler {
   std::vector<std::string> TakeChanged();
 
  private:
+  // Arrival is unique, so the id (the job's key in jobs_) never decides.
   struct QueueKey {
     int64_t neg_priority;
     uint64_t arrival;
-    std::string id;
+    const std::string* id;
     auto operator<=>(const QueueKey&) const = default;
   };
-  QueueKey KeyOf(const SchedJob& job) const { return {-job.status.priority, job.arrival, job.status.id}; }
+  QueueKey KeyOf(const SchedJob& job) const { return {-job.priority(), job.arrival, &job.id()}; }
 
   void Enqueue(SchedJob& job, TimePoint now);   // into the ready or waiting set
   void Dequeue(SchedJob& job);                  // out of both
@@ -154,7 +151,7 @@ class Scheduler {
   Reason WaitingReason(const SchedJob& job) const;
   Status SetPaused(const std::string& pool, bool paused, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
-  int CountedAttempts(const SchedJob& job) const { return job.status.attempt - job.status.interruptions; }
+  int CountedAttempts(const SchedJob& job) const { return job.status().attempt - job.status().interruptions; }
   PoolState& PoolOf(const SchedJob& job);
 
   Config config_;

@@ -195,12 +195,12 @@ void SlurmExecutor::StopAttempt(Attempt& attempt, Reason cause) {
 // A Slurm job outlives the daemon: it is followed again, never submitted
 // twice. Its timeout is counted from the attempt's recorded start.
 bool SlurmExecutor::Adopt(SchedJob& job, TimePoint) {
-  if (job.status.attempts.empty() || !job.status.attempts.back().slurm_job_id) return false;
-  const std::string& id = job.status.id;
-  const std::string slurm_id = *job.status.attempts.back().slurm_job_id;
+  if (job.status().attempts.empty() || !job.status().attempts.back().slurm_job_id) return false;
+  const std::string& id = job.status().id;
+  const std::string slurm_id = *job.status().attempts.back().slurm_job_id;
   Attempt attempt;
   attempt.id = id;
-  attempt.attempt = job.status.attempt;
+  attempt.attempt = job.status().attempt;
   attempt.slurm_id = slurm_id;
   running_.emplace(id, std::move(attempt));
   host_.AttemptEvent(id, Level::kInfo, "recovered",

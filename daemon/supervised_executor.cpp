@@ -350,15 +350,15 @@ void SupervisedExecutor::Interrupted(const std::string& id, const std::string& m
 }
 
 bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
-  const std::string& id = job.status.id;
-  const std::string n = std::to_string(job.status.attempt);
-  if (job.status.attempts.empty() || !job.status.attempts.back().supervisor_pid) {
+  const std::string& id = job.status().id;
+  const std::string n = std::to_string(job.status().attempt);
+  if (job.status().attempts.empty() || !job.status().attempts.back().supervisor_pid) {
     // An attempt of a spoold before supervisors: a job recorded running is
     // never left running unseen: if its process is still the one we started
     // (same pid and start time, never a bare pid), its whole group is killed
     // before the attempt is recorded as interrupted.
     std::string how = "no process of it was left";
-    const AttemptRecord* record = job.status.attempts.empty() ? nullptr : &job.status.attempts.back();
+    const AttemptRecord* record = job.status().attempts.empty() ? nullptr : &job.status().attempts.back();
     if (record && record->pid && record->pid_start &&
         ProcessStartTicks(static_cast<pid_t>(*record->pid)) == record->pid_start) {
       auto pgid = static_cast<pid_t>(*record->pid);
@@ -372,17 +372,17 @@ bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
     spdlog::warn("job {}: attempt {} was interrupted by a daemon stop; {}", id, n, how);
     return true;
   }
-  const AttemptRecord& record = job.status.attempts.back();
+  const AttemptRecord& record = job.status().attempts.back();
   Attempt attempt;
   attempt.id = id;
-  attempt.attempt = job.status.attempt;
+  attempt.attempt = job.status().attempt;
   attempt.pid = static_cast<pid_t>(record.pid.value_or(-1));
   attempt.pid_start = record.pid_start;
   attempt.supervisor = static_cast<pid_t>(*record.supervisor_pid);
   attempt.kill = job.spec().kill;
-  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status.pool));
+  attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status().pool));
   attempt.found_at_start = true;
-  const std::string dir = paths_.AttemptDir(id, job.status.attempt);
+  const std::string dir = paths_.AttemptDir(id, job.status().attempt);
   if (record.boot_id && !boot_id_.empty() && *record.boot_id != boot_id_) {
     const std::string why = "ran before the machine restarted; nothing of it can be running";
     Interrupted(id, "attempt " + n + " " + why, now);

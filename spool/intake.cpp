@@ -209,6 +209,26 @@ Intake::Owner Intake::OwnerOf(uid_t uid, gid_t file_gid, TimePoint now) {
   return owner;
 }
 
+JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string owner, int64_t owner_uid,
+                         Reason reason, TimePoint now) {
+  JobStatus status;
+  status.id = id;
+  status.title = spec.title;
+  status.pool = spec.pool;
+  status.tags = spec.tags;
+  status.priority = spec.priority;
+  status.owner = std::move(owner);
+  status.owner_uid = owner_uid;
+  status.metadata = spec.metadata;
+  status.state = JobState::kQueued;
+  status.reason = reason;
+  status.max_attempts = spec.retry.attempts + 1;
+  status.created = now;
+  status.updated = now;
+  status.message = "accepted";
+  return status;
+}
+
 IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, TimePoint now) {
   IntakeOutcome out;
   out.name = name;
@@ -262,22 +282,8 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   auto reason = admit(*spec);
   if (!reason.ok()) return Reject(name, reason.error(), now);
 
-  JobStatus status;
-  status.id = id;
-  status.title = spec->title;
-  status.pool = spec->pool;
-  status.tags = spec->tags;
-  status.priority = spec->priority;
   const Owner owner = OwnerOf(file->uid, file->gid, now);
-  status.owner = owner.name;
-  status.owner_uid = file->uid;
-  status.metadata = spec->metadata;
-  status.state = JobState::kQueued;
-  status.reason = *reason;
-  status.max_attempts = spec->retry.attempts + 1;
-  status.created = now;
-  status.updated = now;
-  status.message = "accepted";
+  JobStatus status = AcceptedStatus(id, *spec, owner.name, file->uid, *reason, now);
 
   out.text = bytes;
   NewJob job{id, format, std::move(bytes), spec->script, file->uid, owner.gid};

@@ -46,6 +46,11 @@ struct IntakeOutcome {
   std::optional<Error> refusal;
 };
 
+// The status a job accepted from `spec` starts with: queued with `reason`,
+// message "accepted", created and updated `now`.
+JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string owner, int64_t owner_uid,
+                         Reason reason, TimePoint now);
+
 // The daemon's word on a valid job: the reason it starts queued with (in_queue,
 // held or pool_paused), or an error such as queue_full.
 using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;

@@ -27,8 +27,8 @@ void KeptSpec::Freeze(std::string text) {
   spec_.reset();
 }
 
-Status KeptSpec::Thaw(const std::string& id, const Config& config) {
-  if (spec_) return OkStatus();
+Result<JobSpec> KeptSpec::Parse(const std::string& id, const Config& config) const {
+  SPOOLD_CHECK(spec_ == nullptr);
   auto doc = ParseDocument(text_, format_);
   if (!doc.ok()) return doc.error();
   auto spec = ValidateJobSpec(*doc, id, config);
@@ -37,6 +37,13 @@ Status KeptSpec::Thaw(const std::string& id, const Config& config) {
   // request releases a hold.
   spec->format = format_;
   spec->hold = hold_;
+  return spec;
+}
+
+Status KeptSpec::Thaw(const std::string& id, const Config& config) {
+  if (spec_) return OkStatus();
+  auto spec = Parse(id, config);
+  if (!spec.ok()) return spec.error();
   spec_ = std::make_unique<JobSpec>(std::move(spec.value()));
   text_.clear();
   text_.shrink_to_fit();

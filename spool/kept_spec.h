@@ -41,6 +41,10 @@ class KeptSpec {
   // job stays frozen and the error says what no longer validates.
   Status Thaw(const std::string& id, const Config& config);
 
+  // The spec the kept text gives (parsed and validated as Thaw does, with the
+  // hold as last set), without keeping it: for a frozen job only.
+  Result<JobSpec> Parse(const std::string& id, const Config& config) const;
+
  private:
   std::unique_ptr<JobSpec> spec_;
   std::string text_;

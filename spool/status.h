@@ -64,6 +64,7 @@ struct AttemptRecord {
   // restarted daemon re-adopts the attempt, or knows that it cannot be alive.
   std::optional<int64_t> supervisor_pid;
   std::optional<std::string> boot_id;
+  bool operator==(const AttemptRecord&) const = default;
 };
 
 struct JobStatus {
@@ -93,6 +94,7 @@ struct JobStatus {
   TimePoint updated{};
   int interruptions = 0;  // attempts stopped by daemon shutdowns or crashes
   std::vector<AttemptRecord> attempts;
+  bool operator==(const JobStatus&) const = default;
 };
 
 Json StatusToJson(const JobStatus& status);

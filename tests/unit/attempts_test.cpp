@@ -64,11 +64,10 @@ struct Fixture {
     pool.executor = "slurm";
     config.pools["cluster"] = pool;
     scheduler = std::make_unique<Scheduler>(config);
-    AttemptHooks hooks{
-        [this](SchedJob& job, Level, const std::string& event, const std::string&, Json) {
-          events.push_back(job.status.id + ":" + event);
-        },
-        [](const std::string&, const std::string&) {}, [](const std::string&) {}};
+    AttemptHooks hooks{[this](SchedJob& job, Level, const std::string& event, const std::string&, Json) {
+                         events.push_back(job.status().id + ":" + event);
+                       },
+                       [](const std::string&, const std::string&) {}, [](const std::string&) {}};
     attempts = std::make_unique<Attempts>(*scheduler, hooks);
     attempts->AddExecutor("local", &local);
     attempts->AddExecutor("slurm", &slurm);
@@ -100,12 +99,12 @@ struct Fixture {
     for (const auto& id : scheduler->TakeStartable(now)) {
       AttemptSpec spec;
       spec.id = id;
-      spec.attempt = scheduler->Find(id)->status.attempt;
+      spec.attempt = scheduler->Find(id)->status().attempt;
       attempts->Start(std::move(spec), now);
     }
   }
 
-  const JobStatus& St(const std::string& id) { return scheduler->Find(id)->status; }
+  const JobStatus& St(const std::string& id) { return scheduler->Find(id)->status(); }
 };
 
 AttemptEnd Exit(int code) {

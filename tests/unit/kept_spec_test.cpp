@@ -85,12 +85,12 @@ TEST_CASE(
     REQUIRE(!job.kept.Frozen());
     CHECK(job.spec().command == std::vector<std::string>{"echo", "job-" + std::to_string(i)});
     CHECK(job.spec().env.at("N") == std::to_string(i));
-    CHECK(job.status.max_attempts == i % 3 + 1);
+    CHECK(job.status().max_attempts == i % 3 + 1);
     auto limit = s.AttemptLimit(started[0]);
     REQUIRE(limit);
     CHECK(limit->first == kT0 + 1s + std::chrono::seconds(i + 1));
     s.AttemptEnded(started[0], Exit(0), kT0 + 2s);
-    CHECK(s.Find(started[0])->status.state == JobState::kSucceeded);
+    CHECK(s.Find(started[0])->status().state == JobState::kSucceeded);
   }
 }
 
@@ -104,7 +104,7 @@ TEST_CASE("kept spec: a frozen job keeps its hold, its deadline and its format")
   for (const char* id : {"held", "late", "json"}) REQUIRE(s.Find(id)->kept.Frozen());
 
   SUBCASE("held: waits until released, then starts with hold cleared") {
-    CHECK(s.Find("held")->status.reason == Reason::kHeld);
+    CHECK(s.Find("held")->status().reason == Reason::kHeld);
     // The higher priority JSON job and the first hot ones run; held never does.
     for (int i = 0; i < Scheduler::kHotQueued + 2; ++i) {
       auto started = s.TakeStartable(kT0 + 1s);
@@ -121,8 +121,8 @@ TEST_CASE("kept spec: a frozen job keeps its hold, its deadline and its format")
   }
   SUBCASE("deadline: fails while frozen in the queue") {
     s.Tick(kT0 + 1h + 1s);
-    CHECK(s.Find("late")->status.state == JobState::kFailed);
-    CHECK(s.Find("late")->status.reason == Reason::kDeadline);
+    CHECK(s.Find("late")->status().state == JobState::kFailed);
+    CHECK(s.Find("late")->status().reason == Reason::kDeadline);
   }
   SUBCASE("json: jumps the queue by priority and is parsed as JSON") {
     auto started = s.TakeStartable(kT0 + 1s);
@@ -151,9 +151,9 @@ TEST_CASE("kept spec: a text that no longer validates fails its job with the rea
   // The broken job is failed; the next one in the queue takes its worker.
   CHECK(started == std::vector<std::string>{"a0"});
   const SchedJob& job = *s.Find("broken");
-  CHECK(job.status.state == JobState::kFailed);
-  CHECK(job.status.reason == Reason::kSpawnFailed);
-  CHECK(job.status.message.find("not_a_key") != std::string::npos);
+  CHECK(job.status().state == JobState::kFailed);
+  CHECK(job.status().reason == Reason::kSpawnFailed);
+  CHECK(job.status().message.find("not_a_key") != std::string::npos);
   CHECK(s.Pools().at("default").queued == Scheduler::kHotQueued - 1);
   CHECK(s.Pools().at("default").running == 1);
 }
@@ -175,10 +175,10 @@ TEST_CASE(
   auto without = ParseConfig("[pools.default]\nworkers = 1\n", "test.toml");
   REQUIRE(without.ok());
   s.SetConfig(*without, kT0 + 2s);
-  CHECK(s.Find("j1001")->status.reason == Reason::kPoolPaused);
-  CHECK(s.Find(last)->status.reason == Reason::kPoolPaused);
+  CHECK(s.Find("j1001")->status().reason == Reason::kPoolPaused);
+  CHECK(s.Find(last)->status().reason == Reason::kPoolPaused);
   s.AttemptEnded("j1000", Exit(0), kT0 + 3s);
-  CHECK(s.Find("j1000")->status.state == JobState::kSucceeded);
+  CHECK(s.Find("j1000")->status().state == JobState::kSucceeded);
   CHECK(s.TakeStartable(kT0 + 3s).empty());
   // A resume request does not make an unconfigured pool start anything.
   REQUIRE(s.Resume("other", kT0 + 4s).ok());
@@ -192,6 +192,6 @@ TEST_CASE(
     const SchedJob& job = *s.Find(started[0]);
     CHECK(job.spec().command == std::vector<std::string>{"echo", "job-" + std::to_string(i)});
     s.AttemptEnded(started[0], Exit(0), kT0 + 6s);
-    CHECK(s.Find(started[0])->status.state == JobState::kSucceeded);
+    CHECK(s.Find(started[0])->status().state == JobState::kSucceeded);
   }
 }

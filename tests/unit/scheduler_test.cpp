@@ -1,9 +1,11 @@
 // The scheduler stepped through by hand: a fake clock, no processes, no files
 // (STYLE.md: ninja's plan tests). Every rule of SPEC.md sections 2, 4 and 5
 // that the scheduler decides is checked here one decision at a time.
+#include "daemon/scheduler.h"
+
 #include <doctest/doctest.h>
 
-#include "daemon/scheduler.h"
+#include "spool/intake.h"
 
 using namespace spoold;
 using namespace std::chrono_literals;
@@ -44,17 +46,7 @@ JobSpec Retried(const std::string& id, int attempts, Millis delay) {
 }
 
 JobStatus NewStatus(const JobSpec& spec, Reason reason, TimePoint now) {
-  JobStatus s;
-  s.id = spec.id;
-  s.title = spec.title;
-  s.pool = spec.pool;
-  s.priority = spec.priority;
-  s.state = JobState::kQueued;
-  s.reason = reason;
-  s.max_attempts = spec.retry.attempts + 1;
-  s.created = now;
-  s.updated = now;
-  return s;
+  return AcceptedStatus(spec.id, spec, "", -1, reason, now);
 }
 
 // Admits and adds, as the daemon's intake does.
@@ -79,7 +71,7 @@ AttemptEnd Cause(Reason cause) {
 
 const JobStatus& St(Scheduler& s, const std::string& id) {
   REQUIRE(s.Find(id) != nullptr);
-  return s.Find(id)->status;
+  return s.Find(id)->status();
 }
 
 }  // namespace

@@ -1,0 +1,68 @@
+#include "daemon/sched_job.h"
+
+#include "spool/intake.h"
+
+namespace spoold {
+
+SchedJob::SchedJob(const Config& config, JobStatus status)
+    : config_(&config), status_(std::make_unique<JobStatus>(std::move(status))) {}
+
+std::optional<JobStatus> SchedJob::Rebuild(const Part& part) const {
+  // The pool is the one part of the configuration a job file is checked
+  // against. A job whose pool a reload removed waits for it (SPEC.md section
+  // 8), and its file is no less what was accepted.
+  auto parse = [&]() -> Result<JobSpec> {
+    if (config_->pools.count(part.pool) != 0) return kept.Parse(*id_, *config_);
+    Config with_pool = *config_;
+    with_pool.pools[part.pool].name = part.pool;
+    return kept.Parse(*id_, with_pool);
+  };
+  Result<JobSpec> spec = parse();
+  if (!spec.ok()) return std::nullopt;
+  // What intake makes of a job file, with what changed since.
+  JobStatus s = AcceptedStatus(*id_, *spec, part.owner, part.owner_uid, part.reason, part.created);
+  s.seq = part.seq;
+  s.message = part.message;
+  s.updated = part.updated;
+  return s;
+}
+
+const JobStatus& SchedJob::status() const {
+  if (!status_) {
+    std::optional<JobStatus> whole = Rebuild(settled_);
+    // Settle made sure that the text gives this status back, and nothing the
+    // rebuild depends on has changed since; should that ever fail, the job
+    // keeps what it has, and no field is made up.
+    if (!whole) {
+      whole.emplace();
+      whole->seq = settled_.seq;
+      whole->id = *id_;
+      whole->pool = settled_.pool;
+      whole->priority = settled_.priority;
+      whole->owner = settled_.owner;
+      whole->owner_uid = settled_.owner_uid;
+      whole->reason = settled_.reason;
+      whole->message = settled_.message;
+      whole->created = settled_.created;
+      whole->updated = settled_.updated;
+    }
+    status_ = std::make_unique<JobStatus>(std::move(*whole));
+  }
+  return *status_;
+}
+
+JobStatus& SchedJob::status() { return const_cast<JobStatus&>(static_cast<const SchedJob&>(*this).status()); }
+
+bool SchedJob::Settle() {
+  if (!status_) return true;
+  const JobStatus& s = *status_;
+  if (!kept.Frozen() || s.state != JobState::kQueued) return false;
+  Part part{s.seq, s.pool, s.priority, s.owner, s.owner_uid, s.reason, s.message, s.created, s.updated};
+  std::optional<JobStatus> rebuilt = Rebuild(part);
+  if (!rebuilt || !(*rebuilt == s)) return false;
+  settled_ = std::move(part);
+  status_.reset();
+  return true;
+}
+
+}  // namespace spoold
