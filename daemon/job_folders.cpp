@@ -143,7 +143,8 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
   const bool changed = st.st_mtim.tv_sec != jobs_mtime_.tv_sec || st.st_mtim.tv_nsec != jobs_mtime_.tv_nsec;
   std::vector<std::string> ids;
   if (changed) {
-    auto listed = store_.ListJobs();
+    // About one folder per job known, and a few more that appeared.
+    auto listed = store_.ListJobs(index_jobs_.size() + damaged_.size() + 64);
     if (!listed.ok()) {
       Trouble("jobs", "cannot list " + paths_.Jobs() + " (" + listed.error().message + ")");
       return;

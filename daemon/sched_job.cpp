@@ -12,15 +12,15 @@ std::optional<JobStatus> SchedJob::Rebuild(const Part& part) const {
   // against. A job whose pool a reload removed waits for it (SPEC.md section
   // 8), and its file is no less what was accepted.
   auto parse = [&]() -> Result<JobSpec> {
-    if (config_->pools.count(part.pool) != 0) return kept.Parse(*id_, *config_);
+    if (config_->pools.count(*part.pool) != 0) return kept.Parse(*id_, *config_);
     Config with_pool = *config_;
-    with_pool.pools[part.pool].name = part.pool;
+    with_pool.pools[*part.pool].name = *part.pool;
     return kept.Parse(*id_, with_pool);
   };
   Result<JobSpec> spec = parse();
   if (!spec.ok()) return std::nullopt;
   // What intake makes of a job file, with what changed since.
-  JobStatus s = AcceptedStatus(*id_, *spec, part.owner, part.owner_uid, part.reason, part.created);
+  JobStatus s = AcceptedStatus(*id_, *spec, *part.owner, part.owner_uid, part.reason, part.created);
   s.seq = part.seq;
   s.message = part.message;
   s.updated = part.updated;
@@ -37,9 +37,9 @@ const JobStatus& SchedJob::status() const {
       whole.emplace();
       whole->seq = settled_.seq;
       whole->id = *id_;
-      whole->pool = settled_.pool;
+      whole->pool = *settled_.pool;
       whole->priority = settled_.priority;
-      whole->owner = settled_.owner;
+      whole->owner = *settled_.owner;
       whole->owner_uid = settled_.owner_uid;
       whole->reason = settled_.reason;
       whole->message = settled_.message;
@@ -53,11 +53,12 @@ const JobStatus& SchedJob::status() const {
 
 JobStatus& SchedJob::status() { return const_cast<JobStatus&>(static_cast<const SchedJob&>(*this).status()); }
 
-bool SchedJob::Settle() {
+bool SchedJob::Settle(const std::string& pool, const std::string& owner) {
   if (!status_) return true;
   const JobStatus& s = *status_;
   if (!kept.Frozen() || s.state != JobState::kQueued) return false;
-  Part part{s.seq, s.pool, s.priority, s.owner, s.owner_uid, s.reason, s.message, s.created, s.updated};
+  SPOOLD_CHECK(pool == s.pool && owner == s.owner);
+  Part part{s.seq, s.priority, s.owner_uid, s.created, s.updated, &pool, &owner, s.message, s.reason};
   std::optional<JobStatus> rebuilt = Rebuild(part);
   if (!rebuilt || !(*rebuilt == s)) return false;
   settled_ = std::move(part);

@@ -47,7 +47,7 @@ class SchedJob {
   const std::string& id() const { return *id_; }
   JobState state() const { return status_ ? status_->state : JobState::kQueued; }
   Reason reason() const { return status_ ? status_->reason : settled_.reason; }
-  const std::string& pool() const { return status_ ? status_->pool : settled_.pool; }
+  const std::string& pool() const { return status_ ? status_->pool : *settled_.pool; }
   int64_t priority() const { return status_ ? status_->priority : settled_.priority; }
   TimePoint created() const { return status_ ? status_->created : settled_.created; }
   int64_t owner_uid() const { return status_ ? status_->owner_uid : settled_.owner_uid; }
@@ -57,8 +57,10 @@ class SchedJob {
 
   // Keeps only the part of the status that the job file does not hold, if the
   // definition is kept as text and a rebuild gives the status back exactly
-  // (it is parsed again to make sure). Returns whether the job is settled now.
-  bool Settle();
+  // (it is parsed again to make sure). `pool` and `owner` are strings equal to
+  // the status's that outlive the job: the scheduler's one copy of each name.
+  // Returns whether the job is settled now.
+  bool Settle(const std::string& pool, const std::string& owner);
   bool Settled() const { return status_ == nullptr; }
 
  private:
@@ -67,14 +69,14 @@ class SchedJob {
   // and the rest of a run are empty.
   struct Part {
     uint64_t seq = 0;
-    std::string pool;
     int64_t priority = 0;
-    std::string owner;
     int64_t owner_uid = -1;
-    Reason reason = Reason::kInQueue;
-    std::string message;
     TimePoint created{};
     TimePoint updated{};
+    const std::string* pool = nullptr;
+    const std::string* owner = nullptr;
+    std::string message;
+    Reason reason = Reason::kInQueue;
   };
   // The whole status from the kept text and `part`; nullopt if the text no
   // longer validates (not expected: it did when the job was accepted).

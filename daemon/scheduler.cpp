@@ -125,7 +125,12 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
 }
 
 void Scheduler::Settle(const std::string& id) {
-  if (SchedJob* job = Find(id)) (void)job->Settle();
+  SchedJob* job = Find(id);
+  if (job == nullptr || job->Settled() || !job->kept.Frozen() || job->state() != JobState::kQueued) return;
+  // A queued job's pool is in pools_ (Add made sure), which never drops one.
+  const std::string& pool = pools_.find(job->pool())->first;
+  const std::string& owner = *owners_.insert(job->status().owner).first;
+  (void)job->Settle(pool, owner);
 }
 
 void Scheduler::Forget(const std::string& id) {

@@ -162,6 +162,7 @@ class Scheduler {
   std::set<std::pair<TimePoint, std::string>> deadlines_;        // jobs with a deadline: none is scanned for
   std::set<std::string> cancel_requested_;
   std::set<std::string> changed_;
+  std::set<std::string> owners_;  // the owners of settled jobs, each name once
   uint64_t next_arrival_ = 1;
 };
 

@@ -183,10 +183,11 @@ Status RemoveTree(const std::string& path) {
   return OkStatus();
 }
 
-Result<std::vector<std::string>> ListDir(const std::string& path) {
+Result<std::vector<std::string>> ListDir(const std::string& path, size_t expect) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return IoError("open folder", path, errno);
   std::vector<std::string> names;
+  names.reserve(expect);
   errno = 0;
   while (struct dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;

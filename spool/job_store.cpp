@@ -167,8 +167,8 @@ Result<std::pair<DocFormat, std::string>> JobStore::ReadJobFile(const std::strin
   return MakeError("io_error", "no job file in " + paths_.JobDir(id));
 }
 
-Result<std::vector<std::string>> JobStore::ListJobs() const {
-  auto names = ListDir(paths_.Jobs());
+Result<std::vector<std::string>> JobStore::ListJobs(size_t expect) const {
+  auto names = ListDir(paths_.Jobs(), expect);
   if (!names.ok()) return names.error();
   // Filtered in place: with 100,000 jobs a second vector of their names was
   // the largest block of the daemon's peak memory at start (6 MB).

@@ -70,8 +70,9 @@ class JobStore {
   Result<std::pair<DocFormat, std::string>> ReadJobFile(const std::string& id,
                                                         size_t max_size) const;
 
-  // Job ids with a folder (names starting with '.' are not jobs).
-  Result<std::vector<std::string>> ListJobs() const;
+  // Job ids with a folder (names starting with '.' are not jobs); `expect`
+  // as for ListDir.
+  Result<std::vector<std::string>> ListJobs(size_t expect = 0) const;
 
   // Removes half-assembled folders (jobs/.<id>.tmp) left by a crash; returns
   // how many.
