@@ -200,6 +200,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       const std::string message = "the same file was dropped again as " + SanitizeUtf8(name) + "; ignored";
       if (SchedJob* job = scheduler_.Find(out.id)) {
         Event(*job, Level::kInfo, "duplicate_ignored", message);
+        scheduler_.Settle(out.id);  // the event's write rebuilt a settled status
       } else if (auto status = store_.Load(out.id); status.ok()) {
         if (auto st = store_.AppendEvent(*status, {Level::kInfo, "duplicate_ignored", status->attempt, message, {}});
             !st.ok()) {

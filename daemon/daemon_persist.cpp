@@ -114,7 +114,7 @@ void Daemon::Persist() {
       continue;
     }
     RecordTransition(*job);
-    const bool terminal = IsTerminal(job->status().state);
+    const bool terminal = IsTerminal(job->state());
     // results.json comes before the terminal status, so whoever sees the job
     // ended finds its results listed.
     if (terminal) WriteResults(*job);

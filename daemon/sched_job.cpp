@@ -31,21 +31,10 @@ const JobStatus& SchedJob::status() const {
   if (!status_) {
     std::optional<JobStatus> whole = Rebuild(settled_);
     // Settle made sure that the text gives this status back, and nothing the
-    // rebuild depends on has changed since; should that ever fail, the job
-    // keeps what it has, and no field is made up.
-    if (!whole) {
-      whole.emplace();
-      whole->seq = settled_.seq;
-      whole->id = *id_;
-      whole->pool = *settled_.pool;
-      whole->priority = settled_.priority;
-      whole->owner = *settled_.owner;
-      whole->owner_uid = settled_.owner_uid;
-      whole->reason = settled_.reason;
-      whole->message = settled_.message;
-      whole->created = settled_.created;
-      whole->updated = settled_.updated;
-    }
+    // rebuild depends on changes (the text; of the configuration, only whether
+    // the pool exists, which Rebuild provides). A status made up without its
+    // file's fields would be written to disk: a broken invariant aborts.
+    SPOOLD_CHECK(whole.has_value());
     status_ = std::make_unique<JobStatus>(std::move(*whole));
   }
   return *status_;

@@ -128,7 +128,9 @@ void Scheduler::Settle(const std::string& id) {
   SchedJob* job = Find(id);
   if (job == nullptr || job->Settled() || !job->kept.Frozen() || job->state() != JobState::kQueued) return;
   // A queued job's pool is in pools_ (Add made sure), which never drops one.
-  const std::string& pool = pools_.find(job->pool())->first;
+  auto pool_it = pools_.find(job->pool());
+  SPOOLD_CHECK(pool_it != pools_.end());
+  const std::string& pool = pool_it->first;
   const std::string& owner = *owners_.insert(job->status().owner).first;
   (void)job->Settle(pool, owner);
 }

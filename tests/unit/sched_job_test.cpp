@@ -78,7 +78,7 @@ TEST_CASE("settled job: only jobs kept as text settle, and each gives back exact
     CHECK(job.reason() == Reason::kInQueue);
     CHECK(job.owner_uid() == 1000);
     CHECK(job.created() == kT0 + std::chrono::milliseconds(i));
-    CHECK(job.Settled() == (i >= Scheduler::kHotQueued));
+    CHECK(job.Settled() == (i >= Scheduler::kHotQueued));  // still: those reads rebuilt nothing
     // The whole status, rebuilt from the text: title, tags, metadata, owner,
     // max_attempts, seq, times.
     CHECK_MESSAGE(job.status() == accepted[i], "job ", i);
@@ -114,8 +114,10 @@ TEST_CASE(
   CHECK(job.reason() == Reason::kPoolPaused);
   CHECK(job.status() == paused);
 
-  // Resumed, it starts in its turn with its own definition.
+  // Settled again after that read; resumed, it starts in its turn with its
+  // own definition.
   s.Settle(last);
+  REQUIRE(job.Settled());
   REQUIRE(s.Resume("default", kT0 + 6s).ok());
   for (int i = 0; i < n; ++i) {
     auto started = s.TakeStartable(kT0 + 7s);
@@ -191,6 +193,7 @@ TEST_CASE("settled job: a status the job file does not give back stays whole") {
     JobStatus status = AcceptedStatus("edited", *spec, "alice", 1000, Reason::kInQueue, kT0);
     status.title = "renamed";
     s.Add(std::move(spec.value()), status, JobText(101));
+    REQUIRE(s.Find("edited")->kept.Frozen());
     s.Settle("edited");
     CHECK(!s.Find("edited")->Settled());
     CHECK(s.Find("edited")->status().title == "renamed");
@@ -228,4 +231,63 @@ TEST_CASE("settled job: cancel and a passed deadline end a settled job with its 
   CHECK(ended.tags == a.tags);
   CHECK(ended.owner == "alice");
   CHECK(s.Pools().at("default").queued == n);
+}
+
+TEST_CASE(
+    "settled job: settled jobs keep their priority order, leave the queue at their place, and a held one is "
+    "released whole") {
+  const Config config = Pools();
+  Scheduler s(config);
+  FillAndSettle(s, config, Scheduler::kHotQueued);
+  const JobStatus low = Submit(s, "low", "priority = 0\n" + JobText(1), config, kT0 + 1s);
+  const JobStatus high = Submit(s, "high", "priority = 5\n" + JobText(2), config, kT0 + 1s);
+  const JobStatus mid = Submit(s, "mid", "priority = 1\n" + JobText(3), config, kT0 + 1s);
+  const JobStatus held = Submit(s, "held", "hold = true\n" + JobText(4), config, kT0 + 1s);
+  for (const char* id : {"low", "high", "mid", "held"}) {
+    s.Settle(id);
+    REQUIRE_MESSAGE(s.Find(id)->Settled(), id);
+  }
+  CHECK(s.Find("held")->reason() == Reason::kHeld);
+  CHECK(s.Find("held")->status() == held);
+  s.Settle("held");
+
+  REQUIRE(s.Release("held", kT0 + 2s).ok());
+  const JobStatus& released = s.Find("held")->status();
+  CHECK(released.reason == Reason::kInQueue);
+  CHECK(released.message == "released by a start request");
+  CHECK(released.title == held.title);
+  CHECK(released.metadata == held.metadata);
+  s.Settle("held");
+  CHECK(s.Find("held")->Settled());
+
+  // A settled job leaves the queue at its place (its priority is part of it):
+  // cancelled, it never starts.
+  bool was_running = true;
+  REQUIRE(s.Cancel("mid", kT0 + 2s, &was_running).ok());
+  CHECK(s.Find("mid")->status().metadata == mid.metadata);
+
+  // A reload queues every waiting job again, settled ones without a rebuild.
+  s.SetConfig(config, kT0 + 2s);
+  CHECK(s.Find("low")->Settled());
+
+  // One worker: the higher priorities first, then arrival order, each once.
+  std::vector<std::string> order;
+  for (int i = 0; i < Scheduler::kHotQueued + 3; ++i) {
+    auto started = s.TakeStartable(kT0 + 3s);
+    REQUIRE(started.size() == 1);
+    order.push_back(started[0]);
+    AttemptEnd end;
+    end.exit_code = 0;
+    s.AttemptEnded(started[0], end, kT0 + 3s);
+  }
+  CHECK(order[0] == "high");
+  CHECK(order[1] == Id(0));
+  CHECK(order[Scheduler::kHotQueued] == Id(Scheduler::kHotQueued - 1));
+  CHECK(order[Scheduler::kHotQueued + 1] == "low");
+  CHECK(order[Scheduler::kHotQueued + 2] == "held");
+  CHECK(s.TakeStartable(kT0 + 4s).empty());
+  CHECK(s.Find("mid")->status().state == JobState::kCancelled);
+  CHECK(s.Find("high")->status().title == high.title);
+  CHECK(s.Find("low")->status().tags == low.tags);
+  CHECK(s.Find("held")->spec().command == std::vector<std::string>{"echo", "job-4"});
 }
