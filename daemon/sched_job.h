@@ -4,7 +4,7 @@
 // A queued job far from the head of its queue, whose status says nothing its
 // job file does not (no attempt yet, nothing running), can be settled: it then
 // keeps only the few fields of its status that are not in its job file (about
-// 150 bytes where the whole status takes 450 and more). Reading or changing its
+// 100 bytes where the whole status takes 450 and more). Reading or changing its
 // status() rebuilds the whole from the kept text, the way a restarted daemon
 // would, and it stays whole until it is settled again (the daemon settles a job
 // once its status is written). The id, pool, state, reason and the other fields
