@@ -90,16 +90,9 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   if (file.ok()) {
     auto doc = ParseDocument(file->second, file->first);
     if (doc.ok()) {
-      spec = ValidateJobSpec(*doc, id, config_);
-      if (!spec.ok() && spec.error().code == "unknown_pool") {
-        // The pool left the configuration: keep the job; it waits in a pool
-        // that starts nothing until the pool is configured again.
-        Config with_pool = config_;
-        PoolConfig orphan;
-        orphan.name = doc->value.value("pool", "default");
-        with_pool.pools[orphan.name] = orphan;
-        spec = ValidateJobSpec(*doc, id, with_pool);
-      }
+      // A pool that left the configuration keeps its job; it waits in a pool
+      // that starts nothing until the pool is configured again.
+      spec = RevalidateJobSpec(*doc, id, config_);
     } else {
       spec = doc.error();
     }

@@ -8,16 +8,8 @@ SchedJob::SchedJob(const Config& config, JobStatus status)
     : config_(&config), status_(std::make_unique<JobStatus>(std::move(status))) {}
 
 std::optional<JobStatus> SchedJob::Rebuild(const Part& part) const {
-  // The pool is the one part of the configuration a job file is checked
-  // against. A job whose pool a reload removed waits for it (SPEC.md section
-  // 8), and its file is no less what was accepted.
-  auto parse = [&]() -> Result<JobSpec> {
-    if (config_->pools.count(*part.pool) != 0) return kept.Parse(*id_, *config_);
-    Config with_pool = *config_;
-    with_pool.pools[*part.pool].name = *part.pool;
-    return kept.Parse(*id_, with_pool);
-  };
-  Result<JobSpec> spec = parse();
+  // A job whose pool a reload removed is parsed all the same (KeptSpec::Parse).
+  Result<JobSpec> spec = kept.Parse(*id_, *config_);
   if (!spec.ok()) return std::nullopt;
   // What intake makes of a job file, with what changed since.
   JobStatus s = AcceptedStatus(*id_, *spec, *part.owner, part.owner_uid, part.reason, part.created);

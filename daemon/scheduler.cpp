@@ -203,8 +203,8 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
       (void)job.status();
       if (auto thawed = job.kept.Thaw(id, config_); !thawed.ok()) {
         // Not expected: the text validated when the job was accepted, and the
-        // only part of the configuration it depends on is its pool, which is
-        // configured (a pool the configuration lost has no workers).
+        // only part of the configuration it depends on is its pool, which a
+        // revalidation does not require.
         Finish(job, JobState::kFailed, Reason::kSpawnFailed,
                "its job file no longer validates (" + thawed.error().message + ")", now);
         continue;

@@ -484,4 +484,14 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
   return spec;
 }
 
+Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, const Config& config) {
+  auto spec = ValidateJobSpec(doc, id, config);
+  if (spec.ok() || spec.error().code != "unknown_pool") return spec;
+  Config with_pool = config;
+  PoolConfig orphan;
+  orphan.name = doc.value.value("pool", "default");
+  with_pool.pools[orphan.name] = orphan;
+  return ValidateJobSpec(doc, id, with_pool);
+}
+
 }  // namespace spoold

@@ -62,6 +62,11 @@ bool IsValidJobId(std::string_view id);
 // An unknown key comes before any other error, naming the close key if one is.
 Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, const Config& config);
 
+// As ValidateJobSpec, for a job accepted before: a pool the configuration no
+// longer names is taken as it is (its jobs wait until it is configured again,
+// SPEC.md section 8). Recovery and the scheduler read a kept job file so.
+Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, const Config& config);
+
 // The signal number for a name such as "TERM" or "SIGTERM"; nullopt if unknown.
 std::optional<int> SignalFromName(std::string_view name);
 

@@ -31,7 +31,7 @@ Result<JobSpec> KeptSpec::Parse(const std::string& id, const Config& config) con
   SPOOLD_CHECK(spec_ == nullptr);
   auto doc = ParseDocument(text_, format_);
   if (!doc.ok()) return doc.error();
-  auto spec = ValidateJobSpec(*doc, id, config);
+  auto spec = RevalidateJobSpec(*doc, id, config);
   if (!spec.ok()) return spec.error();
   // The kept fields are the ones the scheduler may have changed since: a start
   // request releases a hold.

@@ -36,7 +36,8 @@ class KeptSpec {
   // was validated from, and drops the parsed spec.
   void Freeze(std::string text);
 
-  // Parses and validates the kept text again, for job `id`, against `config`.
+  // Parses and validates the kept text again, for job `id`, against `config`
+  // (RevalidateJobSpec: a pool the configuration lost is taken as it is).
   // On success the spec is back (with hold as it was last set); on error the
   // job stays frozen and the error says what no longer validates.
   Status Thaw(const std::string& id, const Config& config);
