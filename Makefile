@@ -121,6 +121,15 @@ bench: deps
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoolctl
 	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/spoold_bench.py
 
+# What 10,000 jobs waiting for a parent (`after`) cost the starts of 2,000 others,
+# and how fast the parent's failure cancels them all (bench/deps.py;
+# BENCH_DEPS_N, BENCH_DEPS_W, BENCH_DEPS_ROUNDS).
+.PHONY: bench-deps
+bench-deps: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoold-exec
+	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/deps.py
+
 # How long a restarted spoold takes to re-adopt 1,000 running attempts, and to
 # stop them with a shutdown (bench/adopt.py; BENCH_ADOPT_N, BENCH_ADOPT_ROUNDS).
 .PHONY: bench-adopt

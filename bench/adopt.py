@@ -48,21 +48,11 @@ def states(root, ids):
 
 
 def wait_until(what, check, limit_s=600):
-    deadline = time.monotonic() + limit_s
-    while not check():
-        if time.monotonic() > deadline:
-            sys.exit(f"adopt: timed out waiting for {what}")
-        time.sleep(0.05)
+    systems.wait_until("adopt", what, check, limit_s)
 
 
 def main():
-    binary = systems.find_spoold()
-    if not binary:
-        sys.exit("adopt: no spoold (set SPOOLD)")
-    work = os.environ.get("BENCH_WORK", "/var/tmp/spoold-bench")
-    os.makedirs(work, exist_ok=True)
-    bindir = tempfile.mkdtemp(prefix="bin-", dir=work)
-    _, submit_bin = systems.build_helpers(bindir)
+    binary, work, submit_bin = systems.standalone_setup("adopt")
     config.SLOTS = N  # every job runs at once (Spoold.start writes it)
     results = {"n": N, "ready_after_sigterm_s": [], "ready_after_sigkill_s": [], "all_adopted_s": [],
                "sigterm_exit_s": [], "stop_with_jobs_s": []}

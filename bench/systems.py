@@ -82,6 +82,29 @@ def build_helpers(bindir):
     return os.path.join(bindir, "stamp"), os.path.join(bindir, "spool_submit")
 
 
+def standalone_setup(tool):
+    """For a bench script run on its own (adopt.py, deps.py): the spoold binary,
+    the scratch folder (BENCH_WORK) and the submit helper built into it."""
+    import tempfile
+    binary = find_spoold()
+    if not binary:
+        sys.exit(f"{tool}: no spoold (set SPOOLD)")
+    work = os.environ.get("BENCH_WORK", "/var/tmp/spoold-bench")
+    os.makedirs(work, exist_ok=True)
+    bindir = tempfile.mkdtemp(prefix="bin-", dir=work)
+    _, submit_bin = build_helpers(bindir)
+    return binary, work, submit_bin
+
+
+def wait_until(tool, what, check, limit_s=600):
+    """Polls `check` every 50 ms; exits the script after `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit(f"{tool}: timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def sh_loop(n, body, env=None):
     """One bash process running `body` n times (a client process per job)."""
     return subprocess.run(["bash", "-c", f'for ((i=0;i<{n};i++)); do {body}; done'],

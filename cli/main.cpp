@@ -20,6 +20,9 @@ const OptionSpec kPool = {"pool", 0, "POOL", "put the job into POOL (rewrites th
 const OptionSpec kPriority = {"priority", 0, "N", "set the job's priority (rewrites the job as JSON)"};
 const OptionSpec kHold = {"hold", 0, nullptr,
                           "accept but do not start until `spoolctl start` (rewrites as JSON)"};
+const OptionSpec kAfter = {
+    "after", 0, "ID,..",
+    "start only once these jobs have succeeded (adds to the file's after; rewrites as JSON)"};
 const OptionSpec kId = {"id", 0, "ID", "submit under this id (an error when it is taken)"};
 
 const char* const kSubmitDetails =
@@ -29,7 +32,7 @@ const char* const kSubmitDetails =
     "The job id is the file name without .toml/.json (\"stdin\" for -). When it is taken,\n"
     "the first free ID-2, ID-3, ... is used, so the same file submitted twice makes two\n"
     "jobs. The file is written under tmp/ and renamed into incoming/; the id is printed.\n"
-    "With --pool, --priority or --hold the job is written as JSON (ID.json).";
+    "With --pool, --priority, --hold or --after the job is written as JSON (ID.json).";
 
 const char* const kWaitDetails =
     "A line per change: elapsed time, state, reason, attempt and progress (a live line\n"
@@ -57,16 +60,16 @@ const char* const kShutdownDetails =
 std::vector<Command> Commands() {
   return {
       {"submit",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold]",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..]",
        "submit a job file; prints the job id",
        kSubmitDetails,
-       {kId, kPool, kPriority, kHold, kJson},
+       {kId, kPool, kPriority, kHold, kAfter, kJson},
        CmdSubmit},
       {"run",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold]",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..]",
        "submit a job file and wait for its end",
        kWaitDetails,
-       {kId, kPool, kPriority, kHold, kJson},
+       {kId, kPool, kPriority, kHold, kAfter, kJson},
        CmdRun},
       {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
       {"status", "ID", "a job's state (--json: status.json as it is)", "", {kJson}, CmdStatus},

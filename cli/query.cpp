@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/index_reader.h"
 #include "spool/fileio.h"
+#include "spool/json_util.h"
 #include "spool/status.h"
 
 namespace spoold::cli {
@@ -69,6 +70,13 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
   }
   if (st.value("pid", Json(nullptr)).is_number()) Row("pid", JsonText(st["pid"]));
   Row("next try", JsonString(st, "next_attempt_at"));
+  if (const Json waiting = st.value("waiting_on", Json::array()); waiting.is_array() && !waiting.empty()) {
+    std::string ids;
+    for (const auto& parent : waiting)
+      ids +=
+          (ids.empty() ? "" : ", ") + (parent.is_string() ? PrintableName(parent.get<std::string>()) : "?");
+    Row("waiting on", ids);
+  }
   for (const char* key : {"created", "started", "finished"})
     Row(key, TimeWithAge(st.value(key, Json(nullptr))));
   if (st.value("tags", Json::array()).is_array() && !st["tags"].empty()) Row("tags", DumpJson(st["tags"]));

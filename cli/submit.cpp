@@ -44,9 +44,10 @@ struct Overrides {
   std::optional<std::string> pool;
   std::optional<int64_t> priority;
   bool hold = false;
+  std::vector<std::string> after;  // parents that must succeed first
   std::optional<std::string> derived_from;
 
-  bool Any() const { return pool || priority || hold || derived_from; }
+  bool Any() const { return pool || priority || hold || !after.empty() || derived_from; }
 };
 
 // Where validation takes pools and defaults from (issue 4): the configuration
@@ -139,6 +140,20 @@ Result<Overrides> ParseOverrides(const Args& args) {
     ov.priority = *value;
   }
   ov.hold = args.Flag("hold");
+  if (auto text = args.Value("after")) {
+    size_t start = 0;
+    while (start <= text->size()) {
+      size_t comma = text->find(',', start);
+      if (comma == std::string::npos) comma = text->size();
+      std::string id = text->substr(start, comma - start);
+      if (!IsValidJobId(id)) {
+        return MakeError("invalid_field", "--after takes job ids separated by commas; \"" +
+                                              PrintableName(id) + "\" is not a job id");
+      }
+      ov.after.push_back(std::move(id));
+      start = comma + 1;
+    }
+  }
   return ov;
 }
 
@@ -146,6 +161,11 @@ void ApplyOverrides(const Overrides& ov, Json& job) {
   if (ov.pool) job["pool"] = *ov.pool;
   if (ov.priority) job["priority"] = *ov.priority;
   if (ov.hold) job["hold"] = true;
+  // Added to what the file names (a parent named twice is refused by validation).
+  if (!ov.after.empty()) {
+    if (!job.contains("after")) job["after"] = Json::array();
+    for (const auto& id : ov.after) job["after"].push_back(id);
+  }
   if (ov.derived_from) {
     if (!job.contains("metadata")) job["metadata"] = Json::object();
     if (job["metadata"].is_object()) job["metadata"]["derived_from"] = *ov.derived_from;

@@ -49,14 +49,18 @@ constexpr const char* kPoolNameRule =
     "'_' or '-'";
 
 // The keys valid at each place of the file (SPEC section 8).
-constexpr std::string_view kSections[] = {"spool",     "defaults", "job_environment",
-                                          "retention", "security", "pools"};
+constexpr std::string_view kSections[] = {"spool",    "defaults", "job_environment", "retention",
+                                          "security", "pools",    "dependencies"};
 constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size", "large_index_jobs",
                                            "large_index_lag"};
 constexpr std::string_view kDefaultsKeys[] = {"timeout"};
 constexpr std::string_view kJobEnvironmentKeys[] = {"path", "lang"};
-constexpr std::string_view kRetentionKeys[] = {"finished"};
+constexpr std::string_view kRetentionKeys[] = {"finished", "tombstones"};
 constexpr std::string_view kSecurityKeys[] = {"allow_root"};
+constexpr std::string_view kDependenciesKeys[] = {"missing_grace", "max_after"};
+// A job may name at most this many parents whatever the configuration says: the
+// list is checked at intake and kept in memory while the job waits.
+constexpr int64_t kMaxAfterLimit = 10000;
 constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
                                           "executor", "timeout",     "slurm"};
 constexpr std::string_view kSlurmKeys[] = {"partition", "sbatch_args"};
@@ -116,13 +120,32 @@ Status ReadJobEnvironment(const toml::table& table, Config* config) {
 
 Status ReadRetention(const toml::table& table, Config* config) {
   for (auto&& [key, node] : table) {
-    if (key != "finished") return UnknownKey("retention", key, node, kRetentionKeys);
-    // 0 keeps finished jobs forever; any other duration is a valid age.
-    if (Status s = ReadDuration(node, "retention.finished", Millis(0), kMaxDuration,
-                                &config->retention_finished);
-        !s) {
+    // 0 keeps finished jobs (or their tombstones) forever; any other duration
+    // is a valid age.
+    Millis* out = key == "finished"     ? &config->retention_finished
+                  : key == "tombstones" ? &config->retention_tombstones
+                                        : nullptr;
+    if (out == nullptr) return UnknownKey("retention", key, node, kRetentionKeys);
+    if (Status s = ReadDuration(node, Dotted("retention", key.str()), Millis(0), kMaxDuration, out); !s) {
       return s;
     }
+  }
+  return OkStatus();
+}
+
+Status ReadDependencies(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted("dependencies", key.str());
+    Status s = OkStatus();
+    if (key == "missing_grace") {
+      // 0: a parent not submitted yet is waited for without a limit.
+      s = ReadDuration(node, field, Millis(0), kMaxDuration, &config->missing_grace);
+    } else if (key == "max_after") {
+      s = ReadInt(node, field, 1, kMaxAfterLimit, &config->max_after);
+    } else {
+      return UnknownKey("dependencies", key, node, kDependenciesKeys);
+    }
+    if (!s) return s;
   }
   return OkStatus();
 }
@@ -265,11 +288,8 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
   std::vector<Unknown> unknown;
   CollectUnknown(root, "", kSections, &unknown);
   const std::pair<std::string_view, std::span<const std::string_view>> sections[] = {
-      {"spool", kSpoolKeys},
-      {"defaults", kDefaultsKeys},
-      {"job_environment", kJobEnvironmentKeys},
-      {"retention", kRetentionKeys},
-      {"security", kSecurityKeys}};
+      {"spool", kSpoolKeys},         {"defaults", kDefaultsKeys}, {"job_environment", kJobEnvironmentKeys},
+      {"retention", kRetentionKeys}, {"security", kSecurityKeys}, {"dependencies", kDependenciesKeys}};
   for (const auto& [name, keys] : sections) {
     if (const toml::table* table = root[name].as_table()) {
       CollectUnknown(*table, std::string(name), keys, &unknown);
@@ -372,6 +392,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
       read = ReadSecurity;
     } else if (section == "pools") {
       read = ReadPools;
+    } else if (section == "dependencies") {
+      read = ReadDependencies;
     } else {
       return UnknownKey("", key, node, kSections);
     }

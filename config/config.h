@@ -58,9 +58,14 @@ struct Config {
 
   // [retention]
   Millis retention_finished = std::chrono::hours(24 * 7);  // 0 = keep forever
+  // How long a removed job's end stays known to `after` (spool/tombstones.h).
+  Millis retention_tombstones = std::chrono::hours(24 * 30);  // 0 = for ever
 
   // [security]
   bool allow_root = false;
+  // [dependencies]: jobs that wait for others (`after`, SPEC.md section 5)
+  Millis missing_grace = std::chrono::minutes(10);  // 0 = wait without a limit
+  int max_after = 100;                              // parents one job may name
 
   // [pools.*]; there is always a "default" pool (added with defaults if absent).
   std::map<std::string, PoolConfig> pools;

@@ -34,21 +34,31 @@ Daemon::Daemon(Config config, std::string config_path)
       batch_(paths_.Root()),
       intake_(store_, config_),
       scheduler_(config_),
-      attempts_(scheduler_, AttemptHooks{[this](SchedJob& job, Level level, const std::string& event,
-                                                const std::string& message,
-                                                Json extra) { Event(job, level, event, message, std::move(extra)); },
-                                         [this](const std::string& key, const std::string& message) {
-                                           Trouble(key, message);
-                                         },
-                                         [this](const std::string& key) { TroubleOver(key); }}),
+      attempts_(scheduler_,
+                AttemptHooks{
+                    [this](SchedJob& job, Level level, const std::string& event, const std::string& message,
+                           Json extra) { Event(job, level, event, message, std::move(extra)); },
+                    [this](const std::string& key, const std::string& message) { Trouble(key, message); },
+                    [this](const std::string& key) { TroubleOver(key); }}),
       root_lock_(paths_.Root(), paths_.Lock()),
-      index_jobs_(paths_.IndexSegment()) {
+      index_jobs_(paths_.IndexSegment()),
+      tombstones_(paths_.Tombstones(), config_.retention_tombstones) {
   SPOOLD_CHECK(uv_loop_init(&loop_) == 0);
   // Pools name their executor; the first one added serves any other name.
   local_ = std::make_unique<SupervisedExecutor>(&loop_, paths_, store_, config_, attempts_);
   slurm_ = std::make_unique<SlurmExecutor>(&loop_, paths_, store_, attempts_);
   attempts_.AddExecutor("local", local_.get());
   attempts_.AddExecutor("slurm", slurm_.get());
+  // A parent that ended before its child was accepted is known by its index
+  // entry (the scheduler forgets a job once its end is written).
+  scheduler_.SetEndedLookup([this](const std::string& id) -> std::optional<Scheduler::Ended> {
+    // A job removed by retention is known by its tombstone.
+    std::optional<JobState> state = index_jobs_.StateOf(id);
+    if (state && IsTerminal(*state)) return Scheduler::Ended{*state, Reason::kNone};
+    if (state) return std::nullopt;
+    if (auto removed = tombstones_.Find(id)) return Scheduler::Ended{removed->state, Reason::kNone};
+    return std::nullopt;
+  });
 }
 
 Daemon::~Daemon() {
@@ -124,7 +134,16 @@ Status Daemon::Start() {
 
   started_at_ = Now();
   if (auto st = index_jobs_.Open(); !st.ok()) return st;
+  if (auto st = tombstones_.Open(started_at_); !st.ok()) {
+    // Only `after` naming a removed job needs them: such a job then waits for
+    // the parent as if it had never been submitted.
+    spdlog::error("cannot read {}: {}; jobs removed by retention are unknown to after", paths_.Tombstones(),
+                  st.error().message);
+  }
   Recover(started_at_);
+  // Jobs were recovered in folder order: a job may have been added before the
+  // ended parent it waits for was known.
+  scheduler_.ResolveEnded(started_at_);
   // From here on, the writes of each loop turn share one round of syncs.
   store_.SetBatch(&batch_);
 
@@ -330,6 +349,7 @@ void Daemon::Reload() {
   }
   config_ = std::move(loaded.value());
   scheduler_.SetConfig(config_, Now());
+  tombstones_.SetKeep(config_.retention_tombstones);
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
   if (rescan_timer_ && !stopping_) rescan_timer_->Start(rescan_ms, rescan_ms);
   MarkIndexDirty();

@@ -25,6 +25,7 @@
 #include "spool/job_index.h"
 #include "spool/job_store.h"
 #include "spool/paths.h"
+#include "spool/tombstones.h"
 
 namespace spoold {
 
@@ -140,6 +141,7 @@ class Daemon {
   // Every job's index entry, serialised once per change; ended jobs' entries
   // live in a file, not in memory.
   JobIndex index_jobs_;
+  Tombstones tombstones_;  // how jobs removed by retention ended, for `after`
   void SetIndexEntry(const std::string& id, const JobStatus& status) { index_jobs_.Set(id, status); }
   uint64_t index_delay_ms_ = 250;  // grows with the cost of the last write, within SPEC's 1 s
   bool index_dirty_ = false;

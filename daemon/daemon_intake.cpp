@@ -144,6 +144,12 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
     if (was_running) attempts_.Stop(request.job, Reason::kCancelledByUser, now);
     return OkStatus();
   }
+  if (job->state() == JobState::kQueued && job->reason() == Reason::kDependency) {
+    return MakeError(
+        "invalid_state",
+        "job " + request.job + " is waiting for its dependencies; a start request applies once they are met",
+        "job");
+  }
   if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
     return MakeError("invalid_state", "job " + request.job + " is not held; only held jobs can be started", "job");
   }

@@ -25,7 +25,7 @@ constexpr uint64_t kIndexMaxDelayMs = 800;    // + the write itself: still < 1 s
 constexpr uint64_t kIndexDelayPerWriteMs = 40;  // delay per ms the last write took
 
 // The event recorded for a transition into (state, reason).
-const char* TransitionEvent(JobState from, JobState state, Reason reason) {
+const char* TransitionEvent(JobState from, Reason from_reason, JobState state, Reason reason) {
   switch (state) {
     case JobState::kRunning:
       return "started";
@@ -38,6 +38,7 @@ const char* TransitionEvent(JobState from, JobState state, Reason reason) {
     case JobState::kQueued:
       break;
   }
+  if (from == JobState::kQueued && from_reason == Reason::kDependency) return "dependencies_met";
   switch (reason) {
     case Reason::kRetryBackoff:
       return "retry_scheduled";
@@ -67,7 +68,18 @@ void Daemon::Event(SchedJob& job, Level level, const std::string& event, const s
 void Daemon::RecordTransition(SchedJob& job) {
   const JobStatus& s = job.status();
   if (s.state == job.persisted_state && s.reason == job.persisted_reason) return;
-  const char* name = TransitionEvent(job.persisted_state, s.state, s.reason);
+  if (job.persisted_state == JobState::kQueued && job.persisted_reason == Reason::kDependency &&
+      s.state == JobState::kRunning) {
+    // Released and started in the same turn: the release gets its own event.
+    std::string parents;
+    const auto& after = job.spec().after;
+    for (size_t i = 0; i < after.size() && i < 5; ++i) parents += (i > 0 ? ", " : "") + after[i].job;
+    if (after.size() > 5) parents += " and " + std::to_string(after.size() - 5) + " more";
+    Event(job, Level::kInfo, "dependencies_met", "dependencies met (" + parents + "); waiting for a worker",
+          {{"state", "queued"}, {"from", "queued"}, {"reason", "in_queue"}});
+    job.persisted_reason = Reason::kInQueue;
+  }
+  const char* name = TransitionEvent(job.persisted_state, job.persisted_reason, s.state, s.reason);
   Level level = s.state == JobState::kFailed             ? Level::kError
                 : s.reason == Reason::kRetryBackoff      ? Level::kWarning
                                                          : Level::kInfo;
@@ -249,8 +261,23 @@ void Daemon::ApplyRetention(TimePoint now) {
   retention_pending_ = false;
   if (config_.retention_finished.count() == 0) return;
   bool expired = false;
-  for (const auto& id : index_jobs_.EndedBefore(now - config_.retention_finished)) {
+  std::vector<std::string> ids;
+  std::vector<Tombstones::Entry> buried;
+  for (auto& id : index_jobs_.EndedBefore(now - config_.retention_finished)) {
     if (scheduler_.Find(id) != nullptr) continue;
+    std::optional<JobState> state = index_jobs_.StateOf(id);
+    if (!state || !IsTerminal(*state)) continue;
+    buried.push_back({id, *state, index_jobs_.FinishedOf(id).value_or(now)});
+    ids.push_back(std::move(id));
+  }
+  // Their ends stay known to `after` before their folders go (SPEC.md section
+  // 5); without that, nothing is removed, and it is tried again.
+  if (auto st = tombstones_.Bury(buried, now); !st.ok()) {
+    spdlog::error("retention: cannot record the ends of {} jobs in {}: {}; none removed", buried.size(),
+                  paths_.Tombstones(), st.error().message);
+    return;
+  }
+  for (const auto& id : ids) {
     if (auto st = store_.Remove(id); !st.ok()) {
       spdlog::error("retention: cannot remove job {}: {}", id, st.error().message);
       continue;

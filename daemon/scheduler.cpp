@@ -8,28 +8,6 @@
 namespace spoold {
 namespace {
 
-std::string Count(int n, const std::string& what) {
-  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
-}
-
-// How far a queued job had come, for a message that ends its wait: "before it
-// ran" when no attempt ever started, else where it waited and what had run, e.g.
-// "while waiting to retry, after 1 attempt". Attempts are counted the way the
-// other messages count them, interrupted ones apart.
-std::string QueuedSoFar(const JobStatus& s) {
-  if (s.attempt == 0) return "before it ran";
-  const int counted = s.attempt - s.interruptions;
-  std::string ran = counted > 0 ? Count(counted, "attempt") : "";
-  if (s.interruptions > 0) {
-    ran += (ran.empty() ? "" : " and ") + Count(s.interruptions, "interrupted attempt");
-  }
-  std::string where = s.reason == Reason::kRetryBackoff ? "while waiting to retry"
-                      : s.reason == Reason::kHeld       ? "while held"
-                      : s.reason == Reason::kPoolPaused ? "while pool " + s.pool + " was paused"
-                                                        : "while waiting for a worker to run it again";
-  return where + ", after " + ran;
-}
-
 double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
 
 }  // namespace
@@ -89,6 +67,12 @@ Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
     return MakeError("queue_full", "pool " + spec.pool + " has " + std::to_string(pool.queued) +
                                        " queued jobs, its queue_limit");
   }
+  if (!spec.after.empty()) {
+    if (auto cycle = CycleThrough(spec)) {
+      return MakeError("dependency_cycle", "after would close a cycle: " + *cycle, "after");
+    }
+    return Reason::kDependency;
+  }
   if (spec.hold) return Reason::kHeld;
   if (pool.paused && !pool.config.auto_resume) return Reason::kPoolPaused;
   return Reason::kInQueue;
@@ -118,8 +102,15 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
     if (pool.paused && pool.config.auto_resume && job.status().reason != Reason::kRetryBackoff) {
       (void)SetPaused(job.status().pool, false, job.status().updated);
     }
-    if (!text.empty() && pool.queued >= kHotQueued) job.kept.Freeze(std::move(text));
+    // A job with parents keeps its parsed spec: their ends are decided by it.
+    if (!text.empty() && pool.queued >= kHotQueued && job.spec().after.empty()) {
+      job.kept.Freeze(std::move(text));
+    }
     ++pool.queued;
+    if (job.status().reason == Reason::kDependency) {
+      AddWaiting(job, job.status().updated);
+      return;
+    }
     Enqueue(job, job.status().updated);
   }
 }
@@ -150,7 +141,11 @@ SchedJob* Scheduler::Find(const std::string& id) {
 }
 
 Reason Scheduler::WaitingReason(const SchedJob& job) const {
-  if (job.kept.hold() && job.reason() == Reason::kHeld) return Reason::kHeld;
+  // A held job whose parents are done is held (a start request is refused
+  // while it waits for them).
+  if (job.kept.hold() && (job.reason() == Reason::kHeld || job.reason() == Reason::kDependency)) {
+    return Reason::kHeld;
+  }
   auto it = pools_.find(job.pool());
   if (it == pools_.end() || it->second.paused) return Reason::kPoolPaused;
   return Reason::kInQueue;
@@ -158,6 +153,7 @@ Reason Scheduler::WaitingReason(const SchedJob& job) const {
 
 void Scheduler::Enqueue(SchedJob& job, TimePoint now) {
   Dequeue(job);
+  if (job.reason() == Reason::kDependency) return;  // released by its parents' ends
   if (job.reason() == Reason::kRetryBackoff && job.next_attempt_at() && *job.next_attempt_at() > now) {
     waiting_.emplace(*job.next_attempt_at(), job.id());
     return;
@@ -279,8 +275,20 @@ void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string
   job.status().finished = now;
   job.status().next_attempt_at.reset();
   job.status().pid.reset();
+  DropEdges(job);
   SetState(job, state, reason, std::move(message), now);
   cancel_requested_.erase(job.id());
+  // Its children learn of the end at once, theirs in turn (a worklist, not
+  // recursion: a chain may be long).
+  ended_.push_back(job.id());
+  if (cascading_) return;
+  cascading_ = true;
+  while (!ended_.empty()) {
+    std::string parent = std::move(ended_.back());
+    ended_.pop_back();
+    ParentEnded(parent, now);
+  }
+  cascading_ = false;
 }
 
 void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimePoint now) {
@@ -406,12 +414,14 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
            "the job's deadline passed " + QueuedSoFar(job.status()), now);
     changed.push_back(id);
   }
+  ExpireMissing(now, &changed);
   return changed;
 }
 
 std::optional<TimePoint> Scheduler::NextWakeup() const {
   std::optional<TimePoint> next;
   if (!waiting_.empty()) next = waiting_.begin()->first;
+  if (!missing_.empty() && (!next || missing_.begin()->first < *next)) next = missing_.begin()->first;
   // The earliest deadline of a queued job.
   for (const auto& [deadline, id] : deadlines_) {
     if (next && *next <= deadline) break;
@@ -434,66 +444,6 @@ std::optional<std::pair<TimePoint, Reason>> Scheduler::AttemptLimit(const std::s
     limit = std::make_pair(*deadline, Reason::kDeadline);
   }
   return limit;
-}
-
-Status Scheduler::Cancel(const std::string& id, TimePoint now, bool* was_running) {
-  *was_running = false;
-  SchedJob* job = Find(id);
-  if (job == nullptr) return MakeError("unknown_job", "no job " + id);
-  if (IsTerminal(job->state())) {
-    return MakeError("invalid_field", "job " + id + " is already " + StateName(job->state()), "job");
-  }
-  if (job->state() == JobState::kRunning) {
-    cancel_requested_.insert(id);
-    *was_running = true;
-    return OkStatus();
-  }
-  --PoolOf(*job).queued;
-  Finish(*job, JobState::kCancelled, Reason::kCancelledByUser,
-         "cancelled by request " + QueuedSoFar(job->status()), now);
-  return OkStatus();
-}
-
-Status Scheduler::Release(const std::string& id, TimePoint now) {
-  SchedJob* job = Find(id);
-  if (job == nullptr) return MakeError("unknown_job", "no job " + id);
-  if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
-    return MakeError("invalid_field", "job " + id + " is not held", "job");
-  }
-  job->kept.ReleaseHold();
-  job->status().reason = Reason::kInQueue;
-  SetState(*job, JobState::kQueued, Reason::kInQueue, "released by a start request", now);
-  Enqueue(*job, now);
-  return OkStatus();
-}
-
-Status Scheduler::Pause(const std::string& pool, TimePoint now) { return SetPaused(pool, true, now); }
-
-Status Scheduler::Resume(const std::string& pool, TimePoint now) { return SetPaused(pool, false, now); }
-
-Status Scheduler::SetPaused(const std::string& pool, bool paused, TimePoint now) {
-  auto it = pools_.find(pool);
-  if (it == pools_.end()) return MakeError("unknown_pool", "pool " + pool + " is not configured", "pool");
-  it->second.paused = paused;
-  // The pool's waiting jobs take the reason that now applies (Enqueue decides).
-  const Reason affected = paused ? Reason::kInQueue : Reason::kPoolPaused;
-  for (auto& [id, job] : jobs_) {
-    if (job.state() == JobState::kQueued && job.pool() == pool && job.reason() == affected) {
-      Enqueue(job, now);
-    }
-  }
-  return OkStatus();
-}
-
-void Scheduler::SetProgress(const std::string& id, std::optional<double> progress,
-                            std::optional<std::string> message, TimePoint now) {
-  SchedJob& job = jobs_.at(id);
-  if (job.state() != JobState::kRunning) return;
-  if (job.status().progress == progress && job.status().progress_message == message) return;
-  job.status().progress = progress;
-  job.status().progress_message = std::move(message);
-  job.status().updated = now;
-  changed_.insert(id);
 }
 
 Millis Scheduler::RetryDelay(const RetryPolicy& policy, int n) {

@@ -6,9 +6,16 @@
 //
 // Queue order within a pool: higher priority first, then arrival (FIFO). Every
 // queued job holds a place against the pool's queue_limit, whatever its reason
-// (in_queue, held, pool_paused, retry_backoff); running jobs do not.
+// (in_queue, held, pool_paused, retry_backoff, dependency); running jobs do not.
+//
+// Dependencies (`after`, SPEC.md section 5): a job whose parents have not all
+// ended waits with reason dependency, in no ready queue; its status's
+// waiting_on lists the open parents. A parent's end decides each of its
+// waiting children at once (scheduler_deps.cpp): released, or cancelled with
+// dependency_failed, which in turn decides the children's children.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -76,6 +83,20 @@ class Scheduler {
   // once the status is written, so that a job waiting far back in a long queue
   // costs little memory. Reading or changing the status again makes it whole.
   void Settle(const std::string& id);
+
+  // How a job the scheduler no longer holds ended: the daemon's word (its
+  // index entry), asked when a job names a parent that ended before the job
+  // was accepted or recovered. nullopt: no such job is known.
+  struct Ended {
+    JobState state = JobState::kSucceeded;
+    Reason reason = Reason::kNone;
+  };
+  using EndedLookup = std::function<std::optional<Ended>(const std::string& id)>;
+  void SetEndedLookup(EndedLookup lookup) { ended_lookup_ = std::move(lookup); }
+
+  // Decides every waiting job whose open parent is no longer held here but
+  // has ended (recovery adds jobs in any order: called once all are in).
+  void ResolveEnded(TimePoint now);
 
   // Removes a terminal job (retention).
   void Forget(const std::string& id);
@@ -149,6 +170,18 @@ class Scheduler {
   void Dequeue(SchedJob& job);                  // out of both
   void SetState(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   Reason WaitingReason(const SchedJob& job) const;
+  // How far a queued job had come, for the message that ends its wait
+  // (scheduler_control.cpp).
+  static std::string QueuedSoFar(const JobStatus& s);
+  // scheduler_deps.cpp
+  std::optional<std::string> CycleThrough(const JobSpec& spec) const;
+  void AddWaiting(SchedJob& job, TimePoint now);
+  // Applies parent's end to `child`; false once the child waits no more.
+  bool Decide(SchedJob& child, const std::string& parent, JobState state, Reason reason, TimePoint now);
+  void ParentEnded(const std::string& parent, TimePoint now);
+  void ExpireMissing(TimePoint now, std::vector<std::string>* changed);
+  std::string WaitMessage(const SchedJob& job) const;
+  void DropEdges(SchedJob& job);
   Status SetPaused(const std::string& pool, bool paused, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   int CountedAttempts(const SchedJob& job) const { return job.status().attempt - job.status().interruptions; }
@@ -163,6 +196,12 @@ class Scheduler {
   std::set<std::string> cancel_requested_;
   std::set<std::string> changed_;
   std::set<std::string> owners_;  // the owners of settled jobs, each name once
+  std::map<std::string, std::set<std::string>> dependents_;  // open parent -> its waiting children
+  // (grace end, child) for children with a parent not submitted yet.
+  std::set<std::pair<TimePoint, std::string>> missing_;
+  EndedLookup ended_lookup_;
+  std::vector<std::string> ended_;  // jobs whose end is still to be applied to their children
+  bool cascading_ = false;
   uint64_t next_arrival_ = 1;
 };
 

@@ -136,6 +136,12 @@ std::optional<JobState> JobIndex::StateOf(const std::string& id) const {
   return std::nullopt;
 }
 
+std::optional<TimePoint> JobIndex::FinishedOf(const std::string& id) const {
+  auto it = ended_.find(id);
+  if (it == ended_.end() || it->second.finished_ms == kUnknownFinish) return std::nullopt;
+  return TimePoint(std::chrono::milliseconds(it->second.finished_ms));
+}
+
 std::vector<std::string> JobIndex::EndedBefore(TimePoint cutoff) const {
   std::vector<std::string> out;
   const int64_t limit = cutoff.time_since_epoch().count();

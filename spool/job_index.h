@@ -90,6 +90,8 @@ class JobIndex {
   // The recorded state of a job with an entry.
   std::optional<JobState> StateOf(const std::string& id) const;
   size_t size() const { return active_.size() + ended_.size(); }
+  // When an ended job finished, as its entry records it.
+  std::optional<TimePoint> FinishedOf(const std::string& id) const;
   // Jobs that ended before `cutoff` (for retention).
   std::vector<std::string> EndedBefore(TimePoint cutoff) const;
 

@@ -31,11 +31,12 @@ constexpr size_t kMaxShownKeyLength = 64;
 // The keys of SPEC section 2, in its table order, which is also the order in
 // which they are checked (so the first error reported is predictable).
 constexpr std::string_view kTopLevelKeys[] = {
-    "command", "script", "shell",   "title",    "description", "tags", "pool", "priority",
-    "cwd",     "env",    "timeout", "deadline", "retry",       "kill", "hold", "metadata"};
+    "command", "script",  "shell",    "title", "description", "tags", "pool",  "priority", "cwd",
+    "env",     "timeout", "deadline", "retry", "kill",        "hold", "after", "metadata"};
 constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
                                            "max_delay", "on_timeout", "exit_codes"};
 constexpr std::string_view kKillKeys[] = {"signal", "grace"};
+constexpr std::string_view kAfterKeys[] = {"job", "on"};
 
 constexpr struct {
   std::string_view name;
@@ -210,7 +211,7 @@ struct UnknownKey {
   std::string shown;    // the dotted field, printable
   std::string pos_key;  // the raw key path, to find its position
   std::string key;      // the raw key itself
-  std::string_view prefix;
+  std::string prefix;   // owned: an after[i]. prefix is built for the call
   std::span<const std::string_view> known;  // the keys valid at its place
 };
 
@@ -220,7 +221,7 @@ void CollectUnknown(const Json& object, std::string_view prefix, std::span<const
   for (const auto& [key, value] : object.items()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     const std::string dotted(prefix);
-    out->push_back({dotted + PrintableName(key, kMaxShownKeyLength), dotted + key, key, prefix, known});
+    out->push_back({dotted + PrintableName(key, kMaxShownKeyLength), dotted + key, key, dotted, known});
   }
 }
 
@@ -228,7 +229,7 @@ void CollectUnknown(const Json& object, std::string_view prefix, std::span<const
 // where positions are unknown (a Document built in code), keys keep the
 // object's sorted order, top level before [retry] before [kill]. It names the
 // key of the schema it is close to, if one is.
-std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check) {
+std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check, int max_after) {
   const Json& top = doc.value;
   std::vector<UnknownKey> unknown;
   CollectUnknown(top, "", kTopLevelKeys, &unknown);
@@ -238,6 +239,15 @@ std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check) 
   }
   if (const Json* kill = Find(top, "kill"); kill != nullptr && kill->is_object()) {
     CollectUnknown(*kill, "kill.", kKillKeys, &unknown);
+  }
+  // Only as many elements as an `after` may have: a longer list is refused
+  // without reading it.
+  if (const Json* after = Find(top, "after"); after != nullptr && after->is_array()) {
+    for (size_t i = 0; i < after->size() && i < static_cast<size_t>(max_after); ++i) {
+      if ((*after)[i].is_object()) {
+        CollectUnknown((*after)[i], "after[" + std::to_string(i) + "].", kAfterKeys, &unknown);
+      }
+    }
   }
   if (unknown.empty()) return std::nullopt;
   auto order = [&doc](const UnknownKey& key) {
@@ -286,7 +296,7 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
   Checker check(doc);
   // Unknown keys first: a misspelt key is the mistake, and what it leads to (a
   // missing command, a default where a value was meant) only follows from it.
-  if (std::optional<Error> unknown = FirstUnknownKey(doc, check)) return *unknown;
+  if (std::optional<Error> unknown = FirstUnknownKey(doc, check, config.max_after)) return *unknown;
 
   JobSpec spec;
   spec.id = id;
@@ -465,6 +475,11 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
     auto r = check.Bool("hold", *v);
     if (!r) return r.error();
     spec.hold = *r;
+  }
+  if (const Json* v = Find(top, "after")) {
+    auto r = ValidateAfter(doc, *v, id, config.max_after);
+    if (!r) return r.error();
+    spec.after = std::move(*r);
   }
   if (const Json* v = Find(top, "metadata")) {
     if (auto r = check.Table("metadata", *v); !r) return r.error();

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "spool/document.h"
+#include "spool/job_after.h"
 
 namespace spoold {
 
@@ -50,6 +51,7 @@ struct JobSpec {
   RetryPolicy retry;
   KillPolicy kill;
   bool hold = false;
+  std::vector<Dependency> after;  // the jobs this one waits for (SPEC.md section 2)
   Json metadata = Json::object();
 };
 

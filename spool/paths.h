@@ -28,6 +28,7 @@ class SpoolPaths {
   std::string IndexActive() const { return root_ + "/index.active.json"; }
   // The entries of ended jobs, appended once (the daemon's cache; see job_index.h).
   std::string IndexSegment() const { return root_ + "/.index.ended"; }
+  std::string Tombstones() const { return root_ + "/.tombstones"; }
   std::string Lock() const { return root_ + "/spoold.lock"; }
 
   std::string JobDir(const std::string& id) const { return Jobs() + "/" + id; }

@@ -33,7 +33,10 @@ constexpr struct {
                     {Reason::kSpawnFailed, "spawn_failed"},
                     {Reason::kDeadline, "deadline"},
                     {Reason::kInterrupted, "interrupted"},
-                    {Reason::kCancelledByUser, "cancelled_by_user"}};
+                    {Reason::kCancelledByUser, "cancelled_by_user"},
+                    {Reason::kDependency, "dependency"},
+                    {Reason::kDependencyMissing, "dependency_missing"},
+                    {Reason::kDependencyFailed, "dependency_failed"}};
 
 constexpr struct {
   int signal;
@@ -211,6 +214,7 @@ Json StatusToJson(const JobStatus& s) {
               {"finished", TimeOrNull(s.finished)},
               {"updated", FormatTime(s.updated)},
               {"interruptions", s.interruptions},
+              {"waiting_on", s.waiting_on},
               {"attempts", std::move(attempts)}};
 }
 
@@ -253,6 +257,7 @@ Result<JobStatus> StatusFromJson(const Json& json) {
   s.finished = r.Time("finished");
   s.updated = r.Time("updated").value_or(TimePoint{});
   s.interruptions = r.Get<int>("interruptions", 0);
+  s.waiting_on = r.Get<std::vector<std::string>>("waiting_on", {});
   if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {
     for (const auto& item : *it) {
       if (!item.is_object()) return MakeError("io_error", "attempts[] holds a non-object");

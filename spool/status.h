@@ -29,6 +29,9 @@ enum class Reason {
   kDeadline,
   kInterrupted,
   kCancelledByUser,
+  kDependency,         // queued: a parent named in `after` has not ended yet
+  kDependencyMissing,  // cancelled: a parent was not submitted within dependencies.missing_grace
+  kDependencyFailed,   // cancelled: a parent ended in a way its `after` condition excludes
 };
 
 const char* StateName(JobState state);
@@ -93,6 +96,9 @@ struct JobStatus {
   std::optional<TimePoint> finished;
   TimePoint updated{};
   int interruptions = 0;  // attempts stopped by daemon shutdowns or crashes
+  // The parents of `after` whose end is still awaited (SPEC.md section 5), in
+  // the order the job file names them; empty once every condition holds.
+  std::vector<std::string> waiting_on;
   std::vector<AttemptRecord> attempts;
   bool operator==(const JobStatus&) const = default;
 };

@@ -71,6 +71,9 @@ slurm.sbatch_args = ["--mem=4G"]
   CHECK(config->large_index_lag == 10s);
   CHECK(config->default_timeout == 1h);
   CHECK(config->retention_finished == 24h * 7);
+  CHECK(config->retention_tombstones == 24h * 30);
+  CHECK(config->missing_grace == 10min);
+  CHECK(config->max_after == 100);
   CHECK(config->allow_root == false);
   REQUIRE(config->pools.size() == 2);
 
@@ -109,8 +112,12 @@ path = "/opt/bin:/usr/bin"
 lang = "en_US.UTF-8"
 [retention]
 finished = 0
+tombstones = "2d"
 [security]
 allow_root = true
+[dependencies]
+missing_grace = 0
+max_after = 10000
 [pools.gpu]
 paused = true
 auto_resume = true
@@ -127,7 +134,10 @@ workers = 4096
   CHECK(config->job_path == "/opt/bin:/usr/bin");
   CHECK(config->job_lang == "en_US.UTF-8");
   CHECK(config->retention_finished == 0ms);
+  CHECK(config->retention_tombstones == 48h);
   CHECK(config->allow_root == true);
+  CHECK(config->missing_grace == 0ms);
+  CHECK(config->max_after == 10000);
   const PoolConfig& gpu = config->pools.at("gpu");
   CHECK(gpu.paused == true);
   CHECK(gpu.auto_resume == true);
@@ -310,6 +320,15 @@ TEST_CASE("config: bad values are refused with their field, position and rule") 
       {"[defaults]\ntimeout = -5", "invalid_field", "defaults.timeout", 2, 11,
        "defaults.timeout must be a duration such as"},
       {"[retention]\nfinished = \"1y\"", "invalid_field", "retention.finished", 2, 12, "unknown unit"},
+      {"[retention]\ntombstones = -1", "invalid_field", "retention.tombstones", 2, 14,
+       "retention.tombstones"},
+      {"[dependencies]\nmax_after = 0", "invalid_field", "dependencies.max_after", 2, 13, "from 1 to 10000"},
+      {"[dependencies]\nmax_after = 10001", "invalid_field", "dependencies.max_after", 2, 13,
+       "from 1 to 10000"},
+      {"[dependencies]\nmissing_grace = \"soon\"", "invalid_field", "dependencies.missing_grace", 2, 17,
+       "dependencies.missing_grace"},
+      {"[dependencies]\nmissing_gracee = \"1m\"", "unknown_field", "dependencies.missing_gracee", 2, 1,
+       "did you mean"},
       {"[retention]\nfinished = \"36501d\"", "invalid_field", "retention.finished", 2, 12,
        "too long: at most 100 years, 36500d"},
       {"[defaults]\ntimeout = 3153600001", "invalid_field", "defaults.timeout", 2, 11,
@@ -550,6 +569,9 @@ TEST_CASE("config: the demo and example configuration files parse") {
   CHECK(example->job_path == defaults.job_path);
   CHECK(example->job_lang == defaults.job_lang);
   CHECK(example->retention_finished == defaults.retention_finished);
+  CHECK(example->retention_tombstones == defaults.retention_tombstones);
+  CHECK(example->missing_grace == defaults.missing_grace);
+  CHECK(example->max_after == defaults.max_after);
   CHECK(example->pools.at("default").queue_limit == PoolConfig{}.queue_limit);
   CHECK(example->pools.at("default").executor == "local");
 }

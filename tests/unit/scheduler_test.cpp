@@ -5,27 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include "scheduler_test_helpers.h"
 #include "spool/intake.h"
 
 using namespace spoold;
 using namespace std::chrono_literals;
+using namespace schedtest;
 
 namespace {
-
-const TimePoint kT0 = TimePoint(std::chrono::milliseconds(1'800'000'000'000));
-
-Config TestConfig(int workers = 1, int queue_limit = 100) {
-  Config config;
-  PoolConfig pool;
-  pool.name = "default";
-  pool.workers = workers;
-  pool.queue_limit = queue_limit;
-  config.pools["default"] = pool;
-  PoolConfig other = pool;
-  other.name = "other";
-  config.pools["other"] = other;
-  return config;
-}
 
 JobSpec Spec(const std::string& id, int64_t priority = 0) {
   JobSpec spec;
@@ -54,24 +41,6 @@ void Submit(Scheduler& s, const JobSpec& spec, TimePoint now) {
   auto reason = s.Admit(spec);
   REQUIRE(reason.ok());
   s.Add(spec, NewStatus(spec, *reason, now));
-}
-
-AttemptEnd Exit(int code) {
-  AttemptEnd end;
-  end.exit_code = code;
-  return end;
-}
-
-AttemptEnd Cause(Reason cause) {
-  AttemptEnd end;
-  end.cause = cause;
-  end.signal = 15;
-  return end;
-}
-
-const JobStatus& St(Scheduler& s, const std::string& id) {
-  REQUIRE(s.Find(id) != nullptr);
-  return s.Find(id)->status();
 }
 
 }  // namespace

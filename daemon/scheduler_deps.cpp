@@ -1,0 +1,218 @@
+// The scheduler's dependencies (`after`, SPEC.md section 5): which jobs wait for
+// which, and what a parent's end does to each job waiting for it. Part of
+// Scheduler (daemon/scheduler.h); pure like the rest of it.
+#include <algorithm>
+#include <deque>
+
+#include "daemon/scheduler.h"
+
+namespace spoold {
+namespace {
+
+constexpr size_t kShownParents = 5;
+
+std::string EndedAs(JobState state, Reason reason) {
+  std::string out = StateName(state);
+  if (const char* name = ReasonName(reason)) out += std::string(" (") + name + ")";
+  return out;
+}
+
+AfterOn ConditionOn(const JobSpec& spec, const std::string& parent) {
+  for (const auto& dep : spec.after) {
+    if (dep.job == parent) return dep.on;
+  }
+  return AfterOn::kSuccess;  // a status.json edited by hand: the default condition
+}
+
+}  // namespace
+
+std::optional<std::string> Scheduler::CycleThrough(const JobSpec& spec) const {
+  // A new job closes a cycle only through a job already waiting for it: with
+  // none, the search (as long as the chain above the job) is not needed.
+  if (dependents_.count(spec.id) == 0 &&
+      std::none_of(spec.after.begin(), spec.after.end(),
+                   [&spec](const Dependency& d) { return d.job == spec.id; })) {
+    return std::nullopt;
+  }
+  // Which job waits on each one reached, to name the cycle once found.
+  std::map<std::string, std::string> waits_on_it;
+  std::vector<std::string> stack;
+  for (const auto& dep : spec.after) {
+    if (waits_on_it.emplace(dep.job, spec.id).second) stack.push_back(dep.job);
+  }
+  while (!stack.empty()) {
+    std::string node = std::move(stack.back());
+    stack.pop_back();
+    if (node == spec.id) {
+      std::deque<std::string> path;
+      for (std::string cur = waits_on_it.at(spec.id); cur != spec.id; cur = waits_on_it.at(cur)) {
+        path.push_front(cur);
+      }
+      if (path.empty()) return "this job (" + spec.id + ") names itself";
+      std::string out = "this job waits on " + path.front();
+      for (size_t i = 1; i < path.size(); ++i) out += ", which waits on " + path[i];
+      return out + ", which waits on this job (" + spec.id + ")";
+    }
+    auto it = jobs_.find(node);
+    if (it == jobs_.end() || it->second.state() != JobState::kQueued ||
+        it->second.reason() != Reason::kDependency) {
+      continue;  // not waiting: no open edge leaves it
+    }
+    for (const auto& parent : it->second.status().waiting_on) {
+      if (waits_on_it.emplace(parent, node).second) stack.push_back(parent);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string Scheduler::WaitMessage(const SchedJob& job) const {
+  const auto& open = job.status().waiting_on;
+  std::string out = "waiting for ";
+  for (size_t i = 0; i < open.size() && i < kShownParents; ++i) {
+    if (i > 0) out += ", ";
+    auto it = jobs_.find(open[i]);
+    out += open[i] + (it == jobs_.end() ? " (not submitted yet)"
+                                        : " (" + std::string(StateName(it->second.state())) + ")");
+  }
+  if (open.size() > kShownParents) out += " and " + std::to_string(open.size() - kShownParents) + " more";
+  return out;
+}
+
+void Scheduler::DropEdges(SchedJob& job) {
+  if (job.reason() != Reason::kDependency) return;
+  for (const auto& parent : job.status().waiting_on) {
+    auto it = dependents_.find(parent);
+    if (it == dependents_.end()) continue;
+    it->second.erase(job.id());
+    if (it->second.empty()) dependents_.erase(it);
+  }
+  job.status().waiting_on.clear();
+}
+
+void Scheduler::AddWaiting(SchedJob& job, TimePoint now) {
+  const std::vector<std::string> open = job.status().waiting_on;
+  if (open.empty()) {
+    // A status that waits on nothing (not one spoold wrote): nothing to wait for.
+    SetState(job, JobState::kQueued, WaitingReason(job), "dependencies met", now);
+    Enqueue(job, now);
+    return;
+  }
+  bool missing = false;
+  for (const auto& parent : open) {
+    if (job.state() != JobState::kQueued || job.reason() != Reason::kDependency) return;  // decided
+    if (auto it = jobs_.find(parent); it != jobs_.end()) {
+      if (IsTerminal(it->second.state())) {
+        (void)Decide(job, parent, it->second.state(), it->second.reason(), now);
+      } else {
+        dependents_[parent].insert(job.id());
+      }
+    } else if (auto ended = ended_lookup_ ? ended_lookup_(parent) : std::nullopt) {
+      (void)Decide(job, parent, ended->state, ended->reason, now);
+    } else {
+      dependents_[parent].insert(job.id());
+      missing = true;
+    }
+  }
+  if (job.state() != JobState::kQueued || job.reason() != Reason::kDependency) return;
+  if (missing && config_.missing_grace.count() > 0)
+    missing_.emplace(job.created() + config_.missing_grace, job.id());
+  if (std::string message = WaitMessage(job); message != job.status().message) {
+    SetState(job, JobState::kQueued, Reason::kDependency, std::move(message), now);
+  }
+}
+
+bool Scheduler::Decide(SchedJob& child, const std::string& parent, JobState state, Reason reason,
+                       TimePoint now) {
+  const AfterOn on = ConditionOn(child.spec(), parent);
+  auto& open = child.status().waiting_on;
+  open.erase(std::remove(open.begin(), open.end(), parent), open.end());
+  if (auto it = dependents_.find(parent); it != dependents_.end()) {
+    it->second.erase(child.id());
+    if (it->second.empty()) dependents_.erase(it);
+  }
+  if (!AfterHolds(on, state)) {
+    --PoolOf(child).queued;
+    Finish(child, JobState::kCancelled, Reason::kDependencyFailed,
+           "parent " + parent + " ended " + EndedAs(state, reason) + "; after requires " + AfterOnName(on) +
+               " (" + std::to_string(open.size()) + " other parent" + (open.size() == 1 ? "" : "s") +
+               " still open)",
+           now);
+    return false;
+  }
+  if (!open.empty()) {
+    SetState(child, JobState::kQueued, Reason::kDependency, WaitMessage(child), now);
+    return true;
+  }
+  const Reason next = WaitingReason(child);  // the reason is still dependency here
+  const std::string then = next == Reason::kHeld         ? "held until a start request"
+                           : next == Reason::kPoolPaused ? "waiting: pool " + child.pool() + " is paused"
+                                                         : "waiting for a worker";
+  SetState(child, JobState::kQueued, next,
+           "dependencies met (the last, " + parent + ", ended " + EndedAs(state, reason) + "); " + then, now);
+  Enqueue(child, now);
+  return false;
+}
+
+void Scheduler::ParentEnded(const std::string& parent, TimePoint now) {
+  auto it = dependents_.find(parent);
+  if (it == dependents_.end()) return;
+  const std::set<std::string> children = std::move(it->second);
+  dependents_.erase(it);
+  const SchedJob& ended = jobs_.at(parent);
+  const JobState state = ended.state();
+  const Reason reason = ended.reason();
+  for (const auto& id : children) {
+    SchedJob* child = Find(id);
+    if (child == nullptr || child->state() != JobState::kQueued || child->reason() != Reason::kDependency)
+      continue;
+    (void)Decide(*child, parent, state, reason, now);
+  }
+}
+
+void Scheduler::ResolveEnded(TimePoint now) {
+  if (!ended_lookup_) return;
+  std::vector<std::pair<std::string, Ended>> ended;
+  for (const auto& [parent, children] : dependents_) {
+    if (jobs_.count(parent) != 0) continue;
+    if (auto e = ended_lookup_(parent)) ended.emplace_back(parent, *e);
+  }
+  for (const auto& [parent, e] : ended) {
+    auto it = dependents_.find(parent);
+    if (it == dependents_.end()) continue;
+    const std::set<std::string> children = it->second;
+    for (const auto& id : children) {
+      SchedJob* child = Find(id);
+      if (child == nullptr || child->state() != JobState::kQueued || child->reason() != Reason::kDependency)
+        continue;
+      (void)Decide(*child, parent, e.state, e.reason, now);
+    }
+  }
+}
+
+void Scheduler::ExpireMissing(TimePoint now, std::vector<std::string>* changed) {
+  while (!missing_.empty() && missing_.begin()->first <= now) {
+    const std::string id = missing_.begin()->second;
+    missing_.erase(missing_.begin());
+    SchedJob* job = Find(id);
+    if (job == nullptr || job->state() != JobState::kQueued || job->reason() != Reason::kDependency) continue;
+    std::vector<std::string> absent;
+    for (const auto& parent : std::vector<std::string>(job->status().waiting_on)) {
+      if (jobs_.count(parent) == 0) absent.push_back(parent);
+    }
+    if (absent.empty()) continue;  // every parent arrived in time
+    std::string names;
+    for (size_t i = 0; i < absent.size() && i < kShownParents; ++i) names += (i > 0 ? ", " : "") + absent[i];
+    if (absent.size() > kShownParents)
+      names += " and " + std::to_string(absent.size() - kShownParents) + " more";
+    --PoolOf(*job).queued;
+    Finish(*job, JobState::kCancelled, Reason::kDependencyMissing,
+           std::string(absent.size() == 1 ? "parent " : "parents ") + names +
+               (absent.size() == 1 ? " was" : " were") +
+               " not submitted within dependencies.missing_grace (" + FormatDuration(config_.missing_grace) +
+               ")",
+           now);
+    changed->push_back(id);
+  }
+}
+
+}  // namespace spoold
