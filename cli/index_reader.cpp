@@ -88,14 +88,15 @@ simdjson::error_code ReadEntry(od::object& entry, JobSummary& s) {
     } else if (key == "attempt") {
       int64_t attempt = 0;
       if (value.get_int64().get(attempt) == simdjson::SUCCESS) s.attempt = attempt;
-    } else if (key == "tags") {
-      od::array tags;
-      if (value.get_array().get(tags) != simdjson::SUCCESS) continue;
-      for (auto tag : tags) {
+    } else if (key == "tags" || key == "after") {
+      std::vector<std::string_view>& out = key == "tags" ? s.tags : s.after;
+      od::array items;
+      if (value.get_array().get(items) != simdjson::SUCCESS) continue;
+      for (auto item : items) {
         od::value element;
         std::string_view got;
-        if (std::move(tag).get(element) == simdjson::SUCCESS && StringOf(element, got) == simdjson::SUCCESS)
-          s.tags.push_back(got);
+        if (std::move(item).get(element) == simdjson::SUCCESS && StringOf(element, got) == simdjson::SUCCESS)
+          out.push_back(got);
       }
     }
   }
@@ -241,6 +242,13 @@ JobSummary SummaryStore::SummaryOf(std::string id, Json json) {
     if (auto it = json.find("tags"); it != json.end() && it->is_array()) {
       for (const auto& tag : *it) {
         if (tag.is_string()) s.tags.push_back(Keep(tag.get<std::string>()));
+      }
+    }
+    // status.json lists {job, on} tables, an index entry the ids.
+    if (auto it = json.find("after"); it != json.end() && it->is_array()) {
+      for (const auto& parent : *it) {
+        const Json& parent_id = parent.is_object() ? parent.value("job", Json()) : parent;
+        if (parent_id.is_string()) s.after.push_back(Keep(parent_id.get<std::string>()));
       }
     }
   }

@@ -28,6 +28,7 @@ struct JobSummary {
   std::optional<std::string_view> reason;  // null when none
   std::optional<int64_t> attempt;
   std::vector<std::string_view> tags;
+  std::vector<std::string_view> after;  // the parents it names (`after`), if any
   // An index entry's JSON text, as index.json has it; empty otherwise.
   std::string_view raw;
   // The whole status.json (or damaged folder's entry); null for an index

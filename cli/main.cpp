@@ -74,7 +74,7 @@ std::vector<Command> Commands() {
       {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
       {"status", "ID", "a job's state (--json: status.json as it is)", "", {kJson}, CmdStatus},
       {"list",
-       "[--state S,..] [--pool P] [--tag T] [--since DURATION] [--owner U]",
+       "[--state S,..] [--pool P] [--tag T] [--since DURATION] [--owner U] [--tree]",
        "jobs: id, state, reason, pool, attempt, age, title",
        "Ended jobs come from index.json; active ones, and folders the index does not name\n"
        "yet, from their status.json (all of them when index.json is missing or unreadable).\n"
@@ -85,6 +85,7 @@ std::vector<Command> Commands() {
         {"since", 0, "DURATION", "only jobs created within DURATION (30m, 2h, 1d)"},
         {"owner", 0, "USER", "only jobs submitted by USER"},
         {"quiet", 'q', nullptr, "ids only"},
+        {"tree", 0, nullptr, "dependents (after) under their parents"},
         kJson},
        CmdList},
       {"logs",

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <future>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -272,7 +273,58 @@ Json ListJson(const JobSummary& job) {
     entry[key] = source.value(key, Json(nullptr));
   }
   if (source.contains("problem")) entry["problem"] = source["problem"];
+  if (!job.after.empty()) {
+    entry["after"] = Json::array();
+    for (auto parent : job.after) entry["after"].push_back(parent);
+  }
   return entry;
+}
+
+// `list --tree`: the listed jobs in creation order, each dependent right under
+// the first of its parents that is listed too, with the ID column drawn as a
+// tree (ASCII, so that the table's widths hold). A job whose parents are not
+// listed is a root.
+std::vector<std::pair<uint32_t, std::string>> TreeOrder(const std::vector<JobSummary>& jobs,
+                                                        const std::vector<uint32_t>& listed) {
+  std::map<std::string_view, uint32_t> position;
+  for (uint32_t i : listed) position.emplace(jobs[i].id, i);
+  std::map<uint32_t, std::vector<uint32_t>> children;
+  std::vector<uint32_t> roots;
+  for (uint32_t i : listed) {
+    std::optional<uint32_t> parent;
+    for (auto id : jobs[i].after) {
+      if (auto it = position.find(id); it != position.end() && it->second != i) {
+        parent = it->second;
+        break;
+      }
+    }
+    (parent ? children[*parent] : roots).push_back(i);
+  }
+  // Depth first, without recursion (a chain may be long); a job is shown once.
+  std::vector<std::pair<uint32_t, std::string>> out;
+  std::vector<bool> shown(jobs.size(), false);
+  struct Frame {
+    uint32_t job;
+    std::string lead;  // what the job's line starts with
+    std::string rest;  // what its children's lines start with
+  };
+  std::vector<Frame> stack;
+  for (auto it = roots.rbegin(); it != roots.rend(); ++it) stack.push_back({*it, "", ""});
+  while (!stack.empty()) {
+    Frame f = std::move(stack.back());
+    stack.pop_back();
+    if (shown[f.job]) continue;
+    shown[f.job] = true;
+    out.emplace_back(f.job, f.lead + std::string(jobs[f.job].id));
+    auto kids = children.find(f.job);
+    if (kids == children.end()) continue;
+    const auto& list = kids->second;
+    for (size_t k = list.size(); k-- > 0;) {
+      const bool last = k + 1 == list.size();
+      stack.push_back({list[k], f.rest + (last ? "`- " : "|- "), f.rest + (last ? "   " : "|  ")});
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -303,6 +355,21 @@ int CmdList(Context& ctx, const Args& args) {
   auto jobs = CollectJobs(ctx, store);
   if (!jobs.ok()) return Fail(jobs.error().message);
   const bool quiet = args.Flag("quiet");
+  if (args.Flag("tree") && !quiet && !ctx.json) {
+    std::vector<uint32_t> listed;
+    for (uint32_t i : ByCreation(*jobs)) {
+      if (filter->Matches((*jobs)[i])) listed.push_back(i);
+    }
+    Table table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"});
+    const TimePoint now = Now();
+    for (const auto& [i, drawn] : TreeOrder(*jobs, listed)) {
+      JobSummary row = (*jobs)[i];
+      row.id = drawn;
+      AddListRow(table, ctx, row, now);
+    }
+    table.Print();
+    return kExitOk;
+  }
   // Compact JSON goes out entry by entry; for a terminal it is indented whole.
   const bool stream_json = ctx.json && !ctx.tty;
   Json out = Json::array();

@@ -4,9 +4,9 @@
 
 _spoolctl_options() {
     case "$1" in
-        submit|run) echo "--id --pool --priority --hold --json" ;;
+        submit|run) echo "--id --pool --priority --hold --after --json" ;;
         wait|status|cancel|start|pause|resume|import) echo "--json" ;;
-        list) echo "--state --pool --tag --since --owner --quiet --json" ;;
+        list) echo "--state --pool --tag --since --owner --quiet --tree --json" ;;
         logs) echo "--attempt --stderr --follow --events --json" ;;
         pools) echo "--quiet --json" ;;
         results) echo "--name --cat --download --json" ;;

@@ -58,9 +58,7 @@ constexpr std::string_view kJobEnvironmentKeys[] = {"path", "lang"};
 constexpr std::string_view kRetentionKeys[] = {"finished", "tombstones"};
 constexpr std::string_view kSecurityKeys[] = {"allow_root"};
 constexpr std::string_view kDependenciesKeys[] = {"missing_grace", "max_after"};
-// A job may name at most this many parents whatever the configuration says: the
-// list is checked at intake and kept in memory while the job waits.
-constexpr int64_t kMaxAfterLimit = 10000;
+
 constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
                                           "executor", "timeout",     "slurm"};
 constexpr std::string_view kSlurmKeys[] = {"partition", "sbatch_args"};

@@ -19,6 +19,11 @@ namespace spoold {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/spoold/spoold.toml";
 
+// A job may name at most this many parents whatever the configuration says
+// (dependencies.max_after is at most this): the list is checked at intake and
+// kept in memory while the job waits.
+inline constexpr int kMaxAfterLimit = 10000;
+
 struct SlurmPoolConfig {
   std::string partition;                // "" = the cluster's default partition
   std::vector<std::string> sbatch_args;  // extra sbatch arguments, passed as given

@@ -50,13 +50,20 @@ Daemon::Daemon(Config config, std::string config_path)
   attempts_.AddExecutor("local", local_.get());
   attempts_.AddExecutor("slurm", slurm_.get());
   // A parent that ended before its child was accepted is known by its index
-  // entry (the scheduler forgets a job once its end is written).
+  // entry (the scheduler forgets a job once its end is written), and its
+  // reason by its status.json; one removed by retention by its tombstone. An
+  // active entry the scheduler does not hold is a folder whose job file no
+  // longer loads: waited for, never taken as missing.
   scheduler_.SetEndedLookup([this](const std::string& id) -> std::optional<Scheduler::Ended> {
-    // A job removed by retention is known by its tombstone.
     std::optional<JobState> state = index_jobs_.StateOf(id);
-    if (state && IsTerminal(*state)) return Scheduler::Ended{*state, Reason::kNone};
-    if (state) return std::nullopt;
-    if (auto removed = tombstones_.Find(id)) return Scheduler::Ended{removed->state, Reason::kNone};
+    if (state && !IsTerminal(*state)) return Scheduler::Ended{*state, Reason::kNone, /*active=*/true};
+    if (state) {
+      auto status = store_.Load(id);
+      const bool same = status.ok() && status->state == *state;
+      return Scheduler::Ended{*state, same ? status->reason : Reason::kNone};
+    }
+    if (damaged_.count(id) != 0) return Scheduler::Ended{JobState::kQueued, Reason::kNone, /*active=*/true};
+    if (auto removed = tombstones_.Find(id, Now())) return Scheduler::Ended{removed->state, removed->reason};
     return std::nullopt;
   });
 }
@@ -141,8 +148,9 @@ Status Daemon::Start() {
                   st.error().message);
   }
   Recover(started_at_);
-  // Jobs were recovered in folder order: a job may have been added before the
-  // ended parent it waits for was known.
+  // Recovery indexes every ended job before it adds the others, so this
+  // finds nothing in the usual case; it keeps a waiting job from depending on
+  // that order.
   scheduler_.ResolveEnded(started_at_);
   // From here on, the writes of each loop turn share one round of syncs.
   store_.SetBatch(&batch_);

@@ -267,7 +267,10 @@ void Daemon::ApplyRetention(TimePoint now) {
     if (scheduler_.Find(id) != nullptr) continue;
     std::optional<JobState> state = index_jobs_.StateOf(id);
     if (!state || !IsTerminal(*state)) continue;
-    buried.push_back({id, *state, index_jobs_.FinishedOf(id).value_or(now)});
+    // The reason from the folder about to go; without it, the state alone.
+    auto status = store_.Load(id);
+    const Reason reason = status.ok() && status->state == *state ? status->reason : Reason::kNone;
+    buried.push_back({id, *state, reason, index_jobs_.FinishedOf(id).value_or(now)});
     ids.push_back(std::move(id));
   }
   // Their ends stay known to `after` before their folders go (SPEC.md section

@@ -106,7 +106,7 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
   }
   spec->format = file->first;
   const bool was_running = status->state == JobState::kRunning;
-  scheduler_.Add(std::move(spec.value()), std::move(status.value()), std::move(file->second));
+  scheduler_.Add(std::move(spec.value()), std::move(status.value()), std::move(file->second), now);
   SchedJob& job = *scheduler_.Find(id);
   SetIndexEntry(id, job.status());
   if (!was_running) {
@@ -149,6 +149,7 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
   } else {
     for (const auto& [id, damaged] : damaged_) ids.push_back(id);  // the ones to look at again
   }
+  bool took_ended = false;
   for (const auto& id : ids) {
     // A vanished job still being stopped: a folder under its id is taken in
     // once the old job is forgotten.
@@ -165,11 +166,15 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
     }
     if (IsTerminal(status->state)) {
       SetIndexEntry(id, *status);
+      took_ended = true;
     } else {
       AdoptJob(std::move(status.value()), /*ours=*/false, now);
     }
     MarkIndexDirty();
   }
+  // An ended job taken in (a folder put back, a damaged one readable again)
+  // decides the jobs waiting for it.
+  if (took_ended) scheduler_.ResolveEnded(now);
   if (!changed) return;
   std::vector<std::string> ended;  // said in one line: a clean-up may remove thousands
   for (const auto& id : index_jobs_.NotIn(ids)) {

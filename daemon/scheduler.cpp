@@ -78,7 +78,7 @@ Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
   return Reason::kInQueue;
 }
 
-void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
+void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optional<TimePoint> now) {
   SPOOLD_CHECK(!IsTerminal(status.state));
   const std::string id = status.id;
   auto [it, inserted] = jobs_.try_emplace(id, config_, std::move(status));
@@ -108,7 +108,7 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text) {
     }
     ++pool.queued;
     if (job.status().reason == Reason::kDependency) {
-      AddWaiting(job, job.status().updated);
+      AddWaiting(job, now.value_or(job.status().updated));
       return;
     }
     Enqueue(job, job.status().updated);
@@ -421,7 +421,8 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
 std::optional<TimePoint> Scheduler::NextWakeup() const {
   std::optional<TimePoint> next;
   if (!waiting_.empty()) next = waiting_.begin()->first;
-  if (!missing_.empty() && (!next || missing_.begin()->first < *next)) next = missing_.begin()->first;
+  if (!missing_.empty() && (!next || std::get<0>(*missing_.begin()) < *next))
+    next = std::get<0>(*missing_.begin());
   // The earliest deadline of a queued job.
   for (const auto& [deadline, id] : deadlines_) {
     if (next && *next <= deadline) break;

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "config/config.h"
@@ -72,7 +73,9 @@ class Scheduler {
   // attempt's end (as interrupted). Terminal jobs are not added. `text` is the
   // accepted file the spec was validated from: a job that joins a queue already
   // kHotQueued long keeps only it until it starts (an empty text: never).
-  void Add(JobSpec spec, JobStatus status, std::string text = {});
+  // `now` is when it is added, if not the status's `updated` (recovery).
+  void Add(JobSpec spec, JobStatus status, std::string text = {},
+           std::optional<TimePoint> now = std::nullopt);
 
   // How many queued jobs of a pool keep their parsed spec before later ones
   // keep only their text: enough that the next starts of a busy pool never
@@ -84,18 +87,21 @@ class Scheduler {
   // costs little memory. Reading or changing the status again makes it whole.
   void Settle(const std::string& id);
 
-  // How a job the scheduler no longer holds ended: the daemon's word (its
-  // index entry), asked when a job names a parent that ended before the job
-  // was accepted or recovered. nullopt: no such job is known.
+  // What the daemon knows of a job the scheduler does not hold (its index
+  // entry, or a tombstone), asked when a job names such a parent: how it
+  // ended, or `active` for a job that has not ended but is not here (a folder
+  // whose job file no longer loads). nullopt: no such job is known.
   struct Ended {
     JobState state = JobState::kSucceeded;
     Reason reason = Reason::kNone;
+    bool active = false;
   };
   using EndedLookup = std::function<std::optional<Ended>(const std::string& id)>;
   void SetEndedLookup(EndedLookup lookup) { ended_lookup_ = std::move(lookup); }
 
-  // Decides every waiting job whose open parent is no longer held here but
-  // has ended (recovery adds jobs in any order: called once all are in).
+  // Decides every waiting job whose open parent is not held here but is
+  // known to have ended: after recovery, and whenever the daemon learns of an
+  // ended job outside the scheduler (a folder taken in by a scan).
   void ResolveEnded(TimePoint now);
 
   // Removes a terminal job (retention).
@@ -197,8 +203,9 @@ class Scheduler {
   std::set<std::string> changed_;
   std::set<std::string> owners_;  // the owners of settled jobs, each name once
   std::map<std::string, std::set<std::string>> dependents_;  // open parent -> its waiting children
-  // (grace end, child) for children with a parent not submitted yet.
-  std::set<std::pair<TimePoint, std::string>> missing_;
+  // (grace end, child, its created) for children with a parent not submitted
+  // yet; `created` tells an entry of an earlier job under the same id.
+  std::set<std::tuple<TimePoint, std::string, TimePoint>> missing_;
   EndedLookup ended_lookup_;
   std::vector<std::string> ended_;  // jobs whose end is still to be applied to their children
   bool cascading_ = false;

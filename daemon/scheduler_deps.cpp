@@ -71,8 +71,11 @@ std::string Scheduler::WaitMessage(const SchedJob& job) const {
   for (size_t i = 0; i < open.size() && i < kShownParents; ++i) {
     if (i > 0) out += ", ";
     auto it = jobs_.find(open[i]);
-    out += open[i] + (it == jobs_.end() ? " (not submitted yet)"
-                                        : " (" + std::string(StateName(it->second.state())) + ")");
+    std::string state = it != jobs_.end() ? StateName(it->second.state()) : "not submitted yet";
+    if (it == jobs_.end() && ended_lookup_) {
+      if (auto known = ended_lookup_(open[i]); known && known->active) state = "not loaded";
+    }
+    out += open[i] + " (" + state + ")";
   }
   if (open.size() > kShownParents) out += " and " + std::to_string(open.size() - kShownParents) + " more";
   return out;
@@ -106,16 +109,23 @@ void Scheduler::AddWaiting(SchedJob& job, TimePoint now) {
       } else {
         dependents_[parent].insert(job.id());
       }
-    } else if (auto ended = ended_lookup_ ? ended_lookup_(parent) : std::nullopt) {
-      (void)Decide(job, parent, ended->state, ended->reason, now);
+    } else if (auto known = ended_lookup_ ? ended_lookup_(parent) : std::nullopt) {
+      // A parent that has not ended but is not here is waited for like one
+      // that is: it is no missing parent.
+      if (known->active) {
+        dependents_[parent].insert(job.id());
+      } else {
+        (void)Decide(job, parent, known->state, known->reason, now);
+      }
     } else {
       dependents_[parent].insert(job.id());
       missing = true;
     }
   }
   if (job.state() != JobState::kQueued || job.reason() != Reason::kDependency) return;
-  if (missing && config_.missing_grace.count() > 0)
-    missing_.emplace(job.created() + config_.missing_grace, job.id());
+  if (missing && config_.missing_grace.count() > 0) {
+    missing_.emplace(job.created() + config_.missing_grace, job.id(), job.created());
+  }
   if (std::string message = WaitMessage(job); message != job.status().message) {
     SetState(job, JobState::kQueued, Reason::kDependency, std::move(message), now);
   }
@@ -174,7 +184,7 @@ void Scheduler::ResolveEnded(TimePoint now) {
   std::vector<std::pair<std::string, Ended>> ended;
   for (const auto& [parent, children] : dependents_) {
     if (jobs_.count(parent) != 0) continue;
-    if (auto e = ended_lookup_(parent)) ended.emplace_back(parent, *e);
+    if (auto e = ended_lookup_(parent); e && !e->active) ended.emplace_back(parent, *e);
   }
   for (const auto& [parent, e] : ended) {
     auto it = dependents_.find(parent);
@@ -190,16 +200,27 @@ void Scheduler::ResolveEnded(TimePoint now) {
 }
 
 void Scheduler::ExpireMissing(TimePoint now, std::vector<std::string>* changed) {
-  while (!missing_.empty() && missing_.begin()->first <= now) {
-    const std::string id = missing_.begin()->second;
+  while (!missing_.empty() && std::get<0>(*missing_.begin()) <= now) {
+    const auto [at, id, created] = *missing_.begin();
     missing_.erase(missing_.begin());
     SchedJob* job = Find(id);
-    if (job == nullptr || job->state() != JobState::kQueued || job->reason() != Reason::kDependency) continue;
+    if (job == nullptr || job->created() != created || job->state() != JobState::kQueued ||
+        job->reason() != Reason::kDependency) {
+      continue;  // decided, or an earlier job under the same id
+    }
     std::vector<std::string> absent;
     for (const auto& parent : std::vector<std::string>(job->status().waiting_on)) {
-      if (jobs_.count(parent) == 0) absent.push_back(parent);
+      if (jobs_.count(parent) != 0) continue;
+      auto known = ended_lookup_ ? ended_lookup_(parent) : std::nullopt;
+      if (!known) {
+        absent.push_back(parent);
+      } else if (!known->active && !Decide(*job, parent, known->state, known->reason, now)) {
+        break;  // decided by an end learnt meanwhile
+      }
     }
-    if (absent.empty()) continue;  // every parent arrived in time
+    if (job->state() != JobState::kQueued || job->reason() != Reason::kDependency || absent.empty()) {
+      continue;  // every parent arrived in time, or the job is decided
+    }
     std::string names;
     for (size_t i = 0; i < absent.size() && i < kShownParents; ++i) names += (i > 0 ? ", " : "") + absent[i];
     if (absent.size() > kShownParents)

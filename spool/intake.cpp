@@ -228,6 +228,7 @@ JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string
   status.message = "accepted";
   // A job that waits for parents lists them all until the scheduler has looked
   // at each (it may find some ended already).
+  status.after = spec.after;
   if (reason == Reason::kDependency) {
     for (const auto& dep : spec.after) status.waiting_on.push_back(dep.job);
   }

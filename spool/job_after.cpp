@@ -20,18 +20,6 @@ Error Fail(const Document& doc, std::string code, const std::string& field, std:
 
 }  // namespace
 
-const char* AfterOnName(AfterOn on) {
-  switch (on) {
-    case AfterOn::kSuccess:
-      return "success";
-    case AfterOn::kFailure:
-      return "failure";
-    case AfterOn::kAny:
-      return "any";
-  }
-  return "success";
-}
-
 bool AfterHolds(AfterOn on, JobState state) {
   SPOOLD_CHECK(IsTerminal(state));
   switch (on) {
@@ -87,13 +75,9 @@ Result<std::vector<Dependency>> ValidateAfter(const Document& doc, const Json& v
       job = &*it;
       if (auto on = item.find("on"); on != item.end()) {
         const std::string on_field = element + ".on";
-        const std::string name = on->is_string() ? on->get<std::string>() : "";
-        if (name == "success") {
-          dep.on = AfterOn::kSuccess;
-        } else if (name == "failure") {
-          dep.on = AfterOn::kFailure;
-        } else if (name == "any") {
-          dep.on = AfterOn::kAny;
+        std::optional<AfterOn> parsed = on->is_string() ? ParseAfterOn(on->get<std::string>()) : std::nullopt;
+        if (parsed) {
+          dep.on = *parsed;
         } else {
           return Fail(doc, "invalid_field", on_field,
                       on_field + " must be \"success\", \"failure\" or \"any\", got " +

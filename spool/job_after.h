@@ -14,18 +14,6 @@
 
 namespace spoold {
 
-// How the parent must end: `success` (succeeded), `failure` (failed, whatever
-// the reason) or `any` (any terminal state, cancelled included).
-enum class AfterOn { kSuccess, kFailure, kAny };
-
-struct Dependency {
-  std::string job;
-  AfterOn on = AfterOn::kSuccess;
-  bool operator==(const Dependency&) const = default;
-};
-
-const char* AfterOnName(AfterOn on);
-
 // Whether a parent that ended in `state` satisfies `on`.
 bool AfterHolds(AfterOn on, JobState state);
 

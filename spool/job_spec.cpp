@@ -500,6 +500,13 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
 }
 
 Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, const Config& config) {
+  // dependencies.max_after limits what intake accepts: a job accepted before
+  // the limit was lowered keeps its parents.
+  if (config.max_after < kMaxAfterLimit) {
+    Config unlimited = config;
+    unlimited.max_after = kMaxAfterLimit;
+    return RevalidateJobSpec(doc, id, unlimited);
+  }
   auto spec = ValidateJobSpec(doc, id, config);
   if (spec.ok() || spec.error().code != "unknown_pool") return spec;
   Config with_pool = config;

@@ -66,7 +66,9 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
 
 // As ValidateJobSpec, for a job accepted before: a pool the configuration no
 // longer names is taken as it is (its jobs wait until it is configured again,
-// SPEC.md section 8). Recovery and the scheduler read a kept job file so.
+// SPEC.md section 8), and so is a list of parents longer than
+// dependencies.max_after now allows. Recovery and the scheduler read a kept
+// job file so.
 Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, const Config& config);
 
 // The signal number for a name such as "TERM" or "SIGTERM"; nullopt if unknown.

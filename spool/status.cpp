@@ -169,7 +169,28 @@ std::string SignalName(int signal) {
 
 const char* LevelName(Level level) { return kLevelNames[static_cast<int>(level)]; }
 
+const char* AfterOnName(AfterOn on) {
+  switch (on) {
+    case AfterOn::kSuccess:
+      return "success";
+    case AfterOn::kFailure:
+      return "failure";
+    case AfterOn::kAny:
+      return "any";
+  }
+  return "success";
+}
+
+std::optional<AfterOn> ParseAfterOn(std::string_view name) {
+  for (AfterOn on : {AfterOn::kSuccess, AfterOn::kFailure, AfterOn::kAny}) {
+    if (name == AfterOnName(on)) return on;
+  }
+  return std::nullopt;
+}
+
 Json StatusToJson(const JobStatus& s) {
+  Json after = Json::array();
+  for (const auto& dep : s.after) after.push_back({{"job", dep.job}, {"on", AfterOnName(dep.on)}});
   Json attempts = Json::array();
   for (const auto& a : s.attempts) {
     attempts.push_back({{"attempt", a.attempt},
@@ -214,6 +235,7 @@ Json StatusToJson(const JobStatus& s) {
               {"finished", TimeOrNull(s.finished)},
               {"updated", FormatTime(s.updated)},
               {"interruptions", s.interruptions},
+              {"after", std::move(after)},
               {"waiting_on", s.waiting_on},
               {"attempts", std::move(attempts)}};
 }
@@ -258,6 +280,19 @@ Result<JobStatus> StatusFromJson(const Json& json) {
   s.updated = r.Time("updated").value_or(TimePoint{});
   s.interruptions = r.Get<int>("interruptions", 0);
   s.waiting_on = r.Get<std::vector<std::string>>("waiting_on", {});
+  if (auto it = json.find("after"); it != json.end() && it->is_array()) {
+    for (const auto& item : *it) {
+      if (!item.is_object()) return MakeError("io_error", "after[] holds a non-object");
+      auto job = item.find("job");
+      auto on = item.find("on");
+      std::optional<AfterOn> parsed =
+          on != item.end() && on->is_string() ? ParseAfterOn(on->get<std::string>()) : std::nullopt;
+      if (job == item.end() || !job->is_string() || !parsed) {
+        return MakeError("io_error", "after[] holds an entry without a job or a known on");
+      }
+      s.after.push_back({job->get<std::string>(), *parsed});
+    }
+  }
   if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {
     for (const auto& item : *it) {
       if (!item.is_object()) return MakeError("io_error", "attempts[] holds a non-object");
@@ -288,20 +323,28 @@ Result<JobStatus> StatusFromJson(const Json& json) {
 }
 
 Json IndexEntry(const JobStatus& s) {
-  return Json{{"state", StateName(s.state)},
-              {"reason", ReasonJson(s.reason)},
-              {"pool", s.pool},
-              {"title", s.title},
-              {"priority", s.priority},
-              {"owner", s.owner},
-              {"tags", s.tags},
-              {"attempt", s.attempt},
-              {"exit_code", Nullable(s.exit_code)},
-              {"progress", Nullable(s.progress)},
-              {"created", FormatTime(s.created)},
-              {"started", TimeOrNull(s.started)},
-              {"finished", TimeOrNull(s.finished)},
-              {"updated", FormatTime(s.updated)}};
+  Json entry{{"state", StateName(s.state)},
+             {"reason", ReasonJson(s.reason)},
+             {"pool", s.pool},
+             {"title", s.title},
+             {"priority", s.priority},
+             {"owner", s.owner},
+             {"tags", s.tags},
+             {"attempt", s.attempt},
+             {"exit_code", Nullable(s.exit_code)},
+             {"progress", Nullable(s.progress)},
+             {"created", FormatTime(s.created)},
+             {"started", TimeOrNull(s.started)},
+             {"finished", TimeOrNull(s.finished)},
+             {"updated", FormatTime(s.updated)}};
+  // Only jobs with parents carry them (spoolctl list --tree): 100,000 entries
+  // of an empty list would add a megabyte to index.json.
+  if (!s.after.empty()) {
+    Json parents = Json::array();
+    for (const auto& dep : s.after) parents.push_back(dep.job);
+    entry["after"] = std::move(parents);
+  }
+  return entry;
 }
 
 std::string EventLine(const Event& event, uint64_t seq, TimePoint time) {

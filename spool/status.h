@@ -43,6 +43,20 @@ bool IsTerminal(JobState state);
 // Signal numbers as names ("KILL"), for status.json and messages.
 std::string SignalName(int signal);
 
+// How a parent named in `after` must end: `success` (succeeded), `failure`
+// (failed, whatever the reason) or `any` (any terminal state, cancelled
+// included). SPEC.md section 5.
+enum class AfterOn { kSuccess, kFailure, kAny };
+
+struct Dependency {
+  std::string job;
+  AfterOn on = AfterOn::kSuccess;
+  bool operator==(const Dependency&) const = default;
+};
+
+const char* AfterOnName(AfterOn on);
+std::optional<AfterOn> ParseAfterOn(std::string_view name);
+
 struct AttemptRecord {
   int attempt = 0;
   TimePoint started{};
@@ -99,6 +113,7 @@ struct JobStatus {
   // The parents of `after` whose end is still awaited (SPEC.md section 5), in
   // the order the job file names them; empty once every condition holds.
   std::vector<std::string> waiting_on;
+  std::vector<Dependency> after;  // the job file's `after`, as accepted
   std::vector<AttemptRecord> attempts;
   bool operator==(const JobStatus&) const = default;
 };

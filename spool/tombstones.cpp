@@ -16,9 +16,10 @@ namespace {
 // One remembered job a line; far above any line we write.
 constexpr size_t kMaxFileSize = size_t{1} << 30;
 
-std::string Line(const std::string& id, JobState state, int64_t finished_ms) {
+std::string Line(const std::string& id, JobState state, Reason reason, int64_t finished_ms) {
   return DumpJson(Json{{"id", id},
                        {"state", StateName(state)},
+                       {"reason", ReasonName(reason) ? Json(ReasonName(reason)) : Json(nullptr)},
                        {"finished", FormatTime(TimePoint(std::chrono::milliseconds(finished_ms)))}}) +
          "\n";
 }
@@ -61,7 +62,8 @@ Status Tombstones::Open(TimePoint now) {
       ++dropped;  // not a line of ours: a torn append, or an edit
       continue;
     }
-    live_[text_of("id")] = Kept{*state, Ms(*finished)};
+    const Reason reason = ParseReason(text_of("reason")).value_or(Reason::kNone);
+    live_[text_of("id")] = Kept{*state, reason, Ms(*finished)};
   }
   const size_t before = live_.size();
   Expire(now);
@@ -77,7 +79,7 @@ void Tombstones::Expire(TimePoint now) {
 
 Status Tombstones::Rewrite() {
   std::string out;
-  for (const auto& [id, kept] : live_) out += Line(id, kept.state, kept.finished_ms);
+  for (const auto& [id, kept] : live_) out += Line(id, kept.state, kept.reason, kept.finished_ms);
   if (auto st = WriteFileAtomic(path_, out, 0644); !st.ok()) return st;
   lines_ = live_.size();
   return OkStatus();
@@ -86,20 +88,35 @@ Status Tombstones::Rewrite() {
 Status Tombstones::Bury(const std::vector<Entry>& entries, TimePoint now) {
   if (entries.empty()) return OkStatus();
   Expire(now);
-  // Mostly expired lines: the file is written again, the new entries with it.
-  for (const auto& e : entries) live_[e.id] = Kept{e.state, Ms(e.finished)};
-  if (lines_ + entries.size() > 2 * live_.size() + 1000) return Rewrite();
-  std::string out;
-  for (const auto& e : entries) out += Line(e.id, e.state, Ms(e.finished));
+  const bool created = !PathExists(path_);
+  std::string out = "\n";  // ends what a failed append may have left torn
+  for (const auto& e : entries) out += Line(e.id, e.state, e.reason, Ms(e.finished));
+  if (lines_ + entries.size() > 2 * (live_.size() + entries.size()) + 1000) {
+    // Mostly expired lines: the file is written again, the new entries with it.
+    auto before = live_;
+    for (const auto& e : entries) live_[e.id] = Kept{e.state, e.reason, Ms(e.finished)};
+    if (auto st = Rewrite(); !st.ok()) {
+      live_ = std::move(before);
+      return st;
+    }
+    return OkStatus();
+  }
   if (auto st = AppendDurable(path_, out); !st.ok()) return st;
+  // A new file is durable once its folder is: before any job folder goes.
+  if (created) {
+    if (auto st = FsyncPath(path_.substr(0, path_.rfind('/'))); !st.ok()) return st;
+  }
+  for (const auto& e : entries) live_[e.id] = Kept{e.state, e.reason, Ms(e.finished)};
   lines_ += entries.size();
   return OkStatus();
 }
 
-std::optional<Tombstones::Entry> Tombstones::Find(const std::string& id) const {
+std::optional<Tombstones::Entry> Tombstones::Find(const std::string& id, TimePoint now) const {
   auto it = live_.find(id);
   if (it == live_.end()) return std::nullopt;
-  return Entry{id, it->second.state, TimePoint(std::chrono::milliseconds(it->second.finished_ms))};
+  if (keep_.count() > 0 && it->second.finished_ms < Ms(now) - keep_.count()) return std::nullopt;
+  return Entry{id, it->second.state, it->second.reason,
+               TimePoint(std::chrono::milliseconds(it->second.finished_ms))};
 }
 
 }  // namespace spoold

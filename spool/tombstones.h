@@ -1,5 +1,6 @@
 // How jobs removed by retention ended (SPEC.md section 5, "Dependencies"): one
-// line per removed job in <root>/.tombstones, {"id", "state", "finished"}, so
+// line per removed job in <root>/.tombstones, {"id", "state", "reason",
+// "finished"}, so
 // that a job naming a removed parent in `after` is decided by the parent's
 // real end instead of waiting for it as if it had never been submitted. A
 // tombstone is kept `keep` after the job finished (0: for ever); the file is
@@ -24,6 +25,7 @@ class Tombstones {
   struct Entry {
     std::string id;
     JobState state = JobState::kSucceeded;
+    Reason reason = Reason::kNone;
     TimePoint finished{};
   };
 
@@ -38,8 +40,8 @@ class Tombstones {
   // folders are removed.
   Status Bury(const std::vector<Entry>& entries, TimePoint now);
 
-  // How a removed job ended, if it is remembered.
-  std::optional<Entry> Find(const std::string& id) const;
+  // How a removed job ended, if it is remembered and not expired at `now`.
+  std::optional<Entry> Find(const std::string& id, TimePoint now) const;
 
   size_t size() const { return live_.size(); }
   void SetKeep(Millis keep) { keep_ = keep; }  // a reloaded configuration
@@ -47,6 +49,7 @@ class Tombstones {
  private:
   struct Kept {
     JobState state;
+    Reason reason;
     int64_t finished_ms;
   };
   void Expire(TimePoint now);

@@ -30,6 +30,7 @@ class DependenciesTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         st = spool.status("report")
         self.assertEqual((st["state"], st["reason"]), ("queued", "dependency"), st)
         self.assertEqual(st["waiting_on"], ["prep"])
+        self.assertEqual(st["after"], [{"job": "prep", "on": "success"}])
         spool.wait_for(lambda: spool.index().get("jobs", {}).get("report", {}).get("reason") == "dependency",
                        what="index.json showing the child waiting")
 
@@ -93,7 +94,7 @@ class DependenciesTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         self.assertEqual(spool.run_job("ok", after=["done"])["state"], "succeeded")
         st = spool.run_job("not-ok", after=["done", "broke"])
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "dependency_failed"), st)
-        self.assertTrue(st["message"].startswith("parent broke ended failed;"), st["message"])
+        self.assertTrue(st["message"].startswith("parent broke ended failed (nonzero_exit);"), st["message"])
 
     def test_cycles_are_refused_with_the_chain_named(self):
         spool = self.make_spool()
@@ -216,13 +217,17 @@ class DependenciesTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         spool.wait_for(lambda: not os.path.exists(spool.job_dir("made")) and
                        not os.path.exists(spool.job_dir("broke")), what="retention removed the parents")
         with open(spool.path(".tombstones")) as f:
-            lines = sorted(json.loads(line)["id"] + ":" + json.loads(line)["state"] for line in f)
+            lines = sorted(json.loads(line)["id"] + ":" + json.loads(line)["state"] for line in f if line.strip())
         self.assertEqual(lines, ["broke:failed", "made:succeeded"])
+        with open(spool.path(".tombstones")) as f:
+            reasons = {json.loads(line)["id"]: json.loads(line)["reason"] for line in f if line.strip()}
+        self.assertEqual(reasons, {"broke": "nonzero_exit", "made": None})
         self.assertEqual(spool.wait_terminal("waiter")["state"], "succeeded")
         # Children submitted after the removal are decided by the parents' real ends.
         self.assertEqual(spool.run_job("uses-made", after=["made"])["state"], "succeeded")
         st = spool.run_job("uses-broke", after=["broke"])
         self.assertEqual((st["state"], st["reason"]), ("cancelled", "dependency_failed"), st)
+        self.assertTrue(st["message"].startswith("parent broke ended failed (nonzero_exit);"), st["message"])
         st = spool.run_job("handles-broke", fmt="json", after=[{"job": "broke", "on": "failure"}])
         self.assertEqual(st["state"], "succeeded", st)
         # A new job under a removed id binds only children accepted after it.
@@ -235,6 +240,29 @@ class DependenciesTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         spool.stop()
         spool.start()
         self.assertEqual(spool.run_job("after-restart", after=["made"])["state"], "succeeded")
+
+    def test_spoolctl_list_tree(self):
+        spool = self.make_spool(workers=1)
+        spool.drop_job("root", command=["sleep", "30"])
+        spool.wait_state("root", ["running"])
+        spool.drop_job("mid", after=["root"])
+        spool.drop_job("leaf", after=["mid", "root"])
+        spool.drop_job("side", after=["root"])
+        spool.drop_job("alone")
+        for job in ("mid", "leaf", "side", "alone"):
+            spool.wait_accepted(job)
+        spool.wait_for(lambda: spool.index().get("jobs", {}).get("leaf", {}).get("after") == ["mid", "root"],
+                       what="index.json listing leaf's parents")
+        self.assertNotIn("after", spool.index()["jobs"]["alone"])
+        out = self.ctl(spool, "list", "--tree", expect=0).out.splitlines()
+        width = out[0].index("STATE")  # the ID column, drawn as a tree
+        self.assertEqual([line[:width].rstrip() for line in out[1:]],
+                         ["root", "|- mid", "|  `- leaf", "`- side", "alone"], out)
+        listed = self.json_out(self.ctl(spool, "list", "--json", expect=0))
+        self.assertEqual({j["id"]: j.get("after") for j in listed},
+                         {"root": None, "mid": ["root"], "leaf": ["mid", "root"], "side": ["root"], "alone": None})
+        spool.drop("c.json", '{"action": "cancel", "job": "root"}', folder="control")
+        self.assertEqual(spool.wait_terminal("leaf")["reason"], "dependency_failed")
 
     def test_spoolctl_submit_after_and_status(self):
         spool = self.make_spool()

@@ -91,6 +91,28 @@ class SlurmTest(SpoolTestMixin, unittest.TestCase):
         with open(os.path.join(spool.job_dir("env"), "results", "tricky")) as f:
             self.assertEqual(f.read(), value)
 
+    def test_dependencies_decide_when_slurm_jobs_are_submitted(self):
+        # spoold, not Slurm, decides when a dependent starts (SPEC.md section 5):
+        # a waiting job is submitted with sbatch only once its parents ended.
+        spool = self.slurm_spool()
+        spool.drop_job("child", pool="cluster", after=["parent"])
+        spool.drop_job("local-child", after=["parent"])
+        spool.drop_job("on-failure", pool="cluster", fmt="json", after=[{"job": "parent", "on": "failure"}])
+        spool.drop_job("parent", pool="cluster", command=["sh", "-c", "sleep 2"])
+        spool.wait_accepted("parent")
+        for job in ("child", "local-child", "on-failure"):
+            self.assertEqual(spool.status(job)["reason"], "dependency", job)
+        parent = spool.wait_terminal("parent", timeout=90)
+        self.assertEqual(parent["state"], "succeeded", parent)
+        for job in ("child", "local-child"):
+            st = spool.wait_terminal(job, timeout=90)
+            self.assertEqual(st["state"], "succeeded", st)
+            self.assertGreaterEqual(st["attempts"][0]["started"], parent["finished"], job)
+        self.assertIsNotNone(spool.status("child")["attempts"][0]["slurm_job_id"])
+        st = spool.wait_terminal("on-failure", timeout=30)
+        self.assertEqual((st["state"], st["reason"]), ("cancelled", "dependency_failed"), st)
+        self.assertNotIn("submitted", [e["event"] for e in spool.events("on-failure")])
+
     def test_daemon_killed_while_a_slurm_job_runs(self):
         spool = self.slurm_spool()
         spool.drop_job("survivor", pool="cluster",

@@ -112,3 +112,14 @@ TEST_CASE("after: an unknown key of a table comes before the errors of earlier k
   CHECK(spec.error().field == "after[0].onn");
   CHECK(spec.error().message.find("on") != std::string::npos);
 }
+
+TEST_CASE("after: a job accepted before max_after was lowered still reads when recovered") {
+  Config config = TestConfig();
+  config.max_after = 2;
+  auto doc = ParseDocument(R"({"command": ["true"], "after": ["a", "b", "c"]})", DocFormat::kJson);
+  REQUIRE(doc.ok());
+  CHECK_FALSE(ValidateJobSpec(*doc, "job-1", config).ok());
+  auto kept = RevalidateJobSpec(*doc, "job-1", config);
+  REQUIRE(kept.ok());
+  CHECK(kept->after.size() == 3);
+}

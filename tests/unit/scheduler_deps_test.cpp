@@ -322,3 +322,47 @@ TEST_CASE("after: a dependent far back in a long queue keeps the spec its decisi
   REQUIRE(s.Cancel("parent", kT0, &running).ok());
   CHECK(St(s, "child").reason == Reason::kDependencyFailed);  // `failure` excludes a cancel
 }
+
+TEST_CASE("after: the grace of an earlier job under the same id does not end a later one") {
+  Scheduler s(DepConfig());
+  REQUIRE(Submit(s, Job("c", {{"p", AfterOn::kSuccess}}), kT0).ok());
+  bool running = false;
+  REQUIRE(s.Cancel("c", kT0 + 1s, &running).ok());
+  s.Forget("c");  // removed (retention, or by hand)
+  REQUIRE(Submit(s, Job("c", {{"p", AfterOn::kSuccess}}), kT0 + 5min).ok());
+  s.Tick(kT0 + 10min);  // the first c's grace
+  CHECK(St(s, "c").reason == Reason::kDependency);
+  s.Tick(kT0 + 15min);
+  CHECK(St(s, "c").reason == Reason::kDependencyMissing);
+}
+
+TEST_CASE("after: a parent known but not loaded is waited for, and decided once it reads as ended") {
+  Scheduler s(DepConfig());
+  std::map<std::string, Scheduler::Ended> known = {{"damaged", {JobState::kQueued, Reason::kNone, true}}};
+  s.SetEndedLookup([&known](const std::string& id) -> std::optional<Scheduler::Ended> {
+    auto it = known.find(id);
+    if (it == known.end()) return std::nullopt;
+    return it->second;
+  });
+  REQUIRE(Submit(s, Job("child", {{"damaged", AfterOn::kSuccess}}), kT0).ok());
+  CHECK(St(s, "child").message == "waiting for damaged (not loaded)");
+  CHECK_FALSE(s.NextWakeup().has_value());  // no grace: it was submitted
+  s.Tick(kT0 + 1h);
+  CHECK(St(s, "child").reason == Reason::kDependency);
+  known["damaged"] = {JobState::kFailed, Reason::kTimeout, false};
+  s.ResolveEnded(kT0 + 2h);
+  CHECK(St(s, "child").reason == Reason::kDependencyFailed);
+  CHECK(St(s, "child").message.find("parent damaged ended failed (timeout)") == 0);
+  CHECK(St(s, "child").finished == kT0 + 2h);
+}
+
+TEST_CASE("after: a job recovered long after its acceptance is decided at the time of recovery") {
+  Scheduler s(DepConfig());
+  s.SetEndedLookup([](const std::string&) -> std::optional<Scheduler::Ended> {
+    return Scheduler::Ended{JobState::kFailed, Reason::kNonzeroExit};
+  });
+  JobSpec child = Job("child", {{"parent", AfterOn::kSuccess}});
+  s.Add(child, AcceptedStatus("child", child, "", -1, Reason::kDependency, kT0), {}, kT0 + 24h * 8);
+  CHECK(St(s, "child").state == JobState::kCancelled);
+  CHECK(St(s, "child").finished == kT0 + 24h * 8);
+}

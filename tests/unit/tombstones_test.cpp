@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include "test_files.h"
 
 using namespace spoold;
@@ -15,9 +17,12 @@ namespace {
 
 const TimePoint kT0 = TimePoint(std::chrono::milliseconds(1'800'000'000'000));
 
+// Lines with an entry (a Bury starts with a newline of its own).
 size_t Lines(const std::string& path) {
-  std::string text = testfiles::ReadFile(path);
-  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  std::istringstream in(testfiles::ReadFile(path));
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
 }
 
 }  // namespace
@@ -28,19 +33,24 @@ TEST_CASE("tombstones: buried ends are found again after a restart") {
   {
     Tombstones t(path, 24h);
     REQUIRE(t.Open(kT0).ok());  // no file yet
-    CHECK_FALSE(t.Find("a").has_value());
-    REQUIRE(t.Bury({{"a", JobState::kSucceeded, kT0 - 1h}, {"b", JobState::kFailed, kT0 - 2h}}, kT0).ok());
-    REQUIRE(t.Bury({{"c", JobState::kCancelled, kT0}}, kT0).ok());
-    CHECK(t.Find("b")->state == JobState::kFailed);
+    CHECK_FALSE(t.Find("a", kT0).has_value());
+    REQUIRE(t.Bury({{"a", JobState::kSucceeded, Reason::kNone, kT0 - 1h},
+                    {"b", JobState::kFailed, Reason::kNonzeroExit, kT0 - 2h}},
+                   kT0)
+                .ok());
+    REQUIRE(t.Bury({{"c", JobState::kCancelled, Reason::kCancelledByUser, kT0}}, kT0).ok());
+    CHECK(t.Find("b", kT0)->state == JobState::kFailed);
   }
   Tombstones again(path, 24h);
   REQUIRE(again.Open(kT0 + 1min).ok());
   CHECK(again.size() == 3);
-  REQUIRE(again.Find("a").has_value());
-  CHECK(again.Find("a")->state == JobState::kSucceeded);
-  CHECK(again.Find("a")->finished == kT0 - 1h);
-  CHECK(again.Find("c")->state == JobState::kCancelled);
-  CHECK_FALSE(again.Find("d").has_value());
+  REQUIRE(again.Find("a", kT0).has_value());
+  CHECK(again.Find("a", kT0)->state == JobState::kSucceeded);
+  CHECK(again.Find("a", kT0)->finished == kT0 - 1h);
+  CHECK(again.Find("c", kT0)->state == JobState::kCancelled);
+  CHECK(again.Find("b", kT0)->reason == Reason::kNonzeroExit);
+  CHECK(again.Find("a", kT0)->reason == Reason::kNone);
+  CHECK_FALSE(again.Find("d", kT0).has_value());
 }
 
 TEST_CASE("tombstones: expired ones are forgotten and the file written without them") {
@@ -49,18 +59,28 @@ TEST_CASE("tombstones: expired ones are forgotten and the file written without t
   {
     Tombstones t(path, 24h);
     REQUIRE(t.Open(kT0).ok());
-    REQUIRE(t.Bury({{"old", JobState::kSucceeded, kT0 - 20h}, {"new", JobState::kFailed, kT0}}, kT0).ok());
+    REQUIRE(t.Bury({{"old", JobState::kSucceeded, Reason::kNone, kT0 - 20h},
+                    {"new", JobState::kFailed, Reason::kNonzeroExit, kT0}},
+                   kT0)
+                .ok());
   }
   CHECK(Lines(path) == 2);
+  {
+    // Expired while the daemon runs: no longer found, before any rewrite.
+    Tombstones running(path, 24h);
+    REQUIRE(running.Open(kT0).ok());
+    CHECK(running.Find("old", kT0 + 3h).has_value());
+    CHECK_FALSE(running.Find("old", kT0 + 5h).has_value());
+  }
   Tombstones later(path, 24h);
   REQUIRE(later.Open(kT0 + 5h).ok());
-  CHECK_FALSE(later.Find("old").has_value());
-  CHECK(later.Find("new").has_value());
+  CHECK_FALSE(later.Find("old", kT0).has_value());
+  CHECK(later.Find("new", kT0).has_value());
   CHECK(Lines(path) == 1);
   // keep = 0: for ever.
   Tombstones forever(path, 0ms);
   REQUIRE(forever.Open(kT0 + 24h * 3650).ok());
-  CHECK(forever.Find("new").has_value());
+  CHECK(forever.Find("new", kT0).has_value());
 }
 
 TEST_CASE("tombstones: a torn last line and foreign lines are dropped, the rest kept") {
@@ -78,8 +98,8 @@ TEST_CASE("tombstones: a torn last line and foreign lines are dropped, the rest 
   Tombstones t(path, 0ms);
   REQUIRE(t.Open(kT0).ok());
   CHECK(t.size() == 1);
-  CHECK(t.Find("good")->state == JobState::kFailed);
-  CHECK_FALSE(t.Find("torn").has_value());
+  CHECK(t.Find("good", kT0)->state == JobState::kFailed);
+  CHECK_FALSE(t.Find("torn", kT0).has_value());
   CHECK(Lines(path) == 1);
 }
 
@@ -88,11 +108,11 @@ TEST_CASE("tombstones: an id buried again keeps its latest end") {
   const std::string path = dir / ".tombstones";
   Tombstones t(path, 0ms);
   REQUIRE(t.Open(kT0).ok());
-  REQUIRE(t.Bury({{"x", JobState::kFailed, kT0}}, kT0).ok());
-  REQUIRE(t.Bury({{"x", JobState::kSucceeded, kT0 + 1h}}, kT0 + 1h).ok());
-  CHECK(t.Find("x")->state == JobState::kSucceeded);
+  REQUIRE(t.Bury({{"x", JobState::kFailed, Reason::kNonzeroExit, kT0}}, kT0).ok());
+  REQUIRE(t.Bury({{"x", JobState::kSucceeded, Reason::kNone, kT0 + 1h}}, kT0 + 1h).ok());
+  CHECK(t.Find("x", kT0)->state == JobState::kSucceeded);
   Tombstones again(path, 0ms);
   REQUIRE(again.Open(kT0 + 2h).ok());
-  CHECK(again.Find("x")->state == JobState::kSucceeded);
+  CHECK(again.Find("x", kT0)->state == JobState::kSucceeded);
   CHECK(Lines(path) == 1);  // the older line went when the file was read
 }
