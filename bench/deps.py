@@ -12,6 +12,7 @@ Rounds alternate two spools, each started fresh:
            waiting jobs cost each start. Then the parent `gate` is dropped and
            fails, and the time from its drop until all W are cancelled
            (dependency_failed, one status write and event each) is taken.
+           VmRSS is read just before the drop (rss_waiting_kb), VmHWM at the end.
 Environment: BENCH_DEPS_N [2000], BENCH_DEPS_W [10000], BENCH_DEPS_ROUNDS [3],
 BENCH_WORK as in spoold_bench.py. Prints one JSON line per run and the medians.
 """
@@ -81,6 +82,8 @@ def run(binary, submit_bin, work, waiting):
     out["jobs_per_s"] = round(N / wall, 1)
     out["daemon_cpu_ms_per_job"] = round((cpu1 - cpu0) * 1000 / N, 3)
     if waiting:
+        # What the waiting jobs hold, before the cascade makes each whole.
+        out["rss_waiting_kb"] = systems.proc_status_kb(sp.pid, "VmRSS")
         t0 = time.monotonic()
         drop(sp.root, "gate.toml", 'command = ["false"]\n')
         last = f"w{W - 1:06d}"

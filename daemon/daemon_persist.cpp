@@ -72,7 +72,7 @@ void Daemon::RecordTransition(SchedJob& job) {
       s.state == JobState::kRunning) {
     // Released and started in the same turn: the release gets its own event.
     std::string parents;
-    const auto& after = job.spec().after;
+    const auto& after = s.after;
     for (size_t i = 0; i < after.size() && i < 5; ++i) parents += (i > 0 ? ", " : "") + after[i].job;
     if (after.size() > 5) parents += " and " + std::to_string(after.size() - 5) + " more";
     Event(job, Level::kInfo, "dependencies_met", "dependencies met (" + parents + "); waiting for a worker",

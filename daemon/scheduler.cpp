@@ -102,10 +102,7 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optio
     if (pool.paused && pool.config.auto_resume && job.status().reason != Reason::kRetryBackoff) {
       (void)SetPaused(job.status().pool, false, job.status().updated);
     }
-    // A job with parents keeps its parsed spec: their ends are decided by it.
-    if (!text.empty() && pool.queued >= kHotQueued && job.spec().after.empty()) {
-      job.kept.Freeze(std::move(text));
-    }
+    if (!text.empty() && pool.queued >= kHotQueued) job.kept.Freeze(std::move(text));
     ++pool.queued;
     if (job.status().reason == Reason::kDependency) {
       AddWaiting(job, now.value_or(job.status().updated));

@@ -17,8 +17,10 @@ std::string EndedAs(JobState state, Reason reason) {
   return out;
 }
 
-AfterOn ConditionOn(const JobSpec& spec, const std::string& parent) {
-  for (const auto& dep : spec.after) {
+// From the status, which holds the job file's `after`: a waiting job far back
+// in a long queue keeps only the text of its file (kept_spec.h).
+AfterOn ConditionOn(const JobStatus& status, const std::string& parent) {
+  for (const auto& dep : status.after) {
     if (dep.job == parent) return dep.on;
   }
   return AfterOn::kSuccess;  // a status.json edited by hand: the default condition
@@ -133,7 +135,7 @@ void Scheduler::AddWaiting(SchedJob& job, TimePoint now) {
 
 bool Scheduler::Decide(SchedJob& child, const std::string& parent, JobState state, Reason reason,
                        TimePoint now) {
-  const AfterOn on = ConditionOn(child.spec(), parent);
+  const AfterOn on = ConditionOn(child.status(), parent);
   auto& open = child.status().waiting_on;
   open.erase(std::remove(open.begin(), open.end(), parent), open.end());
   if (auto it = dependents_.find(parent); it != dependents_.end()) {

@@ -241,6 +241,29 @@ class DependenciesTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         spool.start()
         self.assertEqual(spool.run_job("after-restart", after=["made"])["state"], "succeeded")
 
+    def test_dependents_far_back_in_a_long_queue(self):
+        # Past the 64 queued jobs a pool keeps parsed, a waiting job keeps only
+        # its file's text and the part of its status the file does not hold
+        # (daemon/sched_job.h); its decision and its start are the same.
+        spool = self.make_spool(workers=1)
+        for n in range(70):
+            spool.drop_job(f"held{n:02d}", hold=True)
+        for n in range(70):
+            spool.wait_accepted(f"held{n:02d}")
+        spool.drop_job("stops", after=["gate"])
+        spool.drop_job("runs", fmt="json", after=[{"job": "gate", "on": "failure"}], title="handler")
+        for job in ("stops", "runs"):
+            spool.wait_accepted(job)
+            spool.wait_for(lambda j=job: spool.status(j)["message"] == "waiting for gate (not submitted yet)",
+                           what=f"{job} waiting")
+        spool.drop_job("gate", command=["false"])
+        st = spool.wait_terminal("stops")
+        self.assertEqual((st["state"], st["reason"]), ("cancelled", "dependency_failed"), st)
+        self.assertEqual(st["after"], [{"job": "gate", "on": "success"}])
+        st = spool.wait_terminal("runs")
+        self.assertEqual((st["state"], st["title"]), ("succeeded", "handler"), st)
+        self.assertEqual(count(event_names(spool, "runs"), "dependencies_met"), 1)
+
     def test_spoolctl_list_tree(self):
         spool = self.make_spool(workers=1)
         spool.drop_job("root", command=["sleep", "30"])

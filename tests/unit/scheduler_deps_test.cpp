@@ -307,7 +307,7 @@ TEST_CASE("after: cancel, start requests and holds of a waiting job") {
   CHECK(s.TakeStartable(t) == std::vector<std::string>{"held"});
 }
 
-TEST_CASE("after: a dependent far back in a long queue keeps the spec its decisions need") {
+TEST_CASE("after: a dependent far back in a long queue is kept as text, settled, and decided all the same") {
   Scheduler s(DepConfig(/*workers=*/1, /*queue_limit=*/1000));
   for (int i = 0; i < Scheduler::kHotQueued + 5; ++i)
     REQUIRE(Submit(s, Job("f" + std::to_string(i)), kT0).ok());
@@ -316,7 +316,12 @@ TEST_CASE("after: a dependent far back in a long queue keeps the spec its decisi
   REQUIRE(reason.ok());
   s.Add(child, AcceptedStatus("child", child, "", -1, *reason, kT0),
         "command = [\"true\"]\nafter = [{job = \"parent\", on = \"failure\"}]\n");
-  CHECK_FALSE(s.Find("child")->kept.Frozen());
+  CHECK(s.Find("child")->kept.Frozen());
+  const JobStatus whole = St(s, "child");
+  s.Settle("child");
+  REQUIRE(s.Find("child")->Settled());
+  CHECK(St(s, "child") == whole);  // rebuilt from the text, waiting_on and after included
+  s.Settle("child");
   REQUIRE(Submit(s, Job("parent"), kT0).ok());
   bool running = false;
   REQUIRE(s.Cancel("parent", kT0, &running).ok());
