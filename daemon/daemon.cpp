@@ -57,11 +57,7 @@ Daemon::Daemon(Config config, std::string config_path)
   scheduler_.SetEndedLookup([this](const std::string& id) -> std::optional<Scheduler::Ended> {
     std::optional<JobState> state = index_jobs_.StateOf(id);
     if (state && !IsTerminal(*state)) return Scheduler::Ended{*state, Reason::kNone, /*active=*/true};
-    if (state) {
-      auto status = store_.Load(id);
-      const bool same = status.ok() && status->state == *state;
-      return Scheduler::Ended{*state, same ? status->reason : Reason::kNone};
-    }
+    if (state) return Scheduler::Ended{*state, EndedReason(id, *state)};
     if (damaged_.count(id) != 0) return Scheduler::Ended{JobState::kQueued, Reason::kNone, /*active=*/true};
     if (auto removed = tombstones_.Find(id, Now())) return Scheduler::Ended{removed->state, removed->reason};
     return std::nullopt;

@@ -141,6 +141,9 @@ class Daemon {
   // Every job's index entry, serialised once per change; ended jobs' entries
   // live in a file, not in memory.
   JobIndex index_jobs_;
+  // Why an ended job ended, from its status.json (the index keeps its state
+  // only); kNone if the file cannot say.
+  Reason EndedReason(const std::string& id, JobState state) const;
   Tombstones tombstones_;  // how jobs removed by retention ended, for `after`
   void SetIndexEntry(const std::string& id, const JobStatus& status) { index_jobs_.Set(id, status); }
   uint64_t index_delay_ms_ = 250;  // grows with the cost of the last write, within SPEC's 1 s

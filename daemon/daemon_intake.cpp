@@ -144,16 +144,11 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
     if (was_running) attempts_.Stop(request.job, Reason::kCancelledByUser, now);
     return OkStatus();
   }
-  if (job->state() == JobState::kQueued && job->reason() == Reason::kDependency) {
-    return MakeError(
-        "invalid_state",
-        "job " + request.job + " is waiting for its dependencies; a start request applies once they are met",
-        "job");
+  // The scheduler says why a job cannot be started (not held, or still
+  // waiting for its parents).
+  if (auto st = scheduler_.Release(request.job, now); !st.ok()) {
+    return MakeError("invalid_state", st.error().message, "job");
   }
-  if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
-    return MakeError("invalid_state", "job " + request.job + " is not held; only held jobs can be started", "job");
-  }
-  if (auto st = scheduler_.Release(request.job, now); !st.ok()) return st;
   Event(*job, Level::kInfo, "start_requested", "start requested by " + source);
   return OkStatus();
 }

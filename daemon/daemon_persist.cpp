@@ -71,11 +71,10 @@ void Daemon::RecordTransition(SchedJob& job) {
   if (job.persisted_state == JobState::kQueued && job.persisted_reason == Reason::kDependency &&
       s.state == JobState::kRunning) {
     // Released and started in the same turn: the release gets its own event.
-    std::string parents;
-    const auto& after = s.after;
-    for (size_t i = 0; i < after.size() && i < 5; ++i) parents += (i > 0 ? ", " : "") + after[i].job;
-    if (after.size() > 5) parents += " and " + std::to_string(after.size() - 5) + " more";
-    Event(job, Level::kInfo, "dependencies_met", "dependencies met (" + parents + "); waiting for a worker",
+    std::vector<std::string> parents;
+    for (const auto& dep : s.after) parents.push_back(dep.job);
+    Event(job, Level::kInfo, "dependencies_met",
+          "dependencies met (" + FewOf(parents) + "); waiting for a worker",
           {{"state", "queued"}, {"from", "queued"}, {"reason", "in_queue"}});
     job.persisted_reason = Reason::kInQueue;
   }
@@ -257,6 +256,11 @@ void Daemon::NotifyStatus() {
 
 // ---- retention, signals, reload ----
 
+Reason Daemon::EndedReason(const std::string& id, JobState state) const {
+  auto status = store_.Load(id);
+  return status.ok() && status->state == state ? status->reason : Reason::kNone;
+}
+
 void Daemon::ApplyRetention(TimePoint now) {
   retention_pending_ = false;
   if (config_.retention_finished.count() == 0) return;
@@ -267,10 +271,7 @@ void Daemon::ApplyRetention(TimePoint now) {
     if (scheduler_.Find(id) != nullptr) continue;
     std::optional<JobState> state = index_jobs_.StateOf(id);
     if (!state || !IsTerminal(*state)) continue;
-    // The reason from the folder about to go; without it, the state alone.
-    auto status = store_.Load(id);
-    const Reason reason = status.ok() && status->state == *state ? status->reason : Reason::kNone;
-    buried.push_back({id, *state, reason, index_jobs_.FinishedOf(id).value_or(now)});
+    buried.push_back({id, *state, EndedReason(id, *state), index_jobs_.FinishedOf(id).value_or(now)});
     ids.push_back(std::move(id));
   }
   // Their ends stay known to `after` before their folders go (SPEC.md section

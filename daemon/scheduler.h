@@ -185,6 +185,8 @@ class Scheduler {
   // Applies parent's end to `child`; false once the child waits no more.
   bool Decide(SchedJob& child, const std::string& parent, JobState state, Reason reason, TimePoint now);
   void ParentEnded(const std::string& parent, TimePoint now);
+  // Decides every job waiting for `parent`, which ended so.
+  void DecideChildren(const std::string& parent, JobState state, Reason reason, TimePoint now);
   void ExpireMissing(TimePoint now, std::vector<std::string>* changed);
   std::string WaitMessage(const SchedJob& job) const;
   void DropEdges(SchedJob& job);

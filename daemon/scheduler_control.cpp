@@ -59,7 +59,7 @@ Status Scheduler::Release(const std::string& id, TimePoint now) {
         "job " + id + " is waiting for its dependencies; a start request applies once they are met", "job");
   }
   if (job->state() != JobState::kQueued || job->reason() != Reason::kHeld) {
-    return MakeError("invalid_field", "job " + id + " is not held", "job");
+    return MakeError("invalid_field", "job " + id + " is not held; only held jobs can be started", "job");
   }
   job->kept.ReleaseHold();
   job->status().reason = Reason::kInQueue;

@@ -166,13 +166,15 @@ bool Scheduler::Decide(SchedJob& child, const std::string& parent, JobState stat
 }
 
 void Scheduler::ParentEnded(const std::string& parent, TimePoint now) {
+  const SchedJob& ended = jobs_.at(parent);
+  DecideChildren(parent, ended.state(), ended.reason(), now);
+}
+
+void Scheduler::DecideChildren(const std::string& parent, JobState state, Reason reason, TimePoint now) {
   auto it = dependents_.find(parent);
   if (it == dependents_.end()) return;
   const std::set<std::string> children = std::move(it->second);
   dependents_.erase(it);
-  const SchedJob& ended = jobs_.at(parent);
-  const JobState state = ended.state();
-  const Reason reason = ended.reason();
   for (const auto& id : children) {
     SchedJob* child = Find(id);
     if (child == nullptr || child->state() != JobState::kQueued || child->reason() != Reason::kDependency)
@@ -188,17 +190,7 @@ void Scheduler::ResolveEnded(TimePoint now) {
     if (jobs_.count(parent) != 0) continue;
     if (auto e = ended_lookup_(parent); e && !e->active) ended.emplace_back(parent, *e);
   }
-  for (const auto& [parent, e] : ended) {
-    auto it = dependents_.find(parent);
-    if (it == dependents_.end()) continue;
-    const std::set<std::string> children = it->second;
-    for (const auto& id : children) {
-      SchedJob* child = Find(id);
-      if (child == nullptr || child->state() != JobState::kQueued || child->reason() != Reason::kDependency)
-        continue;
-      (void)Decide(*child, parent, e.state, e.reason, now);
-    }
-  }
+  for (const auto& [parent, e] : ended) DecideChildren(parent, e.state, e.reason, now);
 }
 
 void Scheduler::ExpireMissing(TimePoint now, std::vector<std::string>* changed) {
@@ -210,23 +202,15 @@ void Scheduler::ExpireMissing(TimePoint now, std::vector<std::string>* changed) 
         job->reason() != Reason::kDependency) {
       continue;  // decided, or an earlier job under the same id
     }
+    // Absent: neither here nor known to the daemon. A parent that ended
+    // outside the scheduler was decided when the daemon learnt of it
+    // (ResolveEnded).
     std::vector<std::string> absent;
-    for (const auto& parent : std::vector<std::string>(job->status().waiting_on)) {
-      if (jobs_.count(parent) != 0) continue;
-      auto known = ended_lookup_ ? ended_lookup_(parent) : std::nullopt;
-      if (!known) {
-        absent.push_back(parent);
-      } else if (!known->active && !Decide(*job, parent, known->state, known->reason, now)) {
-        break;  // decided by an end learnt meanwhile
-      }
+    for (const auto& parent : job->status().waiting_on) {
+      if (jobs_.count(parent) == 0 && !(ended_lookup_ && ended_lookup_(parent))) absent.push_back(parent);
     }
-    if (job->state() != JobState::kQueued || job->reason() != Reason::kDependency || absent.empty()) {
-      continue;  // every parent arrived in time, or the job is decided
-    }
-    std::string names;
-    for (size_t i = 0; i < absent.size() && i < kShownParents; ++i) names += (i > 0 ? ", " : "") + absent[i];
-    if (absent.size() > kShownParents)
-      names += " and " + std::to_string(absent.size() - kShownParents) + " more";
+    if (absent.empty()) continue;  // every parent arrived in time
+    const std::string names = FewOf(absent);
     --PoolOf(*job).queued;
     Finish(*job, JobState::kCancelled, Reason::kDependencyMissing,
            std::string(absent.size() == 1 ? "parent " : "parents ") + names +

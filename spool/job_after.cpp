@@ -1,16 +1,11 @@
 #include "spool/job_after.h"
 
-#include <algorithm>
 #include <set>
 
-#include "config/closest_key.h"
 #include "spool/job_spec.h"
 
 namespace spoold {
 namespace {
-
-constexpr std::string_view kAfterKeys[] = {"job", "on"};
-constexpr size_t kMaxShownKeyLength = 64;
 
 Error Fail(const Document& doc, std::string code, const std::string& field, std::string message,
            const std::string* pos_key = nullptr) {
@@ -18,7 +13,16 @@ Error Fail(const Document& doc, std::string code, const std::string& field, std:
   return MakeError(std::move(code), std::move(message), field, pos.line, pos.column);
 }
 
+constexpr size_t kShownIds = 5;
+
 }  // namespace
+
+std::string FewOf(const std::vector<std::string>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size() && i < kShownIds; ++i) out += (i > 0 ? ", " : "") + ids[i];
+  if (ids.size() > kShownIds) out += " and " + std::to_string(ids.size() - kShownIds) + " more";
+  return out;
+}
 
 bool AfterHolds(AfterOn on, JobState state) {
   SPOOLD_CHECK(IsTerminal(state));
@@ -58,14 +62,6 @@ Result<std::vector<Dependency>> ValidateAfter(const Document& doc, const Json& v
     std::string job_field = element;
     const Json* job = &item;
     if (item.is_object()) {
-      for (const auto& [key, v] : item.items()) {
-        if (std::find(std::begin(kAfterKeys), std::end(kAfterKeys), key) != std::end(kAfterKeys)) continue;
-        const std::string shown = element + "." + PrintableName(key, kMaxShownKeyLength);
-        const std::string pos_key = element + "." + key;
-        std::string message = DidYouMean(shown, key, element + ".", kAfterKeys)
-                                  .value_or(shown + " is not a key of an after table (job, on)");
-        return Fail(doc, "unknown_field", shown, std::move(message), &pos_key);
-      }
       job_field = element + ".job";
       auto it = item.find("job");
       if (it == item.end()) {

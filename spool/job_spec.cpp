@@ -36,7 +36,6 @@ constexpr std::string_view kTopLevelKeys[] = {
 constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
                                            "max_delay", "on_timeout", "exit_codes"};
 constexpr std::string_view kKillKeys[] = {"signal", "grace"};
-constexpr std::string_view kAfterKeys[] = {"job", "on"};
 
 constexpr struct {
   std::string_view name;
@@ -502,18 +501,14 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
 Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, const Config& config) {
   // dependencies.max_after limits what intake accepts: a job accepted before
   // the limit was lowered keeps its parents.
-  if (config.max_after < kMaxAfterLimit) {
-    Config unlimited = config;
-    unlimited.max_after = kMaxAfterLimit;
-    return RevalidateJobSpec(doc, id, unlimited);
-  }
-  auto spec = ValidateJobSpec(doc, id, config);
+  Config kept = config;
+  kept.max_after = kMaxAfterLimit;
+  auto spec = ValidateJobSpec(doc, id, kept);
   if (spec.ok() || spec.error().code != "unknown_pool") return spec;
-  Config with_pool = config;
   PoolConfig orphan;
   orphan.name = doc.value.value("pool", "default");
-  with_pool.pools[orphan.name] = orphan;
-  return ValidateJobSpec(doc, id, with_pool);
+  kept.pools[orphan.name] = orphan;
+  return ValidateJobSpec(doc, id, kept);
 }
 
 }  // namespace spoold
