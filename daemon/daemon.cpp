@@ -55,6 +55,7 @@ Daemon::Daemon(Config config, std::string config_path)
   // active entry the scheduler does not hold is a folder whose job file no
   // longer loads: waited for, never taken as missing.
   scheduler_.SetEndedLookup([this](const std::string& id) -> std::optional<Scheduler::Ended> {
+    if (ParseTaskId(id)) return EndedTask(id);
     std::optional<JobState> state = index_jobs_.StateOf(id);
     if (state && !IsTerminal(*state)) return Scheduler::Ended{*state, Reason::kNone, /*active=*/true};
     if (state) return Scheduler::Ended{*state, EndedReason(id, *state)};

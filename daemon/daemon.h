@@ -77,6 +77,19 @@ class Daemon {
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
   void AdoptJob(JobStatus status, bool ours, TimePoint now);
+  // The part of AdoptJob after the definition was read (also a task's).
+  void TakeIn(JobSpec spec, JobStatus status, std::string text, bool ours, TimePoint now);
+  // Arrays (daemon_arrays.cpp).
+  void CommitNewTasks(TimePoint now);  // folders of the tasks the scheduler made jobs
+  void RecoverTasks(const std::string& array, bool ours, TimePoint now);
+  // How a task of an array the scheduler does not hold ended, for `after`.
+  std::optional<Scheduler::Ended> EndedTask(const std::string& id) const;
+  // Adds the results of array `array`'s tasks to its results item (SPEC.md
+  // section 5: keyed tasks/<index>/<path>).
+  void AddTaskResults(const std::string& array, Json* item);
+  // The results items of tasks written in this Persist: their results.json
+  // is staged in the batch, not yet on disk, when their array ends with them.
+  std::map<std::string, Json> task_results_;
   void ReconcileJobFolders(TimePoint now);
   void MarkDamaged(const std::string& id, const std::string& problem, TimePoint now);
   // Drops a job whose folder is gone; false if it had ended (nothing to stop).

@@ -99,9 +99,12 @@ Status Daemon::MayControl(const ControlRequest& request, uid_t requester) const 
     return MakeError("not_permitted", "only root or the daemon's own user may stop the daemon", "action");
   }
   int64_t owner = -1;
-  if (auto it = scheduler_.Jobs().find(request.job); it != scheduler_.Jobs().end()) {
+  // A task is its array's owner's, started or not.
+  const auto task = ParseTaskId(request.job);
+  const std::string& whose = task ? task->array : request.job;
+  if (auto it = scheduler_.Jobs().find(whose); it != scheduler_.Jobs().end()) {
     owner = it->second.owner_uid();
-  } else if (auto status = store_.Load(request.job); status.ok()) {
+  } else if (auto status = store_.Load(whose); status.ok()) {
     owner = status->owner_uid;
   } else {
     return OkStatus();  // no such job: ApplyControl says so
@@ -130,18 +133,43 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
     return OkStatus();
   }
   SchedJob* job = scheduler_.Find(request.job);
+  if (job == nullptr && request.action == ControlAction::kCancel) {
+    // A task of an array held here that has not started: cancelled without
+    // running, in a folder of its own (SPEC.md section 5).
+    if (auto task = scheduler_.TaskOutcome(request.job); task && task->active) {
+      std::vector<std::string> none;
+      if (auto st = scheduler_.Cancel(request.job, now, &none); !st.ok()) return st;
+      CommitNewTasks(now);
+      if (SchedJob* made = scheduler_.Find(request.job)) {
+        Event(*made, Level::kInfo, "cancel_requested",
+              "cancel requested by " + source + " before it started");
+      }
+      return OkStatus();
+    }
+  }
   if (job == nullptr) {
+    if (auto task = EndedTask(request.job); task && !task->active) {
+      return MakeError(
+          "invalid_state",
+          "task " + request.job + " has ended (" + StateName(task->state) + "); nothing to " + action, "job");
+    }
     auto known = index_jobs_.StateOf(request.job);
     if (!known) return MakeError("unknown_job", "there is no job " + request.job, "job");
     return MakeError("invalid_state",
                      "job " + request.job + " has ended (" + StateName(*known) + "); nothing to " + action, "job");
   }
   if (request.action == ControlAction::kCancel) {
-    bool was_running = false;
+    std::vector<std::string> to_stop;
     const std::string state = StateName(job->state());
-    if (auto st = scheduler_.Cancel(request.job, now, &was_running); !st.ok()) return st;
+    if (auto st = scheduler_.Cancel(request.job, now, &to_stop); !st.ok()) return st;
     Event(*job, Level::kInfo, "cancel_requested", "cancel requested by " + source + " while " + state);
-    if (was_running) attempts_.Stop(request.job, Reason::kCancelledByUser, now);
+    for (const auto& id : to_stop) {
+      if (SchedJob* stopping = scheduler_.Find(id); stopping != nullptr && id != request.job) {
+        Event(*stopping, Level::kInfo, "cancel_requested",
+              "cancel of array " + request.job + " by " + source);
+      }
+      attempts_.Stop(id, Reason::kCancelledByUser, now);
+    }
     return OkStatus();
   }
   // The scheduler says why a job cannot be started (not held, or still
@@ -240,6 +268,16 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
   env["SPOOLD_JOB_DIR"] = paths_.JobDir(id);
   env["SPOOLD_RESULTS_DIR"] = paths_.ResultsDir(id);
   env["SPOOLD_PROGRESS_FILE"] = paths_.Progress(id);
+  if (const auto& array = job.status().array) {
+    const int64_t index = job.status().array_index.value_or(0);
+    env["SPOOLD_ARRAY_ID"] = *array;
+    env["SPOOLD_ARRAY_INDEX"] = std::to_string(index);
+    if (auto it = scheduler_.Jobs().find(*array); it != scheduler_.Jobs().end()) {
+      const ArraySpec& spec = *it->second.spec().array;
+      env["SPOOLD_ARRAY_COUNT"] = std::to_string(spec.count);
+      if (const std::string* item = spec.ItemOf(index)) env["SPOOLD_ARRAY_ITEM"] = *item;
+    }
+  }
   std::vector<std::string> out;
   for (const auto& [key, value] : env) out.push_back(key + "=" + value);
   return out;
@@ -258,7 +296,9 @@ Result<UserEntry> Daemon::User(uid_t uid, TimePoint now) {
 
 void Daemon::StartJobs(TimePoint now) {
   if (!attempts_.MayStart(now)) return;
-  for (const auto& id : scheduler_.TakeStartable(now)) Launch(id, now);
+  const std::vector<std::string> started = scheduler_.TakeStartable(now);
+  CommitNewTasks(now);  // a task's first start makes its folder
+  for (const auto& id : started) Launch(id, now);
 }
 
 void Daemon::Launch(const std::string& id, TimePoint now) {

@@ -101,16 +101,28 @@ void Daemon::WriteResults(const SchedJob& job) {
     spdlog::error("job {}: cannot list results: {}", s.id, item.error().message);
     return;
   }
+  if (s.tasks) AddTaskResults(s.id, &*item);
   if (auto st = store_.WriteResults(s.id, *item); !st.ok()) {
     Trouble("results", "cannot write results.json (" + st.error().message + ")");
   }
+  if (s.array) task_results_[s.id] = std::move(*item);
 }
 
 void Daemon::Persist() {
+  CommitNewTasks(Now());
   std::set<std::string> ids;
   for (auto& id : scheduler_.TakeChanged()) ids.insert(std::move(id));
   ids.insert(unwritten_.begin(), unwritten_.end());
-  for (const auto& id : ids) {
+  // Tasks before arrays: an array that ended lists its tasks' results, the
+  // last of which may have ended in this turn.
+  std::vector<std::string> order;
+  order.reserve(ids.size());
+  for (int tasks_first = 1; tasks_first >= 0; --tasks_first) {
+    for (const auto& id : ids) {
+      if ((id.find(':') != std::string::npos) == (tasks_first == 1)) order.push_back(id);
+    }
+  }
+  for (const auto& id : order) {
     SchedJob* job = scheduler_.Find(id);
     if (job == nullptr) continue;
     if (vanished_.count(id) != 0) {
@@ -137,7 +149,7 @@ void Daemon::Persist() {
       continue;
     }
     if (unwritten_.erase(id) != 0 && unwritten_.empty()) TroubleOver("status");
-    SetIndexEntry(id, job->status());
+    if (!job->status().array) SetIndexEntry(id, job->status());  // an array's tasks are not listed
     MarkIndexDirty();
     if (terminal) {
       scheduler_.Forget(id);
@@ -145,6 +157,7 @@ void Daemon::Persist() {
       scheduler_.Settle(id);
     }
   }
+  task_results_.clear();
 }
 
 void Daemon::FlushBatch(const std::function<void()>& once_synced, const std::function<void()>& once_visible) {

@@ -105,10 +105,21 @@ void Daemon::AdoptJob(JobStatus loaded, bool ours, TimePoint now) {
     return;
   }
   spec->format = file->first;
-  const bool was_running = status->state == JobState::kRunning;
-  scheduler_.Add(std::move(spec.value()), std::move(status.value()), std::move(file->second), now);
+  TakeIn(std::move(spec.value()), std::move(status.value()), std::move(file->second), ours, now);
+}
+
+void Daemon::TakeIn(JobSpec spec, JobStatus status, std::string text, bool ours, TimePoint now) {
+  const std::string id = status.id;
+  const bool was_running = status.state == JobState::kRunning;
+  const bool is_array = spec.array != nullptr;
+  const bool is_task = status.array.has_value();
+  scheduler_.Add(std::move(spec), std::move(status), std::move(text), now);
   SchedJob& job = *scheduler_.Find(id);
-  SetIndexEntry(id, job.status());
+  if (!is_task) SetIndexEntry(id, job.status());  // index.json lists an array once, not its tasks
+  if (is_array) {
+    RecoverTasks(id, ours, now);
+    return;
+  }
   if (!was_running) {
     scheduler_.Settle(id);
     return;
@@ -226,11 +237,12 @@ bool Daemon::ForgetVanished(const std::string& id, TimePoint now) {
     return true;
   }
   vanished_.insert(id);
-  bool was_running = false;
-  if (auto st = scheduler_.Cancel(id, now, &was_running); !st.ok()) {
+  std::vector<std::string> to_stop;
+  if (auto st = scheduler_.Cancel(id, now, &to_stop); !st.ok()) {
     spdlog::error("job {}: cannot stop it: {}", id, st.error().message);
   }
-  const bool running = attempts_.Stop(id, Reason::kCancelledByUser, now);
+  bool running = false;
+  for (const auto& stop : to_stop) running = attempts_.Stop(stop, Reason::kCancelledByUser, now) || running;
   spdlog::warn("job {}: its folder {} was removed while the job was {}; {}", id, paths_.JobDir(id), state,
                running ? "stopping what runs of it, then forgetting it" : "forgotten");
   return true;

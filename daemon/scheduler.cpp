@@ -81,6 +81,20 @@ Result<Reason> Scheduler::Admit(const JobSpec& spec) const {
 void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optional<TimePoint> now) {
   SPOOLD_CHECK(!IsTerminal(status.state));
   const std::string id = status.id;
+  const bool is_array = spec.array != nullptr;
+  if (is_array) {
+    arrays_[id];
+    text.clear();  // an array stays parsed: each task's start reads it
+  }
+  if (status.array) {
+    // A task taken back at recovery (ArrayRecovered completes its array).
+    auto run = arrays_.find(*status.array);
+    SPOOLD_CHECK(run != arrays_.end());
+    auto position = status.array_index ? jobs_.at(run->first).spec().array->PositionOf(*status.array_index)
+                                       : std::nullopt;
+    if (position) run->second.early.insert(*position);
+    run->second.active.insert(id);
+  }
   auto [it, inserted] = jobs_.try_emplace(id, config_, std::move(status));
   SPOOLD_CHECK(inserted);
   SchedJob& job = it->second;
@@ -91,7 +105,8 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optio
   job.persisted_reason = job.status().reason;
   if (auto deadline = DeadlineOf(job)) deadlines_.emplace(*deadline, id);
   if (job.status().state == JobState::kRunning) {
-    ++PoolOf(job).running;
+    // A running array holds no worker: its tasks do.
+    if (!is_array) ++PoolOf(job).running;
     return;
   }
   {
@@ -130,6 +145,8 @@ void Scheduler::Forget(const std::string& id) {
   if (auto deadline = DeadlineOf(it->second)) deadlines_.erase({*deadline, id});
   jobs_.erase(it);
   changed_.erase(id);
+  arrays_.erase(id);
+  dirty_arrays_.erase(id);
 }
 
 SchedJob* Scheduler::Find(const std::string& id) {
@@ -178,6 +195,7 @@ void Scheduler::SetState(SchedJob& job, JobState state, Reason reason, std::stri
   job.status().message = std::move(message);
   job.status().updated = now;
   changed_.insert(job.id());
+  if (job.status().array) dirty_arrays_[*job.status().array] = now;
 }
 
 std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
@@ -190,6 +208,10 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
       QueueKey key = *queue.begin();
       queue.erase(queue.begin());
       SchedJob& job = jobs_.at(*key.id);
+      if (arrays_.count(job.id()) != 0) {
+        StartTask(job, now, &started);
+        continue;
+      }
       --pool.queued;
       const std::string& id = *key.id;
       // The status first: a settled one is rebuilt from the kept text.
@@ -202,21 +224,7 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
                "its job file no longer validates (" + thawed.error().message + ")", now);
         continue;
       }
-      ++pool.running;
-      job.status().attempt += 1;
-      job.status().next_attempt_at.reset();
-      job.status().pid.reset();
-      job.status().exit_code.reset();
-      job.status().signal.reset();
-      if (!job.status().started) job.status().started = now;
-      AttemptRecord record;
-      record.attempt = job.status().attempt;
-      record.started = now;
-      job.status().attempts.push_back(record);
-      SetState(job, JobState::kRunning, Reason::kNone,
-               "attempt " + std::to_string(CountedAttempts(job)) + " of " +
-                   std::to_string(job.status().max_attempts) + " starting",
-               now);
+      BeginAttempt(job, now);
       started.push_back(id);
     }
   }
@@ -275,6 +283,7 @@ void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string
   DropEdges(job);
   SetState(job, state, reason, std::move(message), now);
   cancel_requested_.erase(job.id());
+  if (job.status().array) TaskEnded(job, now);
   // Its children learn of the end at once, theirs in turn (a worklist, not
   // recursion: a chain may be long).
   ended_.push_back(job.id());
@@ -405,6 +414,15 @@ std::vector<std::string> Scheduler::Tick(TimePoint now) {
   for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
     const std::string& id = it->second;
     SchedJob& job = jobs_.at(id);
+    if (auto run = arrays_.find(id); run != arrays_.end() && !run->second.rest && !IsTerminal(job.state())) {
+      // An array's tasks not started yet fail with it (SPEC.md section 5).
+      EndPending(job, run->second, JobState::kFailed, Reason::kDeadline, now);
+      if (job.state() == JobState::kRunning) {
+        MaybeEndArray(job, run->second, now);
+        changed.push_back(id);
+        continue;
+      }
+    }
     if (job.state() != JobState::kQueued) continue;
     --PoolOf(job).queued;
     Finish(job, JobState::kFailed, Reason::kDeadline,
@@ -423,7 +441,9 @@ std::optional<TimePoint> Scheduler::NextWakeup() const {
   // The earliest deadline of a queued job.
   for (const auto& [deadline, id] : deadlines_) {
     if (next && *next <= deadline) break;
-    if (jobs_.at(id).state() == JobState::kQueued) {
+    const SchedJob& job = jobs_.at(id);
+    auto run = arrays_.find(id);
+    if (job.state() == JobState::kQueued || (run != arrays_.end() && !run->second.rest)) {
       next = deadline;
       break;
     }
@@ -456,6 +476,9 @@ Millis Scheduler::RetryDelay(const RetryPolicy& policy, int n) {
 }
 
 std::vector<std::string> Scheduler::TakeChanged() {
+  // An array's counts once per turn, however many of its tasks changed.
+  for (const auto& [id, at] : dirty_arrays_) RefreshArray(id, at);
+  dirty_arrays_.clear();
   std::vector<std::string> out(changed_.begin(), changed_.end());
   changed_.clear();
   return out;

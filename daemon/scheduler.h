@@ -13,6 +13,12 @@
 // waiting_on lists the open parents. A parent's end decides each of its
 // waiting children at once (scheduler_deps.cpp): released, or cancelled with
 // dependency_failed, which in turn decides the children's children.
+//
+// Arrays (`[array]`, SPEC.md section 5; scheduler_array.cpp): an array is one
+// job in its pool's queue that, each time it is taken, starts its next task.
+// A task becomes a job of its own (id `<array>:<index>`) only when it starts
+// (or is cancelled before): tasks not started are a counter. The array is
+// running from its first task's start until its last task has ended.
 #pragma once
 
 #include <functional>
@@ -146,8 +152,16 @@ class Scheduler {
 
   // Control requests. Each returns an error (code invalid_field or unknown_job)
   // when the request does not apply; Cancel of a running job only marks the
-  // intent: the daemon kills it and reports AttemptEnded with kCancelledByUser.
-  Status Cancel(const std::string& id, TimePoint now, bool* was_running);
+  // intent: the daemon kills each job in `to_stop` (the job, or an array's
+  // running tasks) and reports AttemptEnded with kCancelledByUser.
+  Status Cancel(const std::string& id, TimePoint now, std::vector<std::string>* to_stop);
+  // The same, for a caller that knows `id` is no array: whether it runs.
+  Status Cancel(const std::string& id, TimePoint now, bool* was_running) {
+    std::vector<std::string> to_stop;
+    Status st = Cancel(id, now, &to_stop);
+    *was_running = !to_stop.empty();
+    return st;
+  }
   Status Release(const std::string& id, TimePoint now);  // start a held job
   Status Pause(const std::string& pool, TimePoint now);
   Status Resume(const std::string& pool, TimePoint now);
@@ -161,6 +175,22 @@ class Scheduler {
 
   // The ids whose status changed since the last call (for persistence).
   std::vector<std::string> TakeChanged();
+
+  // Arrays (scheduler_array.cpp).
+  // Tasks made jobs since the last call: the daemon creates their folders
+  // before it starts or writes them.
+  std::vector<std::string> TakeNewTasks();
+  // The definition task `index` of `array` (held here) runs with.
+  JobSpec TaskSpec(const SchedJob& array, int64_t index) const;
+  // Recovery, after Add of the array: a task that had ended (`state`
+  // terminal), or one to take back (Add), found in the array's folder.
+  void AddEndedTask(const std::string& array, int64_t index, JobState state);
+  // Once every task folder of a recovered array was seen: its counts are
+  // whole, and it starts tasks again or ends.
+  void ArrayRecovered(const std::string& array, TimePoint now);
+  // What is known of task `id` of an array held here: nullopt when the id
+  // is no such task.
+  std::optional<Ended> TaskOutcome(const std::string& id) const;
 
  private:
   // Arrival is unique, so the id (the job's key in jobs_) never decides.
@@ -191,6 +221,21 @@ class Scheduler {
   std::string WaitMessage(const SchedJob& job) const;
   void DropEdges(SchedJob& job);
   Status SetPaused(const std::string& pool, bool paused, TimePoint now);
+  // scheduler_array.cpp
+  struct ArrayRun;
+  void BeginAttempt(SchedJob& job, TimePoint now);
+  // Starts the array's next task, if it may; requeues the array if it may
+  // start one more after it.
+  void StartTask(SchedJob& array, TimePoint now, std::vector<std::string>* started);
+  SchedJob& MakeTask(SchedJob& array, ArrayRun& run, uint64_t position, TimePoint now);
+  void TaskEnded(SchedJob& task, TimePoint now);
+  bool MayStartTask(const SchedJob& array, const ArrayRun& run) const;
+  // Ends the tasks not started: state, reason (array_halted, cancelled_by_user, deadline).
+  void EndPending(SchedJob& array, ArrayRun& run, JobState state, Reason reason, TimePoint now);
+  void MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now);
+  void RefreshArray(const std::string& id, TimePoint now);
+  Status CancelArray(SchedJob& array, TimePoint now, std::vector<std::string>* to_stop);
+  Status CancelPendingTask(const std::string& id, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
   int CountedAttempts(const SchedJob& job) const { return job.status().attempt - job.status().interruptions; }
   PoolState& PoolOf(const SchedJob& job);
@@ -212,6 +257,23 @@ class Scheduler {
   std::vector<std::string> ended_;  // jobs whose end is still to be applied to their children
   bool cascading_ = false;
   uint64_t next_arrival_ = 1;
+  // Arrays held here, and their tasks.
+  struct ArrayRun {
+    uint64_t next = 0;             // the position of the next task to start
+    std::set<uint64_t> early;      // positions past `next` ended before they started (cancelled by hand)
+    std::set<std::string> active;  // tasks started and not ended
+    std::set<int64_t> failed;      // indexes
+    std::set<int64_t> cancelled;   // indexes of tasks cancelled after they were made jobs
+    uint64_t succeeded = 0;
+    // How the tasks not started ended, once they did (halt, cancel, deadline).
+    std::optional<std::pair<JobState, Reason>> rest;
+    uint64_t rest_count = 0;  // how many of them
+    uint64_t rest_from = 0;   // the first position they count from
+    bool cancelling = false;  // the array was cancelled: it ends cancelled
+  };
+  std::map<std::string, ArrayRun> arrays_;
+  std::vector<std::string> new_tasks_;
+  std::map<std::string, TimePoint> dirty_arrays_;  // arrays whose counts changed, and when
 };
 
 }  // namespace spoold

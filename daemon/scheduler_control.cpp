@@ -32,18 +32,26 @@ std::string Scheduler::QueuedSoFar(const JobStatus& s) {
   return where + ", after " + ran;
 }
 
-Status Scheduler::Cancel(const std::string& id, TimePoint now, bool* was_running) {
-  *was_running = false;
+Status Scheduler::Cancel(const std::string& id, TimePoint now, std::vector<std::string>* to_stop) {
   SchedJob* job = Find(id);
-  if (job == nullptr) return MakeError("unknown_job", "no job " + id);
+  if (job == nullptr) {
+    // A task not started yet is no job here: it is made one, cancelled.
+    if (ParseTaskId(id)) return CancelPendingTask(id, now);
+    return MakeError("unknown_job", "no job " + id);
+  }
   if (IsTerminal(job->state())) {
     return MakeError("invalid_field", "job " + id + " is already " + StateName(job->state()), "job");
   }
+  auto run = arrays_.find(id);
+  if (run != arrays_.end() && job->state() == JobState::kRunning) return CancelArray(*job, now, to_stop);
   if (job->state() == JobState::kRunning) {
     cancel_requested_.insert(id);
-    *was_running = true;
+    to_stop->push_back(id);
     return OkStatus();
   }
+  // A queued array has started no task: those it has end with it.
+  if (run != arrays_.end())
+    EndPending(*job, run->second, JobState::kCancelled, Reason::kCancelledByUser, now);
   --PoolOf(*job).queued;
   Finish(*job, JobState::kCancelled, Reason::kCancelledByUser,
          "cancelled by request " + QueuedSoFar(job->status()), now);

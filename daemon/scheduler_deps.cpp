@@ -26,21 +26,32 @@ AfterOn ConditionOn(const JobStatus& status, const std::string& parent) {
   return AfterOn::kSuccess;  // a status.json edited by hand: the default condition
 }
 
+// A task starts only after its array was released: waiting for it is
+// waiting for the array, as far as cycles go.
+std::string NodeOf(const std::string& id) {
+  auto task = ParseTaskId(id);
+  return task ? task->array : id;
+}
+
 }  // namespace
 
 std::optional<std::string> Scheduler::CycleThrough(const JobSpec& spec) const {
   // A new job closes a cycle only through a job already waiting for it: with
   // none, the search (as long as the chain above the job) is not needed.
-  if (dependents_.count(spec.id) == 0 &&
+  // (A job waiting for a task of a new array waits for the array.)
+  auto tasks = dependents_.lower_bound(spec.id + ":");
+  const bool task_awaited =
+      tasks != dependents_.end() && tasks->first.compare(0, spec.id.size() + 1, spec.id + ":") == 0;
+  if (dependents_.count(spec.id) == 0 && !task_awaited &&
       std::none_of(spec.after.begin(), spec.after.end(),
-                   [&spec](const Dependency& d) { return d.job == spec.id; })) {
+                   [&spec](const Dependency& d) { return NodeOf(d.job) == spec.id; })) {
     return std::nullopt;
   }
   // Which job waits on each one reached, to name the cycle once found.
   std::map<std::string, std::string> waits_on_it;
   std::vector<std::string> stack;
   for (const auto& dep : spec.after) {
-    if (waits_on_it.emplace(dep.job, spec.id).second) stack.push_back(dep.job);
+    if (waits_on_it.emplace(NodeOf(dep.job), spec.id).second) stack.push_back(NodeOf(dep.job));
   }
   while (!stack.empty()) {
     std::string node = std::move(stack.back());
@@ -61,7 +72,7 @@ std::optional<std::string> Scheduler::CycleThrough(const JobSpec& spec) const {
       continue;  // not waiting: no open edge leaves it
     }
     for (const auto& parent : it->second.status().waiting_on) {
-      if (waits_on_it.emplace(parent, node).second) stack.push_back(parent);
+      if (waits_on_it.emplace(NodeOf(parent), node).second) stack.push_back(NodeOf(parent));
     }
   }
   return std::nullopt;
@@ -73,7 +84,9 @@ std::string Scheduler::WaitMessage(const SchedJob& job) const {
   for (size_t i = 0; i < open.size() && i < kShownParents; ++i) {
     if (i > 0) out += ", ";
     auto it = jobs_.find(open[i]);
-    std::string state = it != jobs_.end() ? StateName(it->second.state()) : "not submitted yet";
+    std::string state = it != jobs_.end()      ? StateName(it->second.state())
+                        : TaskOutcome(open[i]) ? "not started yet"
+                                               : "not submitted yet";
     if (it == jobs_.end() && ended_lookup_) {
       if (auto known = ended_lookup_(open[i]); known && known->active) state = "not loaded";
     }
@@ -110,6 +123,13 @@ void Scheduler::AddWaiting(SchedJob& job, TimePoint now) {
         (void)Decide(job, parent, it->second.state(), it->second.reason(), now);
       } else {
         dependents_[parent].insert(job.id());
+      }
+    } else if (auto task = TaskOutcome(parent)) {
+      // A task of an array held here that has not started is waited for.
+      if (task->active) {
+        dependents_[parent].insert(job.id());
+      } else {
+        (void)Decide(job, parent, task->state, task->reason, now);
       }
     } else if (auto known = ended_lookup_ ? ended_lookup_(parent) : std::nullopt) {
       // A parent that has not ended but is not here is waited for like one
@@ -207,7 +227,9 @@ void Scheduler::ExpireMissing(TimePoint now, std::vector<std::string>* changed) 
     // (ResolveEnded).
     std::vector<std::string> absent;
     for (const auto& parent : job->status().waiting_on) {
-      if (jobs_.count(parent) == 0 && !(ended_lookup_ && ended_lookup_(parent))) absent.push_back(parent);
+      if (jobs_.count(parent) == 0 && !TaskOutcome(parent) && !(ended_lookup_ && ended_lookup_(parent))) {
+        absent.push_back(parent);
+      }
     }
     if (absent.empty()) continue;  // every parent arrived in time
     const std::string names = FewOf(absent);

@@ -9,6 +9,7 @@
 
 #include "config/closest_key.h"
 #include "config/config.h"
+#include "spool/job_array.h"
 #include "spool/job_spec.h"
 #include "spool/json_util.h"
 
@@ -122,7 +123,7 @@ Result<ControlRequest> ParseControlRequest(const Document& doc) {
     }
     if (!it->is_string()) return FieldError(doc, "invalid_field", target, target + " must be a string");
     const std::string name = it->get<std::string>();
-    const bool valid = target == "job" ? IsValidJobId(name) : IsValidPoolName(name);
+    const bool valid = target == "job" ? IsValidJobRef(name) : IsValidPoolName(name);
     if (!valid) {
       return FieldError(doc, "bad_id", target,
                         target + " must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit");

@@ -229,6 +229,13 @@ JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string
   // A job that waits for parents lists them all until the scheduler has looked
   // at each (it may find some ended already).
   status.after = spec.after;
+  if (spec.array) {
+    TaskCounts counts;
+    counts.total = counts.queued = spec.array->count;
+    status.tasks = counts;
+    status.failed_indexes = "";
+    status.progress = 0;
+  }
   if (reason == Reason::kDependency) {
     for (const auto& dep : spec.after) status.waiting_on.push_back(dep.job);
   }
@@ -293,6 +300,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
 
   out.text = bytes;
   NewJob job{id, format, std::move(bytes), spec->script, file->uid, owner.gid};
+  job.array = spec->array != nullptr;
   Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name),
                  {{"state", StateName(status.state)},
                   {"reason", ReasonName(status.reason) ? Json(ReasonName(status.reason)) : Json(nullptr)},

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "spool/job_array.h"
 #include "spool/job_spec.h"
 
 namespace spoold {
@@ -84,9 +85,10 @@ Result<std::vector<Dependency>> ValidateAfter(const Document& doc, const Json& v
       return Fail(doc, "invalid_field", element,
                   element + " must be a job id or a {job, on} table, got " + item.type_name());
     }
-    if (!job->is_string() || !IsValidJobId(job->get_ref<const std::string&>())) {
+    if (!job->is_string() || !IsValidJobRef(job->get_ref<const std::string&>())) {
       return Fail(doc, "invalid_field", job_field,
-                  job_field + " must be a job id ([A-Za-z0-9][A-Za-z0-9._-]{0,127}), got " +
+                  job_field +
+                      " must be a job id ([A-Za-z0-9][A-Za-z0-9._-]{0,127}) or a task id (id:index), got " +
                       (job->is_string() ? "another string" : job->type_name()));
     }
     dep.job = job->get<std::string>();

@@ -32,7 +32,7 @@ constexpr size_t kMaxShownKeyLength = 64;
 // which they are checked (so the first error reported is predictable).
 constexpr std::string_view kTopLevelKeys[] = {
     "command", "script",  "shell",    "title", "description", "tags", "pool",  "priority", "cwd",
-    "env",     "timeout", "deadline", "retry", "kill",        "hold", "after", "metadata"};
+    "env",     "timeout", "deadline", "retry", "kill",        "hold", "after", "array",    "metadata"};
 constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
                                            "max_delay", "on_timeout", "exit_codes"};
 constexpr std::string_view kKillKeys[] = {"signal", "grace"};
@@ -238,6 +238,9 @@ std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check, 
   }
   if (const Json* kill = Find(top, "kill"); kill != nullptr && kill->is_object()) {
     CollectUnknown(*kill, "kill.", kKillKeys, &unknown);
+  }
+  if (const Json* array = Find(top, "array"); array != nullptr && array->is_object()) {
+    CollectUnknown(*array, "array.", kArrayKeys, &unknown);
   }
   // Only as many elements as an `after` may have: a longer list is refused
   // without reading it.
@@ -479,6 +482,11 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
     auto r = ValidateAfter(doc, *v, id, config.max_after);
     if (!r) return r.error();
     spec.after = std::move(*r);
+  }
+  if (const Json* v = Find(top, "array")) {
+    auto r = ValidateArray(doc, *v);
+    if (!r) return r.error();
+    spec.array = std::make_shared<const ArraySpec>(std::move(*r));
   }
   if (const Json* v = Find(top, "metadata")) {
     if (auto r = check.Table("metadata", *v); !r) return r.error();

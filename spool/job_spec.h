@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "config/config.h"
 #include "spool/document.h"
 #include "spool/job_after.h"
+#include "spool/job_array.h"
 
 namespace spoold {
 
@@ -52,6 +54,9 @@ struct JobSpec {
   KillPolicy kill;
   bool hold = false;
   std::vector<Dependency> after;  // the jobs this one waits for (SPEC.md section 2)
+  // The job is an array of tasks (SPEC.md section 5); shared, since every
+  // task's definition is a copy of its array's without it.
+  std::shared_ptr<const ArraySpec> array;
   Json metadata = Json::object();
 };
 

@@ -1,15 +1,15 @@
 #include "spool/job_store.h"
 
-#include "config/toml_safety.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "config/toml_safety.h"
 #include "spool/failpoint.h"
 #include "spool/fileio.h"
+#include "spool/job_array.h"
 
 namespace spoold {
 namespace {
@@ -39,8 +39,13 @@ std::optional<std::string> LastLine(const std::string& path) {
 Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accepted,
                         std::function<void()> published) {
   const std::string final_dir = paths_.JobDir(job.id);
-  if (PathExists(final_dir)) return MakeError("duplicate_id", "job folder exists: " + final_dir);
-  const std::string tmp = paths_.JobTmpDir(job.id);
+  // A task of an array accepted this turn is made in place inside the
+  // array's folder, which nobody sees until its own rename.
+  const bool in_place = job.task && IsUnpublished(job.id);
+  if (PathExists(in_place ? Here(job.id, final_dir) : final_dir)) {
+    return MakeError("duplicate_id", "job folder exists: " + final_dir);
+  }
+  const std::string tmp = in_place ? Here(job.id, final_dir) : paths_.JobTmpDir(job.id);
   // A folder left half-made by a crash is not a job; start it again.
   if (auto st = RemoveTree(tmp); !st.ok()) return st;
   if (::mkdir(tmp.c_str(), 0755) != 0) return MakeError("io_error", ErrnoMessage("create folder", tmp, errno));
@@ -49,13 +54,17 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     (void)RemoveTree(tmp);
     return st;
   };
-  if (auto st = WriteNewFile(tmp + "/" + paths_.JobFileName(job.format), job.bytes, 0644, batch_); !st.ok()) {
-    return fail(st);
+  if (!job.task) {
+    if (auto st = WriteNewFile(tmp + "/" + paths_.JobFileName(job.format), job.bytes, 0644, batch_);
+        !st.ok()) {
+      return fail(st);
+    }
   }
-  if (job.script) {
+  if (job.script && !job.task) {
     if (auto st = WriteNewFile(tmp + "/script", *job.script, 0555, batch_); !st.ok()) return fail(st);
   }
-  for (const char* sub : {"/attempts", "/results"}) {
+  for (const char* sub : {"/attempts", "/results", "/tasks"}) {
+    if (std::string_view(sub) == "/tasks" && !job.array) continue;
     std::string dir = tmp + sub;
     if (::mkdir(dir.c_str(), 0755) != 0) return fail(MakeError("io_error", ErrnoMessage("create folder", dir, errno)));
   }
@@ -83,6 +92,7 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
       !st.ok()) {
     return fail(st);
   }
+  if (in_place) return OkStatus();  // published with its array
   if (batch_ != nullptr) {
     // The flush syncs the folder's files, renames it into place, syncs again,
     // and only then runs `published`.
@@ -96,15 +106,34 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     return fail(MakeError("io_error", ErrnoMessage("rename", tmp, errno)));
   }
   SPOOLD_FAILPOINT("commit.after_rename");
-  if (auto st = FsyncPath(paths_.Jobs()); !st.ok()) return st;
+  if (auto st = FsyncPath(final_dir.substr(0, final_dir.rfind('/'))); !st.ok()) return st;
   if (published) published();
   return OkStatus();
 }
 
-std::string JobStore::Here(const std::string& id, const std::string& path) const {
+std::map<std::string, std::string>::const_iterator JobStore::Unpublished(const std::string& id) const {
+  if (unpublished_.empty()) return unpublished_.end();
   auto it = unpublished_.find(id);
+  if (it != unpublished_.end()) return it;
+  const size_t colon = id.find(':');
+  return colon == std::string::npos ? unpublished_.end() : unpublished_.find(id.substr(0, colon));
+}
+
+Result<std::vector<int64_t>> JobStore::ListTasks(const std::string& array) const {
+  auto names = ListDir(paths_.TasksDir(array));
+  if (!names.ok()) return names.error();
+  std::vector<int64_t> out;
+  out.reserve(names->size());
+  for (const auto& name : *names) {
+    if (auto task = ParseTaskId(array + ":" + name)) out.push_back(task->index);
+  }
+  return out;
+}
+
+std::string JobStore::Here(const std::string& id, const std::string& path) const {
+  auto it = Unpublished(id);
   if (it == unpublished_.end()) return path;
-  const std::string dir = paths_.JobDir(id);
+  const std::string dir = paths_.JobDir(it->first);
   SPOOLD_CHECK(path.compare(0, dir.size(), dir) == 0);
   return it->second + path.substr(dir.size());
 }

@@ -33,6 +33,10 @@ struct NewJob {
   // else is writable by the job.
   uid_t owner_uid = 0;
   gid_t owner_gid = 0;
+  // An array's folder gets tasks/; a task's folder (jobs/<array>/tasks/<i>)
+  // has no job file and no script, its array's are used (SPEC.md section 5).
+  bool array = false;
+  bool task = false;
 };
 
 struct AttemptLogs {
@@ -96,11 +100,18 @@ class JobStore {
   std::string Here(const std::string& id, const std::string& path) const;
 
   // Whether job `id`'s folder is still being assembled (not renamed into place).
-  bool IsUnpublished(const std::string& id) const { return unpublished_.count(id) != 0; }
+  // A task's folder is, while its array's is.
+  bool IsUnpublished(const std::string& id) const { return Unpublished(id) != unpublished_.end(); }
+
+  // The indexes of an array's task folders, in no order.
+  Result<std::vector<int64_t>> ListTasks(const std::string& array) const;
 
  private:
   // Replaces file `path` of job `id` (see Here).
   Status Replace(const std::string& id, const std::string& path, std::string_view text) const;
+
+  // The entry of `id`'s folder, or of its array's for a task, in unpublished_.
+  std::map<std::string, std::string>::const_iterator Unpublished(const std::string& id) const;
 
   SpoolPaths paths_;
   SyncBatch* batch_ = nullptr;

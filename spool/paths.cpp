@@ -14,6 +14,22 @@ SpoolPaths::SpoolPaths(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
+std::string SpoolPaths::JobDir(const std::string& id) const {
+  const size_t colon = id.find(':');
+  if (colon == std::string::npos) return Jobs() + "/" + id;
+  return TasksDir(id.substr(0, colon)) + "/" + id.substr(colon + 1);
+}
+
+std::string SpoolPaths::JobTmpDir(const std::string& id) const {
+  const size_t colon = id.find(':');
+  if (colon == std::string::npos) return Jobs() + "/." + id + ".tmp";
+  return TasksDir(id.substr(0, colon)) + "/." + id.substr(colon + 1) + ".tmp";
+}
+
+std::string SpoolPaths::Script(const std::string& id) const {
+  return Jobs() + "/" + id.substr(0, id.find(':')) + "/script";
+}
+
 std::string SpoolPaths::JobFileName(DocFormat format) const {
   return format == DocFormat::kToml ? "job.toml" : "job.json";
 }

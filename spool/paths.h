@@ -31,13 +31,19 @@ class SpoolPaths {
   std::string Tombstones() const { return root_ + "/.tombstones"; }
   std::string Lock() const { return root_ + "/spoold.lock"; }
 
-  std::string JobDir(const std::string& id) const { return Jobs() + "/" + id; }
-  // Where a job folder is assembled before its commit rename.
-  std::string JobTmpDir(const std::string& id) const { return Jobs() + "/." + id + ".tmp"; }
+  // A job's folder; for a task id (`sweep:7`, SPEC.md section 5) the task's
+  // folder under its array's, jobs/sweep/tasks/7.
+  std::string JobDir(const std::string& id) const;
+  // Where a job folder is assembled before its commit rename (a task's in its
+  // array's tasks/).
+  std::string JobTmpDir(const std::string& id) const;
+  // An array's task folders.
+  std::string TasksDir(const std::string& array) const { return Jobs() + "/" + array + "/tasks"; }
   std::string JobFileName(DocFormat format) const;  // "job.toml" or "job.json"
   std::string StatusFile(const std::string& id) const { return JobDir(id) + "/status.json"; }
   std::string Events(const std::string& id) const { return JobDir(id) + "/events.jsonl"; }
-  std::string Script(const std::string& id) const { return JobDir(id) + "/script"; }
+  // A task runs its array's script.
+  std::string Script(const std::string& id) const;
   std::string ResultsDir(const std::string& id) const { return JobDir(id) + "/results"; }
   std::string ResultsJson(const std::string& id) const { return JobDir(id) + "/results.json"; }
   std::string Progress(const std::string& id) const { return JobDir(id) + "/progress"; }

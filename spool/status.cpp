@@ -36,7 +36,9 @@ constexpr struct {
                     {Reason::kCancelledByUser, "cancelled_by_user"},
                     {Reason::kDependency, "dependency"},
                     {Reason::kDependencyMissing, "dependency_missing"},
-                    {Reason::kDependencyFailed, "dependency_failed"}};
+                    {Reason::kDependencyFailed, "dependency_failed"},
+                    {Reason::kTasksFailed, "tasks_failed"},
+                    {Reason::kArrayHalted, "array_halted"}};
 
 constexpr struct {
   int signal;
@@ -237,7 +239,16 @@ Json StatusToJson(const JobStatus& s) {
               {"interruptions", s.interruptions},
               {"after", std::move(after)},
               {"waiting_on", s.waiting_on},
+              {"tasks", s.tasks ? TaskCountsJson(*s.tasks) : Json(nullptr)},
+              {"failed_indexes", Nullable(s.failed_indexes)},
+              {"array", Nullable(s.array)},
+              {"array_index", Nullable(s.array_index)},
               {"attempts", std::move(attempts)}};
+}
+
+Json TaskCountsJson(const TaskCounts& c) {
+  return Json{{"total", c.total},         {"queued", c.queued}, {"running", c.running},
+              {"succeeded", c.succeeded}, {"failed", c.failed}, {"cancelled", c.cancelled}};
 }
 
 Result<JobStatus> StatusFromJson(const Json& json) {
@@ -293,6 +304,21 @@ Result<JobStatus> StatusFromJson(const Json& json) {
       s.after.push_back({job->get<std::string>(), *parsed});
     }
   }
+  if (auto it = json.find("tasks"); it != json.end() && it->is_object()) {
+    Reader tr{*it, {}};
+    TaskCounts c;
+    c.total = tr.Get<uint64_t>("total", 0);
+    c.queued = tr.Get<uint64_t>("queued", 0);
+    c.running = tr.Get<uint64_t>("running", 0);
+    c.succeeded = tr.Get<uint64_t>("succeeded", 0);
+    c.failed = tr.Get<uint64_t>("failed", 0);
+    c.cancelled = tr.Get<uint64_t>("cancelled", 0);
+    if (!tr.error.empty()) return MakeError("io_error", "tasks: " + tr.error);
+    s.tasks = c;
+  }
+  s.failed_indexes = r.Opt<std::string>("failed_indexes");
+  s.array = r.Opt<std::string>("array");
+  s.array_index = r.Opt<int64_t>("array_index");
   if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {
     for (const auto& item : *it) {
       if (!item.is_object()) return MakeError("io_error", "attempts[] holds a non-object");
@@ -344,6 +370,7 @@ Json IndexEntry(const JobStatus& s) {
     for (const auto& dep : s.after) parents.push_back(dep.job);
     entry["after"] = std::move(parents);
   }
+  if (s.tasks) entry["tasks"] = TaskCountsJson(*s.tasks);
   return entry;
 }
 

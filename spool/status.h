@@ -32,6 +32,8 @@ enum class Reason {
   kDependency,         // queued: a parent named in `after` has not ended yet
   kDependencyMissing,  // cancelled: a parent was not submitted within dependencies.missing_grace
   kDependencyFailed,   // cancelled: a parent ended in a way its `after` condition excludes
+  kTasksFailed,        // failed: an array with at least one failed task
+  kArrayHalted,        // cancelled: a task its array's max_failed kept from starting
 };
 
 const char* StateName(JobState state);
@@ -84,6 +86,19 @@ struct AttemptRecord {
   bool operator==(const AttemptRecord&) const = default;
 };
 
+// An array's tasks by state (SPEC.md section 5); queued counts those not
+// started and those waiting to retry.
+struct TaskCounts {
+  uint64_t total = 0;
+  uint64_t queued = 0;
+  uint64_t running = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t cancelled = 0;
+  uint64_t Ended() const { return succeeded + failed + cancelled; }
+  bool operator==(const TaskCounts&) const = default;
+};
+
 struct JobStatus {
   uint64_t seq = 0;
   std::string id;
@@ -114,11 +129,18 @@ struct JobStatus {
   // the order the job file names them; empty once every condition holds.
   std::vector<std::string> waiting_on;
   std::vector<Dependency> after;  // the job file's `after`, as accepted
+  // An array: its tasks by state, and the failed ones as ranges ("3,7-9").
+  std::optional<TaskCounts> tasks;
+  std::optional<std::string> failed_indexes;
+  // A task: the array it belongs to, and its index there.
+  std::optional<std::string> array;
+  std::optional<int64_t> array_index;
   std::vector<AttemptRecord> attempts;
   bool operator==(const JobStatus&) const = default;
 };
 
 Json StatusToJson(const JobStatus& status);
+Json TaskCountsJson(const TaskCounts& counts);
 Result<JobStatus> StatusFromJson(const Json& json);
 
 // The summary of a job that index.json holds (SPEC.md section 7).

@@ -22,14 +22,7 @@ Config DepConfig(int workers = 1, int queue_limit = 100) {
   return config;
 }
 
-JobSpec Job(const std::string& id, std::vector<Dependency> after = {}) {
-  JobSpec spec;
-  spec.id = id;
-  spec.title = id;
-  spec.command = {"true"};
-  spec.after = std::move(after);
-  return spec;
-}
+JobSpec Job(const std::string& id, std::vector<Dependency> after = {}) { return PlainJob(id, std::move(after)); }
 
 Result<Reason> Submit(Scheduler& s, const JobSpec& spec, TimePoint now) {
   auto reason = s.Admit(spec);

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "daemon/scheduler.h"
 
@@ -39,6 +40,16 @@ inline spoold::AttemptEnd Cause(spoold::Reason cause) {
   end.cause = cause;
   end.signal = 15;
   return end;
+}
+
+// A job of `true` waiting for `after`.
+inline spoold::JobSpec PlainJob(const std::string& id, std::vector<spoold::Dependency> after = {}) {
+  spoold::JobSpec spec;
+  spec.id = id;
+  spec.title = id;
+  spec.command = {"true"};
+  spec.after = std::move(after);
+  return spec;
 }
 
 inline const spoold::JobStatus& St(spoold::Scheduler& s, const std::string& id) {
