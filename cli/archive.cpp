@@ -21,6 +21,7 @@
 
 #include "cli/commands.h"
 #include "spool/fileio.h"
+#include "spool/job_array.h"
 #include "spool/job_spec.h"
 #include "spool/status.h"
 
@@ -204,6 +205,8 @@ int CmdExport(Context& ctx, const Args& args) {
   if (args.positional.empty()) return UsageError("give one or more job ids");
   std::vector<std::string> argv = {"tar", "-czf", *out, "-C", ctx.Paths().Jobs(), "--"};
   for (const auto& id : args.positional) {
+    // A task's folder lies inside its array's, which is exported whole.
+    if (auto task = ParseTaskId(id)) return Fail(id + " is a task: export its array, " + task->array);
     auto status = LoadStatusJson(ctx, id);
     if (!status.ok()) return Fail(status.error().message);
     if (!IsTerminalStateName(JsonString(*status, "state"))) {

@@ -131,6 +131,8 @@ void PrintProgramHelp(const std::vector<Command>& commands) {
       "non-zero, 124 timeout or deadline, 125 cancelled or any other failure.\n"
       "shutdown --wait: 124 when spoold still runs after the time given.\n"
       "\n"
+      "A job id may name a task of an array (submit --array): ID:INDEX, as in sweep:7.\n"
+      "\n"
       "`spoolctl COMMAND --help` describes one command. The files it reads and writes\n"
       "are specified in SPEC.md (docs/SPEC.md in the source, /usr/share/doc/spoold/\n"
       "SPEC.md when installed).\n",

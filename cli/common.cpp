@@ -11,9 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/array_cli.h"
 #include "cli/index_reader.h"
-#include "spool/intake.h"
 #include "spool/fileio.h"
+#include "spool/intake.h"
 #include "spool/status.h"
 
 namespace spoold::cli {
@@ -223,6 +224,8 @@ std::string IncomingFileOf(const Context& ctx, const std::string& id) {
 }
 
 std::string MissingJobMessage(const Context& ctx, const std::string& id) {
+  // A task's folder is made when it starts: its array says whether it will.
+  if (auto task = ParseTaskId(id)) return LookUpTask(ctx, *task).message;
   if (std::string waiting = IncomingFileOf(ctx, id); !waiting.empty()) {
     std::string why =
         DetectDaemon(ctx.Paths()).running ? "spoold has not taken it in yet" : NotRunningMessage(ctx);
@@ -236,7 +239,15 @@ std::string MissingJobMessage(const Context& ctx, const std::string& id) {
   return "no job " + PrintableName(id) + " in " + ctx.Root();
 }
 
+std::string NotAJobMessage(const std::string& id) {
+  return PrintableName(id) +
+         " is not a job id (1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit) "
+         "nor a task id (ID:INDEX)";
+}
+
 Result<Json> LoadStatusJson(const Context& ctx, const std::string& id) {
+  // The id becomes a path under jobs/: nothing but a job or task id may.
+  if (!IsValidJobRef(id)) return MakeError("bad_id", NotAJobMessage(id));
   if (!PathExists(ctx.Paths().JobDir(id))) return MakeError("unknown_job", MissingJobMessage(ctx, id));
   auto status = ReadJsonFile(ctx.Paths().StatusFile(id), 64 << 20);
   if (!status.ok()) return status.error();

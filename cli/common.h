@@ -110,12 +110,15 @@ std::string JsonString(const Json& object, const char* key, const std::string& f
 // A JSON scalar as text: strings bare, null as "-", numbers and booleans dumped.
 std::string JsonText(const Json& value);
 
-// The job's status.json, parsed. When the job has no folder, the error says
-// where it is instead: still waiting in incoming/, rejected, or unknown.
+// The status.json of job or task `id` (SPEC.md section 5: `<array>:<index>`),
+// parsed. When it has no folder, the error says where it is instead: still
+// waiting in incoming/, rejected, unknown, or a task not started yet.
 Result<Json> LoadStatusJson(const Context& ctx, const std::string& id);
 // Why `id` has no folder, as a sentence ("no job X in ROOT", "X waits in
-// incoming/ ...", "X was rejected: ...").
+// incoming/ ...", "X was rejected: ...", "task X:7 has not started yet ...").
 std::string MissingJobMessage(const Context& ctx, const std::string& id);
+// "X is not a job id (...) nor a task id (ID:INDEX)".
+std::string NotAJobMessage(const std::string& id);
 
 // The newest error file under rejected/ for a dropped file named `file_name`
 // (stored as the name itself, or "<name>~2", "<name>~3", ...), parsed.

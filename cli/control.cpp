@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 
+#include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "cli/drop.h"
 #include "spool/fileio.h"
@@ -51,11 +52,17 @@ std::string RequestName(const Request& r) {
 // The daemon's own check of a request, so a bad one is refused before it is
 // written.
 Status CheckRequest(const Context& ctx, const Request& r) {
+  if (ForJob(r.action) && !IsValidJobRef(r.target)) return MakeError("bad_id", NotAJobMessage(r.target));
   auto doc = ParseDocument(DumpJson(RequestJson(r)), DocFormat::kJson);
   if (!doc.ok()) return doc.error();
   if (auto parsed = ParseControlRequest(*doc); !parsed.ok()) return parsed.error();
   if (ForJob(r.action) && !PathExists(ctx.Paths().JobDir(r.target))) {
-    return MakeError("unknown_job", MissingJobMessage(ctx, r.target));
+    // A task has no folder until it starts, and may be cancelled before
+    // (SPEC.md section 5); its array says whether it will start.
+    auto task = ParseTaskId(r.target);
+    const bool waiting_task =
+        task && r.action == ControlAction::kCancel && LookUpTask(ctx, *task).place == TaskPlace::kNotStarted;
+    if (!waiting_task) return MakeError("unknown_job", MissingJobMessage(ctx, r.target));
   }
   return OkStatus();
 }

@@ -88,6 +88,12 @@ simdjson::error_code ReadEntry(od::object& entry, JobSummary& s) {
     } else if (key == "attempt") {
       int64_t attempt = 0;
       if (value.get_int64().get(attempt) == simdjson::SUCCESS) s.attempt = attempt;
+    } else if (key == "tasks") {
+      od::object counts;
+      std::string_view raw;
+      if (value.get_object().get(counts) == simdjson::SUCCESS &&
+          counts.raw_json().get(raw) == simdjson::SUCCESS)
+        s.tasks = raw;
     } else if (key == "tags" || key == "after") {
       std::vector<std::string_view>& out = key == "tags" ? s.tags : s.after;
       od::array items;
@@ -251,6 +257,7 @@ JobSummary SummaryStore::SummaryOf(std::string id, Json json) {
         if (parent_id.is_string()) s.after.push_back(Keep(parent_id.get<std::string>()));
       }
     }
+    if (auto it = json.find("tasks"); it != json.end() && it->is_object()) s.tasks = Keep(DumpJson(*it));
   }
   s.json = std::move(json);
   return s;

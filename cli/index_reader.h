@@ -29,6 +29,9 @@ struct JobSummary {
   std::optional<int64_t> attempt;
   std::vector<std::string_view> tags;
   std::vector<std::string_view> after;  // the parents it names (`after`), if any
+  // An array's "tasks" (its tasks by state) as JSON text; empty for any other
+  // job. Kept as text: only arrays pay for reading it, when shown.
+  std::string_view tasks;
   // An index entry's JSON text, as index.json has it; empty otherwise.
   std::string_view raw;
   // The whole status.json (or damaged folder's entry); null for an index

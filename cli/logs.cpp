@@ -130,6 +130,10 @@ int CmdLogs(Context& ctx, const Args& args) {
   };
   if (args.Flag("follow")) return Follow(ctx, id, target, sink);
   const int attempt = target.pinned_attempt.value_or(CurrentAttempt(*status));
+  if (!target.events && attempt == 0 && status->value("tasks", Json(nullptr)).is_object()) {
+    PrintNote("job " + id + " is an array: its tasks have the logs (spoolctl logs " + id + ":INDEX)");
+    return kExitOk;
+  }
   if (!target.events && attempt == 0) {
     PrintNote("job " + id + " has not started yet; no logs (use --follow to wait for them)");
     return kExitOk;

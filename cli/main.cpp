@@ -24,6 +24,13 @@ const OptionSpec kAfter = {
     "after", 0, "ID,..",
     "start only once these jobs have succeeded (adds to the file's after; rewrites as JSON)"};
 const OptionSpec kId = {"id", 0, "ID", "submit under this id (an error when it is taken)"};
+const OptionSpec kArray = {
+    "array", 0, "INDEXES",
+    "make the job an array of tasks ID:INDEX, e.g. 0-99 or 1,3,5-9:2 (rewrites as JSON)"};
+const OptionSpec kParallel = {"parallel", 0, "N",
+                              "with --array: at most N tasks at once (0: the pool's workers)"};
+const OptionSpec kMaxFailed = {"max-failed", 0, "N",
+                               "with --array: start no more tasks once N have failed (0: never stop)"};
 
 const char* const kSubmitDetails =
     "The file is validated locally first, as the daemon would (pools and defaults from\n"
@@ -32,19 +39,26 @@ const char* const kSubmitDetails =
     "The job id is the file name without .toml/.json (\"stdin\" for -). When it is taken,\n"
     "the first free ID-2, ID-3, ... is used, so the same file submitted twice makes two\n"
     "jobs. The file is written under tmp/ and renamed into incoming/; the id is printed.\n"
-    "With --pool, --priority, --hold or --after the job is written as JSON (ID.json).";
+    "With --pool, --priority, --hold, --after or --array the job is written as JSON (ID.json).\n"
+    "--array INDEXES writes the file's [array] indexes (SPEC.md section 5): each index runs\n"
+    "as task ID:INDEX; with the file's items, the indexes pick items by position.\n"
+    "--parallel and --max-failed set the array's limits.";
 
 const char* const kWaitDetails =
     "A line per change: elapsed time, state, reason, attempt and progress (a live line\n"
     "on a terminal). On failure the last lines of stderr and the log folder are shown.\n"
     "Exit code: 0 succeeded; the job's exit code when it exited non-zero; 124 timeout or\n"
     "deadline; 125 cancelled or another failure; 1 unknown or rejected. With several ids,\n"
-    "the worst: 1, then 125, then 124, then the first job exit code, then 0.";
+    "the worst: 1, then 125, then 124, then the first job exit code, then 0.\n"
+    "An array (and run --array) ends when all its tasks have: 0 when every task succeeded,\n"
+    "125 when one failed or it was cancelled. A task id (ID:INDEX) not started yet is\n"
+    "waited for.";
 
 const char* const kControlDetails =
     "Writes a control request into control/ and waits up to 3 s for spoold: done (the\n"
     "request was acted on), refused (exit 1, with the daemon's reason), or queued\n"
-    "(spoold is not running, or has not acted yet).";
+    "(spoold is not running, or has not acted yet). A task id (ID:INDEX) cancels that task\n"
+    "alone, also one not started yet; an array's id, all its tasks.";
 
 const char* const kShutdownDetails =
     "Asks the running spoold to stop: it stops intake and exits 0. Its local jobs keep\n"
@@ -60,39 +74,50 @@ const char* const kShutdownDetails =
 std::vector<Command> Commands() {
   return {
       {"submit",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..]",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] [--array INDEXES "
+       "[--parallel N] [--max-failed N]]",
        "submit a job file; prints the job id",
        kSubmitDetails,
-       {kId, kPool, kPriority, kHold, kAfter, kJson},
+       {kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
        CmdSubmit},
       {"run",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..]",
+       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] [--array INDEXES "
+       "[--parallel N] [--max-failed N]]",
        "submit a job file and wait for its end",
        kWaitDetails,
-       {kId, kPool, kPriority, kHold, kAfter, kJson},
+       {kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
        CmdRun},
       {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
-      {"status", "ID", "a job's state (--json: status.json as it is)", "", {kJson}, CmdStatus},
+      {"status",
+       "ID",
+       "a job's state (--json: status.json as it is)",
+       "ID may be a task, ID:INDEX. An array shows its tasks by state, its progress and the\n"
+       "indexes of its failed tasks; a task names its array.",
+       {kJson},
+       CmdStatus},
       {"list",
        "[--state S,..] [--pool P] [--tag T] [--since DURATION] [--owner U] [--tree]",
        "jobs: id, state, reason, pool, attempt, age, title",
        "Ended jobs come from index.json; active ones, and folders the index does not name\n"
        "yet, from their status.json (all of them when index.json is missing or unreadable).\n"
-       "--since 2h: created in the last 2h.",
+       "--since 2h: created in the last 2h. An array is one line; when one is listed, the\n"
+       "TASKS column counts its tasks (12/100 tasks: 12 of 100 ended), and --json gives its\n"
+       "\"tasks\" by state.",
        {{"state", 0, "STATES", "only these states (comma-separated)"},
         {"pool", 0, "POOL", "only jobs of POOL"},
         {"tag", 0, "TAG", "only jobs tagged TAG"},
         {"since", 0, "DURATION", "only jobs created within DURATION (30m, 2h, 1d)"},
         {"owner", 0, "USER", "only jobs submitted by USER"},
         {"quiet", 'q', nullptr, "ids only"},
-        {"tree", 0, nullptr, "dependents (after) under their parents"},
+        {"tree", 0, nullptr, "dependents (after) under their parents (an array's tasks' under the array)"},
         kJson},
        CmdList},
       {"logs",
        "ID [--attempt N] [--stderr] [--follow] [--events]",
        "an attempt's output, or the job's events",
        "Without --attempt: the last attempt. --follow prints what is appended until the job\n"
-       "ends (moving on to new attempts). --events --json prints events.jsonl as it is.",
+       "ends (moving on to new attempts). --events --json prints events.jsonl as it is.\n"
+       "An array's output is its tasks': spoolctl logs ID:INDEX.",
        {{"attempt", 0, "N", "attempt N (1-based)"},
         {"stderr", 0, nullptr, "stderr.log instead of stdout.log"},
         {"follow", 'f', nullptr, "keep printing until the job is terminal"},
@@ -128,10 +153,13 @@ std::vector<Command> Commands() {
         kJson},
        CmdResults},
       {"rerun",
-       "ID [--pool P] [--priority N] [--hold]",
+       "ID [--failed] [--pool P] [--priority N] [--hold]",
        "a new job from a job's file: ID.r2, ID.r3, ...",
-       "The new job gets metadata.derived_from = ID and is written as JSON.",
-       {kPool, kPriority, kHold, kJson},
+       "The new job gets metadata.derived_from = ID and is written as JSON.\n"
+       "--failed, for an array that has ended: the new array runs only the indexes that\n"
+       "failed (status.json's failed_indexes), as its [array] indexes; items are kept, so\n"
+       "the indexes pick the same items.",
+       {{"failed", 0, nullptr, "an ended array's failed tasks only"}, kPool, kPriority, kHold, kJson},
        CmdRerun},
       {"duplicate",
        "ID [-n N] [--pool P] [--priority N] [--hold]",

@@ -2,6 +2,8 @@
 // list lists the folders under jobs/: ended jobs from index.json, active ones
 // and those the index does not name yet (such as imported ones) from their
 // status.json; when index.json is missing or unreadable, every status.json.
+// An array is one folder, so one line with its task counts: its tasks' folders
+// lie inside it (jobs/<id>/tasks/) and are not listed.
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "cli/index_reader.h"
 #include "spool/fileio.h"
@@ -58,15 +61,21 @@ void PrintStatus(const Context& ctx, const std::string& id, const Json& st) {
   std::string head = id + ": " + Paint(ctx, state, StateColor(state));
   if (std::string reason = JsonString(st, "reason"); !reason.empty()) head += " (" + reason + ")";
   Out(head + "\n");
+  // An array's attempts are its tasks': its counts take their place.
+  const auto array_rows = ArrayStatusRows(id, st);
+  const bool array = TaskCountsOf(st.value("tasks", Json(nullptr))).has_value();
   Row("title", JsonString(st, "title"));
   Row("message", JsonString(st, "message"));
+  for (const auto& [key, value] : array_rows) Row(key.c_str(), value);
   Row("pool", JsonString(st, "pool") + "  priority " + JsonText(st.value("priority", Json(0))));
   Row("owner", JsonString(st, "owner"));
-  Row("attempt",
-      JsonText(st.value("attempt", Json(0))) + " of " + JsonText(st.value("max_attempts", Json(1))));
+  if (!array) {
+    Row("attempt",
+        JsonText(st.value("attempt", Json(0))) + " of " + JsonText(st.value("max_attempts", Json(1))));
+  }
   if (st.value("exit_code", Json(nullptr)).is_number()) Row("exit code", JsonText(st["exit_code"]));
   if (st.value("signal", Json(nullptr)).is_string()) Row("signal", JsonText(st["signal"]));
-  if (st.value("progress", Json(nullptr)).is_number()) {
+  if (!array && st.value("progress", Json(nullptr)).is_number()) {
     Row("progress", JsonText(st["progress"]) + "% " + JsonString(st, "progress_message"));
   }
   if (st.value("pid", Json(nullptr)).is_number()) Row("pid", JsonText(st["pid"]));
@@ -252,12 +261,28 @@ Result<ListFilter> ParseFilter(const Args& args) {
   return f;
 }
 
-void AddListRow(Table& table, const Context& ctx, const JobSummary& job, TimePoint now) {
+// The table of `list`. The TASKS column is there only when an array is
+// listed, so that a spool without arrays lists as before.
+Table ListTable(bool with_tasks) {
+  if (!with_tasks) return Table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"});
+  return Table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TASKS", "TITLE"});
+}
+
+void AddListRow(Table& table, const Context& ctx, const JobSummary& job, TimePoint now, bool with_tasks) {
   const std::string_view state = job.state.empty() ? "?" : job.state;
   const auto created = ParseTime(job.created);
-  table.Add({job.id, Paint(ctx, state, StateColor(state)), job.reason.value_or("-"),
-             job.pool.empty() ? "-" : job.pool, std::to_string(job.attempt.value_or(0)),
-             created ? FormatAge(now - *created) : "-", job.problem.empty() ? job.title : job.problem});
+  const std::string painted = Paint(ctx, state, StateColor(state));
+  const std::string attempt = std::to_string(job.attempt.value_or(0));
+  const std::string age = created ? FormatAge(now - *created) : "-";
+  const std::string_view reason = job.reason.value_or("-"), pool = job.pool.empty() ? "-" : job.pool;
+  const std::string_view title = job.problem.empty() ? job.title : job.problem;
+  if (!with_tasks) {
+    table.Add({job.id, painted, reason, pool, attempt, age, title});
+    return;
+  }
+  const auto counts = job.tasks.empty() ? std::nullopt : TaskCountsOf(Json::parse(job.tasks, nullptr, false));
+  const std::string tasks = counts ? TaskCountsText(*counts) : "-";
+  table.Add({job.id, painted, reason, pool, attempt, age, tasks, title});
 }
 
 // One job of `list --json`: the keys of an index.json entry (SPEC.md section
@@ -277,13 +302,15 @@ Json ListJson(const JobSummary& job) {
     entry["after"] = Json::array();
     for (auto parent : job.after) entry["after"].push_back(parent);
   }
+  if (auto tasks = source.find("tasks"); tasks != source.end() && tasks->is_object()) entry["tasks"] = *tasks;
   return entry;
 }
 
 // `list --tree`: the listed jobs in creation order, each dependent right under
 // the first of its parents that is listed too, with the ID column drawn as a
 // tree (ASCII, so that the table's widths hold). A job whose parents are not
-// listed is a root.
+// listed is a root. An array is one line: a job waiting for one of its tasks
+// (`after = ["sweep:7"]`) hangs under the array.
 std::vector<std::pair<uint32_t, std::string>> TreeOrder(const std::vector<JobSummary>& jobs,
                                                         const std::vector<uint32_t>& listed) {
   std::map<std::string_view, uint32_t> position;
@@ -293,6 +320,7 @@ std::vector<std::pair<uint32_t, std::string>> TreeOrder(const std::vector<JobSum
   for (uint32_t i : listed) {
     std::optional<uint32_t> parent;
     for (auto id : jobs[i].after) {
+      id = id.substr(0, id.find(':'));  // a task's array
       if (auto it = position.find(id); it != position.end() && it->second != i) {
         parent = it->second;
         break;
@@ -355,17 +383,21 @@ int CmdList(Context& ctx, const Args& args) {
   auto jobs = CollectJobs(ctx, store);
   if (!jobs.ok()) return Fail(jobs.error().message);
   const bool quiet = args.Flag("quiet");
+  const bool with_tasks =
+      !quiet && !ctx.json && std::any_of(jobs->begin(), jobs->end(), [&](const JobSummary& job) {
+        return !job.tasks.empty() && filter->Matches(job);
+      });
   if (args.Flag("tree") && !quiet && !ctx.json) {
     std::vector<uint32_t> listed;
     for (uint32_t i : ByCreation(*jobs)) {
       if (filter->Matches((*jobs)[i])) listed.push_back(i);
     }
-    Table table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"});
+    Table table = ListTable(with_tasks);
     const TimePoint now = Now();
     for (const auto& [i, drawn] : TreeOrder(*jobs, listed)) {
       JobSummary row = (*jobs)[i];
       row.id = drawn;
-      AddListRow(table, ctx, row, now);
+      AddListRow(table, ctx, row, now, with_tasks);
     }
     table.Print();
     return kExitOk;
@@ -373,7 +405,7 @@ int CmdList(Context& ctx, const Args& args) {
   // Compact JSON goes out entry by entry; for a terminal it is indented whole.
   const bool stream_json = ctx.json && !ctx.tty;
   Json out = Json::array();
-  Table table({"ID", "STATE", "REASON", "POOL", "ATTEMPT", "AGE", "TITLE"});
+  Table table = ListTable(with_tasks);
   std::string text;
   bool first = true;
   const TimePoint now = Now();
@@ -389,7 +421,7 @@ int CmdList(Context& ctx, const Args& args) {
     } else if (ctx.json) {
       out.push_back(ListJson(job));
     } else {
-      AddListRow(table, ctx, job, now);
+      AddListRow(table, ctx, job, now, with_tasks);
     }
     first = false;
     if (text.size() >= (1 << 16)) {

@@ -1,16 +1,18 @@
 # bash completion for spoolctl: commands, their options, job ids (from
 # `spoolctl list -q`, which reads index.json) and pool names (`spoolctl pools -q`).
 # --root and --config given on the line are passed on, so ids come from that spool.
+# Task ids (ID:INDEX) are left to be typed: bash splits words at ':', and an
+# array's indexes are not listed anywhere cheap.
 
 _spoolctl_options() {
     case "$1" in
-        submit|run) echo "--id --pool --priority --hold --after --json" ;;
+        submit|run) echo "--id --pool --priority --hold --after --array --parallel --max-failed --json" ;;
         wait|status|cancel|start|pause|resume|import) echo "--json" ;;
         list) echo "--state --pool --tag --since --owner --quiet --tree --json" ;;
         logs) echo "--attempt --stderr --follow --events --json" ;;
         pools) echo "--quiet --json" ;;
         results) echo "--name --cat --download --json" ;;
-        rerun) echo "--pool --priority --hold --json" ;;
+        rerun) echo "--failed --pool --priority --hold --json" ;;
         duplicate) echo "-n --count --pool --priority --hold --json" ;;
         export) echo "-o --output --json" ;;
         shutdown) echo "--stop-jobs --wait --json" ;;
@@ -46,7 +48,7 @@ _spoolctl() {
             COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" pools -q 2>/dev/null)" -- "$cur")); return ;;
         --state)
             COMPREPLY=($(compgen -W "queued running succeeded failed cancelled" -- "$cur")); return ;;
-        --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat)
+        --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat|--array|--parallel|--max-failed)
             return ;;
     esac
 

@@ -12,14 +12,16 @@
 // "<id>.d1", "<id>.d2", ... Ids are shortened where the suffix would pass 128.
 //
 // Format. The daemon keeps a job file byte for byte, so a file is submitted
-// unchanged unless something must change in it: --pool, --priority, --hold, or
-// the metadata.derived_from that rerun and duplicate add. Then the job is
-// written as JSON (<id>.json) from the parsed file, whatever its format (TOML
-// dates in metadata become RFC 3339 strings): spool/ has no TOML writer.
+// unchanged unless something must change in it: --pool, --priority, --hold,
+// --after, --array (with --parallel, --max-failed), the metadata.derived_from
+// that rerun and duplicate add, or the indexes rerun --failed picks. Then the
+// job is written as JSON (<id>.json) from the parsed file, whatever its format
+// (TOML dates in metadata become RFC 3339 strings): spool/ has no TOML writer.
 #include <unistd.h>
 
 #include <functional>
 
+#include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "cli/drop.h"
 #include "spool/dropped_file.h"
@@ -46,8 +48,9 @@ struct Overrides {
   bool hold = false;
   std::vector<std::string> after;  // parents that must succeed first
   std::optional<std::string> derived_from;
+  ArrayOptions array;  // the job file's [array] (see cli/array_cli.h)
 
-  bool Any() const { return pool || priority || hold || !after.empty() || derived_from; }
+  bool Any() const { return pool || priority || hold || !after.empty() || derived_from || array.Any(); }
 };
 
 // Where validation takes pools and defaults from (issue 4): the configuration
@@ -146,14 +149,19 @@ Result<Overrides> ParseOverrides(const Args& args) {
       size_t comma = text->find(',', start);
       if (comma == std::string::npos) comma = text->size();
       std::string id = text->substr(start, comma - start);
-      if (!IsValidJobId(id)) {
-        return MakeError("invalid_field", "--after takes job ids separated by commas; \"" +
-                                              PrintableName(id) + "\" is not a job id");
+      // A parent may be a task of an array (SPEC.md section 5).
+      if (!IsValidJobRef(id)) {
+        return MakeError("invalid_field",
+                         "--after takes job ids (or task ids, ID:INDEX) separated by commas; \"" +
+                             PrintableName(id) + "\" is not one");
       }
       ov.after.push_back(std::move(id));
       start = comma + 1;
     }
   }
+  auto array = ParseArrayOptions(args);
+  if (!array.ok()) return array.error();
+  ov.array = std::move(array.value());
   return ov;
 }
 
@@ -170,6 +178,7 @@ void ApplyOverrides(const Overrides& ov, Json& job) {
     if (!job.contains("metadata")) job["metadata"] = Json::object();
     if (job["metadata"].is_object()) job["metadata"]["derived_from"] = *ov.derived_from;
   }
+  ApplyArrayOptions(ov.array, job);
 }
 
 struct Prepared {
@@ -340,12 +349,20 @@ std::string RerunBase(const std::string& id) {
   return id.substr(0, dot);
 }
 
-int SubmitCopies(Context& ctx, const Args& args, const Candidate& candidate, int first, int count) {
+// `failed_indexes`: rerun --failed's, which replace the [array]'s indexes.
+int SubmitCopies(Context& ctx, const Args& args, const Candidate& candidate, int first, int count,
+                 const std::optional<std::string>& failed_indexes = std::nullopt) {
   if (args.positional.size() != 1) return UsageError("give one job id");
   const std::string& source = args.positional[0];
+  if (auto task = ParseTaskId(source)) {
+    // A task has no job file of its own: it runs its array's.
+    return Fail(source + " is a task of array " + task->array + "; copy the array (" + task->array +
+                "), or rerun its failed tasks with spoolctl rerun " + task->array + " --failed");
+  }
   auto ov = ParseOverrides(args);
   if (!ov.ok()) return UsageError(ov.error().message);
   ov->derived_from = source;
+  ov->array.indexes = failed_indexes;
   auto in = ReadJobOf(ctx, source);
   if (!in.ok()) return Fail(in.error().message);
   Settings settings = LoadSettings(ctx);
@@ -396,6 +413,7 @@ Json Effective(const JobSpec& spec, const Settings& settings) {
       {"on_timeout", spec.retry.on_timeout},
       {"exit_codes", spec.retry.exit_codes}};
   e["kill"] = {{"signal", spec.kill.signal_name}, {"grace", FormatDuration(spec.kill.grace)}};
+  if (spec.array) e["array"] = ArrayEffective(*spec.array);
   e["env"] = spec.env;
   e["tags"] = spec.tags;
   e["metadata"] = spec.metadata;
@@ -405,8 +423,9 @@ Json Effective(const JobSpec& spec, const Settings& settings) {
 
 void PrintEffective(const Json& effective) {
   for (const char* key :
-       {"id", "title", "command", "script", "shell", "pool", "pool_checked", "priority", "hold", "cwd",
-        "timeout", "timeout_from", "deadline", "retry", "kill", "env", "tags", "metadata", "settings_from"}) {
+       {"id",       "title", "command", "script",  "shell",        "pool",         "pool_checked",
+        "priority", "hold",  "cwd",     "timeout", "timeout_from", "deadline",     "retry",
+        "kill",     "array", "env",     "tags",    "metadata",     "settings_from"}) {
     if (effective.contains(key)) std::printf("  %-14s %s\n", key, JsonText(effective[key]).c_str());
   }
 }
@@ -450,8 +469,15 @@ int CmdValidate(Context& ctx, const Args& args) {
 
 int CmdRerun(Context& ctx, const Args& args) {
   const std::string base = args.positional.empty() ? "" : RerunBase(args.positional[0]);
+  std::optional<std::string> failed;
+  if (args.Flag("failed")) {
+    if (args.positional.size() != 1) return UsageError("give one array id");
+    auto indexes = FailedIndexesToRerun(ctx, args.positional[0]);
+    if (!indexes.ok()) return Fail("cannot rerun the failed tasks: " + indexes.error().message);
+    failed = *indexes;
+  }
   return SubmitCopies(
-      ctx, args, [&](int n) { return WithSuffix(base, ".r" + std::to_string(n)); }, 2, 1);
+      ctx, args, [&](int n) { return WithSuffix(base, ".r" + std::to_string(n)); }, 2, 1, failed);
 }
 
 int CmdDuplicate(Context& ctx, const Args& args) {

@@ -2,7 +2,8 @@
 // and prints a line per change: elapsed time, id, state, reason, attempt and
 // progress. On a terminal (one job) the line is live: progress rewrites it in
 // place and a new state starts a new line. With --json only the final
-// status.json of each job is printed, one per line.
+// status.json of each job is printed, one per line. An array's line counts
+// its tasks; a task (ID:INDEX) that has not started yet is waited for.
 //
 // Exit code per job: 0 succeeded; the job's exit code when it failed with
 // nonzero_exit; 124 timeout or deadline; 125 cancelled or any other failure; 1
@@ -11,6 +12,7 @@
 // argument order), 0.
 #include <unistd.h>
 
+#include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "spool/fileio.h"
 
@@ -69,6 +71,8 @@ std::string StatePart(const Context& ctx, const Json& st) {
 }
 
 std::string ProgressPart(const Json& st) {
+  // An array's progress is its tasks ending.
+  if (auto tasks = TaskCountsOf(st.value("tasks", Json(nullptr)))) return "  " + TaskCountsText(*tasks);
   const Json& progress = st.value("progress", Json(nullptr));
   if (!progress.is_number()) return "";
   char buf[32];
@@ -122,6 +126,7 @@ class Waiter {
   // No status.json: the file may still wait in incoming/, or have been rejected.
   void NotThereYet(Watch& w) {
     if (PathExists(ctx_.Paths().JobDir(w.id))) return;  // being written
+    if (auto task = ParseTaskId(w.id)) return TaskNotThereYet(w, *task);
     if (std::string file = IncomingFileOf(ctx_, w.id); !file.empty()) {
       if (!w.announced_waiting && !ctx_.json) {
         const bool running = DetectDaemon(ctx_.Paths()).running;
@@ -135,6 +140,22 @@ class Waiter {
     PrintError(MissingJobMessage(ctx_, w.id));
     w.done = true;
     w.code = kExitError;
+  }
+
+  // A task's folder appears when it starts; until then its array tells.
+  void TaskNotThereYet(Watch& w, const TaskRef& task) {
+    TaskLookup where = LookUpTask(ctx_, task);
+    if (where.place == TaskPlace::kNotStarted || where.place == TaskPlace::kArrayWaiting) {
+      if (!w.announced_waiting && !ctx_.json) Show(w, where.message, true);
+      w.announced_waiting = true;
+      return;
+    }
+    if (PathExists(ctx_.Paths().JobDir(w.id))) return;  // started meanwhile
+    EndLiveLine();
+    PrintError(where.message);
+    w.done = true;
+    // One its array ended without starting never will: as good as cancelled.
+    w.code = where.place == TaskPlace::kNeverStarted ? kExitOtherFailure : kExitError;
   }
 
   void Show(const Watch& w, const std::string& text, bool new_line) {
@@ -158,8 +179,13 @@ class Waiter {
 
   // The last lines of the last attempt's stderr, and where the logs are.
   void ExplainFailure(const Watch& w) {
+    if (w.status.is_null()) return;  // a task that never started: said so already
     const Json& attempt = w.status.value("attempt", Json(0));
     std::fprintf(stderr, "%s: %s\n", w.id.c_str(), JsonString(w.status, "message").c_str());
+    if (std::string failed = JsonString(w.status, "failed_indexes"); !failed.empty()) {
+      std::fprintf(stderr, "failed tasks: %s (spoolctl status %s:INDEX; spoolctl rerun %s --failed)\n",
+                   failed.c_str(), w.id.c_str(), w.id.c_str());
+    }
     if (!attempt.is_number_integer() || attempt.get<int>() < 1) return;
     const int n = attempt.get<int>();
     auto text = ReadSmallFile(ctx_.Paths().StderrLog(w.id, n), 64 << 20);
@@ -198,11 +224,17 @@ int WaitForJobs(const Context& ctx, const std::vector<std::string>& ids) { retur
 
 int CmdWait(Context& ctx, const Args& args) {
   if (args.positional.empty()) return UsageError("give one or more job ids");
-  // Unknown ids fail at once; ids still in incoming/ are waited for.
+  // Unknown ids fail at once; ids still in incoming/, and tasks that have not
+  // started, are waited for.
   for (const auto& id : args.positional) {
-    if (!PathExists(ctx.Paths().JobDir(id)) && IncomingFileOf(ctx, id).empty()) {
-      return Fail(MissingJobMessage(ctx, id));
+    if (!IsValidJobRef(id)) return Fail(NotAJobMessage(id));
+    if (PathExists(ctx.Paths().JobDir(id))) continue;
+    if (auto task = ParseTaskId(id)) {
+      if (LookUpTask(ctx, *task).place != TaskPlace::kUnknown) continue;
+    } else if (!IncomingFileOf(ctx, id).empty()) {
+      continue;
     }
+    return Fail(MissingJobMessage(ctx, id));
   }
   return WaitForJobs(ctx, args.positional);
 }
