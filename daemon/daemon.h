@@ -173,6 +173,13 @@ class Daemon {
   // Active jobs whose folder was removed: stopped, nothing more is written for
   // them, and they are forgotten once their attempt has ended.
   std::set<std::string> vanished_;
+  // Whether the folder of `id` is gone: it vanished, or its array's did.
+  bool Gone(const std::string& id) const {
+    if (vanished_.empty()) return false;
+    const size_t colon = id.find(':');
+    return vanished_.count(id) != 0 ||
+           (colon != std::string::npos && vanished_.count(id.substr(0, colon)) != 0);
+  }
   // What our last index write left on disk, to notice at each scan when someone
   // deleted or replaced the file (SPEC.md section 7: it is then rebuilt).
   struct FileStamp {

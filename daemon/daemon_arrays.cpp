@@ -85,6 +85,9 @@ std::optional<Scheduler::Ended> Daemon::EndedTask(const std::string& id) const {
   if (auto status = store_.Load(id); status.ok()) {
     return Scheduler::Ended{status->state, status->reason, !IsTerminal(status->state)};
   }
+  // An array held by the scheduler answered for its tasks already
+  // (TaskOutcome): an index it has not is no task.
+  if (scheduler_.Jobs().count(ref->array) != 0) return std::nullopt;
   std::optional<JobState> array = index_jobs_.StateOf(ref->array);
   if (!array) return std::nullopt;
   if (!IsTerminal(*array)) return Scheduler::Ended{*array, Reason::kNone, /*active=*/true};

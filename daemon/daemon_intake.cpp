@@ -147,6 +147,11 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
       return OkStatus();
     }
   }
+  if (job == nullptr && request.action == ControlAction::kStart && ParseTaskId(request.job)) {
+    return MakeError("invalid_state",
+                     "a task is never held: start applies to its array, " + ParseTaskId(request.job)->array,
+                     "job");
+  }
   if (job == nullptr) {
     if (auto task = EndedTask(request.job); task && !task->active) {
       return MakeError(

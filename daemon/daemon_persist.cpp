@@ -57,7 +57,7 @@ const char* TransitionEvent(JobState from, Reason from_reason, JobState state, R
 
 void Daemon::Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
                    Json extra) {
-  if (vanished_.count(job.id()) != 0) return;  // its folder is gone
+  if (Gone(job.id())) return;  // its folder is gone
   if (auto st =
           store_.AppendEvent(job.status(), {level, event, job.status().attempt, message, std::move(extra)});
       !st.ok()) {
@@ -125,13 +125,13 @@ void Daemon::Persist() {
   for (const auto& id : order) {
     SchedJob* job = scheduler_.Find(id);
     if (job == nullptr) continue;
-    if (vanished_.count(id) != 0) {
+    if (Gone(id)) {
       // Its folder is gone: nothing is written; forgotten once it has ended.
       job->persisted_state = job->state();
       job->persisted_reason = job->reason();
       if (IsTerminal(job->state())) {
         scheduler_.Forget(id);
-        vanished_.erase(id);
+        if (vanished_.erase(id) == 0) continue;  // a task of a vanished array
         jobs_mtime_ = {};  // a folder under its id since then is taken in at the next scan
       }
       continue;
