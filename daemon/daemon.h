@@ -90,6 +90,7 @@ class Daemon {
   // The results items of tasks written in this Persist: their results.json
   // is staged in the batch, not yet on disk, when their array ends with them.
   std::map<std::string, Json> task_results_;
+  std::set<std::string> uncommitted_;  // tasks whose folder could not be made yet
   void ReconcileJobFolders(TimePoint now);
   void MarkDamaged(const std::string& id, const std::string& problem, TimePoint now);
   // Drops a job whose folder is gone; false if it had ended (nothing to stop).

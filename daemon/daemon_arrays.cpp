@@ -13,9 +13,14 @@
 namespace spoold {
 
 void Daemon::CommitNewTasks(TimePoint now) {
-  for (const auto& id : scheduler_.TakeNewTasks()) {
+  for (auto& id : scheduler_.TakeNewTasks()) uncommitted_.insert(std::move(id));
+  for (auto it = uncommitted_.begin(); it != uncommitted_.end();) {
+    const std::string id = *it;
     SchedJob* job = scheduler_.Find(id);
-    if (job == nullptr) continue;
+    if (job == nullptr) {
+      it = uncommitted_.erase(it);
+      continue;
+    }
     JobStatus& s = job->status();
     NewJob folder;
     folder.id = id;
@@ -44,10 +49,15 @@ void Daemon::CommitNewTasks(TimePoint now) {
     taken.started.reset();
     taken.created = now;  // the time of its `accepted` event
     if (auto st = store_.Commit(folder, taken, accepted); !st.ok()) {
-      Trouble("task", "cannot create the folder of task " + id + " (" + st.error().message + ")");
+      // Tried again at each turn; until then the task neither runs nor is
+      // written (StartJobs, Persist).
+      Trouble("task", "cannot create the folder of task " + id + " (" + st.error().message + "); retrying");
+      ++it;
       continue;
     }
     s.seq = taken.seq;
+    it = uncommitted_.erase(it);
+    if (uncommitted_.empty()) TroubleOver("task");
   }
 }
 
@@ -72,11 +82,17 @@ void Daemon::RecoverTasks(const std::string& array, bool ours, TimePoint now) {
       scheduler_.AddEndedTask(array, index, status->state);
       continue;
     }
+    if (!holder->spec().array->PositionOf(index)) {
+      spdlog::error("task {}: array {} has no such index; its folder is left as it is", id, array);
+      continue;
+    }
     status->array = array;
     status->array_index = index;
     TakeIn(scheduler_.TaskSpec(*holder, index), std::move(*status), {}, ours, now);
   }
-  scheduler_.ArrayRecovered(array, now);
+  // An array cancelled before the restart stops what still runs of it.
+  for (const auto& id : scheduler_.ArrayRecovered(array, now))
+    attempts_.Stop(id, Reason::kCancelledByUser, now);
 }
 
 std::optional<Scheduler::Ended> Daemon::EndedTask(const std::string& id) const {
@@ -95,10 +111,16 @@ std::optional<Scheduler::Ended> Daemon::EndedTask(const std::string& id) const {
   // if listed as failed, else cancelled (halted, or with the array).
   auto status = store_.Load(ref->array);
   if (!status.ok() || !status->failed_indexes) return std::nullopt;
+  // Only an index the array has names a task of it.
+  auto file = store_.ReadJobFile(ref->array, static_cast<size_t>(config_.max_job_file_size));
+  auto doc = file.ok() ? ParseDocument(file->second, file->first) : Result<Document>(file.error());
+  auto spec = doc.ok() ? RevalidateJobSpec(*doc, ref->array, config_) : Result<JobSpec>(doc.error());
+  if (!spec.ok() || !spec->array || !spec->array->PositionOf(ref->index)) return std::nullopt;
   if (!status->failed_indexes->empty()) {
     if (auto failed = ParseIndexes(*status->failed_indexes); failed.ok()) {
       ArraySpec listed;
       listed.ranges = std::move(*failed);
+      listed.Seal();
       if (listed.PositionOf(ref->index)) return Scheduler::Ended{JobState::kFailed, Reason::kDeadline};
     }
   }

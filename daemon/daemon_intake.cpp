@@ -153,7 +153,9 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
                      "job");
   }
   if (job == nullptr) {
-    if (auto task = EndedTask(request.job); task && !task->active) {
+    auto task = scheduler_.TaskOutcome(request.job);
+    if (!task) task = EndedTask(request.job);
+    if (task && !task->active) {
       return MakeError(
           "invalid_state",
           "task " + request.job + " has ended (" + StateName(task->state) + "); nothing to " + action, "job");
@@ -303,7 +305,13 @@ void Daemon::StartJobs(TimePoint now) {
   if (!attempts_.MayStart(now)) return;
   const std::vector<std::string> started = scheduler_.TakeStartable(now);
   CommitNewTasks(now);  // a task's first start makes its folder
-  for (const auto& id : started) Launch(id, now);
+  for (const auto& id : started) {
+    if (uncommitted_.count(id) != 0) {
+      scheduler_.AttemptNotStarted(id, "its folder cannot be made", now);
+      continue;
+    }
+    Launch(id, now);
+  }
 }
 
 void Daemon::Launch(const std::string& id, TimePoint now) {

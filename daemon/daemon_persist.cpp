@@ -136,6 +136,10 @@ void Daemon::Persist() {
       }
       continue;
     }
+    if (uncommitted_.count(id) != 0) {
+      unwritten_.insert(id);  // its folder first (CommitNewTasks)
+      continue;
+    }
     RecordTransition(*job);
     const bool terminal = IsTerminal(job->state());
     // results.json comes before the terminal status, so whoever sees the job

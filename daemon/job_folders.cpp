@@ -57,6 +57,11 @@ void Daemon::Recover(TimePoint now) {
       MarkDamaged(id, status.error().message, now);
       continue;
     }
+    if (status->array) {
+      // A task's status in a job folder of its own: not written by spoold.
+      MarkDamaged(id, "status.json is a task's (array " + *status->array + "), not a job's", now);
+      continue;
+    }
     if (IsTerminal(status->state)) {
       SetIndexEntry(id, *status);
       if (file) index_jobs_.SetFileId(id, *file);
@@ -174,6 +179,11 @@ void Daemon::ReconcileJobFolders(TimePoint now) {
       spdlog::info("job {}: its status.json can be read again; taking it in", id);
     } else {
       spdlog::info("job {} appeared in {}; taking it in", id, paths_.Jobs());
+    }
+    if (status->array) {
+      // A task's status in a job folder of its own: not written by spoold.
+      MarkDamaged(id, "status.json is a task's (array " + *status->array + "), not a job's", now);
+      continue;
     }
     if (IsTerminal(status->state)) {
       SetIndexEntry(id, *status);

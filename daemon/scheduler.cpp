@@ -276,6 +276,12 @@ std::optional<TimePoint> Scheduler::DeadlineOf(const SchedJob& job) const {
 }
 
 void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now) {
+  // An array that ends before all its tasks started (a parent's end, a
+  // missing parent, a deadline, a cancel) ends those with it.
+  if (auto run = arrays_.find(job.id()); run != arrays_.end() && Unstarted(job, run->second) > 0) {
+    EndPending(job, run->second, state == JobState::kFailed ? JobState::kFailed : JobState::kCancelled,
+               reason, now);
+  }
   Dequeue(job);
   job.status().finished = now;
   job.status().next_attempt_at.reset();

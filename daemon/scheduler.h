@@ -186,8 +186,9 @@ class Scheduler {
   // terminal), or one to take back (Add), found in the array's folder.
   void AddEndedTask(const std::string& array, int64_t index, JobState state);
   // Once every task folder of a recovered array was seen: its counts are
-  // whole, and it starts tasks again or ends.
-  void ArrayRecovered(const std::string& array, TimePoint now);
+  // whole, and it starts tasks again or ends. Returns the running tasks the
+  // daemon must stop (an array cancelled before the restart).
+  std::vector<std::string> ArrayRecovered(const std::string& array, TimePoint now);
   // What is known of task `id` of an array held here: nullopt when the id
   // is no such task.
   std::optional<Ended> TaskOutcome(const std::string& id) const;
@@ -233,7 +234,10 @@ class Scheduler {
   // Ends the tasks not started: state, reason (array_halted, cancelled_by_user, deadline).
   void EndPending(SchedJob& array, ArrayRun& run, JobState state, Reason reason, TimePoint now);
   void MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now);
-  void RefreshArray(const std::string& id, TimePoint now);
+  // `exact`: failed_indexes written whatever its length (the array ends).
+  void RefreshArray(const std::string& id, TimePoint now, bool exact = false);
+  std::string FailedIndexes(const SchedJob& array, const ArrayRun& run) const;
+  uint64_t Unstarted(const SchedJob& array, const ArrayRun& run) const;
   Status CancelArray(SchedJob& array, TimePoint now, std::vector<std::string>* to_stop);
   Status CancelPendingTask(const std::string& id, TimePoint now);
   void Finish(SchedJob& job, JobState state, Reason reason, std::string message, TimePoint now);
@@ -270,6 +274,10 @@ class Scheduler {
     uint64_t rest_count = 0;  // how many of them
     uint64_t rest_from = 0;   // the first position they count from
     bool cancelling = false;  // the array was cancelled: it ends cancelled
+    // failed_indexes as last written, for how many failed tasks, and when:
+    // a long list is written again at most once a second while tasks run.
+    uint64_t failed_shown = 0;
+    TimePoint failed_shown_at{};
   };
   std::map<std::string, ArrayRun> arrays_;
   std::vector<std::string> new_tasks_;

@@ -60,11 +60,20 @@ void Scheduler::BeginAttempt(SchedJob& job, TimePoint now) {
            now);
 }
 
+uint64_t Scheduler::Unstarted(const SchedJob& array, const ArrayRun& run) const {
+  if (run.rest) return 0;
+  return array.spec().array->count - run.next - run.early.size();
+}
+
 bool Scheduler::MayStartTask(const SchedJob& array, const ArrayRun& run) const {
-  if (run.rest || run.cancelling || IsTerminal(array.state())) return false;
-  const ArraySpec& spec = *array.spec().array;
-  if (run.next + run.early.size() >= spec.count) return false;  // none left to start
-  return spec.parallel == 0 || run.active.size() < static_cast<uint64_t>(spec.parallel);
+  if (run.cancelling || IsTerminal(array.state()) || Unstarted(array, run) == 0) return false;
+  // parallel 0: the pool's workers. A task waiting to retry keeps its place.
+  int64_t limit = array.spec().array->parallel;
+  if (limit == 0) {
+    auto pool = pools_.find(array.pool());
+    limit = pool == pools_.end() ? 0 : pool->second.config.workers;
+  }
+  return run.active.size() < static_cast<uint64_t>(limit);
 }
 
 SchedJob& Scheduler::MakeTask(SchedJob& array, ArrayRun& run, uint64_t position, TimePoint now) {
@@ -93,7 +102,8 @@ SchedJob& Scheduler::MakeTask(SchedJob& array, ArrayRun& run, uint64_t position,
   SchedJob& task = it->second;
   task.id_ = &it->first;
   task.kept = KeptSpec(TaskSpec(array, index));
-  task.arrival = next_arrival_++;
+  // Its place in the queue (a retry, an interruption) is its array's.
+  task.arrival = array.arrival;
   if (auto deadline = DeadlineOf(task)) deadlines_.emplace(*deadline, id);
   run.active.insert(id);
   new_tasks_.push_back(id);
@@ -156,12 +166,12 @@ void Scheduler::EndPending(SchedJob& array, ArrayRun& run, JobState state, Reaso
   if (run.rest) return;
   const ArraySpec& spec = *array.spec().array;
   uint64_t n = 0;
-  ForEachFrom(spec, run.next, [&](uint64_t position, int64_t index) {
-    if (run.early.count(position) != 0) return;
-    ++n;
-    if (state == JobState::kFailed) run.failed.insert(index);
-  });
+  ForEachFrom(spec, run.next,
+              [&](uint64_t position, int64_t) { n += run.early.count(position) == 0 ? 1 : 0; });
   run.rest = std::make_pair(state, reason);
+  // Said in the array's status, so that a restarted daemon starts none of them.
+  array.status().halted_by = reason;
+  changed_.insert(array.id());
   run.rest_count = n;
   run.rest_from = run.next;
   if (auto rit = ready_.find(array.pool()); rit != ready_.end()) rit->second.erase(KeyOf(array));
@@ -178,11 +188,10 @@ void Scheduler::EndPending(SchedJob& array, ArrayRun& run, JobState state, Reaso
 }
 
 void Scheduler::MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now) {
-  if (IsTerminal(array.state()) || !run.active.empty()) return;
+  if (IsTerminal(array.state()) || !run.active.empty() || Unstarted(array, run) > 0) return;
   const ArraySpec& spec = *array.spec().array;
-  if (!run.rest && run.next + run.early.size() < spec.count) return;  // tasks left to start
   if (array.state() == JobState::kQueued) --PoolOf(array).queued;
-  RefreshArray(array.id(), now);
+  RefreshArray(array.id(), now, /*exact=*/true);
   const TaskCounts& c = *array.status().tasks;
   std::string halted;
   if (run.rest && run.rest->second == Reason::kArrayHalted) {
@@ -196,8 +205,8 @@ void Scheduler::MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now) {
         now);
   } else if (c.failed > 0) {
     Finish(array, JobState::kFailed, Reason::kTasksFailed,
-           std::to_string(c.failed) + " of " + Tasks(c.total) + " failed (" + *array.status().failed_indexes +
-               ")" + halted,
+           std::to_string(c.failed) + " of " + Tasks(c.total) + " failed (" +
+               array.status().failed_indexes.value_or("") + ")" + halted,
            now);
   } else {
     Finish(array, JobState::kSucceeded, Reason::kNone,
@@ -208,11 +217,22 @@ void Scheduler::MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now) {
   }
 }
 
-void Scheduler::RefreshArray(const std::string& id, TimePoint now) {
+std::string Scheduler::FailedIndexes(const SchedJob& array, const ArrayRun& run) const {
+  std::vector<int64_t> failed(run.failed.begin(), run.failed.end());
+  // Tasks not started that a deadline failed come after every started one.
+  if (run.rest && run.rest->first == JobState::kFailed) {
+    ForEachFrom(*array.spec().array, run.rest_from, [&](uint64_t position, int64_t index) {
+      if (run.early.count(position) == 0) failed.push_back(index);
+    });
+  }
+  return FormatIndexes(failed);
+}
+
+void Scheduler::RefreshArray(const std::string& id, TimePoint now, bool exact) {
   auto it = arrays_.find(id);
   SchedJob* array = Find(id);
   if (it == arrays_.end() || array == nullptr) return;
-  const ArrayRun& run = it->second;
+  ArrayRun& run = it->second;
   TaskCounts c;
   c.total = array->spec().array->count;
   for (const auto& task : run.active) {
@@ -221,12 +241,21 @@ void Scheduler::RefreshArray(const std::string& id, TimePoint now) {
   c.succeeded = run.succeeded;
   c.failed = run.failed.size();
   c.cancelled = run.cancelled.size();
-  if (run.rest && run.rest->first == JobState::kCancelled) c.cancelled += run.rest_count;
-  c.queued = c.total - c.running - c.Ended();
+  if (run.rest) (run.rest->first == JobState::kFailed ? c.failed : c.cancelled) += run.rest_count;
+  c.queued = c.total - std::min(c.total, c.running + c.Ended());
   JobStatus& s = array->status();
+  // A long list of failed indexes costs its length at each write: while the
+  // array runs it is rebuilt at most once a second.
+  constexpr uint64_t kShortList = 1000;
+  if (c.failed != run.failed_shown &&
+      (exact || c.failed <= kShortList || now - run.failed_shown_at >= std::chrono::seconds(1))) {
+    s.failed_indexes = FailedIndexes(*array, run);
+    run.failed_shown = c.failed;
+    run.failed_shown_at = now;
+    changed_.insert(id);
+  }
   if (s.tasks == c) return;
   s.tasks = c;
-  s.failed_indexes = FormatIndexes(std::vector<int64_t>(run.failed.begin(), run.failed.end()));
   s.progress = std::round(1000.0 * static_cast<double>(c.Ended()) / static_cast<double>(c.total)) / 10.0;
   if (s.state == JobState::kRunning) {
     s.message = run.cancelling
@@ -328,9 +357,10 @@ void Scheduler::AddEndedTask(const std::string& array, int64_t index, JobState s
   }
 }
 
-void Scheduler::ArrayRecovered(const std::string& id, TimePoint now) {
+std::vector<std::string> Scheduler::ArrayRecovered(const std::string& id, TimePoint now) {
+  std::vector<std::string> to_stop;
   auto it = arrays_.find(id);
-  if (it == arrays_.end()) return;
+  if (it == arrays_.end()) return to_stop;
   ArrayRun& run = it->second;
   SchedJob& array = jobs_.at(id);
   // The started tasks are the positions with a folder: the first run of them
@@ -339,21 +369,36 @@ void Scheduler::ArrayRecovered(const std::string& id, TimePoint now) {
     run.early.erase(run.early.begin());
     ++run.next;
   }
-  // What the array's last status said and its folders do not: tasks not
-  // started that had ended (halted, or the array cancelled while tasks still ran).
-  const uint64_t said_cancelled = array.status().tasks ? array.status().tasks->cancelled : 0;
+  // Why no more tasks were to start, as its status said; else, a halt its
+  // folders show (a crash before the status said so).
+  const Reason halted = array.status().halted_by;
   const int64_t max_failed = array.spec().array->max_failed;
-  if (max_failed > 0 && run.failed.size() >= static_cast<uint64_t>(max_failed)) {
+  if (halted != Reason::kNone) {
+    run.cancelling = halted == Reason::kCancelledByUser;
+    EndPending(array, run, halted == Reason::kDeadline ? JobState::kFailed : JobState::kCancelled, halted,
+               now);
+  } else if (max_failed > 0 && run.failed.size() >= static_cast<uint64_t>(max_failed)) {
     EndPending(array, run, JobState::kCancelled, Reason::kArrayHalted, now);
-  } else if (said_cancelled > run.cancelled.size() && array.state() == JobState::kRunning) {
-    run.cancelling = true;
-    EndPending(array, run, JobState::kCancelled, Reason::kCancelledByUser, now);
+  }
+  if (run.cancelling) {
+    for (const auto& task_id : std::set<std::string>(run.active)) {
+      SchedJob& task = jobs_.at(task_id);
+      if (task.state() == JobState::kRunning) {
+        cancel_requested_.insert(task_id);
+        to_stop.push_back(task_id);
+      } else if (!IsTerminal(task.state())) {
+        --PoolOf(task).queued;
+        Finish(task, JobState::kCancelled, Reason::kCancelledByUser,
+               "cancelled with its array " + QueuedSoFar(task.status()), now);
+      }
+    }
   }
   dirty_arrays_[id] = now;
   MaybeEndArray(array, run, now);
   if (array.state() == JobState::kRunning && MayStartTask(array, run)) {
     ready_[array.pool()].insert(KeyOf(array));
   }
+  return to_stop;
 }
 
 }  // namespace spoold

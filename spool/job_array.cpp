@@ -43,24 +43,32 @@ Result<int64_t> Limit(const Document& doc, const Json& table, const char* key) {
 
 }  // namespace
 
-int64_t ArraySpec::IndexAt(uint64_t position) const {
+void ArraySpec::Seal() {
+  starts.clear();
+  starts.reserve(ranges.size());
+  count = 0;
   for (const auto& r : ranges) {
-    const uint64_t n = r.Count();
-    if (position < n) return r.first + static_cast<int64_t>(position) * r.step;
-    position -= n;
+    starts.push_back(count);
+    count += r.Count();
   }
-  SPOOLD_CHECK(false);
-  return -1;
+}
+
+int64_t ArraySpec::IndexAt(uint64_t position) const {
+  SPOOLD_CHECK(position < count && starts.size() == ranges.size());
+  // The last range that starts at or before `position`.
+  const size_t i =
+      static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), position) - starts.begin()) - 1;
+  return ranges[i].first + static_cast<int64_t>(position - starts[i]) * ranges[i].step;
 }
 
 std::optional<uint64_t> ArraySpec::PositionOf(int64_t index) const {
+  SPOOLD_CHECK(starts.size() == ranges.size());
   // The first range that does not end before `index`: ranges ascend.
   auto it = std::lower_bound(ranges.begin(), ranges.end(), index,
                              [](const IndexRange& r, int64_t i) { return r.last < i; });
   if (it == ranges.end() || index < it->first || (index - it->first) % it->step != 0) return std::nullopt;
-  uint64_t before = 0;
-  for (auto r = ranges.begin(); r != it; ++r) before += r->Count();
-  return before + static_cast<uint64_t>((index - it->first) / it->step);
+  return starts[static_cast<size_t>(it - ranges.begin())] +
+         static_cast<uint64_t>((index - it->first) / it->step);
 }
 
 const std::string* ArraySpec::ItemOf(int64_t index) const {
@@ -180,7 +188,7 @@ Result<ArraySpec> ValidateArray(const Document& doc, const Json& value) {
     return MakeError("missing_field", "array needs indexes (such as \"0-99\") or items", "array.indexes",
                      pos.line, pos.column);
   }
-  for (const auto& r : spec.ranges) spec.count += r.Count();
+  spec.Seal();
   auto parallel = Limit(doc, value, "parallel");
   if (!parallel.ok()) return parallel.error();
   spec.parallel = *parallel;

@@ -37,9 +37,14 @@ struct ArraySpec {
   std::vector<std::string> items;  // empty unless the file gives items
   int64_t parallel = 0;            // 0: the pool's workers
   int64_t max_failed = 0;          // 0: never halts
-  uint64_t count = 0;              // tasks in all
+  uint64_t count = 0;              // tasks in all (Seal)
+  std::vector<uint64_t> starts;    // the position of each range's first task (Seal)
 
-  // The index of the task at `position` (0 .. count-1), in start order.
+  // Computes count and starts from ranges: once they are set.
+  void Seal();
+
+  // The index of the task at `position` (0 .. count-1), in start order;
+  // O(log ranges), like PositionOf.
   int64_t IndexAt(uint64_t position) const;
   // The position of task `index`, if the array has it.
   std::optional<uint64_t> PositionOf(int64_t index) const;

@@ -241,6 +241,7 @@ Json StatusToJson(const JobStatus& s) {
               {"waiting_on", s.waiting_on},
               {"tasks", s.tasks ? TaskCountsJson(*s.tasks) : Json(nullptr)},
               {"failed_indexes", Nullable(s.failed_indexes)},
+              {"halted_by", ReasonJson(s.halted_by)},
               {"array", Nullable(s.array)},
               {"array_index", Nullable(s.array_index)},
               {"attempts", std::move(attempts)}};
@@ -317,6 +318,7 @@ Result<JobStatus> StatusFromJson(const Json& json) {
     s.tasks = c;
   }
   s.failed_indexes = r.Opt<std::string>("failed_indexes");
+  s.halted_by = r.ReasonField("halted_by");
   s.array = r.Opt<std::string>("array");
   s.array_index = r.Opt<int64_t>("array_index");
   if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {

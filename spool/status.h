@@ -132,6 +132,9 @@ struct JobStatus {
   // An array: its tasks by state, and the failed ones as ranges ("3,7-9").
   std::optional<TaskCounts> tasks;
   std::optional<std::string> failed_indexes;
+  // Why an array's tasks not started yet will not start (halted by
+  // max_failed, cancelled, deadline, ...); kNone while they may.
+  Reason halted_by = Reason::kNone;
   // A task: the array it belongs to, and its index there.
   std::optional<std::string> array;
   std::optional<int64_t> array_index;

@@ -28,7 +28,7 @@ JobSpec ArrayJob(const std::string& id, const std::string& indexes, int64_t para
   REQUIRE(ranges.ok());
   auto array = std::make_shared<ArraySpec>();
   array->ranges = *ranges;
-  for (const auto& r : array->ranges) array->count += r.Count();
+  array->Seal();
   array->parallel = parallel;
   array->max_failed = max_failed;
   spec.array = array;
@@ -47,6 +47,21 @@ TaskCounts Counts(Scheduler& s, const std::string& id) {
   (void)s.TakeChanged();  // the counts are brought up to date once a turn
   REQUIRE(St(s, id).tasks.has_value());
   return *St(s, id).tasks;
+}
+
+// A task found running at recovery, after Add of its array.
+void AddRunningTask(Scheduler& s, const JobSpec& spec, const std::string& array, int64_t index) {
+  JobStatus task = AcceptedStatus(TaskId(array, index), spec, "", -1, Reason::kInQueue, kT0);
+  task.array = array;
+  task.array_index = index;
+  task.state = JobState::kRunning;
+  task.reason = Reason::kNone;
+  task.attempt = 1;
+  AttemptRecord record;
+  record.attempt = 1;
+  record.started = kT0;
+  task.attempts.push_back(record);
+  s.Add(s.TaskSpec(*s.Find(array), index), task);
 }
 
 void End(Scheduler& s, const std::string& id, int code, TimePoint now) {
@@ -274,17 +289,7 @@ TEST_CASE("array: recovery rebuilds the counts from the task folders and goes on
   s.AddEndedTask("rec", 0, JobState::kSucceeded);
   s.AddEndedTask("rec", 1, JobState::kFailed);
   s.AddEndedTask("rec", 4, JobState::kCancelled);
-  JobStatus task = AcceptedStatus("rec:2", spec, "", -1, Reason::kInQueue, kT0);
-  task.array = "rec";
-  task.array_index = 2;
-  task.state = JobState::kRunning;
-  task.reason = Reason::kNone;
-  task.attempt = 1;
-  AttemptRecord record;
-  record.attempt = 1;
-  record.started = kT0;
-  task.attempts.push_back(record);
-  s.Add(s.TaskSpec(*s.Find("rec"), 2), task);
+  AddRunningTask(s, spec, "rec", 2);
   s.ArrayRecovered("rec", kT0 + 1s);
   CHECK(s.TakeStartable(kT0 + 1s) == std::vector<std::string>{"rec:3"});
   TaskCounts c = Counts(s, "rec");
@@ -298,4 +303,57 @@ TEST_CASE("array: recovery rebuilds the counts from the task folders and goes on
   End(s, "rec:5", 0, kT0 + 3s);
   CHECK(St(s, "rec").state == JobState::kFailed);
   CHECK(St(s, "rec").failed_indexes == "1");
+}
+
+TEST_CASE("array: an array ended by its parent ends its tasks, and the jobs waiting for them") {
+  Scheduler s(TestConfig(/*workers=*/1));
+  Submit(s, Plain("parent"), kT0);
+  JobSpec arr = ArrayJob("arr", "0-4");
+  arr.after = {{"parent", AfterOn::kSuccess}};
+  Submit(s, arr, kT0);
+  Submit(s, Plain("on_task", {{"arr:2", AfterOn::kAny}}), kT0);
+  REQUIRE(s.TakeStartable(kT0) == std::vector<std::string>{"parent"});
+  End(s, "parent", 1, kT0 + 1s);
+  CHECK(St(s, "arr").state == JobState::kCancelled);
+  CHECK(St(s, "arr").reason == Reason::kDependencyFailed);
+  CHECK(St(s, "arr").halted_by == Reason::kDependencyFailed);
+  CHECK(Counts(s, "arr").cancelled == 5);
+  // Its task ended with it: `any` holds, and nothing waits on.
+  CHECK(St(s, "on_task").reason == Reason::kInQueue);
+  std::vector<std::string> stop;
+  CHECK(s.Cancel("arr:3", kT0 + 2s, &stop).error().code == "invalid_field");
+}
+
+TEST_CASE("array: parallel 0 is the pool's workers, tasks waiting to retry included") {
+  Scheduler s(TestConfig(/*workers=*/2));
+  JobSpec spec = ArrayJob("z", "0-9");
+  spec.retry.attempts = 1;
+  spec.retry.delay = 10s;
+  Submit(s, spec, kT0);
+  REQUIRE(s.TakeStartable(kT0) == std::vector<std::string>{"z:0", "z:1"});
+  End(s, "z:0", 1, kT0);
+  End(s, "z:1", 1, kT0);
+  // Both wait to retry and hold the two places: no new task starts, however
+  // many turns pass.
+  CHECK(s.TakeStartable(kT0 + 1s).empty());
+  CHECK(s.TakeStartable(kT0 + 2s).empty());
+  (void)s.Tick(kT0 + 10s);
+  CHECK(s.TakeStartable(kT0 + 10s) == std::vector<std::string>{"z:0", "z:1"});
+}
+
+TEST_CASE("array: a restart after a cancel starts none of the rest and stops what runs") {
+  Scheduler s(TestConfig(/*workers=*/2));
+  JobSpec spec = ArrayJob("gone", "0-5", /*parallel=*/2);
+  JobStatus status = AcceptedStatus("gone", spec, "", -1, Reason::kInQueue, kT0);
+  status.state = JobState::kRunning;
+  status.reason = Reason::kNone;
+  status.halted_by = Reason::kCancelledByUser;
+  s.Add(spec, status);
+  s.AddEndedTask("gone", 0, JobState::kCancelled);
+  AddRunningTask(s, spec, "gone", 1);
+  CHECK(s.ArrayRecovered("gone", kT0 + 1s) == std::vector<std::string>{"gone:1"});
+  CHECK(s.TakeStartable(kT0 + 1s).empty());
+  s.AttemptEnded("gone:1", Cause(Reason::kCancelledByUser), kT0 + 2s);
+  CHECK(St(s, "gone").state == JobState::kCancelled);
+  CHECK(Counts(s, "gone").cancelled == 6);
 }
