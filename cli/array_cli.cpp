@@ -164,6 +164,13 @@ TaskLookup LookUpTask(const Context& ctx, const TaskRef& task) {
                                      " tasks)"};
   }
   const std::string state = StateText(*status);
+  // How the tasks not started ended, once the array said so (halted_by).
+  const std::string halted = JsonString(*status, "halted_by");
+  if (!halted.empty()) {
+    const bool failed = halted == "deadline";
+    return {TaskPlace::kNeverStarted, "task " + id + " never started: " + (failed ? "failed" : "cancelled") +
+                                          " (" + halted + ") with array " + array + ", which is " + state};
+  }
   if (IsTerminalStateName(JsonString(*status, "state"))) {
     return {TaskPlace::kNeverStarted, "task " + id + " never started: array " + array + " ended " + state};
   }

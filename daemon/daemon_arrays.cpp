@@ -25,6 +25,7 @@ void Daemon::CommitNewTasks(TimePoint now) {
     NewJob folder;
     folder.id = id;
     folder.task = true;
+    folder.accepted_at = now;
     if (::geteuid() == 0 && s.owner_uid > 0) {
       // Like its array's folder: results/ and progress are the owner's.
       auto user = User(static_cast<uid_t>(s.owner_uid), now);
@@ -47,7 +48,6 @@ void Daemon::CommitNewTasks(TimePoint now) {
     taken.attempts.clear();
     taken.attempt = 0;
     taken.started.reset();
-    taken.created = now;  // the time of its `accepted` event
     if (auto st = store_.Commit(folder, taken, accepted); !st.ok()) {
       // Tried again at each turn; until then the task neither runs nor is
       // written (StartJobs, Persist).

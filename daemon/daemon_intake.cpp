@@ -147,7 +147,8 @@ Status Daemon::ApplyControl(const ControlRequest& request, const std::string& na
       return OkStatus();
     }
   }
-  if (job == nullptr && request.action == ControlAction::kStart && ParseTaskId(request.job)) {
+  if (job == nullptr && request.action == ControlAction::kStart && ParseTaskId(request.job) &&
+      (scheduler_.TaskOutcome(request.job) || EndedTask(request.job))) {
     return MakeError("invalid_state",
                      "a task is never held: start applies to its array, " + ParseTaskId(request.job)->array,
                      "job");

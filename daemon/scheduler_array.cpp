@@ -194,9 +194,9 @@ void Scheduler::MaybeEndArray(SchedJob& array, ArrayRun& run, TimePoint now) {
   RefreshArray(array.id(), now, /*exact=*/true);
   const TaskCounts& c = *array.status().tasks;
   std::string halted;
-  if (run.rest && run.rest->second == Reason::kArrayHalted) {
-    halted = "; halted after " + Tasks(run.failed.size()) + " failed (array.max_failed " +
-             std::to_string(spec.max_failed) + "), " + Tasks(run.rest_count) + " never started";
+  if (run.rest && run.rest->second == Reason::kArrayHalted && run.rest_count > 0) {
+    halted = "; halted once " + Tasks(static_cast<uint64_t>(spec.max_failed)) +
+             " had failed (array.max_failed), " + Tasks(run.rest_count) + " never started";
   }
   if (run.cancelling) {
     Finish(

@@ -299,7 +299,13 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
   JobStatus status = AcceptedStatus(id, *spec, owner.name, file->uid, *reason, now);
 
   out.text = bytes;
-  NewJob job{id, format, std::move(bytes), spec->script, file->uid, owner.gid};
+  NewJob job;
+  job.id = id;
+  job.format = format;
+  job.bytes = std::move(bytes);
+  job.script = spec->script;
+  job.owner_uid = file->uid;
+  job.owner_gid = owner.gid;
   job.array = spec->array != nullptr;
   Event accepted{Level::kInfo, "accepted", 0, "accepted from incoming/" + SanitizeUtf8(name),
                  {{"state", StateName(status.state)},

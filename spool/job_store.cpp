@@ -83,7 +83,9 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
     }
   }
   ++status.seq;
-  if (auto st = WriteNewFile(tmp + "/events.jsonl", EventLine(accepted, status.seq, status.created), 0644, batch_);
+  if (auto st = WriteNewFile(tmp + "/events.jsonl",
+                             EventLine(accepted, status.seq, job.accepted_at.value_or(status.created)), 0644,
+                             batch_);
       !st.ok()) {
     return fail(st);
   }

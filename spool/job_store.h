@@ -37,6 +37,9 @@ struct NewJob {
   // has no job file and no script, its array's are used (SPEC.md section 5).
   bool array = false;
   bool task = false;
+  // When the `accepted` event happened, if not at the status's `created` (a
+  // task's is its array's).
+  std::optional<TimePoint> accepted_at;
 };
 
 struct AttemptLogs {

@@ -33,7 +33,8 @@ def status(job_id, state, reason=None, **fields):
           "pid": None, "next_attempt_at": None, "created": TIME, "started": None,
           "finished": TIME if state in ("succeeded", "failed", "cancelled") else None,
           "updated": TIME, "interruptions": 0, "after": [], "waiting_on": [], "tasks": None,
-          "failed_indexes": None, "array": None, "array_index": None, "attempts": []}
+          "failed_indexes": None, "halted_by": None, "array": None, "array_index": None,
+          "attempts": []}
     st.update(fields)
     return st
 
@@ -280,10 +281,11 @@ class ArraysCliTest(SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         # A task its ended array never started will not run: as good as cancelled.
         self.put_job(spool, "halted", 'command = ["true"]\n[array]\nindexes = "0-2"\nmax_failed = 1\n',
                      status("halted", "failed", "tasks_failed", tasks=counts(3, failed=1, cancelled=2),
-                            failed_indexes="0"),
+                            failed_indexes="0", halted_by="array_halted"),
                      [task_status("halted", 0, "failed", "nonzero_exit")])
         proc = self.ctl(spool, "wait", "halted:2", expect=125)
-        self.assertIn("task halted:2 never started: array halted ended failed (tasks_failed)", proc.err)
+        self.assertIn("task halted:2 never started: cancelled (array_halted) with array halted, which is "
+                      "failed (tasks_failed)", proc.err)
         # A task not started yet is waited for until its folder says it ended.
         argv = [spoolctl_bin(), "--root", spool.root, "wait", "live:20"]
         waiter = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())

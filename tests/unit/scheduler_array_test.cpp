@@ -135,7 +135,7 @@ TEST_CASE("array: max_failed halts the tasks not started; running ones run to th
   CHECK(St(s, "m").state == JobState::kFailed);
   CHECK(St(s, "m").reason == Reason::kTasksFailed);
   CHECK(St(s, "m").failed_indexes == "0-1,3");
-  CHECK(St(s, "m").message.find("halted after 3 tasks failed") != std::string::npos);
+  CHECK(St(s, "m").message.find("halted once 2 tasks had failed (array.max_failed), 6 tasks never started") != std::string::npos);
   auto halted = s.TaskOutcome("m:7");
   REQUIRE(halted);
   CHECK(halted->state == JobState::kCancelled);
