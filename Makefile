@@ -130,6 +130,16 @@ bench-deps: deps
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoold-exec
 	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/deps.py
 
+# What a job array of 100,000 tasks costs: intake time, files and bytes written,
+# index.json's growth, the daemon's RSS held and running 8 at a time, and a
+# cancel (bench/arrays.py; BENCH_ARRAYS_N, BENCH_ARRAYS_PARALLEL,
+# BENCH_ARRAYS_RUN_S, BENCH_ARRAYS_ROUNDS).
+.PHONY: bench-arrays
+bench-arrays: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target spoold spoold-exec
+	SPOOLD=$(BENCH_BUILD)/spoold python3 bench/arrays.py
+
 # How long a restarted spoold takes to re-adopt 1,000 running attempts, and to
 # stop them with a shutdown (bench/adopt.py; BENCH_ADOPT_N, BENCH_ADOPT_ROUNDS).
 .PHONY: bench-adopt

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import unittest
 
-from harness import SpoolTestMixin, cannot_run, slurm_start_log_tail
+from harness import SpoolTestMixin, cannot_run, parse_time, read_json, slurm_start_log_tail
 
 PARTITION = os.environ.get("SLURM_LOCAL_PARTITION", "debug")
 
@@ -127,6 +127,69 @@ class SlurmTest(SpoolTestMixin, unittest.TestCase):
         with open(os.path.join(spool.job_dir("survivor"), "results", "runs")) as f:
             self.assertEqual(f.read(), "run\n", "the job ran more than once")
         self.assertIn("recovered", [e["event"] for e in spool.events("survivor")])
+
+    def test_an_array_runs_each_task_as_its_own_slurm_job_at_most_parallel_at_once(self):
+        # spoold, not Slurm, decides when a task starts (SPEC.md section 5):
+        # each task is one sbatch, submitted when spoold starts the task.
+        spool = self.slurm_spool()
+        gate = os.path.join(spool.base, "gate")
+        os.mkdir(gate)
+        # Tasks 0 and 1 wait for each other (both ran at once); task 2 may
+        # start only when one of them has ended (parallel = 2).
+        script = ('echo "$SPOOLD_JOB_ID $SPOOLD_ARRAY_INDEX $SPOOLD_ARRAY_COUNT" > "$SPOOLD_RESULTS_DIR/who"\n'
+                  'if [ "$SPOOLD_ARRAY_INDEX" -lt 2 ]; then\n'
+                  '  : > "$GATE/$SPOOLD_ARRAY_INDEX"; n=0\n'
+                  '  until [ -e "$GATE/0" ] && [ -e "$GATE/1" ]; do\n'
+                  '    n=$((n+1)); [ $n -lt 1200 ] || exit 9; sleep 0.05\n'
+                  '  done\n'
+                  'fi\n')
+        spool.drop_job("sweep", pool="cluster", script=script, env={"GATE": gate},
+                       array={"indexes": "0-2", "parallel": 2})
+        st = spool.wait_terminal("sweep", timeout=120)
+        self.assertEqual((st["state"], st["reason"]), ("succeeded", None), st)
+        self.assertEqual(st["tasks"], {"total": 3, "queued": 0, "running": 0, "succeeded": 3, "failed": 0,
+                                       "cancelled": 0}, st)
+        tasks = [read_json(os.path.join(spool.job_dir("sweep"), "tasks", str(i), "status.json")) for i in range(3)]
+        slurm_ids = []
+        for i, t in enumerate(tasks):
+            self.assertEqual((t["state"], t["array"], t["array_index"], len(t["attempts"])),
+                             ("succeeded", "sweep", i, 1), t)
+            slurm_ids.append(t["attempts"][0]["slurm_job_id"])
+            self.assertIsNotNone(slurm_ids[-1], t)
+            with open(os.path.join(spool.job_dir("sweep"), "tasks", str(i), "results", "who")) as f:
+                self.assertEqual(f.read(), f"sweep:{i} {i} 3\n")
+            self.assertTrue(os.path.exists(os.path.join(spool.job_dir("sweep"), "tasks", str(i), "attempts", "1",
+                                                        "slurm.sh")))
+        self.assertEqual(len(set(slurm_ids)), 3, f"one Slurm job per task: {slurm_ids}")
+        # Task 2 was submitted once task 0 or 1 had ended, not before.
+        first_end = min(parse_time(t["attempts"][0]["finished"]) for t in tasks[:2])
+        self.assertGreaterEqual(parse_time(tasks[2]["attempts"][0]["started"]), first_end)
+        for slurm_id in slurm_ids:
+            self.assertFalse(in_squeue(slurm_id), f"Slurm job {slurm_id} still in squeue")
+
+    def test_daemon_killed_while_array_tasks_run_in_slurm(self):
+        # A restarted daemon follows the tasks' Slurm jobs by their recorded
+        # ids, submits none twice, and starts the tasks left.
+        spool = self.slurm_spool()
+        runs = os.path.join(spool.base, "runs")
+        spool.drop_job("sweep", pool="cluster", env={"RUNS": runs}, array={"indexes": "0-3", "parallel": 2},
+                       command=["sh", "-c", 'echo $SPOOLD_ARRAY_INDEX >> "$RUNS"; sleep 3'])
+
+        def task(i):
+            return read_json(os.path.join(spool.job_dir("sweep"), "tasks", str(i), "status.json"))
+        spool.wait_for(lambda: all((task(i)["attempts"] or [{}])[-1].get("slurm_job_id") for i in (0, 1)),
+                       timeout=60, what="tasks 0 and 1 submitted to Slurm")
+        spool.kill()
+        spool.start()
+        st = spool.wait_terminal("sweep", timeout=120)
+        self.assertEqual((st["state"], st["tasks"]["succeeded"]), ("succeeded", 4), st)
+        with open(runs) as f:
+            self.assertEqual(sorted(f.read().split()), ["0", "1", "2", "3"], "each task ran once")
+        for i in range(4):
+            t = task(i)
+            self.assertEqual((t["state"], len(t["attempts"])), ("succeeded", 1), t)
+        for i in (0, 1):
+            self.assertIn("recovered", [e["event"] for e in spool.events(f"sweep/tasks/{i}")])
 
 
 if __name__ == "__main__":
