@@ -194,12 +194,16 @@ class Scheduler {
   std::optional<Ended> TaskOutcome(const std::string& id) const;
 
  private:
-  // Arrival is unique, so the id (the job's key in jobs_) never decides.
+  // An array's tasks share its arrival (a task keeps its array's place in
+  // the queue), so the id (the job's key in jobs_) decides among them: the
+  // array, then its tasks by id.
   struct QueueKey {
     int64_t neg_priority;
     uint64_t arrival;
     const std::string* id;
-    auto operator<=>(const QueueKey&) const = default;
+    bool operator<(const QueueKey& other) const {
+      return std::tie(neg_priority, arrival, *id) < std::tie(other.neg_priority, other.arrival, *other.id);
+    }
   };
   QueueKey KeyOf(const SchedJob& job) const { return {-job.priority(), job.arrival, &job.id()}; }
 
