@@ -117,7 +117,7 @@ TEST_CASE("array: parallel 0 means the pool's workers, and other jobs keep their
   CHECK(s.Pools().at("default").queued == 1);  // "later" only: the array holds no place once started
 }
 
-TEST_CASE("array: max_failed halts the tasks not started; running ones run to their end") {
+TEST_CASE("array: max_failed halts the tasks not started, and running ones run to their end") {
   Scheduler s(TestConfig(/*workers=*/4));
   Submit(s, ArrayJob("m", "0-9", /*parallel=*/3, /*max_failed=*/2), kT0);
   REQUIRE(s.TakeStartable(kT0).size() == 3);  // m:0 m:1 m:2
@@ -142,7 +142,7 @@ TEST_CASE("array: max_failed halts the tasks not started; running ones run to th
   CHECK(halted->reason == Reason::kArrayHalted);
 }
 
-TEST_CASE("array: cancelling one task does not fail the array; cancelling the array stops the rest") {
+TEST_CASE("array: cancelling one task does not fail the array, and cancelling the array stops the rest") {
   Scheduler s(TestConfig(/*workers=*/2));
   Submit(s, ArrayJob("c", "0-5", /*parallel=*/2), kT0);
   REQUIRE(s.TakeStartable(kT0).size() == 2);
@@ -181,7 +181,7 @@ TEST_CASE("array: cancelling one task does not fail the array; cancelling the ar
   CHECK(Counts(s, "w").cancelled == 10);
 }
 
-TEST_CASE("array: a queued array is cancelled whole; a held one starts nothing until released") {
+TEST_CASE("array: a queued array is cancelled whole, and a held one starts nothing until released") {
   Scheduler s(TestConfig(/*workers=*/1));
   JobSpec held = ArrayJob("h", "0-2");
   held.hold = true;
