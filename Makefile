@@ -9,7 +9,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian 12 packages the build and the tests need.
 PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev libsimdjson-dev \
             libtomlplusplus-dev libspdlog-dev doctest-dev python3 python3-jsonschema \
-            clang libclang-rt-14-dev libssl-dev media-types systemd
+            clang libclang-rt-14-dev libssl-dev media-types systemd \
+            libcpp-httplib-dev prometheus prometheus-node-exporter chromium
 
 # CI builds with -Werror; a developer's build only warns.
 ifeq ($(CI),true)

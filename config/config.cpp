@@ -50,7 +50,7 @@ constexpr const char* kPoolNameRule =
 
 // The keys valid at each place of the file (SPEC section 8).
 constexpr std::string_view kSections[] = {"spool",    "defaults", "job_environment", "retention",
-                                          "security", "pools",    "dependencies"};
+                                          "security", "pools",    "dependencies",    "metrics"};
 constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size", "large_index_jobs",
                                            "large_index_lag"};
 constexpr std::string_view kDefaultsKeys[] = {"timeout"};
@@ -58,6 +58,9 @@ constexpr std::string_view kJobEnvironmentKeys[] = {"path", "lang"};
 constexpr std::string_view kRetentionKeys[] = {"finished", "tombstones"};
 constexpr std::string_view kSecurityKeys[] = {"allow_root"};
 constexpr std::string_view kDependenciesKeys[] = {"missing_grace", "max_after"};
+constexpr std::string_view kMetricsKeys[] = {"path", "interval"};
+constexpr Millis kMinMetricsInterval = std::chrono::seconds(1);
+constexpr Millis kMaxMetricsInterval = std::chrono::minutes(10);
 
 constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
                                           "executor", "timeout",     "slurm"};
@@ -127,6 +130,31 @@ Status ReadRetention(const toml::table& table, Config* config) {
     if (Status s = ReadDuration(node, Dotted("retention", key.str()), Millis(0), kMaxDuration, out); !s) {
       return s;
     }
+  }
+  return OkStatus();
+}
+
+Status ReadMetrics(const toml::table& table, Config* config) {
+  for (auto&& [key, node] : table) {
+    std::string field = Dotted("metrics", key.str());
+    Status s = OkStatus();
+    if (key == "path") {
+      s = ReadString(node, field, /*allow_empty=*/false, &config->metrics_path);
+      // node exporter's textfile collector reads only *.prom files.
+      if (s && (config->metrics_path.size() < 6 ||
+                config->metrics_path.compare(config->metrics_path.size() - 5, 5, ".prom") != 0 ||
+                config->metrics_path.back() == '/')) {
+        s = FieldError("invalid_field", field, node.source(),
+                       field +
+                           " must name a file ending in .prom (node exporter's textfile collector reads "
+                           "only those)");
+      }
+    } else if (key == "interval") {
+      s = ReadDuration(node, field, kMinMetricsInterval, kMaxMetricsInterval, &config->metrics_interval);
+    } else {
+      return UnknownKey("metrics", key, node, kMetricsKeys);
+    }
+    if (!s) return s;
   }
   return OkStatus();
 }
@@ -287,7 +315,8 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
   CollectUnknown(root, "", kSections, &unknown);
   const std::pair<std::string_view, std::span<const std::string_view>> sections[] = {
       {"spool", kSpoolKeys},         {"defaults", kDefaultsKeys}, {"job_environment", kJobEnvironmentKeys},
-      {"retention", kRetentionKeys}, {"security", kSecurityKeys}, {"dependencies", kDependenciesKeys}};
+      {"retention", kRetentionKeys}, {"security", kSecurityKeys}, {"dependencies", kDependenciesKeys},
+      {"metrics", kMetricsKeys}};
   for (const auto& [name, keys] : sections) {
     if (const toml::table* table = root[name].as_table()) {
       CollectUnknown(*table, std::string(name), keys, &unknown);
@@ -317,25 +346,32 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
 // spool.root relative to the configuration file's folder (the working directory
 // when there is no file), so that a config kept beside its spool works from any
 // directory the daemon is started in. The folder need not exist yet.
-Status ResolveRoot(const std::string& file_name, Config* config) {
-  std::filesystem::path root(config->root);
-  if (root.is_relative()) {
+// metrics.path is resolved the same way.
+Status ResolvePath(const std::string& file_name, const char* field, std::string* path) {
+  std::filesystem::path resolved(*path);
+  if (resolved.is_relative()) {
     std::error_code ec;
     std::filesystem::path base = file_name.empty()
                                      ? std::filesystem::current_path(ec)
                                      : std::filesystem::absolute(file_name, ec).parent_path();
     if (ec) {
       return MakeError("config_error",
-                       "cannot resolve the relative spool.root: " + ec.message(), "spool.root");
+                       std::string("cannot resolve the relative ") + field + ": " + ec.message(), field);
     }
-    root = base / root;
+    resolved = base / resolved;
   }
-  root = root.lexically_normal();
+  resolved = resolved.lexically_normal();
   // "/a/b/" normalizes to "/a/b/"; drop the trailing separator so that paths
   // built from the root look the same however it was written.
-  if (!root.has_filename() && root.has_relative_path()) root = root.parent_path();
-  config->root = root.string();
+  if (!resolved.has_filename() && resolved.has_relative_path()) resolved = resolved.parent_path();
+  *path = resolved.string();
   return OkStatus();
+}
+
+Status ResolveRoot(const std::string& file_name, Config* config) {
+  if (Status s = ResolvePath(file_name, "spool.root", &config->root); !s) return s;
+  if (config->metrics_path.empty()) return OkStatus();
+  return ResolvePath(file_name, "metrics.path", &config->metrics_path);
 }
 
 }  // namespace
@@ -392,6 +428,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
       read = ReadPools;
     } else if (section == "dependencies") {
       read = ReadDependencies;
+    } else if (section == "metrics") {
+      read = ReadMetrics;
     } else {
       return UnknownKey("", key, node, kSections);
     }

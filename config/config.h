@@ -72,6 +72,12 @@ struct Config {
   Millis missing_grace = std::chrono::minutes(10);  // 0 = wait without a limit
   int max_after = 100;                              // parents one job may name
 
+  // [metrics] (SPEC.md section 11): where the Prometheus text file goes
+  // ("": the daemon's default, see daemon_metrics.cpp), absolute after
+  // loading, and the least time between two writes.
+  std::string metrics_path;
+  Millis metrics_interval = std::chrono::seconds(5);
+
   // [pools.*]; there is always a "default" pool (added with defaults if absent).
   std::map<std::string, PoolConfig> pools;
 

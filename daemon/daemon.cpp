@@ -54,6 +54,7 @@ Daemon::Daemon(Config config, std::string config_path)
   // reason by its status.json; one removed by retention by its tombstone. An
   // active entry the scheduler does not hold is a folder whose job file no
   // longer loads: waited for, never taken as missing.
+  scheduler_.SetMetrics(&metrics_);
   scheduler_.SetEndedLookup([this](const std::string& id) -> std::optional<Scheduler::Ended> {
     if (ParseTaskId(id)) return EndedTask(id);
     std::optional<JobState> state = index_jobs_.StateOf(id);
@@ -89,6 +90,7 @@ void Daemon::CloseHandles() {
   wake_timer_.reset();
   index_timer_.reset();
   whole_index_timer_.reset();
+  metrics_timer_.reset();
   progress_timer_.reset();
   retention_timer_.reset();
   watchdog_timer_.reset();
@@ -164,6 +166,8 @@ Status Daemon::Start() {
   index_timer_->SetCallback([this] { FlushIndex(false); });
   whole_index_timer_ = std::make_unique<Timer>(&loop_);
   whole_index_timer_->SetCallback([this] { FlushIndex(true); });
+  metrics_timer_ = std::make_unique<Timer>(&loop_);
+  metrics_timer_->SetCallback([this] { WriteMetrics(); });
   progress_timer_ = std::make_unique<Timer>(&loop_);
   progress_timer_->SetCallback([this] { progress_pending_ = true; });
   retention_timer_ = std::make_unique<Timer>(&loop_);
@@ -198,8 +202,9 @@ Status Daemon::Start() {
   // The first scan runs in the first loop turn; the index is written at once,
   // whatever the old file held.
   FlushIndex(true);
-  spdlog::info("spoold {} running on {} (pid {}), {} pools, {} jobs known", Version(), paths_.Root(),
-               ::getpid(), scheduler_.Pools().size(), index_jobs_.size());
+  WriteMetrics();
+  spdlog::info("spoold {} running on {} (pid {}), {} pools, {} jobs known; metrics in {}", Version(),
+               paths_.Root(), ::getpid(), scheduler_.Pools().size(), index_jobs_.size(), MetricsPath());
   return OkStatus();
 }
 
@@ -270,6 +275,7 @@ void Daemon::Pump() {
   if (stopping_ && !attempts_.Busy(stop_jobs_)) {
     attempts_.Shutdown();
     FlushIndex(true);
+    WriteMetrics();
     // For the next start: the ended jobs it need not read (JobIndex::Resume).
     if (auto st = index_jobs_.SaveManifest(
             [this](const std::string& id) { return StatFileId(paths_.StatusFile(id)); });
@@ -354,6 +360,7 @@ void Daemon::Reload() {
   }
   config_ = std::move(loaded.value());
   scheduler_.SetConfig(config_, Now());
+  MetricsChanged();  // pools' workers, new pools
   tombstones_.SetKeep(config_.retention_tombstones);
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
   if (rescan_timer_ && !stopping_) rescan_timer_->Start(rescan_ms, rescan_ms);

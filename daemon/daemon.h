@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "daemon/attempts.h"
+#include "daemon/metrics.h"
 #include "daemon/root_lock.h"
 #include "daemon/scheduler.h"
 #include "daemon/sd_notify.h"
@@ -74,6 +75,13 @@ class Daemon {
   // (at once while the spool is small, else within spool.large_index_lag).
   void FlushIndex(bool whole);
   void NotifyStatus();
+  // Metrics (daemon_metrics.cpp): a change due in the text file, and its write.
+  std::string MetricsPath() const;
+  void MetricsChanged();
+  void WriteMetrics();
+  Metrics metrics_;
+  std::unique_ptr<Timer> metrics_timer_;
+  std::chrono::steady_clock::time_point metrics_written_{};
   void ApplyRetention(TimePoint now);
   void Recover(TimePoint now);
   void AdoptJob(JobStatus status, bool ours, TimePoint now);

@@ -63,6 +63,8 @@ void Daemon::ProcessControl(const std::string& name, TimePoint now) {
     }
     TroubleOver("reject");
     spdlog::warn("rejected control request {}: {}: {}", shown, error.code, error.message);
+    metrics_.Rejected("control", error.code);
+    MetricsChanged();
   };
   auto file = ReadDroppedFile(paths_.Control(), name, static_cast<size_t>(config_.max_job_file_size));
   if (!file.ok()) {
@@ -221,6 +223,7 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       TroubleOver("intake");
       ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
+      metrics_.JobAccepted(out.spec->pool);
       scheduler_.Add(std::move(*out.spec), std::move(*out.status), std::move(out.text));
       SetIndexEntry(out.id, scheduler_.Find(out.id)->status());
       scheduler_.Settle(out.id);  // written: a job far back in a long queue keeps little
@@ -229,6 +232,8 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
     }
     case IntakeKind::kRejected:
       TroubleOver("intake");
+      metrics_.Rejected("job", out.error.code);
+      MetricsChanged();
       spdlog::warn("rejected {}: {}{}{}", shown, out.error.code,
                    out.error.field.empty() ? "" : " (" + PrintableName(out.error.field) + ")",
                    ": " + out.error.message);

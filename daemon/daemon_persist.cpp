@@ -176,6 +176,7 @@ void Daemon::FlushBatch(const std::function<void()>& once_synced, const std::fun
 // ---- index ----
 
 void Daemon::MarkIndexDirty() {
+  MetricsChanged();  // the jobs by state, the pools' counts
   index_dirty_ = true;
   if (index_timer_ && !index_timer_->Active()) index_timer_->Start(index_delay_ms_);
 }

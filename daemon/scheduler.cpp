@@ -231,10 +231,20 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
   return started;
 }
 
+void Scheduler::CountStart(const SchedJob& job) {
+  if (metrics_ == nullptr) return;
+  const JobStatus& s = job.status();
+  // The first attempt's wait: from acceptance (held and waiting for parents
+  // included) to its start.
+  const double wait = s.attempt == 1 ? Seconds(s.attempts.back().started - s.created) : -1;
+  metrics_->AttemptStarted(s.pool, wait);
+}
+
 void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
                                TimePoint now) {
   SchedJob& job = jobs_.at(id);
   SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
+  CountStart(job);
   job.status().pid = pid;
   job.status().attempts.back().pid = pid;
   job.status().attempts.back().pid_start = pid_start;
@@ -247,6 +257,7 @@ void Scheduler::AttemptStarted(const std::string& id, int64_t pid, std::optional
 void Scheduler::AttemptSubmitted(const std::string& id, const std::string& slurm_id, TimePoint now) {
   SchedJob& job = jobs_.at(id);
   SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
+  CountStart(job);
   job.status().attempts.back().slurm_job_id = slurm_id;
   job.status().message = "attempt " + std::to_string(CountedAttempts(job)) + " of " +
                          std::to_string(job.status().max_attempts) + " is Slurm job " + slurm_id;
@@ -289,7 +300,11 @@ void Scheduler::Finish(SchedJob& job, JobState state, Reason reason, std::string
   DropEdges(job);
   SetState(job, state, reason, std::move(message), now);
   cancel_requested_.erase(job.id());
-  if (job.status().array) TaskEnded(job, now);
+  if (job.status().array) {
+    TaskEnded(job, now);
+  } else if (metrics_ != nullptr) {
+    metrics_->JobFinished(job.status().pool, state);
+  }
   // Its children learn of the end at once, theirs in turn (a worklist, not
   // recursion: a chain may be long).
   ended_.push_back(job.id());
@@ -327,6 +342,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   job.status().exit_code = end.exit_code;
   job.status().signal = record.signal;
   job.status().pid.reset();
+  if (metrics_ != nullptr) metrics_->AttemptEnded(job.status().pool, record.duration_s, reason);
 
   const std::string which =
       "attempt " + std::to_string(CountedAttempts(job)) + " of " + std::to_string(job.status().max_attempts);
@@ -398,6 +414,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   }
   job.status().next_attempt_at = at;
   ++PoolOf(job).queued;
+  if (metrics_ != nullptr) metrics_->RetryScheduled(job.status().pool);
   SetState(job, JobState::kQueued, Reason::kRetryBackoff,
            what + "; retrying at " + FormatMessageTime(at, now), now);
   Enqueue(job, now);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/metrics.h"
 #include "daemon/sched_job.h"
 #include "spool/job_spec.h"
 #include "spool/kept_spec.h"
@@ -104,6 +105,9 @@ class Scheduler {
   };
   using EndedLookup = std::function<std::optional<Ended>(const std::string& id)>;
   void SetEndedLookup(EndedLookup lookup) { ended_lookup_ = std::move(lookup); }
+  // Where attempts' starts and ends, retries and jobs' ends are counted
+  // (daemon/metrics.h); none by default.
+  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
 
   // Decides every waiting job whose open parent is not held here but is
   // known to have ended: after recovery, and whenever the daemon learns of an
@@ -262,6 +266,8 @@ class Scheduler {
   // yet; `created` tells an entry of an earlier job under the same id.
   std::set<std::tuple<TimePoint, std::string, TimePoint>> missing_;
   EndedLookup ended_lookup_;
+  Metrics* metrics_ = nullptr;
+  void CountStart(const SchedJob& job);
   std::vector<std::string> ended_;  // jobs whose end is still to be applied to their children
   bool cascading_ = false;
   uint64_t next_arrival_ = 1;

@@ -106,6 +106,20 @@ Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t
   return FsyncPath(dir);
 }
 
+Status ReplaceFileNoSync(const std::string& path, std::string_view content, mode_t mode) {
+  const std::string tmp = DirName(path) + "/." + FitName(BaseName(path), kNameMax - 5) + ".tmp";
+  ::unlink(tmp.c_str());
+  if (auto st = WriteAndSync(tmp, content, mode, O_CREAT | O_EXCL, /*sync=*/false); !st.ok()) return st;
+  // The mode as asked, whatever the umask (a report is read by other users:
+  // the node exporter runs as prometheus).
+  if (::chmod(tmp.c_str(), mode) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return IoError("rename", path, err);
+  }
+  return OkStatus();
+}
+
 Status OverwriteUnpublished(const std::string& path, std::string_view content, SyncBatch* batch) {
   if (batch != nullptr) batch->MarkDirty();
   return WriteAndSync(path, content, 0644, O_CREAT | O_TRUNC, batch == nullptr);

@@ -29,6 +29,11 @@ class SyncBatch;
 Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                        SyncBatch* batch = nullptr);
 
+// Replaces `path` atomically as WriteFileAtomic does, without any fsync:
+// for a report (metrics) whose readers want the latest, where a crash may
+// leave the old content or none. The file gets `mode` whatever the umask.
+Status ReplaceFileNoSync(const std::string& path, std::string_view content, mode_t mode = 0644);
+
 // Writes `content` over `path` in place, without a temporary name: only for a
 // file nobody can see yet (in a job folder not yet renamed into place). With a
 // batch, its flush syncs it; without one, it is fsynced.

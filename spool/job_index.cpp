@@ -80,28 +80,57 @@ Status JobIndex::Open() {
   active_.clear();
   ended_.clear();
   carried_.clear();
+  counts_.clear();
   if (LoadManifest()) return OkStatus();
   fd_ = ::open(segment_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) return MakeError("io_error", ErrnoMessage("create", segment_path_, errno));
   return OkStatus();
 }
 
+uint16_t JobIndex::PoolIndex(const std::string& pool) {
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (pools_[i] == pool) return static_cast<uint16_t>(i);
+  }
+  // More pools than this have no place in a configuration; the rest share
+  // the last slot rather than overflow.
+  if (pools_.size() == UINT16_MAX) return UINT16_MAX - 1;
+  pools_.push_back(pool);
+  return static_cast<uint16_t>(pools_.size() - 1);
+}
+
+std::vector<JobIndex::PoolStateCount> JobIndex::Counts() const {
+  std::vector<PoolStateCount> out;
+  for (const auto& [key, count] : counts_) {
+    if (count != 0) out.push_back({pools_[key.first], key.second, count});
+  }
+  return out;
+}
+
 void JobIndex::Set(const std::string& id, const JobStatus& status) {
   if (auto old = ended_.find(id); old != ended_.end()) {
     dead_bytes_ += old->second.length;
+    Count(old->second.pool, old->second.state, -1);
     ended_.erase(old);
   }
+  const uint16_t pool = PoolIndex(status.pool);
+  Count(pool, status.state, 1);
   if (!IsTerminal(status.state)) {
-    active_[id] = Active{EntryText(id, status), status.state};
+    auto [it, added] = active_.try_emplace(id);
+    if (!added) Count(it->second.pool, it->second.state, -1);
+    it->second = Active{EntryText(id, status), status.state, pool};
     return;
   }
-  active_.erase(id);
+  if (auto it = active_.find(id); it != active_.end()) {
+    Count(it->second.pool, it->second.state, -1);
+    active_.erase(it);
+  }
   std::string text(1, ',');
   text += EntryText(id, status);
   Ended entry;
   entry.offset = segment_size_ + pending_.size();
   entry.length = static_cast<uint32_t>(text.size());
   entry.state = status.state;
+  entry.pool = pool;
   entry.finished_ms = status.finished ? status.finished->time_since_epoch().count() : kUnknownFinish;
   ended_[id] = entry;
   pending_ += text;
@@ -110,10 +139,15 @@ void JobIndex::Set(const std::string& id, const JobStatus& status) {
 }
 
 bool JobIndex::Erase(const std::string& id) {
-  if (active_.erase(id) != 0) return true;
+  if (auto active = active_.find(id); active != active_.end()) {
+    Count(active->second.pool, active->second.state, -1);
+    active_.erase(active);
+    return true;
+  }
   auto it = ended_.find(id);
   if (it == ended_.end()) return false;
   dead_bytes_ += it->second.length;
+  Count(it->second.pool, it->second.state, -1);
   ended_.erase(it);
   return true;
 }

@@ -90,6 +90,14 @@ class JobIndex {
   // The recorded state of a job with an entry.
   std::optional<JobState> StateOf(const std::string& id) const;
   size_t size() const { return active_.size() + ended_.size(); }
+  // How many entries each pool has in each state (the metrics' spoold_jobs),
+  // kept as entries change: reading it costs nothing per job.
+  struct PoolStateCount {
+    std::string pool;
+    JobState state = JobState::kQueued;
+    int64_t count = 0;
+  };
+  std::vector<PoolStateCount> Counts() const;
   // When an ended job finished, as its entry records it.
   std::optional<TimePoint> FinishedOf(const std::string& id) const;
   // Jobs that ended before `cutoff` (for retention).
@@ -115,11 +123,13 @@ class JobIndex {
   struct Active {
     std::string json;  // "id":{...}
     JobState state = JobState::kQueued;
+    uint16_t pool = 0;  // in pools_
   };
   struct Ended {
     uint64_t offset = 0;  // of its ",\"id\":{...}" in the segment
     uint32_t length = 0;
     JobState state = JobState::kSucceeded;
+    uint16_t pool = 0;  // in pools_
     int64_t finished_ms = 0;
     std::optional<FileId> file;  // the status.json it was made from, if known
   };
@@ -128,6 +138,13 @@ class JobIndex {
   Status Compact();
   bool LoadManifest();  // job_index_resume.cpp
   std::string ManifestPath() const { return segment_path_ + ".keys"; }
+
+  // Pool names, each once (an entry keeps its pool's position), and the
+  // entries per (pool, state).
+  uint16_t PoolIndex(const std::string& pool);
+  void Count(uint16_t pool, JobState state, int64_t delta) { counts_[{pool, state}] += delta; }
+  std::vector<std::string> pools_;
+  std::map<std::pair<uint16_t, JobState>, int64_t> counts_;
 
   std::string segment_path_;
   int fd_ = -1;

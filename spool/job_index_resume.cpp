@@ -2,8 +2,9 @@
 // and the entries a start takes back from it.
 //
 // The manifest, <segment>.keys, is text: a header line
-// "spoold-index-ended 1 SEGMENT_SIZE COUNT", then per ended entry
-// "ID OFFSET LENGTH STATE FINISHED_MS INO SIZE MTIME_NS", then "end". It is
+// "spoold-index-ended 2 SEGMENT_SIZE COUNT", then per ended entry
+// "ID POOL OFFSET LENGTH STATE FINISHED_MS INO SIZE MTIME_NS", then "end"
+// (version 1 had no POOL: it is not read, and the start reads every job). It is
 // written under a temporary name and renamed, without fsync (a cache); one
 // that does not read whole, or does not fit the segment, is ignored.
 #include <fcntl.h>
@@ -83,16 +84,17 @@ bool JobIndex::LoadManifest() {
   } closer{manifest};
   int version = 0;
   uint64_t size = 0, count = 0;
-  if (word() != kMagic || !number(version) || version != 1 || !number(size) || !number(count)) return false;
+  if (word() != kMagic || !number(version) || version != 2 || !number(size) || !number(count)) return false;
   std::unordered_map<std::string, Ended> carried;
   carried.reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     const std::string id(word());  // the next word may refill the buffer
+    const std::string pool(word());
     Ended e;
     int state = 0;
     FileId file;
-    if (id.empty() || !number(e.offset) || !number(e.length) || !number(state) || !number(e.finished_ms) ||
-        !number(file.ino) || !number(file.size) || !number(file.mtime_ns)) {
+    if (id.empty() || pool.empty() || !number(e.offset) || !number(e.length) || !number(state) ||
+        !number(e.finished_ms) || !number(file.ino) || !number(file.size) || !number(file.mtime_ns)) {
       return false;
     }
     if (state < 0 || state > static_cast<int>(JobState::kCancelled) ||
@@ -100,6 +102,7 @@ bool JobIndex::LoadManifest() {
       return false;
     }
     e.state = static_cast<JobState>(state);
+    e.pool = PoolIndex(pool);
     e.file = file;
     carried.emplace(std::move(id), e);
   }
@@ -122,6 +125,7 @@ bool JobIndex::Resume(const std::string& id, const FileId& file) {
   if (it == carried_.end() || it->second.file != file) return false;
   dead_bytes_ -= it->second.length;
   ended_.emplace(id, it->second);
+  Count(it->second.pool, it->second.state, 1);
   carried_.erase(it);
   return true;
 }
@@ -145,7 +149,7 @@ Status JobIndex::SaveManifest(const std::function<std::optional<FileId>(const st
   // end, is written over its place then (the count padded to a fixed width).
   auto header = [this](size_t count) {
     char line[96];
-    std::snprintf(line, sizeof line, "%s 1 %20" PRIu64 " %20zu\n", kMagic, segment_size_, count);
+    std::snprintf(line, sizeof line, "%s 2 %20" PRIu64 " %20zu\n", kMagic, segment_size_, count);
     return std::string(line);
   };
   std::string out = header(0);
@@ -160,6 +164,8 @@ Status JobIndex::SaveManifest(const std::function<std::optional<FileId>(const st
                   e.length, static_cast<int>(e.state), e.finished_ms, e.file->ino, e.file->size,
                   e.file->mtime_ns);
     out += id;
+    out += ' ';
+    out += pools_[e.pool];
     out += line;
     ++count;
     if (out.size() >= (1 << 20)) {

@@ -30,6 +30,8 @@ class SpoolPaths {
   std::string IndexSegment() const { return root_ + "/.index.ended"; }
   std::string Tombstones() const { return root_ + "/.tombstones"; }
   std::string Lock() const { return root_ + "/spoold.lock"; }
+  // The daemon's Prometheus metrics (SPEC.md section 11).
+  std::string RootMetrics() const { return root_ + "/metrics.prom"; }
 
   // A job's folder; for a task id (`sweep:7`, SPEC.md section 5) the task's
   // folder under its array's, jobs/sweep/tasks/7.

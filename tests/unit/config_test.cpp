@@ -575,3 +575,26 @@ TEST_CASE("config: the demo and example configuration files parse") {
   CHECK(example->pools.at("default").queue_limit == PoolConfig{}.queue_limit);
   CHECK(example->pools.at("default").executor == "local");
 }
+
+TEST_CASE("config: metrics.path is taken from the file's folder, must end in .prom, interval within bounds") {
+  auto config = Parse("[metrics]\npath = \"prom/spoold.prom\"\ninterval = \"2s\"\n");
+  REQUIRE_MESSAGE(config.ok(), FormatConfigError(config.error(), kConfigFile));
+  CHECK(config->metrics_path == (std::filesystem::absolute(kConfigFile).parent_path() / "prom/spoold.prom")
+                                    .lexically_normal()
+                                    .string());
+  CHECK(config->metrics_interval == 2s);
+  CHECK(Parse("")->metrics_path.empty());  // the daemon's default (SPEC section 11)
+  CHECK(Parse("")->metrics_interval == 5s);
+
+  auto txt = Parse("[metrics]\npath = \"/var/lib/metrics.txt\"\n");
+  REQUIRE_FALSE(txt.ok());
+  CHECK(txt.error().field == "metrics.path");
+  CHECK(txt.error().line == 2);
+  CHECK(txt.error().message.find(".prom") != std::string::npos);
+  auto fast = Parse("[metrics]\ninterval = \"100ms\"\n");
+  REQUIRE_FALSE(fast.ok());
+  CHECK(fast.error().field == "metrics.interval");
+  auto typo = Parse("[metrics]\npaht = \"a.prom\"\n");
+  REQUIRE_FALSE(typo.ok());
+  CHECK(typo.error().message.find("path") != std::string::npos);  // did you mean
+}

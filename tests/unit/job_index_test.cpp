@@ -252,6 +252,13 @@ TEST_CASE("job index: a clean stop's ended entries are taken back at the next st
   CHECK(jobs["a"]["state"] == "succeeded");
   CHECK(jobs["a"]["title"] == "title of a");
   CHECK(jobs["b"]["state"] == "succeeded");
+  // The counts by pool and state (the metrics' spoold_jobs) hold the entries
+  // taken back: a and b, both succeeded now, in the pool the manifest named.
+  const auto counts = index.Counts();
+  REQUIRE(counts.size() == 1);
+  CHECK(counts[0].pool == "default");
+  CHECK(counts[0].state == JobState::kSucceeded);
+  CHECK(counts[0].count == 2);
 }
 
 TEST_CASE("job index: a manifest that does not fit its segment is ignored, and the segment starts empty") {
