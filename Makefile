@@ -17,7 +17,7 @@ ifeq ($(CI),true)
 WERROR := -DSPOOLD_WERROR=ON
 endif
 
-.PHONY: all deps build run test fuzz install package clean
+.PHONY: all deps browser-deps build run test screenshots fuzz install package clean
 
 all: build
 
@@ -50,7 +50,8 @@ run: build
 	@echo "Drop a job from another terminal:"
 	@printf '%s\n' "  printf 'command = [\"sh\", \"-c\", \"echo hello; date > now.txt\"]\\n' > var/spool/tmp/hello.toml"
 	@echo "  mv var/spool/tmp/hello.toml var/spool/incoming/"
-	@echo "then read var/spool/jobs/hello/status.json, attempts/1/stdout.log and results.json."
+	@echo "then read var/spool/jobs/hello/status.json, attempts/1/stdout.log and results.json,"
+	@echo "or watch it in a browser: ./$(BUILD)/spoolctl --config config/demo.toml serve  (http://127.0.0.1:8642/)"
 	@echo
 	exec ./$(BUILD)/spoold --config config/demo.toml
 
@@ -62,6 +63,7 @@ run: build
 # are the test build's.) The Slurm cluster and the systemd box are stopped at
 # the end whatever happened.
 test: deps
+	@$(MAKE) --no-print-directory browser-deps
 	$(CONFIGURE_BUILD)
 	cmake --build $(BUILD) -j $(JOBS) --target spoold spoold-exec spoolctl
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON \
@@ -74,6 +76,40 @@ test: deps
 	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300; \
 	  rc=$$?; $(CURDIR)/tests/slurm/live-cluster.sh stop >/dev/null 2>&1; \
 	  $(CURDIR)/tests/systemd-box/stop-box.sh >/dev/null 2>&1; exit $$rc
+
+# The browser test (tests/blackbox/test_browser.py) drives Debian's chromium
+# (in PACKAGES) with playwright-core from npm, pinned by
+# tests/browser/package-lock.json into tests/browser/node_modules (never a
+# downloaded browser). node and npm are looked for as commands, not as Debian
+# packages: they may come from elsewhere (nodesource). Missing, root installs
+# Debian's nodejs and npm; anyone else is told, and the browser test skips.
+browser-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "node or npm missing: the browser test will skip (install them with: sudo apt-get install nodejs npm)"; \
+	  else \
+	    echo "installing: nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	  fi; \
+	fi
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "npm ci in tests/browser (playwright-core)"; \
+	  (cd tests/browser && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) || \
+	    echo "!!! npm ci failed in tests/browser: the browser test cannot run (as root it fails) !!!"; \
+	fi
+
+# The README's screenshots, docs/img/jobs.png and docs/img/job.png (1280x800),
+# taken by two of the browser test's scenarios on a spool of their own.
+screenshots: deps
+	@$(MAKE) --no-print-directory browser-deps
+	$(CONFIGURE_BUILD)
+	cmake --build $(BUILD) -j $(JOBS) --target spoold spoold-exec spoolctl
+	cd tests/blackbox && SPOOLD_SCREENSHOTS=$(CURDIR)/docs/img \
+	  SPOOLD_BIN=$(abspath $(BUILD))/spoold SPOOLD_EXEC_BIN=$(abspath $(BUILD))/spoold-exec \
+	  SPOOLCTL_BIN=$(abspath $(BUILD))/spoolctl SPOOLD_BUILD_DIR=$(abspath $(BUILD)) \
+	  SPOOLD_SOURCE_DIR=$(CURDIR) PYTHONDONTWRITEBYTECODE=1 \
+	  python3 -m unittest -v test_browser.BrowserTest.test_filters_hide_rows \
+	    test_browser.BrowserTest.test_result_downloads_with_its_checksum
 
 # The fuzz targets alone, each for SECONDS (tests/fuzz/README.md); `make test`
 # runs them for 60 seconds each.

@@ -1,7 +1,8 @@
 // The commands of spoolctl, one group per file: submit.cpp (submit, run,
 // validate, rerun, duplicate), wait.cpp (wait, and run's waiting), query.cpp
 // (status, list, pools), logs.cpp, control.cpp (cancel, start, pause, resume,
-// shutdown), results.cpp, archive.cpp (export, import). main.cpp holds the
+// shutdown), results.cpp, archive.cpp (export, import), serve*.cpp (serve: the
+// web view and HTTP API, see cli/serve.h). main.cpp holds the
 // table that names them. Each returns the process's exit code.
 #pragma once
 
@@ -31,6 +32,7 @@ int CmdShutdown(Context& ctx, const Args& args);
 int CmdResults(Context& ctx, const Args& args);
 int CmdExport(Context& ctx, const Args& args);
 int CmdImport(Context& ctx, const Args& args);
+int CmdServe(Context& ctx, const Args& args);
 
 // Waits until every job is terminal, printing a line per change, and returns
 // the exit code of run/wait for the worst outcome (see wait.cpp).

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 
+#include "cli/actions.h"
 #include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "cli/drop.h"
@@ -116,15 +117,18 @@ void Settle(const Context& ctx, Request& r, bool running) {
   }
 }
 
+// What happened to a request, as `--json` prints it and the web view answers.
+Json OutcomeJson(const Request& r) {
+  Json out = RequestJson(r);
+  out["request"] = "control/" + r.name;
+  out["outcome"] = r.outcome;
+  if (!r.error.is_null()) out["error"] = r.error;
+  return out;
+}
+
 void Report(const Context& ctx, const Request& r) {
   const std::string what = std::string(ControlActionName(r.action)) + " " + r.target;
-  if (ctx.json) {
-    Json out = RequestJson(r);
-    out["request"] = "control/" + r.name;
-    out["outcome"] = r.outcome;
-    if (!r.error.is_null()) out["error"] = r.error;
-    OutJson(ctx, out);
-  }
+  if (ctx.json) OutJson(ctx, OutcomeJson(r));
   if (r.outcome == "rejected") {
     PrintError(what +
                ": refused: " + (r.error.is_null() ? "see rejected/" + r.name : JsonString(r.error, "error")));
@@ -138,19 +142,25 @@ void Report(const Context& ctx, const Request& r) {
   }
 }
 
-int SendRequests(Context& ctx, const Args& args, ControlAction action) {
-  if (args.positional.empty())
-    return UsageError(ForJob(action) ? "give one or more job ids" : "give one or more pools");
+// Checks the requests, all of them before any is written, and names them.
+Result<std::vector<Request>> MakeRequests(const Context& ctx, ControlAction action,
+                                          const std::vector<std::string>& targets) {
   std::vector<Request> requests;
-  for (const auto& target : args.positional) {
+  for (const auto& target : targets) {
     Request r{action, target, false, "", "", nullptr};
-    if (auto st = CheckRequest(ctx, r); !st.ok()) return Fail(st.error().message);
+    if (auto st = CheckRequest(ctx, r); !st.ok()) return st.error();
     r.name = RequestName(r);
     requests.push_back(std::move(r));
   }
+  return requests;
+}
+
+// Drops the requests, waits for the daemon to act on them (up to 3 s) and
+// settles each one's outcome.
+Status SendAndSettle(const Context& ctx, std::vector<Request>& requests) {
   for (auto& r : requests) {
     auto st = DropFile(ctx.Paths(), ctx.Paths().Control(), r.name, DumpJson(RequestJson(r)) + "\n");
-    if (!st.ok()) return Fail("cannot write the request: " + st.error().message);
+    if (!st.ok()) return MakeError("io_error", "cannot write the request: " + st.error().message);
   }
   const bool running = DetectDaemon(ctx.Paths()).running;
   if (running) {
@@ -163,9 +173,18 @@ int SendRequests(Context& ctx, const Args& args, ControlAction action) {
         },
         kActTimeout);
   }
+  for (auto& r : requests) Settle(ctx, r, running);
+  return OkStatus();
+}
+
+int SendRequests(Context& ctx, const Args& args, ControlAction action) {
+  if (args.positional.empty())
+    return UsageError(ForJob(action) ? "give one or more job ids" : "give one or more pools");
+  auto requests = MakeRequests(ctx, action, args.positional);
+  if (!requests.ok()) return Fail(requests.error().message);
+  if (auto st = SendAndSettle(ctx, *requests); !st.ok()) return Fail(st.error().message);
   int code = kExitOk;
-  for (auto& r : requests) {
-    Settle(ctx, r, running);
+  for (auto& r : *requests) {
     Report(ctx, r);
     if (r.outcome == "rejected") code = kExitError;
   }
@@ -245,12 +264,9 @@ int ReportShutdown(const Context& ctx, const Shutdown& s, int64_t wait_seconds) 
   const std::string jobs =
       r.stop_jobs ? "stops its running local jobs, then itself" : "stops; its jobs keep running";
   if (ctx.json) {
-    Json out = RequestJson(r);
-    out["request"] = "control/" + r.name;
-    out["outcome"] = r.outcome;
+    Json out = OutcomeJson(r);
     out["pid"] = s.daemon.pid;
     if (s.wait) out["stopped"] = s.stopped;
-    if (!r.error.is_null()) out["error"] = r.error;
     OutJson(ctx, out);
   }
   const std::string late = " after " + std::to_string(wait_seconds) + " s";
@@ -325,6 +341,13 @@ int CmdShutdown(Context& ctx, const Args& args) {
   if (!st.ok()) return Fail("cannot write the request: " + st.error().message);
   SendShutdown(ctx, s);
   return ReportShutdown(ctx, s, wait_seconds);
+}
+
+Result<Json> SendControlRequest(const Context& ctx, ControlAction action, const std::string& target) {
+  auto requests = MakeRequests(ctx, action, {target});
+  if (!requests.ok()) return requests.error();
+  if (auto st = SendAndSettle(ctx, *requests); !st.ok()) return st.error();
+  return OutcomeJson(requests->front());
 }
 
 int CmdCancel(Context& ctx, const Args& args) { return SendRequests(ctx, args, ControlAction::kCancel); }

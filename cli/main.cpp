@@ -71,6 +71,16 @@ const char* const kShutdownDetails =
     "has stopped, 124 when SECONDS (default 90) pass first. When spoold is not running,\n"
     "nothing is sent (exit 0): a request left behind would stop the next start.";
 
+const char* const kServeDetails =
+    "Serves the jobs, a job's status, attempts, events, logs (followed while running),\n"
+    "results and dependencies, and the pools, with live updates (Server-Sent Events), and\n"
+    "a JSON API under /api/ (SPEC.md section 12). It runs as the user who starts it: the\n"
+    "actions (cancel, start, rerun, pause, resume) are control requests and job files\n"
+    "written as that user, as the commands write them. The first line of output is the\n"
+    "URL. Only the listen address, localhost, 127.0.0.1 and [::1] are answered (Host),\n"
+    "and a POST needs the page's token (X-Spoold-Token) and no foreign Origin. Nothing\n"
+    "outside the spool root is served, and no link is followed. SIGINT or SIGTERM stops it.";
+
 std::vector<Command> Commands() {
   return {
       {"submit",
@@ -180,6 +190,14 @@ std::vector<Command> Commands() {
        "running daemon lists imported jobs in index.json after its next start.",
        {kJson},
        CmdImport},
+      {"serve",
+       "[--listen HOST:PORT] [--read-only]",
+       "a web view and JSON API of the spool (http://127.0.0.1:8642/)",
+       kServeDetails,
+       {{"listen", 0, "HOST:PORT",
+         "listen there (default 127.0.0.1:8642; port 0: any free port; [::1]:PORT for IPv6)"},
+        {"read-only", 0, nullptr, "offer no actions: the page has no buttons, every POST answers 403"}},
+       CmdServe},
       {"validate",
        "FILE... [--explain]",
        "check job files offline, as the daemon would",

@@ -17,6 +17,7 @@ _spoolctl_options() {
         export) echo "-o --output --json" ;;
         shutdown) echo "--stop-jobs --wait --json" ;;
         validate) echo "--explain --json" ;;
+        serve) echo "--listen --read-only" ;;
     esac
     echo "--root --config --no-color --help"
 }
@@ -25,7 +26,7 @@ _spoolctl() {
     local cur prev words cword
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
-    local commands="submit run wait status list logs cancel start pause resume shutdown pools results rerun duplicate export import validate help"
+    local commands="submit run wait status list logs cancel start pause resume shutdown pools results rerun duplicate export import validate serve help"
 
     # The command, and the spool options given so far.
     local i command="" spool_args=()
@@ -48,6 +49,8 @@ _spoolctl() {
             COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" pools -q 2>/dev/null)" -- "$cur")); return ;;
         --state)
             COMPREPLY=($(compgen -W "queued running succeeded failed cancelled" -- "$cur")); return ;;
+        --listen)
+            COMPREPLY=($(compgen -W "127.0.0.1:8642 127.0.0.1:0 [::1]:8642" -- "$cur")); return ;;
         --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat|--array|--parallel|--max-failed)
             return ;;
     esac
@@ -67,6 +70,7 @@ _spoolctl() {
     case "$command" in
         submit|run|validate|import)
             COMPREPLY=($(compgen -f -- "$cur")) ;;
+        serve) ;;
         pause|resume)
             COMPREPLY=($(compgen -W "$(spoolctl "${spool_args[@]}" pools -q 2>/dev/null)" -- "$cur")) ;;
         help)

@@ -21,6 +21,7 @@
 
 #include <functional>
 
+#include "cli/actions.h"
 #include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "cli/drop.h"
@@ -274,14 +275,19 @@ IntakeReport AwaitIntake(const Context& ctx, const std::string& id, const std::s
   return {Intake::kRejected, error};
 }
 
+// What happened to one submitted job, as --json prints it.
+Json IntakeJson(const std::string& id, const std::string& file, const IntakeReport& report) {
+  Json out = {
+      {"id", id}, {"file", "incoming/" + file}, {"outcome", kIntakeNames[static_cast<int>(report.kind)]}};
+  if (report.kind == Intake::kRejected) out["error"] = report.error;
+  return out;
+}
+
 // Prints what happened to one submitted job; returns the exit code.
 int ReportIntake(const Context& ctx, const std::string& id, const std::string& file,
                  const IntakeReport& report, bool quiet) {
   if (ctx.json && !quiet) {
-    Json out = {
-        {"id", id}, {"file", "incoming/" + file}, {"outcome", kIntakeNames[static_cast<int>(report.kind)]}};
-    if (report.kind == Intake::kRejected) out["error"] = report.error;
-    OutJson(ctx, out);
+    OutJson(ctx, IntakeJson(id, file, report));
   } else if (!quiet && report.kind != Intake::kRejected) {
     Out(id + "\n");
   }
@@ -300,14 +306,27 @@ int ReportIntake(const Context& ctx, const std::string& id, const std::string& f
   return kExitOk;
 }
 
+struct Placed {
+  std::string id;
+  std::string file;  // its name in incoming/
+  IntakeReport report;
+};
+
+// Drops `job` as the first free candidate id and waits for the daemon's intake.
+Result<Placed> Place(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n, int last) {
+  auto id = DropFirstFree(ctx, job, candidate, n, last);
+  if (!id.ok()) return MakeError(id.error().code, "cannot submit: " + id.error().message);
+  const std::string file = *id + Extension(job.format);
+  return Placed{*id, file, AwaitIntake(ctx, *id, file)};
+}
+
 // Drops `job` as the first free candidate id and reports the daemon's intake.
 int PlaceAndReport(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n, int last,
                    std::string* id_out, bool quiet) {
-  auto id = DropFirstFree(ctx, job, candidate, n, last);
-  if (!id.ok()) return Fail("cannot submit: " + id.error().message);
-  if (id_out) *id_out = *id;
-  const std::string file = *id + Extension(job.format);
-  return ReportIntake(ctx, *id, file, AwaitIntake(ctx, *id, file), quiet);
+  auto placed = Place(ctx, job, candidate, n, last);
+  if (!placed.ok()) return Fail(placed.error().message);
+  if (id_out) *id_out = placed->id;
+  return ReportIntake(ctx, placed->id, placed->file, placed->report, quiet);
 }
 
 // submit and run: reads FILE|-, validates, drops; the id goes to *id_out.
@@ -349,25 +368,42 @@ std::string RerunBase(const std::string& id) {
   return id.substr(0, dot);
 }
 
+// The job file of `source` made ready to be copied as `first_id` (rerun,
+// duplicate), with metadata.derived_from added to `ov`. When the file does
+// not validate, *invalid_file names it (and the error is the daemon's).
+Result<Prepared> PrepareCopy(const Context& ctx, const std::string& source, Overrides ov,
+                             const std::string& first_id, std::string* invalid_file) {
+  if (auto task = ParseTaskId(source)) {
+    // A task has no job file of its own: it runs its array's.
+    return MakeError("invalid_state", source + " is a task of array " + task->array + "; copy the array (" +
+                                          task->array + "), or rerun its failed tasks with spoolctl rerun " +
+                                          task->array + " --failed");
+  }
+  ov.derived_from = source;
+  auto in = ReadJobOf(ctx, source);
+  if (!in.ok()) return in.error();
+  Settings settings = LoadSettings(ctx);
+  auto job = Prepare(*in, first_id, ov, settings);
+  if (!job.ok()) *invalid_file = in->file;
+  return job;
+}
+
+Candidate RerunCandidate(const std::string& id) {
+  return [base = RerunBase(id)](int n) { return WithSuffix(base, ".r" + std::to_string(n)); };
+}
+
 // `failed_indexes`: rerun --failed's, which replace the [array]'s indexes.
 int SubmitCopies(Context& ctx, const Args& args, const Candidate& candidate, int first, int count,
                  const std::optional<std::string>& failed_indexes = std::nullopt) {
   if (args.positional.size() != 1) return UsageError("give one job id");
-  const std::string& source = args.positional[0];
-  if (auto task = ParseTaskId(source)) {
-    // A task has no job file of its own: it runs its array's.
-    return Fail(source + " is a task of array " + task->array + "; copy the array (" + task->array +
-                "), or rerun its failed tasks with spoolctl rerun " + task->array + " --failed");
-  }
   auto ov = ParseOverrides(args);
   if (!ov.ok()) return UsageError(ov.error().message);
-  ov->derived_from = source;
   ov->array.indexes = failed_indexes;
-  auto in = ReadJobOf(ctx, source);
-  if (!in.ok()) return Fail(in.error().message);
-  Settings settings = LoadSettings(ctx);
-  auto job = Prepare(*in, candidate(first), *ov, settings);
-  if (!job.ok()) return ReportInvalid(ctx, in->file, job.error());
+  std::string invalid_file;
+  auto job = PrepareCopy(ctx, args.positional[0], *ov, candidate(first), &invalid_file);
+  if (!job.ok()) {
+    return invalid_file.empty() ? Fail(job.error().message) : ReportInvalid(ctx, invalid_file, job.error());
+  }
   int worst = kExitOk;
   for (int n = first, made = 0; made < count; ++made, ++n) {
     worst = std::max(worst, PlaceAndReport(ctx, *job, candidate, &n, 100000, nullptr, false));
@@ -467,8 +503,21 @@ int CmdValidate(Context& ctx, const Args& args) {
   return worst;
 }
 
+Result<Json> RerunJob(const Context& ctx, const std::string& id) {
+  const Candidate candidate = RerunCandidate(id);
+  std::string invalid_file;
+  auto job = PrepareCopy(ctx, id, Overrides{}, candidate(2), &invalid_file);
+  if (!job.ok()) {
+    if (invalid_file.empty()) return job.error();
+    return MakeError(job.error().code, FormatErrorJson(ErrorJson(invalid_file, job.error())));
+  }
+  int n = 2;
+  auto placed = Place(ctx, *job, candidate, &n, 100000);
+  if (!placed.ok()) return placed.error();
+  return IntakeJson(placed->id, placed->file, placed->report);
+}
+
 int CmdRerun(Context& ctx, const Args& args) {
-  const std::string base = args.positional.empty() ? "" : RerunBase(args.positional[0]);
   std::optional<std::string> failed;
   if (args.Flag("failed")) {
     if (args.positional.size() != 1) return UsageError("give one array id");
@@ -476,8 +525,8 @@ int CmdRerun(Context& ctx, const Args& args) {
     if (!indexes.ok()) return Fail("cannot rerun the failed tasks: " + indexes.error().message);
     failed = *indexes;
   }
-  return SubmitCopies(
-      ctx, args, [&](int n) { return WithSuffix(base, ".r" + std::to_string(n)); }, 2, 1, failed);
+  return SubmitCopies(ctx, args, RerunCandidate(args.positional.empty() ? "" : args.positional[0]), 2, 1,
+                      failed);
 }
 
 int CmdDuplicate(Context& ctx, const Args& args) {

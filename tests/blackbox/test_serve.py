@@ -1,0 +1,371 @@
+"""spoolctl serve (issue 19, SPEC.md section 12): the JSON API over a real
+spoold's spool, the cross-site and rebinding checks, --read-only, nothing
+served from outside the root, logs ranged and followed, live updates, and a
+clean stop on SIGTERM. The browser test (test_browser.py) checks the page."""
+import hashlib
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import SpoolTestMixin
+from harness_ctl import clean_env, spoolctl_bin
+
+PASSWD_MARK = b"root:x:0:0"
+
+
+class Server:
+    """One `spoolctl serve` on a free port of 127.0.0.1."""
+
+    def __init__(self, test, spool, *extra):
+        self.log_path = os.path.join(spool.base, f"serve-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [spoolctl_bin(), "--root", spool.root, "serve", "--listen", "127.0.0.1:0", *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=clean_env())
+        test.addCleanup(self.close)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\n", line)
+        if not m:
+            self.close()
+            raise AssertionError(f"spoolctl serve printed {line!r}, not its URL\n{self.log_text()}")
+        self.port = int(m.group(1))
+        self.origin = f"http://127.0.0.1:{self.port}"
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+    def connection(self, timeout=20):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, headers=None, timeout=20):
+        """(status, headers, body bytes)."""
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, headers=headers or {})
+            res = conn.getresponse()
+            return res.status, res.headers, res.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path, expect=200):
+        status, headers, body = self.request("GET", path)
+        if status != expect:
+            raise AssertionError(f"GET {path}: {status}, expected {expect}: {body[:500]!r}")
+        if status != 206:
+            assert headers["Content-Type"].startswith("application/json"), headers["Content-Type"]
+        return json.loads(body)
+
+    def token(self):
+        status, _, body = self.request("GET", "/")
+        m = re.search(rb'<meta name="spoold-token" content="([0-9a-f]*)">', body)
+        assert status == 200 and m, body[:500]
+        return m.group(1).decode()
+
+    def post(self, path, token=None, headers=None):
+        h = {"X-Spoold-Token": token if token is not None else self.token(), "Origin": self.origin}
+        h.update(headers or {})
+        status, _, body = self.request("POST", path, headers=h)
+        return status, json.loads(body) if body else None
+
+
+class ServeTest(SpoolTestMixin, unittest.TestCase):
+
+    def blocker(self, spool, job_id, lines=""):
+        """A job that prints `lines`, then runs until its gate file exists."""
+        gate = os.path.join(spool.base, f"gate-{job_id}")
+        spool.drop_job(job_id, command=["sh", "-c", f'{lines}while [ ! -e "{gate}" ]; do sleep 0.02; done'])
+        spool.wait_state(job_id, "running")
+        return gate
+
+    def assert_error(self, status, body, expect_status, code=None):
+        self.assertEqual(status, expect_status, body)
+        doc = json.loads(body) if isinstance(body, bytes) else body
+        self.assertIsInstance(doc["error"]["message"], str)
+        if code:
+            self.assertEqual(doc["error"]["code"], code, doc)
+
+    # -- reading ---------------------------------------------------------------
+
+    def test_index_status_and_events(self):
+        spool = self.make_spool()
+        title = "<img src=x onerror=alert(1)>"
+        spool.drop_job("hello", title=title, tags=["t1"], command=["sh", "-c", "echo hi"])
+        spool.wait_terminal("hello")
+        srv = Server(self, spool)
+        index = spool.wait_for(lambda: (lambda i: i if "hello" in i["jobs"] else None)(
+            srv.get_json("/api/index")), what="hello in /api/index")
+        self.assertEqual(index["jobs"]["hello"]["state"], "succeeded")
+        self.assertIn("default", index["pools"])
+        status, headers, body = srv.request("GET", "/api/jobs/hello")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-Content-Type-Options"], "nosniff")
+        self.assertIn("default-src 'self'", headers["Content-Security-Policy"])
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+        self.assertEqual(json.loads(body), spool.status("hello"))
+        self.assertEqual(json.loads(body)["title"], title, "the title comes back as JSON data")
+        _, _, page = srv.request("GET", "/jobs/hello")
+        self.assertNotIn(b"<img", page, "the page holds no job text: the script inserts it as text")
+        self.assertEqual(srv.get_json("/api/jobs/hello/events"), spool.events("hello"))
+        self.assertEqual(srv.get_json("/api/pools")["pools"]["default"]["workers"], 2)
+        status, _, body = srv.request("GET", "/api/jobs/nosuchjob")
+        self.assert_error(status, body, 404, "unknown_job")
+        status, _, body = srv.request("GET", "/api/jobs/-bad%20id")
+        self.assert_error(status, body, 400, "bad_id")
+        status, _, body = srv.request("GET", "/api/nothing-here")
+        self.assert_error(status, body, 404)
+
+    def test_logs_ranged_and_follow(self):
+        spool = self.make_spool()
+        gate = self.blocker(spool, "talk", lines="echo first; ")
+        srv = Server(self, spool)
+        log = "/api/jobs/talk/attempts/1/stdout"
+        spool.wait_for(lambda: spool.attempt_log("talk") == "first\n", what="the first line")
+        status, headers, body = srv.request("GET", log + "?offset=1&length=3")
+        self.assertEqual((status, body), (200, b"irs"))
+        self.assertEqual(headers["Content-Length"], "3")
+        status, headers, body = srv.request("GET", log, headers={"Range": "bytes=0-2"})
+        self.assertEqual((status, body), (206, b"fir"))
+        self.assertEqual(headers["Content-Range"], "bytes 0-2/6")
+        status, _, body = srv.request("GET", "/api/jobs/talk/attempts/7/stdout")
+        self.assert_error(status, body, 404)
+
+        got = []
+        ended = threading.Event()
+
+        def follow():
+            conn = srv.connection(timeout=30)
+            conn.request("GET", log + "?follow=1")
+            res = conn.getresponse()
+            got.append(res.status)
+            while True:
+                chunk = res.read1(65536)
+                if not chunk:
+                    break
+                got.append(chunk)
+            conn.close()
+            ended.set()
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        spool.wait_for(lambda: b"first\n" in b"".join(got[1:]), what="the follow stream's first line")
+        self.assertFalse(ended.is_set(), "the stream ended while the job runs")
+        with open(gate, "w"):  # the job ends, and with it the stream
+            pass
+        spool.wait_terminal("talk")
+        self.assertTrue(ended.wait(15), "the follow stream did not end with the attempt")
+        self.assertEqual(got[0], 200)
+        self.assertEqual(b"".join(got[1:]).decode(), spool.attempt_log("talk"))
+
+    def test_follow_sees_new_lines(self):
+        spool = self.make_spool()
+        gate = os.path.join(spool.base, "gate")
+        spool.drop_job("late", command=["sh", "-c", f'echo one; while [ ! -e "{gate}" ]; do sleep 0.02; done; '
+                                                    'echo two; sleep 0.3; echo three'])
+        spool.wait_state("late", "running")
+        srv = Server(self, spool)
+        conn = srv.connection(timeout=30)
+        # As a browser asks: a client that accepts compressed answers still
+        # gets each line as it is written (a compressed stream would hold
+        # them back until the end).
+        conn.request("GET", "/api/jobs/late/attempts/1/stdout?follow=1",
+                     headers={"Accept-Encoding": "gzip, deflate, br"})
+        res = conn.getresponse()
+        self.assertEqual(res.status, 200)
+        self.assertIsNone(res.getheader("Content-Encoding"))
+        self.assertEqual(res.read1(65536), b"one\n")
+        with open(gate, "w"):
+            pass
+        rest = res.read()  # to the end of the stream: the attempt's end
+        conn.close()
+        self.assertEqual(rest, b"two\nthree\n")
+        self.assertEqual(spool.status("late")["state"], "succeeded")
+
+    def test_result_download(self):
+        spool = self.make_spool()
+        spool.run_job("res", command=["sh", "-c", "printf 'a\\000b\\377c' > data.bin; echo '{\"k\":1}' > out.json"])
+        srv = Server(self, spool)
+        results = srv.get_json("/api/jobs/res/results")
+        with open(os.path.join(spool.job_dir("res"), "results.json"), "rb") as f:
+            self.assertEqual(results, json.loads(f.read()))
+        for key in ("data.bin", "out.json"):
+            asset = results["assets"][key]
+            status, headers, body = srv.request("GET", "/api/jobs/res/files/" + asset["href"])
+            self.assertEqual(status, 200, body)
+            with open(os.path.join(spool.job_dir("res"), "results", key), "rb") as f:
+                self.assertEqual(body, f.read())
+            self.assertEqual(int(headers["Content-Length"]), asset["file:size"])
+            self.assertEqual("1220" + hashlib.sha256(body).hexdigest(), asset["file:checksum"])
+            self.assertEqual(headers["Content-Type"], asset["type"])
+            self.assertTrue(headers["Content-Disposition"].startswith("attachment;"), headers)
+        self.assertEqual(srv.request("GET", "/api/jobs/res/files/results/none.txt")[0], 404)
+
+    def test_metrics_file(self):
+        spool = self.make_spool(start=False)  # no daemon: nothing else writes metrics.prom
+        for folder in ("jobs", "incoming"):
+            os.makedirs(spool.path(folder))
+        srv = Server(self, spool)
+        status, _, body = srv.request("GET", "/metrics")
+        self.assert_error(status, body, 404, "no_metrics")
+        text = b"# HELP spoold_up up\n# TYPE spoold_up gauge\nspoold_up 1\n"
+        with open(spool.path("metrics.prom"), "wb") as f:
+            f.write(text)
+        status, headers, body = srv.request("GET", "/metrics")
+        self.assertEqual((status, body), (200, text))
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers)
+        status, _, body = srv.request("GET", "/api/index")
+        self.assert_error(status, body, 503, "no_index")
+
+    # -- safety ------------------------------------------------------------------
+
+    def test_nothing_outside_the_root(self):
+        spool = self.make_spool()
+        spool.run_job("leak", command=["sh", "-c", "echo data > ok.txt; ln -s /etc/passwd link.txt"])
+        job = spool.job_dir("leak")
+        # Links planted after the end: in results/, for the events, for a log,
+        # and a job folder that is a link.
+        os.symlink("/etc/passwd", os.path.join(job, "results", "planted"))
+        os.rename(os.path.join(job, "events.jsonl"), os.path.join(job, "events.saved"))
+        os.symlink("/etc/passwd", os.path.join(job, "events.jsonl"))
+        os.rename(os.path.join(job, "attempts", "1", "stdout.log"), os.path.join(job, "attempts", "1", "saved"))
+        os.symlink("/etc/passwd", os.path.join(job, "attempts", "1", "stdout.log"))
+        os.symlink("/etc", spool.path("jobs", "etc"))
+        srv = Server(self, spool)
+        self.assertEqual(srv.request("GET", "/api/jobs/leak/files/results/ok.txt")[2], b"data\n")
+        for path in ("/api/jobs/leak/files/results/link.txt", "/api/jobs/leak/files/results/planted",
+                     "/api/jobs/leak/events", "/api/jobs/leak/attempts/1/stdout",
+                     "/api/jobs/leak/attempts/1/stdout?follow=1",
+                     "/api/jobs/etc/files/results/passwd", "/api/jobs/etc", "/api/jobs/etc/events",
+                     "/api/jobs/leak/files/results/../../../../../../etc/passwd",
+                     "/api/jobs/leak/files/results/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                     "/api/jobs/leak/files/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+                     "/api/jobs/leak/files//etc/passwd", "/api/jobs/leak/files/status.json",
+                     "/../../../../etc/passwd", "/api/jobs/..%2f..%2f..%2fetc/events"):
+            status, _, body = srv.request("GET", path)
+            self.assertIn(status, (400, 404), path)
+            self.assertNotIn(PASSWD_MARK, body, path)
+            json.loads(body)  # an error document
+
+    def test_post_needs_token_origin_and_host(self):
+        spool = self.make_spool()
+        gate = self.blocker(spool, "keep")
+        self.addCleanup(lambda: open(gate, "w").close())
+        srv = Server(self, spool)
+        token = srv.token()
+        self.assertRegex(token, "^[0-9a-f]{64}$")
+        self.assertEqual(srv.get_json("/api/session")["token"], token)
+        cancel = "/api/jobs/keep/cancel"
+        status, body = srv.post(cancel, token="")
+        self.assert_error(status, body, 403, "bad_token")
+        status, body = srv.post(cancel, token="0" * 64)
+        self.assert_error(status, body, 403, "bad_token")
+        status, body = srv.post(cancel, token=token, headers={"Origin": "http://evil.example"})
+        self.assert_error(status, body, 403, "bad_origin")
+        status, body = srv.post(cancel, token=token, headers={"Origin": f"http://localhost:{srv.port + 1}"})
+        self.assert_error(status, body, 403, "bad_origin")
+        for host in ("evil.example", f"evil.example:{srv.port}", "127.0.0.1", f"127.0.0.2:{srv.port}"):
+            status, _, body = srv.request("GET", "/api/index", headers={"Host": host})
+            self.assert_error(status, body, 403, "bad_host")
+            status, body = srv.post(cancel, token=token, headers={"Host": host})
+            self.assert_error(status, body, 403, "bad_host")
+        for host in (f"localhost:{srv.port}", f"[::1]:{srv.port}"):
+            self.assertEqual(srv.request("GET", "/api/pools", headers={"Host": host})[0], 200, host)
+        self.assertEqual(spool.status("keep")["state"], "running")
+        self.assertNotIn("cancel_requested", [e["event"] for e in spool.events("keep")])
+        self.assertEqual(os.listdir(spool.path("control")), [])
+        # The page's own origin with the token: refused by the API only for
+        # what the id is.
+        status, body = srv.post("/api/jobs/nosuch/cancel", token=token)
+        self.assert_error(status, body, 404, "unknown_job")
+        status, body = srv.post("/api/jobs/-x/cancel", token=token)
+        self.assert_error(status, body, 400, "bad_id")
+
+    def test_read_only(self):
+        spool = self.make_spool()
+        gate = self.blocker(spool, "ro")
+        self.addCleanup(lambda: open(gate, "w").close())
+        srv = Server(self, spool, "--read-only")
+        for path in ("/", "/pools", "/jobs/ro"):
+            status, _, page = srv.request("GET", path)
+            self.assertEqual(status, 200)
+            self.assertNotIn(b'class="action', page)
+            self.assertIn(b"read-only", page)
+        self.assertIsNone(srv.get_json("/api/session")["token"])
+        for path in ("/api/jobs/ro/cancel", "/api/pools/default/pause", "/api/jobs/ro/rerun"):
+            status, body = srv.post(path, token="")
+            self.assert_error(status, body, 403, "read_only")
+        self.assertEqual(spool.status("ro")["state"], "running")
+
+    # -- actions -----------------------------------------------------------------
+
+    def test_cancel_rerun_pause_resume(self):
+        spool = self.make_spool()
+        self.blocker(spool, "victim")
+        srv = Server(self, spool)
+        token = srv.token()
+        status, body = srv.post("/api/jobs/victim/cancel", token=token)
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["action"], body["job"], body["outcome"]), ("cancel", "victim", "done"))
+        st = spool.wait_terminal("victim")
+        self.assertEqual((st["state"], st["reason"]), ("cancelled", "cancelled_by_user"))
+        self.assertIn("cancel_requested", [e["event"] for e in spool.events("victim")])
+        status, body = srv.post("/api/jobs/victim/cancel", token=token)
+        self.assert_error(status, body, 409, "invalid_state")
+        status, body = srv.post("/api/jobs/victim/rerun", token=token)
+        self.assertEqual((status, body["id"], body["outcome"]), (201, "victim.r2", "accepted"), body)
+        self.assertEqual(spool.status("victim.r2")["metadata"]["derived_from"], "victim")
+        status, body = srv.post("/api/pools/default/pause", token=token)
+        self.assertEqual((status, body["outcome"]), (200, "done"), body)
+        spool.wait_for(lambda: srv.get_json("/api/pools")["pools"]["default"]["paused"], what="paused")
+        status, body = srv.post("/api/pools/default/resume", token=token)
+        self.assertEqual((status, body["outcome"]), (200, "done"), body)
+        spool.wait_for(lambda: not srv.get_json("/api/pools")["pools"]["default"]["paused"], what="resumed")
+        status, body = srv.post("/api/pools/-no/pause", token=token)
+        self.assert_error(status, body, 400)
+
+    # -- live updates and stopping -------------------------------------------------
+
+    def test_live_events_and_clean_stop(self):
+        spool = self.make_spool()
+        gate = self.blocker(spool, "open")
+        self.addCleanup(lambda: open(gate, "w").close())
+        srv = Server(self, spool)
+        conn = srv.connection(timeout=10)
+        conn.request("GET", "/api/live")
+        res = conn.getresponse()
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.headers["Content-Type"].startswith("text/event-stream"))
+        self.assertIn(b"event: hello", res.read1(65536))
+        spool.drop_job("newcomer")
+        seen = b""
+        deadline = time.monotonic() + 5
+        while b"event: index" not in seen and time.monotonic() < deadline:
+            seen += res.read1(65536)
+        self.assertIn(b"event: index", seen)
+        self.assertIn("newcomer", srv.get_json("/api/index")["jobs"])
+        # A followed log and the event stream stay open; SIGTERM ends both.
+        follow = srv.connection(timeout=10)
+        follow.request("GET", "/api/jobs/open/attempts/1/stdout?follow=1")
+        self.assertEqual(follow.getresponse().status, 200)
+        srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(srv.proc.wait(timeout=10), 0, srv.log_text())
+        conn.close()
+        follow.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
