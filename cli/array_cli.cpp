@@ -90,19 +90,9 @@ Json ArrayEffective(const ArraySpec& array) {
 }
 
 std::optional<TaskCounts> TaskCountsOf(const Json& tasks) {
-  if (!tasks.is_object()) return std::nullopt;
-  auto count = [&tasks](const char* key) -> uint64_t {
-    auto it = tasks.find(key);
-    return it != tasks.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-  };
-  TaskCounts c;
-  c.total = count("total");
-  c.queued = count("queued");
-  c.running = count("running");
-  c.succeeded = count("succeeded");
-  c.failed = count("failed");
-  c.cancelled = count("cancelled");
-  return c;
+  auto counts = TaskCountsFromJson(tasks);
+  if (!counts.ok()) return std::nullopt;
+  return *counts;
 }
 
 std::string TaskCountsText(const TaskCounts& c) {

@@ -40,8 +40,8 @@ void ApplyArrayOptions(const ArrayOptions& options, Json& job);
 // The [array] of validate --explain: indexes, task count, items, limits.
 Json ArrayEffective(const ArraySpec& array);
 
-// A `tasks` object of status.json or index.json; nullopt when `tasks` is not
-// one (a job that is no array).
+// A `tasks` object of status.json or index.json (spool's TaskCountsFromJson);
+// nullopt when `tasks` is none (a job that is no array) or is malformed.
 std::optional<TaskCounts> TaskCountsOf(const Json& tasks);
 
 // "12/100 tasks, 8 running, 2 failed": ended of all, then the running,

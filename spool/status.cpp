@@ -252,6 +252,20 @@ Json TaskCountsJson(const TaskCounts& c) {
               {"succeeded", c.succeeded}, {"failed", c.failed}, {"cancelled", c.cancelled}};
 }
 
+Result<TaskCounts> TaskCountsFromJson(const Json& tasks) {
+  if (!tasks.is_object()) return MakeError("io_error", "tasks is not an object");
+  Reader tr{tasks, {}};
+  TaskCounts c;
+  c.total = tr.Get<uint64_t>("total", 0);
+  c.queued = tr.Get<uint64_t>("queued", 0);
+  c.running = tr.Get<uint64_t>("running", 0);
+  c.succeeded = tr.Get<uint64_t>("succeeded", 0);
+  c.failed = tr.Get<uint64_t>("failed", 0);
+  c.cancelled = tr.Get<uint64_t>("cancelled", 0);
+  if (!tr.error.empty()) return MakeError("io_error", "tasks: " + tr.error);
+  return c;
+}
+
 Result<JobStatus> StatusFromJson(const Json& json) {
   auto schema = json.is_object() ? json.find("schema") : json.end();
   if (!json.is_object() || schema == json.end() || !schema->is_string() || *schema != "spoold/status/v1") {
@@ -306,16 +320,9 @@ Result<JobStatus> StatusFromJson(const Json& json) {
     }
   }
   if (auto it = json.find("tasks"); it != json.end() && it->is_object()) {
-    Reader tr{*it, {}};
-    TaskCounts c;
-    c.total = tr.Get<uint64_t>("total", 0);
-    c.queued = tr.Get<uint64_t>("queued", 0);
-    c.running = tr.Get<uint64_t>("running", 0);
-    c.succeeded = tr.Get<uint64_t>("succeeded", 0);
-    c.failed = tr.Get<uint64_t>("failed", 0);
-    c.cancelled = tr.Get<uint64_t>("cancelled", 0);
-    if (!tr.error.empty()) return MakeError("io_error", "tasks: " + tr.error);
-    s.tasks = c;
+    auto counts = TaskCountsFromJson(*it);
+    if (!counts.ok()) return counts.error();
+    s.tasks = *counts;
   }
   s.failed_indexes = r.Opt<std::string>("failed_indexes");
   s.halted_by = r.ReasonField("halted_by");

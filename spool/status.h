@@ -144,6 +144,8 @@ struct JobStatus {
 
 Json StatusToJson(const JobStatus& status);
 Json TaskCountsJson(const TaskCounts& counts);
+// status.json's `tasks` object; an error names the member that is not a count.
+Result<TaskCounts> TaskCountsFromJson(const Json& tasks);
 Result<JobStatus> StatusFromJson(const Json& json);
 
 // The summary of a job that index.json holds (SPEC.md section 7).
