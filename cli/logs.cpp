@@ -3,12 +3,14 @@
 // rest and exits; without --attempt it moves on to each new attempt. The job's
 // state is read before the last read of the file, and the daemon writes the
 // terminal state only after the attempt's whole process group is gone, so
-// nothing written by the job is missed.
+// nothing written by the job is missed. A task not started yet is waited for.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "cli/array_cli.h"
 #include "cli/commands.h"
 #include "spool/fileio.h"
+#include "spool/job_array.h"
 
 namespace spoold::cli {
 namespace {
@@ -105,6 +107,28 @@ int Follow(const Context& ctx, const std::string& id, const LogTarget& target,
   }
 }
 
+// --follow of a task not started yet (its folder is made when it starts,
+// SPEC.md section 5): waits for the folder while its array may still start
+// it. kExitOk once there; else the exit code, the reason printed.
+int WaitForTaskFolder(const Context& ctx, const std::string& id) {
+  const auto task = ParseTaskId(id);
+  if (!task) return kExitOk;  // no task: LoadStatusJson says what it is
+  bool announced = false;
+  while (!PathExists(ctx.Paths().JobDir(id))) {
+    const TaskLookup where = LookUpTask(ctx, *task);
+    if (where.place != TaskPlace::kNotStarted && where.place != TaskPlace::kArrayWaiting) {
+      if (PathExists(ctx.Paths().JobDir(id))) break;  // started meanwhile
+      PrintError(where.message);
+      // One its array ended without starting never will, as wait says.
+      return where.place == TaskPlace::kNeverStarted ? kExitOtherFailure : kExitError;
+    }
+    if (!announced) PrintNote(where.message + "; waiting for it to start");
+    announced = true;
+    SleepMs(kFollowPollMs);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int CmdLogs(Context& ctx, const Args& args) {
@@ -117,6 +141,9 @@ int CmdLogs(Context& ctx, const Args& args) {
     auto n = ParseIntArg("--attempt", *text, 1, 1'000'000);
     if (!n.ok()) return UsageError(n.error().message);
     target.pinned_attempt = static_cast<int>(*n);
+  }
+  if (args.Flag("follow")) {
+    if (int code = WaitForTaskFolder(ctx, id); code != kExitOk) return code;
   }
   auto status = LoadStatusJson(ctx, id);
   if (!status.ok()) return Fail(status.error().message);

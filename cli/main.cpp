@@ -127,7 +127,8 @@ std::vector<Command> Commands() {
        "an attempt's output, or the job's events",
        "Without --attempt: the last attempt. --follow prints what is appended until the job\n"
        "ends (moving on to new attempts). --events --json prints events.jsonl as it is.\n"
-       "An array's output is its tasks': spoolctl logs ID:INDEX.",
+       "An array's output is its tasks': spoolctl logs ID:INDEX; --follow of a task not\n"
+       "started yet waits for it to start (exit 125 if its array ended first).",
        {{"attempt", 0, "N", "attempt N (1-based)"},
         {"stderr", 0, nullptr, "stderr.log instead of stdout.log"},
         {"follow", 'f', nullptr, "keep printing until the job is terminal"},

@@ -13,7 +13,7 @@ import unittest
 
 from harness import SpoolTestMixin, cannot_run, parse_time, read_json, stac_validator
 from harness_arrays import WAIT_GO, ArraysMixin, counts, ranges, tree
-from harness_ctl import SpoolctlMixin
+from harness_ctl import SpoolctlMixin, clean_env, spoolctl_bin
 from harness_sched import drop_control, pid_alive
 
 # The 10,000-task array, as cheap as a task can be (one sh, no other
@@ -286,6 +286,34 @@ class ArraysTest(ArraysMixin, SpoolctlMixin, SpoolTestMixin, unittest.TestCase):
         self.assertIn("task sweep:5 never started", proc.err)
         spool.drop_job("after5", fmt="json", after=[{"job": "sweep:5", "on": "any"}])
         self.assertEqual(spool.wait_terminal("after5")["state"], "succeeded")
+
+    def test_logs_follow_of_a_task_not_started_waits_for_it_or_says_it_never_will(self):
+        spool = self.make_spool(workers=2)
+        go, env = self.gated(spool)
+        spool.drop_job("chain", env=env, command=["sh", "-c", WAIT_GO + '; echo "task $SPOOLD_ARRAY_INDEX says hi"'],
+                       array={"indexes": "0-2", "parallel": 1})
+        self.wait_running(spool, "chain", [0])
+        argv = [spoolctl_bin(), "--root", spool.root, "logs", "chain:1", "--follow"]
+        follow = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+        self.addCleanup(lambda: follow.poll() is None and follow.kill())
+        note = follow.stderr.readline().decode()  # said once it waits
+        self.assertIn("task chain:1 has not started yet", note)
+        self.assertIn("waiting for it to start", note)
+        self.assertFalse(os.path.exists(self.task_dir(spool, "chain", 1)))
+        with open(go, "w"):
+            pass
+        out, err = follow.communicate(timeout=60)
+        self.assertEqual(follow.returncode, 0, err)
+        self.assertEqual(out.decode(), "task 1 says hi\n")
+        spool.wait_terminal("chain")
+        # One that never will: its array was cancelled before it started.
+        spool.drop_job("stopped", command=["sleep", "300"], array={"indexes": "0-5", "parallel": 1})
+        self.wait_running(spool, "stopped", [0])
+        self.ctl(spool, "cancel", "stopped", expect=0)
+        spool.wait_terminal("stopped", timeout=60)
+        proc = self.ctl(spool, "logs", "stopped:4", "--follow")
+        self.assertEqual(proc.returncode, 125, proc.err)
+        self.assertIn("never started", proc.err)
 
     # -- 4. environment, items, logs and results -----------------------------------------------
 
