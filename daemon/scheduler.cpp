@@ -342,7 +342,10 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   job.status().exit_code = end.exit_code;
   job.status().signal = record.signal;
   job.status().pid.reset();
-  if (metrics_ != nullptr) metrics_->AttemptEnded(job.status().pool, record.duration_s, reason);
+  // One that never ran (spawn_failed) was never counted as started either.
+  if (metrics_ != nullptr && reason != Reason::kSpawnFailed) {
+    metrics_->AttemptEnded(job.status().pool, record.duration_s, reason);
+  }
 
   const std::string which =
       "attempt " + std::to_string(CountedAttempts(job)) + " of " + std::to_string(job.status().max_attempts);

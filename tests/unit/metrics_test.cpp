@@ -72,13 +72,17 @@ TEST_CASE("metrics: the scheduler counts attempts, retries, timeouts, waits and 
   s.AttemptEnded("ok", Exit(2), kT0 + 16s);  // no retry: fails
   bool found = false;
   REQUIRE(s.Cancel("dropped", kT0 + 16s, &found).ok());  // never started
+  // An attempt that could not start counts neither as started nor as run.
+  Submit(s, PlainJob("broken"), kT0 + 16s);
+  REQUIRE(s.TakeStartable(kT0 + 16s) == std::vector<std::string>{"broken"});
+  s.AttemptEnded("broken", Cause(Reason::kSpawnFailed), kT0 + 16s);
 
   const std::string text = metrics.Render(OnePool());
   CHECK(Sample(text, "spoold_attempts_started_total{pool=\"default\"}") == 4);
   CHECK(Sample(text, "spoold_retries_total{pool=\"default\"}") == 2);
   CHECK(Sample(text, "spoold_timeouts_total{pool=\"default\"}") == 1);
   CHECK(Sample(text, "spoold_jobs_finished_total{pool=\"default\",outcome=\"succeeded\"}") == 1);
-  CHECK(Sample(text, "spoold_jobs_finished_total{pool=\"default\",outcome=\"failed\"}") == 1);
+  CHECK(Sample(text, "spoold_jobs_finished_total{pool=\"default\",outcome=\"failed\"}") == 2);
   CHECK(Sample(text, "spoold_jobs_finished_total{pool=\"default\",outcome=\"cancelled\"}") == 1);
   // Queue wait: the first attempts only, 2 s (flaky) and 15 s (ok) after acceptance.
   CHECK(Sample(text, "spoold_queue_wait_seconds_count{pool=\"default\"}") == 2);
