@@ -6,14 +6,16 @@
 //
 // Cross-site and rebinding protection (SPEC.md section 12): the Host header
 // must name the listen address, localhost, 127.0.0.1 or [::1] with the port;
-// a POST must carry the per-server random token (X-Spoold-Token, embedded in
-// the page) and, when the browser sends an Origin, come from this origin.
+// /api/ and /metrics answer no other site (Origin, Sec-Fetch-Site); a POST
+// must carry the per-server random token (X-Spoold-Token, embedded in the
+// page) and come from a connection of the serving user (when the client is
+// on this host: its socket's owner), so another user of the machine gets the
+// read-only view.
 #include "cli/serve.h"
 
 #include <fcntl.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -47,37 +49,6 @@ void SendJsonText(httplib::Response& res, std::string text) {
 void SendReadError(httplib::Response& res, const Error& error, const std::string& what) {
   if (error.code == "not_found") return SendError(res, 404, "not_found", what + " does not exist");
   SendError(res, 500, error.code, error.message);
-}
-
-namespace {}  // namespace
-
-// The socket of a request's connection: the one of ours whose ends are the
-// request's ports (cpp-httplib does not hand it to handlers).
-int ClientSocket(const httplib::Request& req) {
-  for (int fd = 3; fd < 65536; ++fd) {
-    struct sockaddr_storage local, peer;
-    socklen_t local_len = sizeof local, peer_len = sizeof peer;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
-      if (errno == EBADF && fd > 1024) break;
-      continue;
-    }
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
-    auto port = [](const sockaddr_storage& a) {
-      if (a.ss_family == AF_INET)
-        return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port));
-      if (a.ss_family == AF_INET6)
-        return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port));
-      return -1;
-    };
-    if (port(local) == req.local_port && port(peer) == req.remote_port) return fd;
-  }
-  return -1;
-}
-
-bool ClientGone(int fd) {
-  if (fd < 0) return false;
-  struct pollfd p = {fd, POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 namespace {
@@ -134,38 +105,64 @@ bool SameSecret(const std::string& a, const std::string& b) {
 
 // The Host headers this server answers: the listen address (unless a
 // wildcard), localhost, 127.0.0.1 and [::1], each with the port.
+// On port 80 a browser sends the name alone.
 bool HostAllowed(const State& state, const std::string& host) {
   const std::string port = ":" + std::to_string(state.port);
   const bool wildcard = state.host == "0.0.0.0" || state.host == "::";
   const std::string listen = state.host.find(':') != std::string::npos ? "[" + state.host + "]" : state.host;
-  for (const std::string& name : {std::string("localhost"), std::string("127.0.0.1"), std::string("[::1]")}) {
-    if (host == name + port) return true;
+  std::vector<std::string> names = {"localhost", "127.0.0.1", "[::1]"};
+  if (!wildcard) names.push_back(listen);
+  for (const std::string& name : names) {
+    if (host == name + port || (state.port == 80 && host == name)) return true;
   }
-  return !wildcard && host == listen + port;
+  return false;
 }
 
-// Host, then for anything but GET and HEAD: read-only, Origin, token.
+// Origin and Sec-Fetch-Site: whether the request comes from another site (a
+// browser sends them; a tool such as curl sends neither).
+bool CrossSite(const httplib::Request& req, const std::string& host) {
+  const std::string site = req.get_header_value("Sec-Fetch-Site");
+  return (req.has_header("Origin") && req.get_header_value("Origin") != "http://" + host) ||
+         site == "cross-site" || site == "same-site";
+}
+
+// Host; for /api/ and /metrics no other site (a page elsewhere could hold
+// every stream slot with <img src=.../api/live>); for anything but GET and
+// HEAD: read-only, Origin, the peer's user, token. The library's range
+// handling is switched off for every route here (SendFileBytes reads the
+// Range header itself).
 httplib::Server::HandlerResponse Guard(State& state, const httplib::Request& req, httplib::Response& res) {
   using R = httplib::Server::HandlerResponse;
+  // The Request is the library's own, not const: routing() hands it here.
+  const_cast<httplib::Request&>(req).ranges.clear();
+  ForgetLastFileRead();
   const std::string host = req.get_header_value("Host");
   if (!HostAllowed(state, host)) {
     SendError(res, 403, "bad_host",
               "Host " + PrintableName(host) + " is not this server's address (DNS rebinding is refused)");
     return R::Handled;
   }
-  if (req.method == "GET" || req.method == "HEAD") return R::Unhandled;
+  const bool api = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics";
+  if (req.method == "GET" || req.method == "HEAD") {
+    if (api && CrossSite(req, host)) {
+      SendError(res, 403, "bad_origin", "a request from another site is refused");
+      return R::Handled;
+    }
+    return R::Unhandled;
+  }
   if (state.read_only) {
     SendError(res, 403, "read_only", "spoolctl serve runs with --read-only: it takes no actions");
     return R::Handled;
   }
-  const std::string origin = req.get_header_value("Origin");
-  if (req.has_header("Origin") && origin != "http://" + host) {
-    SendError(res, 403, "bad_origin", "a request from " + PrintableName(origin) + " is refused (cross-site)");
+  if (CrossSite(req, host)) {
+    SendError(res, 403, "bad_origin",
+              "a request from " + PrintableName(req.get_header_value("Origin")) + " is refused (cross-site)");
     return R::Handled;
   }
-  const std::string site = req.get_header_value("Sec-Fetch-Site");
-  if (site == "cross-site" || site == "same-site") {
-    SendError(res, 403, "bad_origin", "a cross-site request is refused");
+  if (PeerOf(state, req) == Peer::kOther) {
+    SendError(res, 403, "not_owner",
+              "this server acts as " + state.user +
+                  ", and this connection comes from another user of the machine: it may only look");
     return R::Handled;
   }
   if (!SameSecret(req.get_header_value("X-Spoold-Token"), state.token)) {
@@ -188,22 +185,43 @@ void SendAsset(httplib::Response& res, const WebAsset& asset) {
                   std::string(asset.type) + "; charset=utf-8");
 }
 
-// The page, with the token and the mode filled in (both are plain ASCII).
-std::string Page(const State& state) {
+// Why a request may not act ("" when it may): --read-only, or another user.
+std::string ReadOnlyNote(const State& state, const httplib::Request& req) {
+  if (state.read_only) return "read-only";
+  return MayAct(state, req) ? "" : "read-only: you are not " + state.user;
+}
+
+// The page, with the token, the mode and the note filled in (all plain
+// ASCII without quotes or markup: the token is hex, the user name checked).
+std::string Page(const State& state, const std::string& note) {
   const WebAsset* page = FindAsset("/index.html");
   std::string html(reinterpret_cast<const char*>(page->data), page->size);
   auto fill = [&html](const std::string& mark, const std::string& value) {
     for (size_t at; (at = html.find(mark)) != std::string::npos;) html.replace(at, mark.size(), value);
   };
-  fill("@SPOOLD_TOKEN@", state.read_only ? "" : state.token);
-  fill("@SPOOLD_MODE@", state.read_only ? "read-only" : "read-write");
+  fill("@SPOOLD_TOKEN@", note.empty() ? state.token : "");
+  fill("@SPOOLD_MODE@", note.empty() ? "read-write" : "read-only");
+  fill("@SPOOLD_NOTE@", note);
   return html;
 }
 
+// The serving user's name as the page shows it: the name when it is plain
+// (letters, digits, ".", "_", "-"), else "uid N".
+std::string UserName(uid_t uid) {
+  std::string name;
+  std::vector<char> buf(16384);
+  struct passwd pw, *found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) name = pw.pw_name;
+  const bool plain =
+      !name.empty() && name.size() <= 64 &&
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+          std::string::npos;
+  return plain ? name : "uid " + std::to_string(uid);
+}
+
 void RegisterPages(httplib::Server& server, State& state) {
-  const std::string page = Page(state);
-  auto send_page = [page](const httplib::Request&, httplib::Response& res) {
-    res.set_content(page, "text/html; charset=utf-8");
+  auto send_page = [&state](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(Page(state, ReadOnlyNote(state, req)), "text/html; charset=utf-8");
   };
   server.Get("/", send_page);
   server.Get("/pools", send_page);
@@ -213,12 +231,22 @@ void RegisterPages(httplib::Server& server, State& state) {
     server.Get(path, [asset](const httplib::Request&, httplib::Response& res) { SendAsset(res, *asset); });
   }
   server.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
-  server.Get("/api/session", [&state](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, Json{{"token", state.read_only ? Json(nullptr) : Json(state.token)},
-                       {"read_only", state.read_only},
+  server.Get("/api/session", [&state](const httplib::Request& req, httplib::Response& res) {
+    const std::string note = ReadOnlyNote(state, req);
+    SendJson(res, Json{{"token", note.empty() ? Json(state.token) : Json(nullptr)},
+                       {"read_only", !note.empty()},
+                       {"read_only_reason", note.empty()      ? Json(nullptr)
+                                            : state.read_only ? Json("read_only")
+                                                              : Json("not_owner")},
+                       {"user", state.user},
                        {"root", SanitizeUtf8(state.ctx.Root())},
                        {"version", SPOOLD_VERSION}});
   });
+}
+
+// 127.0.0.0/8, ::1 and localhost: only this host can connect.
+bool IsLoopbackName(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // SIGINT and SIGTERM, blocked in every thread, are taken by this one.
@@ -243,6 +271,8 @@ int CmdServe(Context& ctx, const Args& args) {
   state.read_only = args.Flag("read-only");
   state.host = listen->first;
   state.token = RandomToken();
+  state.euid = ::geteuid();
+  state.user = UserName(state.euid);
   const int root_fd = ::open(ctx.Root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return Fail(ErrnoMessage("open", ctx.Root(), errno));
   state.fs = std::make_unique<RootFs>(root_fd);
@@ -275,9 +305,22 @@ int CmdServe(Context& ctx, const Args& args) {
                                   : "the request cannot be served (HTTP " + std::to_string(res.status) + ")");
     }
   });
-  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    SendError(res, 500, "internal_error", "the server failed on this request");
-  });
+  // An exception of a handler (a file of unexpected shape): a 500 naming the
+  // file it read last, never a dropped connection.
+  server.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        const std::string& file = LastFileRead();
+        SendError(res, 500, "internal_error",
+                  "the server failed on " + PrintableName(req.path) +
+                      (file.empty() ? std::string() : " reading " + PrintableName(file)) + ": " + what);
+      });
   RegisterPages(server, state);
   RegisterApi(server, state);
   RegisterLive(server, state);
@@ -291,7 +334,7 @@ int CmdServe(Context& ctx, const Args& args) {
     return Fail("cannot listen on " + args.Value("listen").value_or("127.0.0.1:8642") + ": " +
                 std::strerror(errno));
   }
-  if (!state.live.Start(ctx.Root())) {
+  if (!state.live.Start(ctx.Root(), state.fs.get())) {
     PrintNote("inotify is not available: live updates fall back to once a second");
   }
   const std::string shown = state.host.find(':') != std::string::npos ? "[" + state.host + "]" : state.host;
@@ -300,6 +343,14 @@ int CmdServe(Context& ctx, const Args& args) {
   std::fflush(stdout);
   std::fprintf(stderr, "spoolctl serve: %s on %s%s; Ctrl-C stops\n", ctx.Root().c_str(), shown.c_str(),
                state.read_only ? " (read-only)" : "");
+  if (!IsLoopbackName(state.host)) {
+    std::string warning = shown + " is not a loopback address: whoever reaches it sees the spool";
+    if (!state.read_only) {
+      warning += ", and a client on another host that loads the page may act as " + state.user +
+                 " (cancel, start, rerun, pause, resume); --read-only prevents that";
+    }
+    std::fprintf(stderr, "spoolctl serve: warning: %s\n", warning.c_str());
+  }
   std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     StopOnSignal(server, state, signals);

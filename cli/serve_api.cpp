@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <regex>
 
 #include "cli/actions.h"
 #include "cli/serve.h"
@@ -69,7 +70,12 @@ void GetEvents(State& state, const httplib::Request& req, httplib::Response& res
   for (std::string_view line : SplitLines(*text, /*partial_last=*/false)) {
     Json event = Json::parse(line, nullptr, false);
     if (!event.is_object()) continue;
-    if (after && event.value("seq", int64_t{0}) <= *after) continue;
+    // A line whose seq is no integer cannot be placed after SEQ: left out
+    // then, passed on as it is without ?after.
+    if (after) {
+      const auto seq = event.find("seq");
+      if (seq == event.end() || !seq->is_number_integer() || seq->get<int64_t>() <= *after) continue;
+    }
     events.push_back(std::move(event));
   }
   SendJson(res, events);
@@ -132,7 +138,8 @@ void GetLog(State& state, const httplib::Request& req, httplib::Response& res) {
     ::close(fd);  // followed by name: each read opens it again beneath the root
     return FollowLog(state, req, dir, attempt, file, offset.value_or(0), res);
   }
-  SendFileBytes(res, fd, offset.value_or(0), length.value_or(-1), "text/plain; charset=utf-8");
+  SendFileBytes(res, fd, offset.value_or(0), length.value_or(-1), req.get_header_value("Range"),
+                "text/plain; charset=utf-8");
 }
 
 // "file.tar.gz" as a header value: printable ASCII without quotes, plus the
@@ -152,6 +159,13 @@ std::string Disposition(const std::string& name) {
   return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded;
 }
 
+// results/..., or tasks/<index>/results/... (index without leading zeros),
+// of plain components: where results.json's hrefs point.
+bool IsResultHref(const std::string& path) {
+  static const std::regex kHref(R"(^(tasks/(0|[1-9][0-9]{0,17})/)?results/.+)");
+  return IsPlainRelativePath(path) && std::regex_match(path, kHref);
+}
+
 // A file of the job's results: `path` relative to the job's folder, under
 // results/ (or an array's tasks/<index>/results/), as results.json's hrefs are.
 void GetFile(State& state, const httplib::Request& req, httplib::Response& res) {
@@ -159,9 +173,7 @@ void GetFile(State& state, const httplib::Request& req, httplib::Response& res) 
   const std::string path = req.matches[2];
   const std::string dir = JobFolderOr404(state, id, res);
   if (dir.empty()) return;
-  const bool in_results = path.rfind("results/", 0) == 0 ||
-                          (path.rfind("tasks/", 0) == 0 && path.find("/results/") != std::string::npos);
-  const int fd = in_results && IsPlainRelativePath(path) ? state.fs->Open(dir + "/" + path) : -1;
+  const int fd = IsResultHref(path) ? state.fs->Open(dir + "/" + path) : -1;
   if (fd < 0) return SendError(res, 404, "not_found", "no result file " + PrintableName(path) + " of " + id);
   std::string type;
   if (auto text = state.fs->Read(dir + "/results.json"); text.ok()) {
@@ -174,7 +186,7 @@ void GetFile(State& state, const httplib::Request& req, httplib::Response& res) 
   }
   if (type.empty() || type.find_first_of("\r\n") != std::string::npos) type = MediaTypeFor(path);
   res.set_header("Content-Disposition", Disposition(path.substr(path.rfind('/') + 1)));
-  SendFileBytes(res, fd, 0, -1, type);
+  SendFileBytes(res, fd, 0, -1, req.get_header_value("Range"), type);
 }
 
 // The outcome of an action as the answer: done 200, a new job accepted 201,
@@ -229,16 +241,41 @@ void GetMetrics(State& state, httplib::Response& res) {
 
 }  // namespace
 
-void SendFileBytes(httplib::Response& res, int fd, int64_t offset, int64_t length, const std::string& type) {
+void SendFileBytes(httplib::Response& res, int fd, int64_t offset, int64_t length, const std::string& range,
+                   const std::string& type) {
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     return SendError(res, 500, "io_error", "cannot read the file");
   }
   const int64_t size = st.st_size;
-  const int64_t start = std::min(offset, size);
-  const int64_t count = length < 0 ? size - start : std::min(length, size - start);
+  int64_t start = std::min(offset, size);
+  int64_t count = length < 0 ? size - start : std::min(length, size - start);
   res.set_header("X-Spoold-File-Size", std::to_string(size));
+  res.set_header("Accept-Ranges", "bytes");
+  // The range applies to the window the query asked for (the whole file
+  // without ?offset and ?length).
+  const ByteRange r = ParseRange(range, count);
+  if (r.kind == ByteRange::kUnsatisfiable) {
+    ::close(fd);
+    res.set_header("Content-Range", "bytes */" + std::to_string(count));
+    return SendError(
+        res, 416, "range_not_satisfiable",
+        "the range " + PrintableName(range) + " lies beyond the " + std::to_string(count) + " bytes");
+  }
+  if (r.kind == ByteRange::kRange) {
+    res.status = 206;
+    res.set_header("Content-Range", "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" +
+                                        std::to_string(count));
+    start += r.first;
+    count = r.last - r.first + 1;
+  } else {
+    res.status = 200;
+  }
+  if (count <= 0) {  // a body of its own: the answer carries Content-Length: 0
+    ::close(fd);
+    return res.set_content("", type);
+  }
   auto file = std::shared_ptr<int>(new int(fd), [](int* p) {
     ::close(*p);
     delete p;

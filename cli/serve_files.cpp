@@ -91,6 +91,7 @@ int RootFs::Open(const std::string& rel, bool directory) const {
 }
 
 Result<std::string> RootFs::Read(const std::string& rel, size_t max) const {
+  NoteFileRead(rel);
   const int fd = Open(rel);
   if (fd < 0) {
     return MakeError(fd == -ENOENT || fd == -ENOTDIR ? "not_found" : "io_error",
@@ -184,9 +185,12 @@ Json EntryFromStatus(const Json& status) {
                           "exit_code", "progress", "created", "started", "finished", "updated", "tasks"}) {
     if (status.contains(key)) entry[key] = status[key];
   }
-  if (status.contains("after") && status["after"].is_array() && !status["after"].empty()) {
+  // after: [{"job", "on"}] as the ids (an entry of another shape is left out).
+  if (auto after = status.find("after"); after != status.end() && after->is_array() && !after->empty()) {
     entry["after"] = Json::array();
-    for (const auto& parent : status["after"]) entry["after"].push_back(parent.value("job", ""));
+    for (const auto& parent : *after) {
+      if (const std::string job = JsonString(parent, "job"); !job.empty()) entry["after"].push_back(job);
+    }
   }
   return entry;
 }

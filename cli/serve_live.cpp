@@ -19,10 +19,14 @@ namespace spoold::cli::serve {
 namespace {
 
 constexpr uint32_t kRootMask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE;
-constexpr uint32_t kDirMask =
-    IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW;
+// Without IN_DONT_FOLLOW: a folder is watched as /proc/self/fd/N, a link to
+// the folder opened beneath the root.
+constexpr uint32_t kDirMask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_ONLYDIR;
 constexpr int kSseKeepaliveMs = 2000;  // a comment line: finds a client gone, keeps proxies open
 constexpr int kFollowWaitMs = 250;
+// What one call of a follow's content provider sends at most: a log that
+// grows fast still lets the stream look for its client and a stop.
+constexpr int64_t kFollowChunk = int64_t{1} << 20;
 
 bool IsIndexFile(const char* name) {
   const std::string_view n(name);
@@ -37,8 +41,9 @@ Live::~Live() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-bool Live::Start(const std::string& root) {
+bool Live::Start(const std::string& root, const RootFs* fs) {
   root_ = root;
+  fs_ = fs;
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   const bool watching = inotify_fd_ >= 0 && ::inotify_add_watch(inotify_fd_, root.c_str(), kRootMask) >= 0;
@@ -113,9 +118,13 @@ uint64_t Live::JobGeneration(const std::string& rel_dir) {
 void Live::Watch(const std::string& rel_dir) {
   std::lock_guard lock(mu_);
   Watched& w = jobs_[rel_dir];
-  if (w.users++ > 0 || inotify_fd_ < 0) return;
-  // rel_dir is a checked job or attempt folder; IN_DONT_FOLLOW: never a link.
-  w.wd = ::inotify_add_watch(inotify_fd_, (root_ + "/" + rel_dir).c_str(), kDirMask);
+  if (w.users++ > 0 || inotify_fd_ < 0 || fs_ == nullptr) return;
+  // Opened beneath the root, no link followed on the way (a job may plant
+  // one in its folder), then watched through the descriptor's name.
+  const int fd = fs_->Open(rel_dir, /*directory=*/true);
+  if (fd < 0) return;
+  w.wd = ::inotify_add_watch(inotify_fd_, ("/proc/self/fd/" + std::to_string(fd)).c_str(), kDirMask);
+  ::close(fd);
 }
 
 void Live::Unwatch(const std::string& rel_dir) {
@@ -181,6 +190,7 @@ void GetLive(State& state, const httplib::Request& req, httplib::Response& res) 
   stream->job_seen = dir.empty() ? 0 : state.live.JobGeneration(dir);
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider("text/event-stream", [stream](size_t, httplib::DataSink& sink) {
+    // Nothing here reads files: no exception to catch.
     Stream& s = *stream;
     Live& live = s.state->live;
     if (!s.started) {
@@ -224,25 +234,32 @@ bool AttemptEnded(const State& state, const std::string& rel_dir, int attempt) {
   return false;
 }
 
-// Copies what `rel_file` holds from *offset on into the sink; false when the
-// client is gone.
-bool CopyNew(const State& state, const std::string& rel_file, int64_t* offset, httplib::DataSink& sink) {
+// Copies what `rel_file` holds from *offset on into the sink, at most
+// kFollowChunk bytes: kMore when that much went and more may wait, kGone when
+// the client is gone.
+enum class Copied { kAll, kMore, kGone };
+Copied CopyNew(const State& state, const std::string& rel_file, int64_t* offset, httplib::DataSink& sink) {
   const int fd = state.fs->Open(rel_file);
-  if (fd < 0) return true;  // not there yet
+  if (fd < 0) return Copied::kAll;  // not there yet
   char buf[65536];
-  bool ok = true;
-  for (;;) {
+  Copied out = Copied::kAll;
+  for (int64_t sent = 0;;) {
+    if (sent >= kFollowChunk) {
+      out = Copied::kMore;
+      break;
+    }
     const ssize_t n = ::pread(fd, buf, sizeof buf, *offset);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (!sink.write(buf, static_cast<size_t>(n))) {
-      ok = false;
+      out = Copied::kGone;
       break;
     }
     *offset += n;
+    sent += n;
   }
   ::close(fd);
-  return ok;
+  return out;
 }
 
 }  // namespace
@@ -269,15 +286,22 @@ void FollowLog(State& state, const httplib::Request& req, const std::string& rel
     // The state first, then the file: the daemon records an attempt's
     // end only once its processes are gone, so after an end is seen the
     // last read gets every byte.
-    const bool ended = AttemptEnded(st, rel_dir, attempt);
-    if (!CopyNew(st, rel_file, position.get(), sink)) return false;
-    if (ended || s.state->live.Stopped()) {
-      sink.done();
+    try {
+      const bool ended = AttemptEnded(st, rel_dir, attempt);
+      const Copied copied = CopyNew(st, rel_file, position.get(), sink);
+      if (copied == Copied::kGone) return false;
+      if ((ended && copied == Copied::kAll) || s.state->live.Stopped()) {
+        sink.done();
+        return true;
+      }
+      if (ClientGone(s.socket)) return false;
+      if (copied == Copied::kAll) {
+        s.state->live.WaitForChange(s.state->live.IndexGeneration(), s.dir, s.job_seen, kFollowWaitMs);
+      }
       return true;
+    } catch (const std::exception&) {
+      return false;  // an exception must not leave the provider: the stream ends, cut
     }
-    if (ClientGone(s.socket)) return false;
-    s.state->live.WaitForChange(s.state->live.IndexGeneration(), s.dir, s.job_seen, kFollowWaitMs);
-    return true;
   });
 }
 

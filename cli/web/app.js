@@ -14,6 +14,8 @@ const metaValue = (name) => {
 };
 const token = metaValue('spoold-token');
 const readOnly = metaValue('spoold-mode') !== 'read-write';
+// Why the page is read-only: "read-only", or "read-only: you are not USER".
+const modeNote = metaValue('spoold-note');
 const main = document.getElementById('main');
 
 // The open view's clean-up (event sources, followed logs).
@@ -87,6 +89,17 @@ function sha256Hex(checksum) {
   return checksum.length === 68 && checksum.startsWith('1220') ? checksum.slice(4) : checksum;
 }
 
+// A results.json href as a download URL of /api/jobs/<id>/files/, or null
+// for one that is not results/... or tasks/<index>/results/... of plain
+// components (the server serves nothing else; a link elsewhere is refused).
+const RESULT_HREF = /^(tasks\/(0|[1-9][0-9]*)\/)?results\/./;
+function resultUrl(id, href) {
+  if (typeof href !== 'string' || !RESULT_HREF.test(href)) return null;
+  const parts = href.split('/');
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return null;
+  return apiJob(id) + '/files/' + parts.map(encodeURIComponent).join('/');
+}
+
 function jobHref(id) {
   return '/jobs/' + encodeURIComponent(id);
 }
@@ -151,8 +164,10 @@ function serialized(fn) {
   };
 }
 
-// Server-Sent Events: `handlers` by event name; closed with the view.
-function listen(url, handlers) {
+// Server-Sent Events: `handlers` by event name; closed with the view or by
+// the function returned. A browser reconnects by itself after a network
+// error, but not after an answer other than 200 (404, 503): then `onClosed`.
+function listen(url, handlers, onClosed) {
   const source = new EventSource(url);
   const dot = document.getElementById('live');
   source.onopen = () => {
@@ -160,9 +175,12 @@ function listen(url, handlers) {
   };
   source.onerror = () => {
     dot.className = 'off';
+    if (source.readyState === EventSource.CLOSED && onClosed) onClosed();
   };
   for (const [name, fn] of Object.entries(handlers)) source.addEventListener(name, fn);
-  cleanups.push(() => source.close());
+  const close = () => source.close();
+  cleanups.push(close);
+  return close;
 }
 
 function actionButton(id, label, onclick) {
@@ -302,25 +320,63 @@ const FIELD_WORDS = {
   schema: 'Schema',
 };
 
-function followLog(url, pre, follow) {
+// How much of a log the page shows: its tail; the whole is a download.
+const LOG_TAIL = 256 * 1024;
+
+// Shows the last LOG_TAIL bytes of the log at `url` in `pre` and, with
+// `follow`, what is written to it after, keeping only about the last
+// LOG_TAIL characters; `note` then says so and links to the whole log.
+function followLog(url, pre, note, follow) {
   const controller = new AbortController();
   cleanups.push(() => controller.abort());
   pre.replaceChildren();
+  note.replaceChildren();
+  note.hidden = true;
+  const cut = () => {
+    note.replaceChildren(
+        'showing the last ' + LOG_TAIL / 1024 + ' KiB; ',
+        el('a', {id: 'log-whole', className: 'download', href: url, download: ''}, 'download the whole log'));
+    note.hidden = false;
+  };
   (async () => {
+    let shown = '';
     try {
-      const res = await fetch(url + (follow ? '?follow=1' : ''), {signal: controller.signal});
+      const head = await fetch(url, {method: 'HEAD', signal: controller.signal});
+      if (!head.ok) {
+        pre.textContent = head.status === 404 ? '' : 'HTTP ' + head.status;
+        return;
+      }
+      const from = Math.max(0, (Number(head.headers.get('X-Spoold-File-Size')) || 0) - LOG_TAIL);
+      if (from > 0) cut();
+      const res =
+          await fetch(url + '?offset=' + from + (follow ? '&follow=1' : ''), {signal: controller.signal});
       if (!res.ok) {
         pre.textContent = res.status === 404 ? '' : 'HTTP ' + res.status;
         return;
       }
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
+      let partialLine = from > 0;  // the tail starts inside a line: from the next one
+      const add = (chunk) => {
+        if (partialLine) {
+          const newline = chunk.indexOf('\n');
+          if (newline < 0) return;
+          chunk = chunk.slice(newline + 1);
+          partialLine = false;
+        }
+        shown += chunk;
+        if (shown.length > 2 * LOG_TAIL) {
+          shown = shown.slice(shown.indexOf('\n', shown.length - LOG_TAIL) + 1);
+          cut();
+        }
+        pre.textContent = shown;
+      };
       for (;;) {
         const {done, value} = await reader.read();
         if (done) break;
-        pre.append(decoder.decode(value, {stream: true}));
+        add(decoder.decode(value, {stream: true}));
       }
-      pre.append(decoder.decode());
+      add(decoder.decode());
     } catch (e) {
       if (e.name !== 'AbortError') pre.append('\n[' + e.message + ']');
     }
@@ -335,14 +391,37 @@ function jobView(id) {
   const fields = el('tbody');
   const attemptsBody = el('tbody');
   const picker = el('select', {id: 'attempt'});
-  const stdout = el('pre', {id: 'log-stdout', className: 'log'});
-  const stderr = el('pre', {id: 'log-stderr', className: 'log'});
+  // One log at a time, stdout or stderr, so that a running job's page holds
+  // two long connections (events and the followed log), not three.
+  const pres = {
+    stdout: el('pre', {id: 'log-stdout', className: 'log'}),
+    stderr: el('pre', {id: 'log-stderr', className: 'log', hidden: true})
+  };
+  let logStream = 'stdout';
+  const streamButtons = ['stdout', 'stderr'].map(
+      (name) =>
+          el('button', {
+            id: 'log-pick-' + name,
+            className: 'log-pick',
+            type: 'button',
+            'aria-pressed': String(name === logStream),
+            onclick: () => {
+              if (logStream === name) return;
+              logStream = name;
+              for (const b of streamButtons)
+                b.setAttribute('aria-pressed', String(b.id === 'log-pick-' + name));
+              showLogs(logAttempt, attemptRunning(logAttempt));
+            }
+          },
+             name));
+  const logNote = el('p', {id: 'log-note', hidden: true});
+  const missing = el('p', {id: 'job-missing', hidden: true});
   const resultsBody = el('tbody');
   const eventsBody = el('tbody');
   const deps = el('div', {id: 'dependencies'});
   const tasksBox = el('div', {id: 'tasks-box'});
   main.replaceChildren(
-      el('h1', {}, 'Job ', el('span', {id: 'job-id'}, id), ' ', stateSpan, ' ', reasonSpan), actions,
+      el('h1', {}, 'Job ', el('span', {id: 'job-id'}, id), ' ', stateSpan, ' ', reasonSpan), missing, actions,
       el('h2', {}, 'Status'), el('table', {id: 'fields', className: 'fields'}, fields), deps, tasksBox,
       el('h2', {}, 'Attempts'),
       el('table', {id: 'attempts'},
@@ -353,8 +432,8 @@ function jobView(id) {
                  'cpu sys', 'max rss', 'pid'
                ].map((c) => el('th', {}, c)))),
          attemptsBody),
-      el('h2', {}, 'Logs ', el('label', {}, 'attempt ', picker)), el('h3', {}, 'stdout'), stdout,
-      el('h3', {}, 'stderr'), stderr, el('h2', {}, 'Results'),
+      el('h2', {}, 'Logs ', el('label', {}, 'attempt ', picker), ' ', streamButtons), logNote, pres.stdout,
+      pres.stderr, el('h2', {}, 'Results'),
       el('table', {id: 'results'},
          el('thead', {}, el('tr', {}, ['file', 'type', 'size', 'sha256', ''].map((c) => el('th', {}, c)))),
          resultsBody),
@@ -374,14 +453,15 @@ function jobView(id) {
     for (const stop of stopLogs) stop();
     logAttempt = attempt;
     logFollowing = running;
-    if (!attempt) {
-      stdout.replaceChildren();
-      stderr.replaceChildren();
-      stopLogs = [];
-      return;
+    for (const [name, pre] of Object.entries(pres)) {
+      pre.hidden = name !== logStream;
+      pre.replaceChildren();
     }
-    const base = apiJob(id) + '/attempts/' + attempt + '/';
-    stopLogs = [followLog(base + 'stdout', stdout, running), followLog(base + 'stderr', stderr, running)];
+    stopLogs = [];
+    logNote.hidden = true;
+    if (!attempt) return;
+    const url = apiJob(id) + '/attempts/' + attempt + '/' + logStream;
+    stopLogs = [followLog(url, pres[logStream], logNote, running)];
   }
   picker.addEventListener('change', () => {
     pickedByHand = true;
@@ -473,17 +553,21 @@ function jobView(id) {
     if (!running) logFollowing = false;
   }
 
+  let shownResults = null;  // results.json as last drawn: redrawn only when it changed
   function renderResults(item) {
+    // A refresh that finds the same list keeps its rows (and the links being clicked).
+    const key = JSON.stringify(item);
+    if (key === shownResults) return;
+    shownResults = key;
     const assets = item && item.assets && typeof item.assets === 'object' ? item.assets : {};
     resultsBody.replaceChildren(...Object.entries(assets).map(([key, asset]) => {
-      const href = text(asset.href);
-      const url = apiJob(id) + '/files/' + href.split('/').map(encodeURIComponent).join('/');
+      const url = asset && typeof asset === 'object' ? resultUrl(id, asset.href) : null;
       return el(
           'tr', {dataset: {path: key}}, el('td', {dataset: {col: 'path'}}, key),
           el('td', {dataset: {col: 'type'}}, text(asset.type)),
           el('td', {dataset: {col: 'size'}, title: size(asset['file:size'])}, text(asset['file:size'])),
           el('td', {dataset: {col: 'sha256'}}, sha256Hex(asset['file:checksum'])),
-          el('td', {}, el('a', {className: 'download', href: url, download: ''}, 'download')));
+          el('td', {}, url ? el('a', {className: 'download', href: url, download: ''}, 'download') : ''));
     }));
   }
 
@@ -516,15 +600,47 @@ function jobView(id) {
                          el('td', {}, typeof t.progress === 'number' ? t.progress + '%' : ''))))));
   }
 
+  // The live source: the job's folder while it is there; the index while it
+  // is not (a rerun's new job before spoold takes it in, a job removed), so
+  // that each index change looks again.
+  let live = null;
+  let closed = false;
+  cleanups.push(() => {
+    closed = true;
+  });
+  function liveOn(kind) {
+    if (closed || (live && live.kind === kind)) return;
+    if (live) live.close();
+    const onClosed = () => {
+      live = null;
+      setTimeout(refresh, 2000);
+    };
+    live = kind === 'job' ? {
+      kind,
+      close: listen('/api/live?job=' + encodeURIComponent(id), {job: refresh, hello: refresh}, onClosed)
+    } :
+                            {kind, close: listen('/api/live', {index: refresh, hello: refresh}, onClosed)};
+  }
+
   const refresh = serialized(async () => {
+    if (closed) return;
     try {
       status = await getJson(apiJob(id));
     } catch (e) {
-      stateSpan.textContent = '';
-      say(e.status === 404 ? 'no job ' + id : e.message, true);
+      if (e.status === 404) {
+        stateSpan.textContent = '';
+        missing.textContent = 'job ' + id + ' is not there yet: this page shows it once it is';
+        missing.hidden = false;
+        liveOn('index');
+      } else {
+        say(e.message, true);
+        if (!live) liveOn('index');
+      }
       markReady();
       return;
     }
+    missing.hidden = true;
+    liveOn('job');
     renderStatus();
     const [events, results] = await Promise.all([
       getJson(apiJob(id) + '/events').catch(() => []), getJson(apiJob(id) + '/results').catch(() => null)
@@ -537,7 +653,6 @@ function jobView(id) {
   cleanups.push(() => {
     for (const stop of stopLogs) stop();
   });
-  listen('/api/live?job=' + encodeURIComponent(id), {job: refresh, hello: refresh});
   refresh();
 }
 
@@ -610,7 +725,15 @@ function route() {
   for (const a of document.querySelectorAll('nav a')) a.classList.remove('current');
   if (path.startsWith('/jobs/') && path.length > 6) {
     document.getElementById('nav-jobs').classList.add('current');
-    jobView(decodeURIComponent(path.slice(6)));
+    let id = null;
+    try {
+      id = decodeURIComponent(path.slice(6));
+    } catch (e) {
+      main.replaceChildren(el('h1', {}, 'Job'), el('p', {id: 'bad-id'}, 'bad job id'));
+      say('bad job id: ' + path.slice(6), true);
+      markReady();
+    }
+    if (id !== null) jobView(id);
   } else if (path === '/pools') {
     document.getElementById('nav-pools').classList.add('current');
     poolsView();
@@ -635,7 +758,7 @@ document.addEventListener('click', (event) => {
 });
 window.addEventListener('popstate', route);
 
-document.getElementById('mode').textContent = readOnly ? 'read-only' : '';
+document.getElementById('mode').textContent = readOnly ? modeNote || 'read-only' : '';
 getJson('/api/session')
     .then((s) => {
       document.getElementById('root').textContent = s.root;

@@ -237,6 +237,30 @@ class BrowserTest(SpoolTestMixin, unittest.TestCase):
         self.assertEqual(spool.status("busy")["state"], "running")
         self.assertEqual(spool.status("waiting")["state"], "queued")
 
+    def test_job_view_edges(self):
+        """A bad id in the address, a long log (its tail and a link to the
+        whole), results.json hrefs outside results/ (no link), and a job not
+        there yet that appears while its page is open."""
+        spool = self.browser_spool()
+        st = spool.run_job("big-log", title="Big log",
+                           script="seq 1 150000 | sed 's/^/line /'\n")
+        self.assertEqual(st["state"], "succeeded", st)
+        st = spool.run_job("odd-results", title="Odd results", script="echo good > good.txt\n")
+        self.assertEqual(st["state"], "succeeded", st)
+        results = os.path.join(spool.job_dir("odd-results"), "results.json")
+        with open(results) as f:
+            doc = json.load(f)
+        for key, href in (("up", "../../../session"), ("dots", "results/../status.json"),
+                          ("empty", "results//good.txt"), ("attempts", "attempts/1/stdout.log"),
+                          ("task-attempt", "tasks/3/attempts/1/results/x")):
+            doc["assets"][key] = {"href": href, "type": "text/plain", "file:size": 1}
+        doc["assets"]["good"] = doc["assets"].pop("good.txt")
+        with open(results, "w") as f:
+            json.dump(doc, f)
+        url = self.serve(spool)
+        self.scenario("job_edges.mjs", url=url, root=spool.root, big="big-log", hostile="odd-results",
+                      pending="later", toml='title = "Dropped later"\ncommand = ["true"]\n')
+
     def test_job_text_is_not_markup(self):
         """A title, a tag, log lines and a result name made of HTML show as text
         and run nothing."""

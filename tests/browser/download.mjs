@@ -45,8 +45,11 @@ scenario('download', async ({ args, page }) => {
       const cell = ((await (await row.$('td[data-col="sha256"]'))?.textContent()) || '').trim();
       check(cell === expected, `the page's sha256 of ${p} is ${JSON.stringify(cell)}, results.json says ${expected}`);
       check(await row.$('td[data-col="size"]'), `no size cell for ${p}`);
-      const link = await row.$('a.download');
-      check(link, `no a.download in the row of ${p}`);
+      check(await row.$('a.download'), `no a.download in the row of ${p}`);
+      // Clicked through a locator, found again at the click: a live refresh
+      // that redraws the table meanwhile leaves the handle above detached.
+      const index = rows.indexOf(row);
+      const link = page.locator('#results tr[data-path]').nth(index).locator('a.download');
 
       const t0 = Date.now();
       const [download] = await Promise.all([

@@ -1,11 +1,13 @@
 // A running job's view follows its logs: lines the job prints after the page
-// opened appear in #log-stdout and #log-stderr without a reload, in order and
-// once each, and when the job ends the page shows exactly what the files hold.
+// opened appear in #log-stdout without a reload, in order and once each; the
+// page follows one log at a time (#log-pick-stderr switches to stderr, which
+// then follows as well); and when the job ends the page shows exactly what
+// the files hold.
 // Arguments: url, root, id (a running job that prints "line N" on stdout every
 // 0.2 s, and "err N" on stderr every 5th line, until `gate` exists), gate.
 import fs from 'node:fs';
 import path from 'node:path';
-import { check, Failure, log, open, scenario, statusOnDisk, textOf, timing, waitFor } from './lib.mjs';
+import { check, Failure, log, open, scenario, statusOnDisk, textOf, timing, visible, waitFor } from './lib.mjs';
 
 function lastLine(text) {
   const numbers = [...text.matchAll(/^line (\d+)$/gm)].map((m) => Number(m[1]));
@@ -22,6 +24,13 @@ scenario('log_follow', async ({ args, page }) => {
   const attemptDir = path.join(root, 'jobs', id, 'attempts', '1');
   const onDisk = (stream) => fs.readFileSync(path.join(attemptDir, `${stream}.log`), 'utf8');
 
+  // The log requests open now: a running job's page follows one log at a time.
+  const openLogs = new Set();
+  page.on('request', (req) => { if (/\/attempts\/\d+\/std(out|err)/.test(req.url())) openLogs.add(req); });
+  page.on('requestfinished', (req) => openLogs.delete(req));
+  page.on('requestfailed', (req) => openLogs.delete(req));
+  const logsOpen = () => [...openLogs].map((r) => r.url().replace(/^.*\/attempts\//, ''));
+
   await open(page, `/jobs/${id}`);
   const opened = Date.now();
   const atOpen = lastLine(onDisk('stdout'));
@@ -30,6 +39,7 @@ scenario('log_follow', async ({ args, page }) => {
   check(state === 'running', `#job-state is ${JSON.stringify(state)}, the job is running`);
   check(await page.$('pre#log-stdout'), 'no <pre id="log-stdout">');
   check(await page.$('pre#log-stderr'), 'no <pre id="log-stderr">');
+  check(!(await visible(page, '#log-stderr')), '#log-stderr shows before it is picked');
 
   // Five lines (a second) after the page opened.
   const want = atOpen + 5;
@@ -41,8 +51,19 @@ scenario('log_follow', async ({ args, page }) => {
   const partial = norm(await stdoutText());
   check(norm(onDisk('stdout')).startsWith(partial),
         `#log-stdout is not a prefix of stdout.log while following: ${JSON.stringify(partial.slice(-300))}`);
-  const stderrSoFar = norm((await textOf(page, '#log-stderr')) || '');
-  check(stderrSoFar.includes('err '), `#log-stderr shows none of the stderr lines: ${JSON.stringify(stderrSoFar.slice(0, 200))}`);
+  check(logsOpen().length === 1 && /stdout\?offset=0&follow=1$/.test(logsOpen()[0]),
+        `the page has these log requests open: ${JSON.stringify(logsOpen())}, expected one following stdout`);
+
+  // stderr, picked: it shows and follows; stdout is no longer fetched.
+  await page.click('#log-pick-stderr');
+  check(await visible(page, '#log-stderr') && !(await visible(page, '#log-stdout')),
+        'after #log-pick-stderr, #log-stderr is not the one shown');
+  const errs = async () => [...norm((await textOf(page, '#log-stderr')) || '').matchAll(/^err (\d+)$/gm)].length;
+  await waitFor(async () => (await errs()) >= 1, { timeout: 5000, what: '#log-stderr showing an "err N" line' });
+  const errsThen = await errs();
+  await waitFor(async () => (await errs()) > errsThen, { timeout: 5000, what: '#log-stderr growing while picked' });
+  await waitFor(() => logsOpen().length === 1 && /stderr\?offset=0&follow=1$/.test(logsOpen()[0]),
+                { timeout: 3000, what: `one log request, following stderr (open: ${JSON.stringify(logsOpen())})` });
 
   // Let the job end: the view says so and shows both files exactly.
   fs.writeFileSync(gate, '');
@@ -51,7 +72,8 @@ scenario('log_follow', async ({ args, page }) => {
   await page.waitForFunction(() => document.querySelector('#job-state')?.textContent.trim() === 'succeeded',
                              null, { timeout: 10000 })
     .catch(async () => { throw new Failure(`#job-state never said succeeded (it says ${JSON.stringify(await textOf(page, '#job-state'))})`); });
-  for (const stream of ['stdout', 'stderr']) {
+  for (const stream of ['stderr', 'stdout']) {
+    await page.click(`#log-pick-${stream}`);
     const file = norm(onDisk(stream));
     await waitFor(async () => norm((await textOf(page, `#log-${stream}`)) || '') === file,
                   { timeout: 5000, what: `#log-${stream} equal to ${stream}.log (${file.split('\n').length} lines)` })
