@@ -226,9 +226,13 @@ void RegisterPages(httplib::Server& server, State& state) {
   server.Get("/", send_page);
   server.Get("/pools", send_page);
   server.Get(R"(/jobs/[^/]+)", send_page);
-  for (const char* path : {"/app.js", "/style.css"}) {
-    const WebAsset* asset = FindAsset(path);
-    server.Get(path, [asset](const httplib::Request&, httplib::Response& res) { SendAsset(res, *asset); });
+  // The script modules and the style sheet, each at its own name (the page
+  // itself is served with its token filled in, above).
+  for (size_t i = 0; i < kWebAssetCount; ++i) {
+    const WebAsset* asset = &kWebAssets[i];
+    if (std::string_view(asset->path) == "/index.html") continue;
+    server.Get(asset->path,
+               [asset](const httplib::Request&, httplib::Response& res) { SendAsset(res, *asset); });
   }
   server.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   server.Get("/api/session", [&state](const httplib::Request& req, httplib::Response& res) {
