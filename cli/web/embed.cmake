@@ -1,5 +1,5 @@
-# Turns the web view's files (cli/web/: index.html, app.js, style.css) into
-# one C++ source of byte arrays, so spoolctl serve ships them inside the
+# Turns the web view's files (cli/web/: index.html, the script modules,
+# style.css) into one C++ source of byte arrays, so spoolctl serve ships them inside the
 # binary (no build step, no files to install). Byte arrays, not raw strings:
 # no delimiter can clash with what a file holds.
 #   cmake -DOUTPUT=serve_assets.cpp -DASSETS="path;type;path;type..." -P embed.cmake
