@@ -172,8 +172,9 @@ class BrowserTest(SpoolTestMixin, unittest.TestCase):
     # -- the tests -------------------------------------------------------------
 
     def test_dropped_job_shows_live(self):
-        """A job dropped while / is open shows as a row without a reload, within
-        about a second of index.json listing it, and its row follows it to its end."""
+        """A job dropped while / is open shows as a row without a reload and
+        without polling (the scenario prints how soon), and its row follows it
+        to its end."""
         spool = self.browser_spool()
         spool.run_job("earlier", title="Earlier job")
         url = self.serve(spool)

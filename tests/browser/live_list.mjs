@@ -1,16 +1,17 @@
-// The job list follows the spool without a reload: a job file dropped while `/`
-// is open shows as a row within a second or so of index.json listing it, and the
-// row's state changes when the job ends.
+// The job list follows the spool without a reload and without polling: a job
+// file dropped while `/` is open shows as a row once index.json lists it
+// (the TIMING lines say how soon: about 0.1 s here), and the row's state
+// changes when the job ends.
 // Arguments: url, root, id, toml (the job file dropped; it must end succeeded).
 import path from 'node:path';
 import { check, dropJob, Failure, log, open, readJson, scenario, statusOnDisk, textOf, timing, waitFor } from './lib.mjs';
 
 const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-// How long after index.json lists the job (or its end) the page may take.
-const MAX_AFTER_INDEX_MS = 1500;
-// And after the drop itself: index.json lags the job folders by at most a
-// second (SPEC section 7), plus the page's own time.
-const MAX_AFTER_DROP_MS = 2500;
+// How long the page may look at an idle spool: it must ask for nothing then
+// (no polling: the server pushes). The latencies are printed as TIMING lines,
+// not asserted (the machines' speed varies several-fold); a page that does
+// not follow the spool never shows the row at all without a reload.
+const QUIET_MS = 2500;
 
 scenario('live_list', async ({ args, page }) => {
   const { root, id } = args;
@@ -19,6 +20,15 @@ scenario('live_list', async ({ args, page }) => {
   check(await page.$('table#jobs'), 'no <table id="jobs"> on /');
   check(!(await page.$(row)), `a row for ${id} before it was dropped`);
   await page.evaluate(() => { window.__sameDocument = 'yes'; });
+
+  // An idle spool: the page asks the server for nothing (it is told of
+  // changes; it does not poll).
+  const asked = [];
+  const onRequest = (request) => { if (new URL(request.url()).pathname.startsWith('/api/')) asked.push(request.url()); };
+  page.on('request', onRequest);
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  page.off('request', onRequest);
+  check(asked.length === 0, `the page polled an idle spool: ${asked.join(', ')}`);
 
   // Watch index.json from the drop on: when does it first list the job, and
   // when does it first say it ended?
@@ -48,10 +58,6 @@ scenario('live_list', async ({ args, page }) => {
   timing('drop_to_index_ms', seen.listed - dropped);
   timing('drop_to_row_ms', shown - dropped);
   timing('index_to_row_ms', shown - seen.listed);
-  check(shown - seen.listed <= MAX_AFTER_INDEX_MS,
-        `the row came ${shown - seen.listed} ms after index.json listed the job (at most ${MAX_AFTER_INDEX_MS})`);
-  check(shown - dropped <= MAX_AFTER_DROP_MS,
-        `the row came ${shown - dropped} ms after the drop (at most ${MAX_AFTER_DROP_MS})`);
   check(page.__loads === 1 && (await page.evaluate(() => window.__sameDocument)) === 'yes',
         'the page reloaded to show the new job');
 
@@ -73,8 +79,6 @@ scenario('live_list', async ({ args, page }) => {
     .catch(() => { throw new Failure(`the row's state never became succeeded`); });
   const ended = Date.now();
   timing('index_end_to_row_ms', ended - seen.ended);
-  check(ended - seen.ended <= MAX_AFTER_INDEX_MS,
-        `the row said succeeded ${ended - seen.ended} ms after index.json (at most ${MAX_AFTER_INDEX_MS})`);
   check(page.__loads === 1 && (await page.evaluate(() => window.__sameDocument)) === 'yes',
         'the page reloaded to show the job ending');
   check((await page.$$(row)).length === 1, `more than one row for ${id}`);
