@@ -97,25 +97,7 @@ Result<std::string> RootFs::Read(const std::string& rel, size_t max) const {
     return MakeError(fd == -ENOENT || fd == -ENOTDIR ? "not_found" : "io_error",
                      ErrnoMessage("open", rel, -fd));
   }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return MakeError("io_error", ErrnoMessage("read", rel, err));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > max) {
-      ::close(fd);
-      return MakeError("too_large", rel + " is larger than " + std::to_string(max) + " bytes");
-    }
-  }
-  ::close(fd);
-  return out;
+  return ReadOpenFile(fd, rel, max);
 }
 
 Result<std::vector<std::string>> RootFs::List(const std::string& rel) const {

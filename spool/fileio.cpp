@@ -140,14 +140,7 @@ Status AppendDurable(const std::string& path, std::string_view data, SyncBatch* 
   return OkStatus();
 }
 
-Result<std::string> ReadSmallFile(const std::string& path, size_t max_size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return IoError("open", path, errno);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return MakeError("io_error", "not a regular file: " + path);
-  }
+Result<std::string> ReadOpenFile(int fd, const std::string& path, size_t max_size) {
   std::string out;
   char buf[65536];
   for (;;) {
@@ -167,6 +160,17 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_size) {
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return IoError("open", path, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return MakeError("io_error", "not a regular file: " + path);
+  }
+  return ReadOpenFile(fd, path, max_size);
 }
 
 Status EnsureDir(const std::string& path, mode_t mode) {

@@ -52,6 +52,9 @@ Status FsyncPath(const std::string& path);
 
 // Reads a whole file of at most `max_size` bytes ("too_large" beyond).
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_size);
+// Reads what the open descriptor `fd` holds, at most `max_size` bytes (else
+// too_large), and closes it; `path` names it in errors.
+Result<std::string> ReadOpenFile(int fd, const std::string& path, size_t max_size);
 
 // Creates a folder if it is missing (one level).
 Status EnsureDir(const std::string& path, mode_t mode = 0755);
