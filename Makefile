@@ -5,6 +5,10 @@
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# Tests at once: one more than the cores, since most black-box tests wait on
+# a daemon, its jobs and its files far more than they compute (the load and
+# chaos tests run alone all the same: RUN_SERIAL).
+TEST_JOBS  ?= $(shell echo $$(( $(JOBS) + 1 )))
 
 # Debian 12 packages the build and the tests need.
 PACKAGES := cmake g++ make pkg-config libuv1-dev nlohmann-json3-dev libsimdjson-dev \
@@ -69,11 +73,11 @@ test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON \
 	  -DSPOOLD_LOAD_BIN=$(abspath $(BUILD))/spoold $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=30
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=20
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
 	tests/slurm/live-cluster.sh start
-	cd $(TEST_BUILD) && ctest -j $(JOBS) --output-on-failure --timeout 300; \
+	cd $(TEST_BUILD) && ctest -j $(TEST_JOBS) --output-on-failure --timeout 300; \
 	  rc=$$?; $(CURDIR)/tests/slurm/live-cluster.sh stop >/dev/null 2>&1; \
 	  $(CURDIR)/tests/systemd-box/stop-box.sh >/dev/null 2>&1; exit $$rc
 
