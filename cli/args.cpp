@@ -11,6 +11,11 @@ std::optional<std::string> Args::Value(const std::string& name) const {
   return it->second;
 }
 
+std::vector<std::string> Args::List(const std::string& name) const {
+  auto it = lists.find(name);
+  return it == lists.end() ? std::vector<std::string>() : it->second;
+}
+
 const std::vector<OptionSpec>& GlobalOptions() {
   static const std::vector<OptionSpec> kGlobal = {
       {"root", 0, "DIR", "the spool root (else --config's spool.root, $SPOOLD_ROOT, the default config's)"},
@@ -80,6 +85,7 @@ Result<Args> ParseArgs(const Command& command, const std::vector<std::string>& a
       inline_value = argv[++i];
     }
     args.values[spec->name] = *inline_value;
+    args.lists[spec->name].push_back(*inline_value);
   }
   return args;
 }
@@ -118,7 +124,7 @@ void PrintProgramHelp(const std::vector<Command>& commands) {
       "The command-line client of spoold. It reads and writes the spool's files\n"
       "(no socket), so reading commands work without the daemon.\n"
       "\ncommands:\n");
-  for (const auto& command : commands) std::printf("  %-10s %s\n", command.name, command.summary);
+  for (const auto& command : commands) std::printf("  %-12s %s\n", command.name, command.summary);
   std::printf("\nglobal options:\n");
   PrintOptions(GlobalOptions());
   std::printf(

@@ -28,10 +28,13 @@ struct OptionSpec {
 struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> values;  // options with values (last one wins)
+  std::map<std::string, std::vector<std::string>> lists;  // every value of each, in order
   std::map<std::string, bool> flags;
 
   bool Flag(const std::string& name) const { return flags.count(name) > 0; }
   std::optional<std::string> Value(const std::string& name) const;
+  // Every value an option was given, for options that may be repeated (-p).
+  std::vector<std::string> List(const std::string& name) const;
 };
 
 using CommandFn = int (*)(Context& ctx, const Args& args);

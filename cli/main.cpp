@@ -23,7 +23,10 @@ const OptionSpec kHold = {"hold", 0, nullptr,
 const OptionSpec kAfter = {
     "after", 0, "ID,..",
     "start only once these jobs have succeeded (adds to the file's after; rewrites as JSON)"};
-const OptionSpec kId = {"id", 0, "ID", "submit under this id (an error when it is taken)"};
+const OptionSpec kId = {"id", 0, "ID",
+                        "submit under this id (an error when it is taken; for a definition's run, the same "
+                        "run again is a no-op)"};
+const OptionSpec kParam = {"param", 'p', "NAME=VALUE", "a param of the definition's run (repeat for each)"};
 const OptionSpec kArray = {
     "array", 0, "INDEXES",
     "make the job an array of tasks ID:INDEX, e.g. 0-99 or 1,3,5-9:2 (rewrites as JSON)"};
@@ -42,7 +45,18 @@ const char* const kSubmitDetails =
     "With --pool, --priority, --hold, --after or --array the job is written as JSON (ID.json).\n"
     "--array INDEXES writes the file's [array] indexes (SPEC.md section 5): each index runs\n"
     "as task ID:INDEX; with the file's items, the indexes pick items by position.\n"
-    "--parallel and --max-failed set the array's limits.";
+    "--parallel and --max-failed set the array's limits.\n"
+    "\n"
+    "NAME or NAME:REV instead of a file (no file by that name): a run of the definition\n"
+    "NAME (definitions/NAME.toml|json; its latest revision, or revision REV), with a\n"
+    "-p NAME=VALUE for each param. The run is checked locally with the daemon's rules:\n"
+    "unknown_param, missing_param, invalid_param, override_not_allowed (the options above\n"
+    "other than --hold and --after set job keys, which the definition's allow_override\n"
+    "must name) and unknown_definition are reported and nothing is dropped. It is written\n"
+    "as incoming/ID.json, {\"definition\": ..., \"params\": {...}}, every value a string.\n"
+    "Its id is NAME-N (N counting on from the definition's runs), or --id ID: the same\n"
+    "run submitted again with the same --id is not dropped again (exit 0); another job\n"
+    "of that id is an error.";
 
 const char* const kWaitDetails =
     "A line per change: elapsed time, state, reason, attempt and progress (a live line\n"
@@ -53,6 +67,24 @@ const char* const kWaitDetails =
     "An array (and run --array) ends when all its tasks have: 0 when every task succeeded,\n"
     "125 when one failed or it was cancelled. A task id (ID:INDEX) not started yet is\n"
     "waited for.";
+
+const char* const kDefinitionsDetails =
+    "Job definitions are files in the spool's definitions/ folder (NAME.toml or NAME.json):\n"
+    "a job file with declared [params.NAME] and the keys a run may override. spoold keeps\n"
+    "every revision under revisions/NAME/ (SPEC.md section 4); runs are submitted with\n"
+    "spoolctl submit NAME -p NAME=VALUE (or run, which waits).\n"
+    "\n"
+    "list (also `definitions` alone): a line per definition: its latest revision and\n"
+    "when, its runs, the last run and its state; \"error: ...\" while its file has an\n"
+    "error file beside it (definitions/FILE.error.json: the edit was refused, the last\n"
+    "good revision stays in force), \"removed\" when its file is gone. --json: an\n"
+    "object, name -> the entry index.json's \"definitions\" has; -q: names only.\n"
+    "show NAME[:REV]: the revision's text byte for byte (the latest without :REV), so\n"
+    "`show etl:3 > etl.toml` restores it; --params: its params instead (name, type,\n"
+    "default, pattern, description) and the keys a run may set; --json: both as JSON.\n"
+    "history NAME: the revisions, newest first (number, time, owner, sha256, file, runs);\n"
+    "--runs: the runs instead, newest first (id, revision, time, the job's state now, or\n"
+    "\"removed\" once its folder is gone).";
 
 const char* const kControlDetails =
     "Writes a control request into control/ and waits up to 3 s for spoold: done (the\n"
@@ -82,20 +114,26 @@ const char* const kServeDetails =
     "outside the spool root is served, and no link is followed. SIGINT or SIGTERM stops it.";
 
 std::vector<Command> Commands() {
+  // run: submit (of a file or of a definition's run), then wait.
+  static const std::string kRunDetails =
+      std::string(
+          "Submits as spoolctl submit does (see its --help: a job file, or NAME[:REV] -p\n"
+          "NAME=VALUE for a run of a definition), then waits for the job's end.\n") +
+      kWaitDetails;
   return {
       {"submit",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] [--array INDEXES "
-       "[--parallel N] [--max-failed N]]",
-       "submit a job file; prints the job id",
+       "FILE|-|NAME[:REV] [-p NAME=VALUE...] [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] "
+       "[--array INDEXES [--parallel N] [--max-failed N]]",
+       "submit a job file, or a run of a definition; prints the job id",
        kSubmitDetails,
-       {kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
+       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
        CmdSubmit},
       {"run",
-       "FILE|- [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] [--array INDEXES "
-       "[--parallel N] [--max-failed N]]",
-       "submit a job file and wait for its end",
-       kWaitDetails,
-       {kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
+       "FILE|-|NAME[:REV] [-p NAME=VALUE...] [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] "
+       "[--array INDEXES [--parallel N] [--max-failed N]]",
+       "submit a job file or a definition's run, and wait for its end",
+       kRunDetails.c_str(),
+       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
        CmdRun},
       {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
       {"status",
@@ -147,6 +185,15 @@ std::vector<Command> Commands() {
         {"wait", 0, "SECONDS", "wait until spoold has stopped (default 90 s)", true},
         kJson},
        CmdShutdown},
+      {"definitions",
+       "[list | show NAME[:REV] [--params] | history NAME [--runs]]",
+       "job definitions: list them, show a revision, their history and runs",
+       kDefinitionsDetails,
+       {{"params", 0, nullptr, "show: the declared params instead of the text"},
+        {"runs", 0, nullptr, "history: the runs instead of the revisions"},
+        {"quiet", 'q', nullptr, "list: names only"},
+        kJson},
+       CmdDefinitions},
       {"pools",
        "",
        "pools: executor, workers, running, queued, queue limit, paused",

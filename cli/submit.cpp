@@ -17,6 +17,11 @@
 // that rerun and duplicate add, or the indexes rerun --failed picks. Then the
 // job is written as JSON (<id>.json) from the parsed file, whatever its format
 // (TOML dates in metadata become RFC 3339 strings): spool/ has no TOML writer.
+//
+// submit and run also take a definition's name instead of a file (NAME or
+// NAME:REV, with -p k=v): that run is built and checked in
+// definition_run.cpp; the ids, the drop and the report of the daemon's
+// intake are placing.cpp's, the options job_options.cpp's.
 #include <unistd.h>
 
 #include <functional>
@@ -24,9 +29,12 @@
 #include "cli/actions.h"
 #include "cli/array_cli.h"
 #include "cli/commands.h"
-#include "cli/drop.h"
+#include "cli/definition_cli.h"
+#include "cli/job_options.h"
+#include "cli/placing.h"
 #include "spool/dropped_file.h"
 #include "spool/fileio.h"
+#include "spool/intake.h"
 #include "spool/job_spec.h"
 #include "spool/job_store.h"
 
@@ -34,7 +42,6 @@ namespace spoold::cli {
 namespace {
 
 constexpr size_t kReadCap = size_t{64} << 20;
-constexpr size_t kMaxIdLength = 128;
 
 struct JobInput {
   std::string file;  // as shown in messages: the path, "<stdin>", "jobs/x/job.toml"
@@ -42,28 +49,6 @@ struct JobInput {
   DocFormat format = DocFormat::kToml;
   std::string id;  // the id the file asks for
 };
-
-struct Overrides {
-  std::optional<std::string> pool;
-  std::optional<int64_t> priority;
-  bool hold = false;
-  std::vector<std::string> after;  // parents that must succeed first
-  std::optional<std::string> derived_from;
-  ArrayOptions array;  // the job file's [array] (see cli/array_cli.h)
-
-  bool Any() const { return pool || priority || hold || !after.empty() || derived_from || array.Any(); }
-};
-
-// Where validation takes pools and defaults from (issue 4): the configuration
-// when known, else the pools index.json lists, else no pool check.
-struct Settings {
-  Config config;
-  std::string source;
-  bool pools_known = true;
-  bool config_known = false;
-};
-
-std::string Extension(DocFormat format) { return format == DocFormat::kToml ? ".toml" : ".json"; }
 
 Result<std::string> ReadStdin() {
   std::string out;
@@ -105,83 +90,6 @@ Result<JobInput> ReadJobInput(const std::string& path) {
   return in;
 }
 
-Settings LoadSettings(const Context& ctx) {
-  Settings s;
-  if (ctx.config) {
-    s.config = *ctx.config;
-    s.source = "configuration " + ctx.config->source;
-    s.config_known = true;
-    return s;
-  }
-  s.config.pools.clear();
-  if (ctx.paths) {
-    auto index = ReadIndex(ctx);
-    if (index.ok() && index->contains("pools") && (*index)["pools"].is_object()) {
-      for (const auto& [name, pool] : (*index)["pools"].items()) {
-        PoolConfig p;
-        p.name = name;
-        p.workers = pool.value("workers", 0);
-        p.queue_limit = pool.value("queue_limit", 1000);
-        p.paused = pool.value("paused", false);
-        p.executor = pool.value("executor", "local");
-        s.config.pools[name] = p;
-      }
-      s.source = "pools from " + ctx.Paths().Index() + " (no configuration: pool timeouts unknown)";
-      return s;
-    }
-  }
-  s.pools_known = false;
-  s.source = "built-in defaults (no configuration and no index.json: the pool was not checked)";
-  return s;
-}
-
-Result<Overrides> ParseOverrides(const Args& args) {
-  Overrides ov;
-  ov.pool = args.Value("pool");
-  if (auto text = args.Value("priority")) {
-    auto value = ParseIntArg("--priority", *text, INT64_MIN, INT64_MAX);
-    if (!value.ok()) return value.error();
-    ov.priority = *value;
-  }
-  ov.hold = args.Flag("hold");
-  if (auto text = args.Value("after")) {
-    size_t start = 0;
-    while (start <= text->size()) {
-      size_t comma = text->find(',', start);
-      if (comma == std::string::npos) comma = text->size();
-      std::string id = text->substr(start, comma - start);
-      // A parent may be a task of an array (SPEC.md section 5).
-      if (!IsValidJobRef(id)) {
-        return MakeError("invalid_field",
-                         "--after takes job ids (or task ids, ID:INDEX) separated by commas; \"" +
-                             PrintableName(id) + "\" is not one");
-      }
-      ov.after.push_back(std::move(id));
-      start = comma + 1;
-    }
-  }
-  auto array = ParseArrayOptions(args);
-  if (!array.ok()) return array.error();
-  ov.array = std::move(array.value());
-  return ov;
-}
-
-void ApplyOverrides(const Overrides& ov, Json& job) {
-  if (ov.pool) job["pool"] = *ov.pool;
-  if (ov.priority) job["priority"] = *ov.priority;
-  if (ov.hold) job["hold"] = true;
-  // Added to what the file names (a parent named twice is refused by validation).
-  if (!ov.after.empty()) {
-    if (!job.contains("after")) job["after"] = Json::array();
-    for (const auto& id : ov.after) job["after"].push_back(id);
-  }
-  if (ov.derived_from) {
-    if (!job.contains("metadata")) job["metadata"] = Json::object();
-    if (job["metadata"].is_object()) job["metadata"]["derived_from"] = *ov.derived_from;
-  }
-  ApplyArrayOptions(ov.array, job);
-}
-
 struct Prepared {
   JobSpec spec;
   std::string bytes;
@@ -207,10 +115,7 @@ Result<Prepared> Prepare(const JobInput& in, const std::string& id, const Overri
   auto doc = ParseDocument(in.bytes, in.format);
   if (!doc.ok()) return doc.error();
   ApplyOverrides(ov, doc->value);
-  if (!settings.pools_known) {
-    const Json& pool = doc->value.contains("pool") ? doc->value["pool"] : Json("default");
-    if (pool.is_string()) settings.config.pools[pool.get<std::string>()].name = pool.get<std::string>();
-  }
+  settings.AssumePool(doc->value.contains("pool") ? doc->value["pool"] : Json("default"));
   auto spec = ValidateJobSpec(*doc, id, settings.config);
   if (!spec.ok()) return spec.error();
   Prepared out{std::move(spec.value()), in.bytes, in.format};
@@ -221,117 +126,18 @@ Result<Prepared> Prepare(const JobInput& in, const std::string& id, const Overri
   return out;
 }
 
-int ReportInvalid(const Context& ctx, const std::string& file, const Error& error) {
-  Json e = ErrorJson(file, error);
-  if (ctx.json) OutJson(ctx, Json{{"file", e["file"]}, {"valid", false}, {"error", e}});
-  PrintError(FormatErrorJson(e));
-  return kExitError;
-}
-
-bool IdTaken(const Context& ctx, const std::string& id) {
-  return PathExists(ctx.Paths().JobDir(id)) || !IncomingFileOf(ctx, id).empty();
-}
-
-std::string WithSuffix(const std::string& base, const std::string& suffix) {
-  return base.substr(0, std::min(base.size(), kMaxIdLength - suffix.size())) + suffix;
-}
-
-using Candidate = std::function<std::string(int)>;
-
-// Drops the job under the first free id `candidate(n)`, n from *n upward; *n is
-// left at the number used. A name taken between the check and the rename
-// (another writer) moves on to the next.
-Result<std::string> DropFirstFree(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n,
-                                  int last) {
-  for (; *n <= last; ++*n) {
-    std::string id = candidate(*n);
-    if (IdTaken(ctx, id)) continue;
-    auto st = DropFile(ctx.Paths(), ctx.Paths().Incoming(), id + Extension(job.format), job.bytes);
-    if (st.ok()) return id;
-    if (st.error().code != "exists") return st.error();
-  }
-  return MakeError("io_error", "no free job id like " + candidate(1) + " was found");
-}
-
-enum class Intake { kAccepted, kRejected, kWaiting, kNotRunning };
-constexpr const char* kIntakeNames[] = {"accepted", "rejected", "waiting", "daemon_not_running"};
-
-struct IntakeReport {
-  Intake kind = Intake::kWaiting;
-  Json error;
-};
-
-// Waits briefly for the daemon to take incoming/<file> in: accepted when the
-// job folder exists (it is committed before the file goes), else rejected.
-IntakeReport AwaitIntake(const Context& ctx, const std::string& id, const std::string& file) {
-  if (!DetectDaemon(ctx.Paths()).running) return {Intake::kNotRunning, nullptr};
-  const std::string path = ctx.Paths().IncomingFile(file);
-  if (!WaitUntil([&] { return !PathExists(path); }, kActTimeout)) return {Intake::kWaiting, nullptr};
-  if (PathExists(ctx.Paths().JobDir(id))) return {Intake::kAccepted, nullptr};
-  Json error = nullptr;
-  WaitUntil([&] { return (error = FindRejection(ctx, file).value_or(nullptr)) != nullptr; }, Millis(1000));
-  if (error.is_null())
-    error = {{"file", file}, {"error", "incoming/" + file + " vanished without a job folder"}};
-  return {Intake::kRejected, error};
-}
-
-// What happened to one submitted job, as --json prints it.
-Json IntakeJson(const std::string& id, const std::string& file, const IntakeReport& report) {
-  Json out = {
-      {"id", id}, {"file", "incoming/" + file}, {"outcome", kIntakeNames[static_cast<int>(report.kind)]}};
-  if (report.kind == Intake::kRejected) out["error"] = report.error;
-  return out;
-}
-
-// Prints what happened to one submitted job; returns the exit code.
-int ReportIntake(const Context& ctx, const std::string& id, const std::string& file,
-                 const IntakeReport& report, bool quiet) {
-  if (ctx.json && !quiet) {
-    OutJson(ctx, IntakeJson(id, file, report));
-  } else if (!quiet && report.kind != Intake::kRejected) {
-    Out(id + "\n");
-  }
-  switch (report.kind) {
-    case Intake::kAccepted:
-      return kExitOk;
-    case Intake::kRejected:
-      return Fail("spoold rejected " + id + ": " + FormatErrorJson(report.error));
-    case Intake::kWaiting:
-      PrintNote("queued as incoming/" + file + "; spoold has not taken it in yet");
-      return kExitOk;
-    case Intake::kNotRunning:
-      PrintNote("queued as incoming/" + file + "; " + NotRunningMessage(ctx));
-      return kExitOk;
-  }
-  return kExitOk;
-}
-
-struct Placed {
-  std::string id;
-  std::string file;  // its name in incoming/
-  IntakeReport report;
-};
-
-// Drops `job` as the first free candidate id and waits for the daemon's intake.
-Result<Placed> Place(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n, int last) {
-  auto id = DropFirstFree(ctx, job, candidate, n, last);
-  if (!id.ok()) return MakeError(id.error().code, "cannot submit: " + id.error().message);
-  const std::string file = *id + Extension(job.format);
-  return Placed{*id, file, AwaitIntake(ctx, *id, file)};
-}
-
-// Drops `job` as the first free candidate id and reports the daemon's intake.
-int PlaceAndReport(const Context& ctx, const Prepared& job, const Candidate& candidate, int* n, int last,
-                   std::string* id_out, bool quiet) {
-  auto placed = Place(ctx, job, candidate, n, last);
-  if (!placed.ok()) return Fail(placed.error().message);
-  if (id_out) *id_out = placed->id;
-  return ReportIntake(ctx, placed->id, placed->file, placed->report, quiet);
-}
-
-// submit and run: reads FILE|-, validates, drops; the id goes to *id_out.
+// submit and run: reads FILE|-, validates, drops; the id goes to *id_out. A
+// word that names no file but a definition (NAME or NAME:REV) submits a run
+// of it instead (cli/definition_cli.h).
 int SubmitFromArgs(Context& ctx, const Args& args, std::string* id_out, bool quiet) {
-  if (args.positional.size() != 1) return UsageError("give one job file (or - for standard input)");
+  if (args.positional.size() != 1) {
+    return UsageError("give one job file (or - for standard input), or a definition NAME[:REV]");
+  }
+  if (auto run = ParseRunArg(args.positional[0])) return SubmitRun(ctx, args, *run, id_out, quiet);
+  if (!args.List("param").empty()) {
+    return UsageError("-p/--param gives a definition's params; " + PrintableName(args.positional[0]) +
+                      " is a job file");
+  }
   auto ov = ParseOverrides(args);
   if (!ov.ok()) return UsageError(ov.error().message);
   auto in = ReadJobInput(args.positional[0]);
@@ -346,7 +152,7 @@ int SubmitFromArgs(Context& ctx, const Args& args, std::string* id_out, bool qui
   }
   Candidate candidate = [&](int n) { return n == 1 ? wanted : WithSuffix(wanted, "-" + std::to_string(n)); };
   int n = 1;
-  return PlaceAndReport(ctx, *job, candidate, &n, explicit_id ? 1 : 100000, id_out, quiet);
+  return PlaceAndReport(ctx, job->bytes, job->format, candidate, &n, explicit_id ? 1 : 100000, id_out, quiet);
 }
 
 // rerun and duplicate: the job file of an existing job, with derived_from.
@@ -371,6 +177,46 @@ std::string RerunBase(const std::string& id) {
 // The job file of `source` made ready to be copied as `first_id` (rerun,
 // duplicate), with metadata.derived_from added to `ov`. When the file does
 // not validate, *invalid_file names it (and the error is the daemon's).
+// A run of a definition is copied as a run, pinned to the revision it ran
+// with the params it resolved to: its job.json alone would lose the params'
+// SPOOLD_PARAM_ variables. nullopt when `source` is no run.
+std::optional<Result<Prepared>> PrepareRunCopy(const Context& ctx, const std::string& source,
+                                               const Overrides& ov, const std::string& first_id,
+                                               std::string* invalid_file) {
+  auto status = LoadStatusJson(ctx, source);
+  if (!status.ok()) return std::nullopt;
+  auto def = status->find("definition");
+  if (def == status->end() || !def->is_object() || !def->contains("name") || !(*def)["name"].is_string() ||
+      !def->contains("revision") || !(*def)["revision"].is_number_integer() || !def->contains("params")) {
+    return std::nullopt;
+  }
+  std::string file = ctx.Paths().JobDir(source) + "/" + RunFileName(DocFormat::kJson);
+  DocFormat format = DocFormat::kJson;
+  if (!PathExists(file)) {
+    file = ctx.Paths().JobDir(source) + "/" + RunFileName(DocFormat::kToml);
+    format = DocFormat::kToml;
+  }
+  auto bytes = ReadSmallFile(file, kReadCap);
+  if (!bytes.ok()) return Result<Prepared>(bytes.error());
+  auto doc = ParseDocument(*bytes, format);
+  if (!doc.ok()) return Result<Prepared>(doc.error());
+  const std::string name = (*def)["name"].get<std::string>();
+  const int revision = (*def)["revision"].get<int>();
+  doc->value["definition"] = name + ":" + std::to_string(revision);
+  doc->value["params"] = (*def)["params"];
+  ApplyOverrides(ov, doc->value);
+  Settings settings = LoadSettings(ctx);
+  auto loaded = LoadDefinition(ctx, name, revision, settings, invalid_file);
+  if (!loaded.ok()) return Result<Prepared>(loaded.error());
+  auto resolved = ResolveRun(loaded->def, *doc, first_id, settings.config);
+  if (!resolved.ok()) {
+    *invalid_file = file;
+    return Result<Prepared>(resolved.error());
+  }
+  return Result<Prepared>(
+      Prepared{std::move(resolved->spec), DumpJson(doc->value, 2) + "\n", DocFormat::kJson});
+}
+
 Result<Prepared> PrepareCopy(const Context& ctx, const std::string& source, Overrides ov,
                              const std::string& first_id, std::string* invalid_file) {
   if (auto task = ParseTaskId(source)) {
@@ -380,6 +226,7 @@ Result<Prepared> PrepareCopy(const Context& ctx, const std::string& source, Over
                                           task->array + " --failed");
   }
   ov.derived_from = source;
+  if (auto run = PrepareRunCopy(ctx, source, ov, first_id, invalid_file)) return std::move(*run);
   auto in = ReadJobOf(ctx, source);
   if (!in.ok()) return in.error();
   Settings settings = LoadSettings(ctx);
@@ -406,7 +253,8 @@ int SubmitCopies(Context& ctx, const Args& args, const Candidate& candidate, int
   }
   int worst = kExitOk;
   for (int n = first, made = 0; made < count; ++made, ++n) {
-    worst = std::max(worst, PlaceAndReport(ctx, *job, candidate, &n, 100000, nullptr, false));
+    worst =
+        std::max(worst, PlaceAndReport(ctx, job->bytes, job->format, candidate, &n, 100000, nullptr, false));
   }
   return worst;
 }
@@ -512,7 +360,7 @@ Result<Json> RerunJob(const Context& ctx, const std::string& id) {
     return MakeError(job.error().code, FormatErrorJson(ErrorJson(invalid_file, job.error())));
   }
   int n = 2;
-  auto placed = Place(ctx, *job, candidate, &n, 100000);
+  auto placed = Place(ctx, job->bytes, job->format, candidate, &n, 100000);
   if (!placed.ok()) return placed.error();
   return IntakeJson(placed->id, placed->file, placed->report);
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/config_fields.h"
+#include "config/config_hooks.h"
 #include "config/toml.h"
 #include "config/toml_safety.h"
 
@@ -49,8 +50,8 @@ constexpr const char* kPoolNameRule =
     "'_' or '-'";
 
 // The keys valid at each place of the file (SPEC section 8).
-constexpr std::string_view kSections[] = {"spool",    "defaults", "job_environment", "retention",
-                                          "security", "pools",    "dependencies",    "metrics"};
+constexpr std::string_view kSections[] = {"spool", "defaults",     "job_environment", "retention", "security",
+                                          "pools", "dependencies", "metrics",         "hooks"};
 constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size", "large_index_jobs",
                                            "large_index_lag"};
 constexpr std::string_view kDefaultsKeys[] = {"timeout"};
@@ -63,7 +64,7 @@ constexpr Millis kMinMetricsInterval = std::chrono::seconds(1);
 constexpr Millis kMaxMetricsInterval = std::chrono::minutes(10);
 
 constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
-                                          "executor", "timeout",     "slurm"};
+                                          "executor", "timeout",     "slurm",  "hooks"};
 constexpr std::string_view kSlurmKeys[] = {"partition", "sbatch_args"};
 
 Status ReadSpool(const toml::table& table, Config* config) {
@@ -257,6 +258,8 @@ Status ReadPool(const toml::table& table, const std::string& prefix, PoolConfig*
       Millis timeout{};
       s = ReadDuration(node, field, Millis(0), kMaxDuration, &timeout);
       if (s) pool->timeout = timeout;
+    } else if (key == "hooks") {
+      s = ReadHookTables(node, field, &pool->hooks);
     } else if (key == "slurm") {
       // Slurm settings are kept on a local pool too, so that switching the
       // executor is a one-line change.
@@ -316,7 +319,7 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
   const std::pair<std::string_view, std::span<const std::string_view>> sections[] = {
       {"spool", kSpoolKeys},         {"defaults", kDefaultsKeys}, {"job_environment", kJobEnvironmentKeys},
       {"retention", kRetentionKeys}, {"security", kSecurityKeys}, {"dependencies", kDependenciesKeys},
-      {"metrics", kMetricsKeys}};
+      {"metrics", kMetricsKeys},     {"hooks", kHooksSectionKeys}};
   for (const auto& [name, keys] : sections) {
     if (const toml::table* table = root[name].as_table()) {
       CollectUnknown(*table, std::string(name), keys, &unknown);
@@ -330,6 +333,13 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
       CollectUnknown(*pool, section, kPoolKeys, &unknown);
       if (const toml::table* slurm = (*pool)["slurm"].as_table()) {
         CollectUnknown(*slurm, Dotted(section, "slurm"), kSlurmKeys, &unknown);
+      }
+      if (const toml::array* hooks = (*pool)["hooks"].as_array()) {
+        for (size_t i = 0; i < hooks->size() && i < kMaxHooks; ++i) {
+          if (const toml::table* hook = hooks->get(i)->as_table()) {
+            CollectUnknown(*hook, HookField(section, i), kHookKeys, &unknown);
+          }
+        }
       }
     }
   }
@@ -430,6 +440,8 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
       read = ReadDependencies;
     } else if (section == "metrics") {
       read = ReadMetrics;
+    } else if (section == "hooks") {
+      read = ReadHooksSection;
     } else {
       return UnknownKey("", key, node, kSections);
     }

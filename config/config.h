@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/duration.h"
+#include "config/hook_config.h"
 #include "config/result.h"
 
 namespace spoold {
@@ -38,6 +39,7 @@ struct PoolConfig {
   std::string executor = "local";  // "local" or "slurm"
   std::optional<Millis> timeout;   // overrides defaults.timeout for this pool's jobs
   SlurmPoolConfig slurm;
+  std::vector<HookSpec> hooks;  // [[pools.<name>.hooks]]: run for every job of the pool
 };
 
 struct Config {
@@ -77,6 +79,9 @@ struct Config {
   // loading, and the least time between two writes.
   std::string metrics_path;
   Millis metrics_interval = std::chrono::seconds(5);
+
+  // [hooks]: the bound on hook processes, the pool hooks' user, retention's wait.
+  HooksConfig hooks;
 
   // [pools.*]; there is always a "default" pool (added with defaults if absent).
   std::map<std::string, PoolConfig> pools;

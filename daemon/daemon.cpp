@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "daemon/daemon_hooks.h"
 #include "daemon/slurm_executor.h"
 #include "daemon/supervised_executor.h"
 #include "daemon/version.h"
@@ -33,6 +34,7 @@ Daemon::Daemon(Config config, std::string config_path)
       store_(paths_),
       batch_(paths_.Root()),
       intake_(store_, config_),
+      definitions_(paths_, config_),
       scheduler_(config_),
       attempts_(scheduler_,
                 AttemptHooks{
@@ -49,6 +51,11 @@ Daemon::Daemon(Config config, std::string config_path)
   slurm_ = std::make_unique<SlurmExecutor>(&loop_, paths_, store_, attempts_);
   attempts_.AddExecutor("local", local_.get());
   attempts_.AddExecutor("slurm", slurm_.get());
+  hooks_ = std::make_unique<DaemonHooks>(
+      &loop_, config_, paths_, store_, batch_, scheduler_,
+      [this](SchedJob& job, Level level, const std::string& event, const std::string& message, Json extra) {
+        Event(job, level, event, message, std::move(extra));
+      });
   // A parent that ended before its child was accepted is known by its index
   // entry (the scheduler forgets a job once its end is written), and its
   // reason by its status.json; one removed by retention by its tombstone. An
@@ -71,6 +78,7 @@ Daemon::~Daemon() {
   // callbacks that free the boxes, and must end empty.
   CloseHandles();
   attempts_.Shutdown();
+  hooks_.reset();
   uv_run(&loop_, UV_RUN_DEFAULT);
   SPOOLD_CHECK(uv_loop_close(&loop_) == 0);
 }
@@ -95,11 +103,16 @@ void Daemon::CloseHandles() {
   retention_timer_.reset();
   watchdog_timer_.reset();
   incoming_watch_.reset();
+  definitions_watch_.reset();
+  definitions_timer_.reset();
   control_watch_.reset();
   root_watch_.reset();
   sigterm_.reset();
   sigint_.reset();
   sighup_.reset();
+  // Running hooks get TERM; what they were delivering is delivered again at
+  // the next start (their cursors did not move).
+  if (hooks_) hooks_->Stop();
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_IGN);
   SPOOLD_CHECK(pthread_sigmask(SIG_SETMASK, &mask, nullptr) == 0);
 }
@@ -146,11 +159,16 @@ Status Daemon::Start() {
     spdlog::error("cannot read {}: {}; jobs removed by retention are unknown to after", paths_.Tombstones(),
                   st.error().message);
   }
+  // Runs of definitions are resolved by intake (RepairRejected in Recover
+  // checks refused runs again).
+  LoadDefinitions();
   Recover(started_at_);
   // Recovery indexes every ended job before it adds the others, so this
   // finds nothing in the usual case; it keeps a waiting job from depending on
   // that order.
   scheduler_.ResolveEnded(started_at_);
+  // The jobs marked in hooks-pending/ and the active ones with hooks.
+  hooks_->Open(started_at_);
   // From here on, the writes of each loop turn share one round of syncs.
   store_.SetBatch(&batch_);
 
@@ -181,6 +199,7 @@ Status Daemon::Start() {
     watchdog_timer_->Start(ms, ms);
   }
 
+  StartDefinitions(started_at_);
   incoming_watch_ = WatchFolder(paths_.Incoming(), &pending_names_);
   control_watch_ = WatchFolder(paths_.Control(), &pending_controls_);
   // Any change in the root (spoold.lock deleted, the root moved away) wakes the
@@ -224,6 +243,7 @@ void Daemon::Pump() {
   if (reload_pending_) Reload();
   if (!stopping_) {
     if (scan_pending_) ScanIncoming();
+    ProcessDefinitions(now);
     // Names are taken one by one: processing may add more (a hint arriving
     // meanwhile lands in pending_names_ for the next turn).
     // At most kIntakePerTurn files a turn: a burst of thousands must not keep
@@ -247,6 +267,8 @@ void Daemon::Pump() {
   if (progress_pending_) ReadProgress(now);
   attempts_.Tick(now, !stopping_ ? StopMode::kRunning : stop_jobs_ ? StopMode::kStopJobs : StopMode::kLeaveJobs);
   if (!stopping_) StartJobs(now);
+  // Hook runs that ended: their events and cursors go into this turn's writes.
+  hooks_->Collect(now);
   Persist();
   // A local job is let run once its running state with its pid is visible to
   // any process and its content durable, before the rename that shows it is
@@ -267,6 +289,9 @@ void Daemon::Pump() {
   }
   Persist();
   FlushBatch();
+  // Hooks deliver only events that this flush (or an earlier one) wrote.
+  // Only events made durable are delivered (SPEC.md section 5, "Hooks").
+  if (!stopping_ && flushed_) hooks_->Tick(now);
   // After this turn's children were released: a spare helper, Slurm's poll.
   attempts_wake_ = attempts_.EndTurn(now, stopping_);
   // A stop leaves Slurm jobs to Slurm and local ones to their supervisors (a
@@ -308,6 +333,7 @@ void Daemon::ArmWakeTimer(TimePoint now) {
   // Writes or renames that failed (a full disk) are tried again every second.
   if (!unwritten_.empty() || !batch_.Empty()) consider(now + std::chrono::seconds(1));
   if (!pending_names_.empty() || !pending_controls_.empty()) consider(now);
+  if (auto hooks = hooks_->NextWakeup(now)) consider(*hooks);  // a retry due, a run ended
   if (next) {
     auto delay = std::max<int64_t>(0, (*next - now).count()) + 1;
     wake_timer_->Start(static_cast<uint64_t>(delay));
@@ -362,6 +388,9 @@ void Daemon::Reload() {
   scheduler_.SetConfig(config_, Now());
   MetricsChanged();  // pools' workers, new pools
   tombstones_.SetKeep(config_.retention_tombstones);
+  definitions_.SetConfig(config_, Now());
+  scan_pending_ = true;  // refused definitions are read again
+  hooks_->Reload();      // hooks.max_running; pool hooks apply to jobs followed from now on
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());
   if (rescan_timer_ && !stopping_) rescan_timer_->Start(rescan_ms, rescan_ms);
   MarkIndexDirty();

@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "daemon/attempts.h"
+#include "daemon/definitions.h"
 #include "daemon/metrics.h"
 #include "daemon/root_lock.h"
 #include "daemon/scheduler.h"
@@ -32,6 +33,7 @@ namespace spoold {
 
 class SupervisedExecutor;
 class SlurmExecutor;
+class DaemonHooks;
 
 class Daemon {
  public:
@@ -124,8 +126,21 @@ class Daemon {
   SyncBatch batch_;                     // group commit of one loop turn
   std::set<std::string> ids_in_batch_;  // jobs accepted this turn, not yet published
   Intake intake_;
+  // Job definitions (daemon_definitions.cpp): definitions/ is read once a
+  // burst of changes has been quiet for a moment, so that a file written in
+  // place is not read half-written.
+  DefinitionRegistry definitions_;
+  std::set<std::string> pending_definitions_;
+  std::unique_ptr<DirWatch> definitions_watch_;
+  std::unique_ptr<Timer> definitions_timer_;
+  bool definitions_due_ = false;
+  void LoadDefinitions();
+  void StartDefinitions(TimePoint now);
+  void ProcessDefinitions(TimePoint now);
   Scheduler scheduler_;
   Attempts attempts_;  // the executors' host
+  // Hooks (daemon/daemon_hooks.h): follows the jobs with hooks, delivers their events.
+  std::unique_ptr<DaemonHooks> hooks_;
   std::unique_ptr<SupervisedExecutor> local_;
   std::unique_ptr<SlurmExecutor> slurm_;
   std::optional<TimePoint> attempts_wake_;  // when the loop must wake for attempts
@@ -155,6 +170,7 @@ class Daemon {
   bool scan_pending_ = true;
   bool reload_pending_ = false;
   bool retention_pending_ = true;
+  bool flushed_ = true;  // whether the last FlushBatch made its writes durable
   bool progress_pending_ = false;
   std::set<std::string> pending_names_;     // in incoming/
   std::set<std::string> pending_controls_;  // in control/

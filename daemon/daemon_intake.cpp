@@ -34,6 +34,7 @@ void Daemon::ScanIncoming() {
       break;
     }
   }
+  for (auto& file : definitions_.Scan()) pending_definitions_.insert(std::move(file));
   for (auto [dir, pending] : {std::pair{paths_.Incoming(), &pending_names_},
                               std::pair{paths_.Control(), &pending_controls_}}) {
     auto names = ListDir(dir);
@@ -224,6 +225,10 @@ void Daemon::ProcessIncoming(const std::string& name, TimePoint now) {
       ids_in_batch_.insert(out.id);
       spdlog::info("accepted job {} into pool {}", out.id, out.spec->pool);
       metrics_.JobAccepted(out.spec->pool);
+      if (const Json& def = out.status->definition; def.is_object()) {
+        definitions_.RecordRun(def["name"].get<std::string>(), out.id, def["revision"].get<int>(), now,
+                               &batch_);
+      }
       scheduler_.Add(std::move(*out.spec), std::move(*out.status), std::move(out.text));
       SetIndexEntry(out.id, scheduler_.Find(out.id)->status());
       scheduler_.Settle(out.id);  // written: a job far back in a long queue keeps little
@@ -275,6 +280,21 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
                                             {"SHELL", user.shell},      {"LANG", config_.job_lang}};
   for (const auto& [key, value] : job.spec().env) env[key] = value;
   const std::string& id = job.status().id;
+  // A run of a definition has its params (a task its array's).
+  const JobStatus* run = &job.status();
+  if (const auto& array = job.status().array) {
+    auto it = scheduler_.Jobs().find(*array);
+    run = it != scheduler_.Jobs().end() ? &it->second.status() : nullptr;
+  }
+  if (run != nullptr && run->definition.is_object()) {
+    // (status.json may have been edited or imported: nothing is assumed of it.)
+    if (auto params = run->definition.find("params");
+        params != run->definition.end() && params->is_object()) {
+      for (const auto& [param, value] : params->items()) {
+        if (IsValidParamName(param)) env[ParamVariable(param)] = ParamText(value);
+      }
+    }
+  }
   env["SPOOLD_JOB_ID"] = id;
   env["SPOOLD_ATTEMPT"] = std::to_string(job.status().attempt);
   env["SPOOLD_POOL"] = job.status().pool;

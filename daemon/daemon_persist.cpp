@@ -11,7 +11,7 @@
 #include <tuple>
 
 #include "daemon/daemon.h"
-
+#include "daemon/daemon_hooks.h"
 #include "daemon/version.h"
 #include "spool/failpoint.h"
 #include "spool/fileio.h"
@@ -58,6 +58,7 @@ const char* TransitionEvent(JobState from, Reason from_reason, JobState state, R
 void Daemon::Event(SchedJob& job, Level level, const std::string& event, const std::string& message,
                    Json extra) {
   if (Gone(job.id())) return;  // its folder is gone
+  hooks_->Poke(job.id());
   if (auto st =
           store_.AppendEvent(job.status(), {level, event, job.status().attempt, message, std::move(extra)});
       !st.ok()) {
@@ -155,6 +156,9 @@ void Daemon::Persist() {
     if (unwritten_.erase(id) != 0 && unwritten_.empty()) TroubleOver("status");
     if (!job->status().array) SetIndexEntry(id, job->status());  // an array's tasks are not listed
     MarkIndexDirty();
+    // Before the job is forgotten: a job with hooks is followed (its marker
+    // made in this turn's writes), an ended one told so.
+    hooks_->Note(*job);
     if (terminal) {
       scheduler_.Forget(id);
     } else {
@@ -165,11 +169,18 @@ void Daemon::Persist() {
 }
 
 void Daemon::FlushBatch(const std::function<void()>& once_synced, const std::function<void()>& once_visible) {
+  // Jobs accepted this turn: one with hooks is marked before its folder is
+  // published by this flush.
+  for (const auto& id : ids_in_batch_) {
+    if (const SchedJob* job = scheduler_.Find(id)) hooks_->Note(*job);
+  }
   ids_in_batch_.clear();
+  flushed_ = false;
   if (auto st = batch_.Flush(nullptr, once_synced, once_visible); !st.ok()) {
     Trouble("sync", "cannot make this turn's writes durable (" + st.error().message + "); retrying");
     return;
   }
+  flushed_ = true;
   TroubleOver("sync");
 }
 
@@ -204,6 +215,10 @@ void Daemon::FlushIndex(bool whole) {
     damaged[SanitizeUtf8(id)] = {{"problem", SanitizeUtf8(d.problem)}, {"since", FormatTime(d.since)}};
   }
   doc["damaged"] = std::move(damaged);
+  doc["definitions"] = definitions_.IndexJson([this](const std::string& id) -> std::optional<std::string> {
+    if (auto state = index_jobs_.StateOf(id)) return std::string(StateName(*state));
+    return std::nullopt;
+  });
   // index.json, every job, is written at once while the spool is small; above
   // spool.large_index_jobs at most every spool.large_index_lag (at 100,000
   // jobs it is 30 MB: written every 0.8 s, it cost a tenth of the throughput
@@ -289,6 +304,14 @@ void Daemon::ApplyRetention(TimePoint now) {
     if (scheduler_.Find(id) != nullptr) continue;
     std::optional<JobState> state = index_jobs_.StateOf(id);
     if (!state || !IsTerminal(*state)) continue;
+    // Undelivered hook events keep the job up to hooks.retention_wait longer.
+    if (hooks_->Pending(id)) {
+      const TimePoint finished = index_jobs_.FinishedOf(id).value_or(now);
+      if (finished + config_.retention_finished + config_.hooks.retention_wait > now) continue;
+      spdlog::warn(
+          "retention: job {} still has undelivered hook events after hooks.retention_wait ({}); removed", id,
+          FormatDuration(config_.hooks.retention_wait));
+    }
     buried.push_back({id, *state, EndedReason(id, *state), index_jobs_.FinishedOf(id).value_or(now)});
     ids.push_back(std::move(id));
   }
@@ -304,6 +327,7 @@ void Daemon::ApplyRetention(TimePoint now) {
       spdlog::error("retention: cannot remove job {}: {}", id, st.error().message);
       continue;
     }
+    hooks_->Forget(id);  // only once it is gone: a job left in place keeps its hooks
     index_jobs_.Erase(id);
     expired = true;
     spdlog::info("retention: removed job {}, finished more than {} ago", id,

@@ -16,6 +16,7 @@ std::optional<JobStatus> SchedJob::Rebuild(const Part& part) const {
   s.seq = part.seq;
   s.message = part.message;
   s.updated = part.updated;
+  s.definition = part.definition;
   return s;
 }
 
@@ -39,7 +40,8 @@ bool SchedJob::Settle(const std::string& pool, const std::string& owner) {
   const JobStatus& s = *status_;
   if (!kept.Frozen() || s.state != JobState::kQueued) return false;
   SPOOLD_CHECK(pool == s.pool && owner == s.owner);
-  Part part{s.seq, s.priority, s.owner_uid, s.created, s.updated, &pool, &owner, s.message, s.reason};
+  Part part{s.seq, s.priority, s.owner_uid, s.created, s.updated,
+            &pool, &owner,     s.message,   s.reason,  s.definition};
   std::optional<JobStatus> rebuilt = Rebuild(part);
   if (!rebuilt || !(*rebuilt == s)) return false;
   settled_ = std::move(part);

@@ -77,6 +77,7 @@ class SchedJob {
     const std::string* owner = nullptr;
     std::string message;
     Reason reason = Reason::kInQueue;
+    Json definition = nullptr;  // a run's definition, name and params
   };
   // The whole status from the kept text and `part`; nullopt if the text no
   // longer validates (not expected: it did when the job was accepted).

@@ -164,8 +164,8 @@ Intake::Repaired Intake::RepairRejected(TimePoint now) const {
     } else if (doc->value.contains("action")) {
       // A control request (they are quarantined here too).
       if (auto request = ParseControlRequest(*doc); !request.ok()) error = request.error();
-    } else if (auto spec = ValidateJobSpec(*doc, file->stem, *config_); !spec.ok()) {
-      error = spec.error();
+    } else if (auto checked = Check(*doc, file->stem); !checked.ok()) {
+      error = checked.error();
     }
     Json doc = RejectionDocument(name, error, now);
     doc["recovered"] = true;
@@ -207,6 +207,34 @@ Intake::Owner Intake::OwnerOf(uid_t uid, gid_t file_gid, TimePoint now) {
   Owner owner{pw.pw_name, pw.pw_gid};
   owners_.Put(uid, owner, now);
   return owner;
+}
+
+std::string RunFileName(DocFormat format) { return format == DocFormat::kJson ? "run.json" : "run.toml"; }
+
+Result<Intake::Checked> Intake::Check(const Document& doc, const std::string& id) const {
+  auto ref = ParseRunRef(doc);
+  if (!ref.ok()) return ref.error();
+  if (!*ref) {
+    auto spec = ValidateJobSpec(doc, id, *config_);
+    if (!spec.ok()) return spec.error();
+    return Checked{std::move(spec.value()), std::nullopt, std::nullopt};
+  }
+  auto found = definitions_
+                   ? definitions_(**ref)
+                   : Result<FoundDefinition>(MakeError(
+                         "unknown_definition", "there is no definition " + (*ref)->name, "definition"));
+  if (!found.ok()) {
+    Error error = found.error();
+    const SourcePos pos = doc.PositionOf("definition");
+    error.field = "definition";
+    error.line = pos.line;
+    error.column = pos.column;
+    return error;
+  }
+  auto run = ResolveRun(found->def, doc, id, *config_);
+  if (!run.ok()) return run.error();
+  JobSpec spec = std::move(run->spec);
+  return Checked{std::move(spec), std::move(found.value()), std::move(run.value())};
 }
 
 JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string owner, int64_t owner_uid,
@@ -275,7 +303,14 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
 
   out.id = id;
   if (store_.Exists(id)) {
-    auto existing = store_.ReadJobFile(id, 64 << 20);
+    // A run of a definition is compared with its run file, as dropped.
+    const std::string run_file = store_.Paths().JobDir(id) + "/" + RunFileName(format);
+    Result<std::pair<DocFormat, std::string>> existing = MakeError("io_error", "not read");
+    if (!PathExists(run_file)) {
+      existing = store_.ReadJobFile(id, 64 << 20);
+    } else if (auto text = ReadSmallFile(run_file, 64 << 20); text.ok()) {
+      existing = std::make_pair(format, std::move(text.value()));
+    }
     if (existing.ok() && existing->second == bytes) {
       out.kind = IntakeKind::kDuplicate;
       out.file = {file->dev, file->ino};
@@ -286,22 +321,43 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
 
   auto doc = ParseDocument(bytes, format);
   if (!doc.ok()) return Reject(name, doc.error(), now);
-  auto spec = ValidateJobSpec(*doc, id, *config_);
-  if (!spec.ok()) return Reject(name, spec.error(), now);
-  if (::geteuid() == 0 && file->uid != 0) {
-    if (auto env = CheckEnvForUserSwitch(*spec, *doc); !env.ok()) return Reject(name, env.error(), now);
+  auto checked = Check(*doc, id);
+  if (!checked.ok() && checked.error().code == "io_error") {
+    // A definition's revision could not be read now: the run waits in
+    // incoming/ for the next scan rather than being refused for it.
+    out.kind = IntakeKind::kFailed;
+    out.error = checked.error();
+    return out;
   }
-  spec->format = format;
+  if (!checked.ok()) return Reject(name, checked.error(), now);
+  JobSpec* spec = &checked->spec;
+  const ResolvedRun* run = checked->run ? &*checked->run : nullptr;
+  if (::geteuid() == 0 && file->uid != 0) {
+    if (auto env = CheckEnvForUserSwitch(*spec, run != nullptr ? run->job : *doc); !env.ok()) {
+      return Reject(name, env.error(), now);
+    }
+  }
+  // A run is kept as the job it resolved to (job.json), which is what runs,
+  // after a restart too; its file and the revision are kept beside it.
+  spec->format = run != nullptr ? DocFormat::kJson : format;
   auto reason = admit(*spec);
   if (!reason.ok()) return Reject(name, reason.error(), now);
 
   const Owner owner = OwnerOf(file->uid, file->gid, now);
   JobStatus status = AcceptedStatus(id, *spec, owner.name, file->uid, *reason, now);
 
-  out.text = bytes;
   NewJob job;
   job.id = id;
-  job.format = format;
+  job.format = spec->format;
+  if (run != nullptr) {
+    const FoundDefinition& def = *checked->definition;
+    status.definition = {{"name", def.def.name}, {"revision", def.info.revision}, {"params", run->params}};
+    job.extra_files = {
+        {RunFileName(format), std::move(bytes)},
+        {"definition" + std::string(def.info.format == DocFormat::kJson ? ".json" : ".toml"), def.text}};
+    bytes = DumpJson(run->job.value, 2) + "\n";
+  }
+  out.text = bytes;
   job.bytes = std::move(bytes);
   job.script = spec->script;
   job.owner_uid = file->uid;
@@ -324,7 +380,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
     return out;
   }
   out.kind = IntakeKind::kAccepted;
-  out.spec = std::move(spec.value());
+  out.spec = std::move(*spec);
   out.status = std::move(status);
   return out;
 }

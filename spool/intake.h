@@ -14,6 +14,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "spool/definition_store.h"
 #include "spool/job_spec.h"
 #include "spool/job_store.h"
 #include "spool/status.h"
@@ -51,6 +52,10 @@ struct IntakeOutcome {
 JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string owner, int64_t owner_uid,
                          Reason reason, TimePoint now);
 
+// "run.toml" or "run.json": a run of a definition's file as dropped, kept in
+// its job folder beside the job.json it resolved to (SPEC.md section 4).
+std::string RunFileName(DocFormat format);
+
 // The daemon's word on a valid job: the reason it starts queued with (in_queue,
 // held or pool_paused), or an error such as queue_full.
 using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;
@@ -66,10 +71,15 @@ Json RejectionDocument(const std::string& file, const Error& error, TimePoint no
 std::string RejectedName(const std::string& name, int n);
 std::string RejectionErrorFile(const std::string& stored);
 
+// The revision a run of a definition names (the daemon's DefinitionRegistry).
+using DefinitionLookup = std::function<Result<FoundDefinition>(const RunRef&)>;
+
 class Intake {
  public:
   Intake(JobStore& store, const Config& config) : store_(store), config_(&config) {}
   void SetConfig(const Config& config) { config_ = &config; }
+  // Without it, every run of a definition is refused as unknown_definition.
+  void SetDefinitions(DefinitionLookup lookup) { definitions_ = std::move(lookup); }
 
   IntakeOutcome Process(const std::string& name, const AdmitFn& admit, TimePoint now);
 
@@ -109,6 +119,16 @@ class Intake {
     gid_t gid;
   };
   Owner OwnerOf(uid_t uid, gid_t file_gid, TimePoint now);
+
+  // A parsed job file checked as a job: an ordinary one validated, a run of a
+  // definition (SPEC.md section 2) resolved against its revision first.
+  struct Checked {
+    JobSpec spec;
+    std::optional<FoundDefinition> definition;
+    std::optional<ResolvedRun> run;
+  };
+  Result<Checked> Check(const Document& doc, const std::string& id) const;
+  DefinitionLookup definitions_;
   TtlCache<uid_t, Owner> owners_{std::chrono::seconds(5)};
 
   JobStore& store_;

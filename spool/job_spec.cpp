@@ -31,8 +31,8 @@ constexpr size_t kMaxShownKeyLength = 64;
 // The keys of SPEC section 2, in its table order, which is also the order in
 // which they are checked (so the first error reported is predictable).
 constexpr std::string_view kTopLevelKeys[] = {
-    "command", "script",  "shell",    "title", "description", "tags", "pool",  "priority", "cwd",
-    "env",     "timeout", "deadline", "retry", "kill",        "hold", "after", "array",    "metadata"};
+    "command", "script",   "shell", "title", "description", "tags",  "pool",  "priority", "cwd",  "env",
+    "timeout", "deadline", "retry", "kill",  "hold",        "after", "array", "metadata", "hooks"};
 constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
                                            "max_delay", "on_timeout", "exit_codes"};
 constexpr std::string_view kKillKeys[] = {"signal", "grace"};
@@ -45,35 +45,7 @@ constexpr struct {
 
 constexpr std::string_view kReservedEnvPrefix = "SPOOLD_";
 
-// What a message may say about a value: numbers and booleans as they are (they
-// cannot carry hostile text), everything else only by its type. Never the
-// content of a string.
-std::string Describe(const Json& v) {
-  switch (v.type()) {
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::boolean:
-      return v.get<bool>() ? "true" : "false";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return v.dump();
-    case Json::value_t::number_float: {
-      // dump() would print NaN and infinities (which TOML allows) as "null".
-      const double d = v.get<double>();
-      if (std::isnan(d)) return "nan";
-      if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-      return v.dump();
-    }
-    case Json::value_t::string:
-      return "a string";
-    case Json::value_t::array:
-      return v.empty() ? "an empty array" : "an array";
-    case Json::value_t::object:
-      return v.empty() ? "an empty table" : "a table";
-    default:
-      return "a value of another type";
-  }
-}
+std::string Describe(const Json& v) { return DescribeValue(v); }
 
 bool HasPrefix(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -251,6 +223,14 @@ std::optional<Error> FirstUnknownKey(const Document& doc, const Checker& check, 
       }
     }
   }
+  // Only as many hook tables as a job may have (kMaxHooks), as for `after`.
+  if (const Json* hooks = Find(top, "hooks"); hooks != nullptr && hooks->is_array()) {
+    for (size_t i = 0; i < hooks->size() && i < kMaxHooks; ++i) {
+      if ((*hooks)[i].is_object()) {
+        CollectUnknown((*hooks)[i], "hooks[" + std::to_string(i) + "].", kHookKeys, &unknown);
+      }
+    }
+  }
   if (unknown.empty()) return std::nullopt;
   auto order = [&doc](const UnknownKey& key) {
     SourcePos pos = doc.PositionOf(key.pos_key);
@@ -274,6 +254,10 @@ std::string PoolList(const Config& config) {
 }
 
 }  // namespace
+
+bool IsJobKey(std::string_view key) {
+  return std::find(std::begin(kTopLevelKeys), std::end(kTopLevelKeys), key) != std::end(kTopLevelKeys);
+}
 
 bool IsValidJobId(std::string_view id) { return IsValidName(id); }
 
@@ -501,6 +485,11 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
                         &pos_key);
     }
     spec.metadata = *v;
+  }
+  if (const Json* v = Find(top, "hooks")) {
+    auto r = ValidateHooks(doc, *v);
+    if (!r) return r.error();
+    spec.hooks = std::move(*r);
   }
 
   return spec;

@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "spool/document.h"
+#include "spool/hook_spec.h"
 #include "spool/job_after.h"
 #include "spool/job_array.h"
 
@@ -58,10 +59,14 @@ struct JobSpec {
   // task's definition is a copy of its array's without it.
   std::shared_ptr<const ArraySpec> array;
   Json metadata = Json::object();
+  std::vector<HookSpec> hooks;  // [[hooks]] (SPEC-hooks; spool/hook_spec.h)
 };
 
 // ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$
 bool IsValidJobId(std::string_view id);
+
+// Whether `key` is a top-level key of a job file (SPEC.md section 2).
+bool IsJobKey(std::string_view key);
 
 // Validates a parsed job file. Errors carry code (invalid_field, unknown_field,
 // missing_field, unknown_pool), field, line/column from the document, and a

@@ -63,6 +63,9 @@ Status JobStore::Commit(const NewJob& job, JobStatus& status, const Event& accep
   if (job.script && !job.task) {
     if (auto st = WriteNewFile(tmp + "/script", *job.script, 0555, batch_); !st.ok()) return fail(st);
   }
+  for (const auto& [name, content] : job.extra_files) {
+    if (auto st = WriteNewFile(tmp + "/" + name, content, 0644, batch_); !st.ok()) return fail(st);
+  }
   for (const char* sub : {"/attempts", "/results", "/tasks"}) {
     if (std::string_view(sub) == "/tasks" && !job.array) continue;
     std::string dir = tmp + sub;

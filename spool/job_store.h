@@ -27,6 +27,10 @@ struct NewJob {
   DocFormat format = DocFormat::kToml;
   std::string bytes;                  // the accepted file, byte for byte
   std::optional<std::string> script;  // written to jobs/<id>/script when set
+  // Further files of the folder, name -> content (mode 0644): a run of a
+  // definition keeps its run file and the definition's revision (SPEC.md
+  // section 4).
+  std::vector<std::pair<std::string, std::string>> extra_files;
   // When spoold is root and the owner is not: the folder is root's with group
   // owner_gid and mode 0750 (the owner reads it, other users do not), results/
   // and the progress file are the owner's (the job writes them), and nothing

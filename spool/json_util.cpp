@@ -138,4 +138,31 @@ std::string PrintableName(std::string_view text, size_t max_len) {
   return out;
 }
 
+std::string DescribeValue(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return v.get<bool>() ? "true" : "false";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return v.dump();
+    case Json::value_t::number_float: {
+      // dump() would print NaN and infinities (which TOML allows) as "null".
+      const double d = v.get<double>();
+      if (std::isnan(d)) return "nan";
+      if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+      return v.dump();
+    }
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return v.empty() ? "an empty array" : "an array";
+    case Json::value_t::object:
+      return v.empty() ? "an empty table" : "a table";
+    default:
+      return "a value of another type";
+  }
+}
+
 }  // namespace spoold

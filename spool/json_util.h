@@ -19,6 +19,11 @@ std::string DumpJson(const Json& value, int indent = -1);
 // `text` with invalid UTF-8 sequences replaced by U+FFFD.
 std::string SanitizeUtf8(std::string_view text);
 
+// What a message may say about a value: numbers and booleans as they are (they
+// cannot carry hostile text), everything else only by its type. Never the
+// content of a string.
+std::string DescribeValue(const Json& v);
+
 // Whether JSON text nests arrays and objects at most `max_depth` deep (strings
 // skipped): checked before parsing files read back from disk, because the
 // parsed value is copied and destroyed recursively.

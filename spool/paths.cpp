@@ -34,18 +34,26 @@ std::string SpoolPaths::JobFileName(DocFormat format) const {
   return format == DocFormat::kToml ? "job.toml" : "job.json";
 }
 
+std::string SpoolPaths::RevisionFile(const std::string& name, int revision, DocFormat format) const {
+  return RevisionsDir(name) + "/" + std::to_string(revision) +
+         (format == DocFormat::kJson ? ".json" : ".toml");
+}
+
 Status SpoolPaths::EnsureLayout() const {
   // SPEC.md section 1: missing folders are created at start, the root's
   // parents included.
   for (size_t slash = root_.find('/', 1); slash != std::string::npos; slash = root_.find('/', slash + 1)) {
     if (auto st = EnsureDir(root_.substr(0, slash)); !st.ok()) return st;
   }
-  for (const std::string& dir : {root_, Tmp(), Incoming(), Control(), Rejected(), Jobs()}) {
+  for (const std::string& dir : {root_, Tmp(), Incoming(), Control(), Rejected(), Jobs(), Definitions(),
+                                 Revisions(), HooksPending()}) {
     if (auto st = EnsureDir(dir); !st.ok()) return st;
   }
   if (::geteuid() != 0) return OkStatus();
-  const std::pair<std::string, mode_t> modes[] = {{root_, 0755},      {Jobs(), 0755},    {Rejected(), 0711},
-                                                  {Tmp(), 01733},     {Incoming(), 01733}, {Control(), 01733}};
+  const std::pair<std::string, mode_t> modes[] = {
+      {root_, 0755},          {Jobs(), 0755},      {Rejected(), 0711},
+      {Tmp(), 01733},         {Incoming(), 01733}, {Control(), 01733},
+      {Definitions(), 01777}, {Revisions(), 0755}, {HooksPending(), 0755}};
   for (const auto& [dir, mode] : modes) {
     if (::chmod(dir.c_str(), mode) != 0) return MakeError("io_error", ErrnoMessage("chmod", dir, errno));
   }

@@ -30,6 +30,15 @@ class SpoolPaths {
   std::string IndexSegment() const { return root_ + "/.index.ended"; }
   std::string Tombstones() const { return root_ + "/.tombstones"; }
   std::string Lock() const { return root_ + "/spoold.lock"; }
+  // Job definitions (SPEC.md section 2, "Definitions"): the files people edit,
+  // and the daemon's record of every revision and run of each.
+  std::string Definitions() const { return root_ + "/definitions"; }
+  std::string DefinitionFile(const std::string& name) const { return Definitions() + "/" + name; }
+  std::string Revisions() const { return root_ + "/revisions"; }
+  std::string RevisionsDir(const std::string& name) const { return Revisions() + "/" + name; }
+  std::string RevisionFile(const std::string& name, int revision, DocFormat format) const;
+  std::string RevisionHistory(const std::string& name) const { return RevisionsDir(name) + "/history.jsonl"; }
+  std::string RevisionRuns(const std::string& name) const { return RevisionsDir(name) + "/runs.jsonl"; }
   // The daemon's Prometheus metrics (SPEC.md section 11).
   std::string RootMetrics() const { return root_ + "/metrics.prom"; }
 
@@ -58,12 +67,25 @@ class SpoolPaths {
   // Slurm pools: the attempt's batch script and the exit code its step writes.
   std::string SlurmScript(const std::string& id, int n) const { return AttemptDir(id, n) + "/slurm.sh"; }
   std::string ExitCodeFile(const std::string& id, int n) const { return AttemptDir(id, n) + "/exit_code"; }
+  // Hooks (SPEC-hooks): per hook (`key`: job-<k>, pool-<k>) the seq last
+  // delivered and the hook's capped output; and the markers of jobs whose
+  // hooks may have events to deliver, read at start instead of every job.
+  std::string HooksDir(const std::string& id) const { return JobDir(id) + "/hooks"; }
+  std::string HookCursor(const std::string& id, const std::string& key) const {
+    return HooksDir(id) + "/" + key + ".cursor";
+  }
+  std::string HookLog(const std::string& id, const std::string& key) const {
+    return HooksDir(id) + "/" + key + ".log";
+  }
+  std::string HooksPending() const { return root_ + "/hooks-pending"; }
+  std::string HooksPendingFile(const std::string& id) const { return HooksPending() + "/" + id; }
 
   // Creates the root and its folders where missing. When spoold runs as root
   // (jobs run as their submitters), the drop folders tmp/, incoming/ and
   // control/ are set to 1733 (anyone may drop, nobody may list or remove
-  // another's file), rejected/ to 0711 (an error file is found by its name) and
-  // jobs/ and the root to 0755.
+  // another's file), rejected/ to 0711 (an error file is found by its name),
+  // definitions/ to 1777 (anyone may add one and see all, nobody may change
+  // another's) and jobs/, revisions/ and the root to 0755.
   Status EnsureLayout() const;
 
  private:

@@ -242,6 +242,7 @@ Json StatusToJson(const JobStatus& s) {
               {"tasks", s.tasks ? TaskCountsJson(*s.tasks) : Json(nullptr)},
               {"failed_indexes", Nullable(s.failed_indexes)},
               {"halted_by", ReasonJson(s.halted_by)},
+              {"definition", s.definition},
               {"array", Nullable(s.array)},
               {"array_index", Nullable(s.array_index)},
               {"attempts", std::move(attempts)}};
@@ -286,6 +287,11 @@ Result<JobStatus> StatusFromJson(const Json& json) {
     // can give was not written by us, and must not overflow the stack.
     if (!JsonValueDepthWithin(*it, kMaxNesting)) return MakeError("io_error", "metadata is nested too deep");
     s.metadata = *it;
+  }
+  if (auto it = json.find("definition"); it != json.end() && it->is_object()) {
+    if (!JsonValueDepthWithin(*it, kMaxNesting))
+      return MakeError("io_error", "definition is nested too deep");
+    s.definition = *it;
   }
   auto state = ParseState(r.Get<std::string>("state", ""));
   if (!state) return MakeError("io_error", "status.json has no valid state");

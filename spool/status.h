@@ -135,6 +135,9 @@ struct JobStatus {
   // Why an array's tasks not started yet will not start (halted by
   // max_failed, cancelled, deadline, ...); kNone while they may.
   Reason halted_by = Reason::kNone;
+  // A run of a definition (SPEC.md section 2): {"name", "revision",
+  // "params"}, the params as resolved; null for any other job.
+  Json definition = nullptr;
   // A task: the array it belongs to, and its index there.
   std::optional<std::string> array;
   std::optional<int64_t> array_index;

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "config/result.h"
 #include "spool/control.h"
+#include "spool/definition.h"
 #include "spool/document.h"
 #include "spool/job_spec.h"
 #include "spool/json_util.h"
@@ -146,6 +147,49 @@ void CheckJobError(const Error& error) {
   DumpError(error);
 }
 
+// The same bytes as a definition, and as a run of a fixed definition (intake
+// resolves runs before it validates them): refused with a clean error, or
+// resolved to a job that validates.
+void RunDefinitionAndRun(std::string_view bytes, DocFormat format, const Document& doc) {
+  auto def = ParseDefinition("fuzz", bytes, format, FuzzConfig());
+  if (!def.ok()) {
+    FUZZ_CHECK(IsCleanMessage(def.error().message));
+    FUZZ_CHECK(IsCleanMessage(def.error().field));
+  }
+  static const Definition fixed = [] {
+    auto parsed =
+        ParseDefinition("fuzz",
+                        "command = [\"x\", \"{{a}}\", \"-n{{n}}\"]\nenv = { B = \"{{b}}\" }\n"
+                        "allow_override = [\"env\", \"priority\", \"tags\"]\n"
+                        "[params.a]\npattern = \"[a-z]*\"\n[params.n]\ntype = \"integer\"\ndefault = 1\n"
+                        "[params.b]\ntype = \"boolean\"\ndefault = false\n",
+                        DocFormat::kToml, FuzzConfig());
+    FUZZ_CHECK(parsed.ok());
+    return *parsed;
+  }();
+  auto ref = ParseRunRef(doc);
+  if (!ref.ok()) {
+    FUZZ_CHECK(ref.error().code == "invalid_field" && ref.error().field == "definition");
+    return;
+  }
+  if (!*ref) return;
+  auto run = ResolveRun(fixed, doc, "fuzz-run", FuzzConfig());
+  if (!run.ok()) {
+    const Error& error = run.error();
+    FUZZ_CHECK(IsCleanMessage(error.message));
+    FUZZ_CHECK(IsCleanMessage(error.field));
+    FUZZ_CHECK(!error.code.empty());
+    return;
+  }
+  CheckJobSpec(run->spec, FuzzConfig());
+  FUZZ_CHECK(run->params.size() == 3);
+  // What is kept (job.json) reads back as the same job.
+  Result<Document> kept = ParseDocument(DumpJson(run->job.value, 2), DocFormat::kJson);
+  FUZZ_CHECK(kept.ok());
+  Result<JobSpec> again = ValidateJobSpec(*kept, "fuzz-run", FuzzConfig());
+  FUZZ_CHECK(again.ok() && again->command == run->spec.command && again->env == run->spec.env);
+}
+
 // A job file: parsed, then validated, the way intake does it.
 void RunJobFile(std::string_view bytes, DocFormat format) {
   Result<Document> doc = ParseDocument(bytes, format);
@@ -154,6 +198,7 @@ void RunJobFile(std::string_view bytes, DocFormat format) {
     return;
   }
   CheckDocument(*doc);
+  RunDefinitionAndRun(bytes, format, *doc);
   Result<JobSpec> spec = ValidateJobSpec(*doc, "fuzz-job_1.x", FuzzConfig());
   if (spec.ok()) {
     // Every value of an accepted file has its JSON form (spoolctl submit writes it).
