@@ -6,8 +6,8 @@ BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Tests at once: one more than the cores, since most black-box tests wait on
-# a daemon, its jobs and its files far more than they compute (the load and
-# chaos tests run alone all the same: RUN_SERIAL).
+# a daemon, its jobs and its files far more than they compute (the load test
+# and the array of 10,000 tasks run alone all the same: RUN_SERIAL).
 TEST_JOBS  ?= $(shell echo $$(( $(JOBS) + 1 )))
 
 # Debian 12 packages the build and the tests need.
@@ -73,7 +73,7 @@ test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSPOOLD_SANITIZE=ON -DSPOOLD_FAILPOINTS=ON \
 	  -DSPOOLD_LOAD_BIN=$(abspath $(BUILD))/spoold $(WERROR)
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=20
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DSPOOLD_FUZZ_SECONDS=15
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure
 	tests/slurm/live-cluster.sh start
