@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 
+#include "spool/field_checker.h"
 #include "spool/job_spec.h"
 #include "spool/json_util.h"
 
@@ -20,11 +21,6 @@ constexpr std::string_view kParamKeys[] = {"type", "default", "pattern", "descri
 
 bool IsParamNameChar(char c, bool first) {
   return (c >= 'a' && c <= 'z') || (!first && ((c >= '0' && c <= '9') || c == '_'));
-}
-
-Error Fail(const Document& doc, std::string code, const std::string& field, std::string message) {
-  SourcePos pos = doc.PositionOf(field);
-  return MakeError(std::move(code), std::move(message), field, pos.line, pos.column);
 }
 
 // Calls `fn(name, begin, end)` for every "{{name}}" of `text` whose name could
@@ -192,27 +188,28 @@ Result<Json> CheckParamValue(const Document& doc, const std::string& field, cons
                              const Json& value, const std::string& code) {
   auto coerced = Coerce(spec, value);
   if (!coerced)
-    return Fail(doc, code, field,
-                field + " must be " + TypeRule(spec.type) + ", got " + DescribeValue(value));
+    return FieldChecker(doc).Fail(
+        code, field, field + " must be " + TypeRule(spec.type) + ", got " + DescribeValue(value));
   const std::string text = ParamText(*coerced);
   if (text.find('\0') != std::string::npos) {
-    return Fail(doc, code, field, field + " must not contain a NUL byte");
+    return FieldChecker(doc).Fail(code, field, field + " must not contain a NUL byte");
   }
   if (!Matches(spec, text)) {
     // Neither the value nor the pattern is quoted: both are file content.
-    return Fail(doc, code, field, field + " does not match the pattern its definition gives it");
+    return FieldChecker(doc).Fail(code, field, field + " does not match the pattern its definition gives it");
   }
   return *coerced;
 }
 
 Result<ParamSpec> ParseParam(const Document& doc, const std::string& field, const Json& table) {
   if (!table.is_object())
-    return Fail(doc, "invalid_field", field, field + " must be a table, got " + DescribeValue(table));
+    return FieldChecker(doc).Fail("invalid_field", field,
+                                  field + " must be a table, got " + DescribeValue(table));
   for (const auto& [key, value] : table.items()) {
     if (std::find(std::begin(kParamKeys), std::end(kParamKeys), key) == std::end(kParamKeys)) {
-      return Fail(doc, "unknown_field", field + "." + PrintableName(key, 64),
-                  field + "." + PrintableName(key, 64) +
-                      " is not a key of a param (type, default, pattern, description)");
+      return FieldChecker(doc).Fail("unknown_field", field + "." + PrintableName(key, 64),
+                                    field + "." + PrintableName(key, 64) +
+                                        " is not a key of a param (type, default, pattern, description)");
     }
   }
   ParamSpec spec;
@@ -224,37 +221,41 @@ Result<ParamSpec> ParseParam(const Document& doc, const std::string& field, cons
     } else if (*it == "boolean") {
       spec.type = ParamSpec::Type::kBoolean;
     } else {
-      return Fail(doc, "invalid_field", field + ".type",
-                  field + ".type must be \"string\", \"integer\" or \"boolean\", got " + DescribeValue(*it));
+      return FieldChecker(doc).Fail(
+          "invalid_field", field + ".type",
+          field + ".type must be \"string\", \"integer\" or \"boolean\", got " + DescribeValue(*it));
     }
   }
   if (auto it = table.find("description"); it != table.end()) {
     if (!it->is_string()) {
-      return Fail(doc, "invalid_field", field + ".description",
-                  field + ".description must be a string, got " + DescribeValue(*it));
+      return FieldChecker(doc).Fail("invalid_field", field + ".description",
+                                    field + ".description must be a string, got " + DescribeValue(*it));
     }
     spec.description = it->get<std::string>();
   }
   if (auto it = table.find("pattern"); it != table.end()) {
     if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-      return Fail(doc, "invalid_field", field + ".pattern",
-                  field + ".pattern must be a non-empty POSIX extended regular expression, got " +
-                      DescribeValue(*it));
+      return FieldChecker(doc).Fail(
+          "invalid_field", field + ".pattern",
+          field + ".pattern must be a non-empty POSIX extended regular expression, got " +
+              DescribeValue(*it));
     }
     spec.pattern = it->get<std::string>();
     auto re = CompilePattern(spec.pattern);
     if (!re.ok())
-      return Fail(doc, "invalid_field", field + ".pattern", field + ".pattern " + re.error().message);
+      return FieldChecker(doc).Fail("invalid_field", field + ".pattern",
+                                    field + ".pattern " + re.error().message);
     spec.compiled = std::move(re.value());
   }
   if (auto it = table.find("default"); it != table.end()) {
     // A default is as strict as the file's type: integer params take integers.
     if ((spec.type == ParamSpec::Type::kInteger && !it->is_number_integer()) ||
         (spec.type == ParamSpec::Type::kBoolean && !it->is_boolean())) {
-      return Fail(doc, "invalid_field", field + ".default",
-                  field + ".default must be " +
-                      (spec.type == ParamSpec::Type::kInteger ? "an integer" : "true or false") + ", got " +
-                      DescribeValue(*it));
+      return FieldChecker(doc).Fail(
+          "invalid_field", field + ".default",
+          field + ".default must be " +
+              (spec.type == ParamSpec::Type::kInteger ? "an integer" : "true or false") + ", got " +
+              DescribeValue(*it));
     }
     auto value = CheckParamValue(doc, field + ".default", spec, *it, "invalid_field");
     if (!value.ok()) return value.error();
@@ -315,21 +316,24 @@ Result<Definition> ParseDefinition(std::string_view name, std::string_view bytes
   def.name = std::string(name);
   def.job = doc->value;
   if (def.job.contains("definition")) {
-    return Fail(*doc, "invalid_field", "definition", "a definition cannot name another definition");
+    return FieldChecker(*doc).Fail("invalid_field", "definition",
+                                   "a definition cannot name another definition");
   }
   if (auto it = def.job.find("params"); it != def.job.end()) {
     if (!it->is_object())
-      return Fail(*doc, "invalid_field", "params", "params must be a table, got " + DescribeValue(*it));
+      return FieldChecker(*doc).Fail("invalid_field", "params",
+                                     "params must be a table, got " + DescribeValue(*it));
     if (it->size() > kMaxParams) {
-      return Fail(*doc, "invalid_field", "params", "a definition declares at most 100 params");
+      return FieldChecker(*doc).Fail("invalid_field", "params", "a definition declares at most 100 params");
     }
     for (const auto& [pname, table] : it->items()) {
       const std::string field = "params." + PrintableName(pname, 64);
       if (!IsValidParamName(pname)) {
-        return Fail(*doc, "invalid_field", field,
-                    field +
-                        ": a param's name must be 1 to 64 lower-case letters, digits or '_', "
-                        "starting with a letter");
+        return FieldChecker(*doc).Fail(
+            "invalid_field", field,
+            field +
+                ": a param's name must be 1 to 64 lower-case letters, digits or '_', "
+                "starting with a letter");
       }
       auto spec = ParseParam(*doc, field, table);
       if (!spec.ok()) return spec.error();
@@ -339,15 +343,16 @@ Result<Definition> ParseDefinition(std::string_view name, std::string_view bytes
   }
   if (auto it = def.job.find("allow_override"); it != def.job.end()) {
     if (!it->is_array()) {
-      return Fail(*doc, "invalid_field", "allow_override",
-                  "allow_override must be an array of job keys, got " + DescribeValue(*it));
+      return FieldChecker(*doc).Fail(
+          "invalid_field", "allow_override",
+          "allow_override must be an array of job keys, got " + DescribeValue(*it));
     }
     for (size_t i = 0; i < it->size(); ++i) {
       const Json& key = (*it)[i];
       const std::string field = "allow_override[" + std::to_string(i) + "]";
       if (!key.is_string() || !IsJobKey(key.get_ref<const std::string&>())) {
-        return Fail(*doc, "invalid_field", field,
-                    field + " must name a key of a job file, got " + DescribeValue(key));
+        return FieldChecker(*doc).Fail("invalid_field", field,
+                                       field + " must name a key of a job file, got " + DescribeValue(key));
       }
       def.allow_override.insert(key.get<std::string>());
     }
@@ -377,9 +382,10 @@ Result<Definition> ParseDefinition(std::string_view name, std::string_view bytes
   ForEachTemplateString(def.job, [&](const std::string& field, Json& s) {
     ForEachPlaceholder(s.get_ref<const std::string&>(), [&](std::string_view p, size_t, size_t) {
       if (!unknown && def.params.count(std::string(p)) == 0) {
-        unknown = Fail(*doc, "invalid_field", field,
-                       field + " uses {{" + std::string(p) + "}}, which is not a declared param (params." +
-                           std::string(p) + ")");
+        unknown =
+            FieldChecker(*doc).Fail("invalid_field", field,
+                                    field + " uses {{" + std::string(p) +
+                                        "}}, which is not a declared param (params." + std::string(p) + ")");
       }
     });
   });
@@ -391,7 +397,8 @@ Result<std::optional<RunRef>> ParseRunRef(const Document& run) {
   auto it = run.value.find("definition");
   if (it == run.value.end()) return std::optional<RunRef>();
   const std::string rule = "definition must be a definition's name, or name:revision (\"etl\", \"etl:3\")";
-  if (!it->is_string()) return Fail(run, "invalid_field", "definition", rule + ", got " + DescribeValue(*it));
+  if (!it->is_string())
+    return FieldChecker(run).Fail("invalid_field", "definition", rule + ", got " + DescribeValue(*it));
   const std::string& text = it->get_ref<const std::string&>();
   RunRef ref;
   const size_t colon = text.find(':');
@@ -401,11 +408,12 @@ Result<std::optional<RunRef>> ParseRunRef(const Document& run) {
     int n = 0;
     auto [end, ec] = std::from_chars(rev.data(), rev.data() + rev.size(), n);
     if (rev.empty() || ec != std::errc() || end != rev.data() + rev.size() || n < 1 || rev[0] == '+') {
-      return Fail(run, "invalid_field", "definition", rule + "; the revision is a number from 1");
+      return FieldChecker(run).Fail("invalid_field", "definition",
+                                    rule + "; the revision is a number from 1");
     }
     ref.revision = n;
   }
-  if (!IsValidDefinitionName(ref.name)) return Fail(run, "invalid_field", "definition", rule);
+  if (!IsValidDefinitionName(ref.name)) return FieldChecker(run).Fail("invalid_field", "definition", rule);
   return std::optional<RunRef>(std::move(ref));
 }
 
@@ -423,11 +431,11 @@ Result<ResolvedRun> ResolveRun(const Definition& def, const Document& run, const
     if (std::find(std::begin(kRunKeys), std::end(kRunKeys), key) != std::end(kRunKeys)) continue;
     const std::string shown = PrintableName(key, 64);
     if (!IsJobKey(key)) {
-      return Fail(run, "unknown_field", shown, shown + " is not a key of a job file");
+      return FieldChecker(run).Fail("unknown_field", shown, shown + " is not a key of a job file");
     }
     if (def.allow_override.count(key) == 0) {
-      return Fail(
-          run, "override_not_allowed", key,
+      return FieldChecker(run).Fail(
+          "override_not_allowed", key,
           key + " may not be set by a run: definition " + def.name + " does not list it in allow_override");
     }
   }
@@ -435,15 +443,16 @@ Result<ResolvedRun> ResolveRun(const Definition& def, const Document& run, const
   const Json* given = nullptr;
   if (auto it = run.value.find("params"); it != run.value.end()) {
     if (!it->is_object())
-      return Fail(run, "invalid_field", "params", "params must be a table, got " + DescribeValue(*it));
+      return FieldChecker(run).Fail("invalid_field", "params",
+                                    "params must be a table, got " + DescribeValue(*it));
     given = &*it;
     for (const auto& [pname, value] : it->items()) {
       const std::string field = "params." + PrintableName(pname, 64);
       auto spec = def.params.find(pname);
       if (spec == def.params.end()) {
-        return Fail(run, "unknown_param", field,
-                    field + " is not a param of definition " + def.name +
-                        (def.params.empty() ? " (it has none)" : ""));
+        return FieldChecker(run).Fail("unknown_param", field,
+                                      field + " is not a param of definition " + def.name +
+                                          (def.params.empty() ? " (it has none)" : ""));
       }
       auto checked = CheckParamValue(run, field, spec->second, value, "invalid_param");
       if (!checked.ok()) return checked.error();
