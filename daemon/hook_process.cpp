@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/child_exec.h"
 #include "spool/fileio.h"
 
 namespace spoold {
@@ -27,53 +28,6 @@ struct Msg {
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
-}
-
-// Closes every descriptor from 3 up but those in `keep` (ascending): a clone
-// of the daemon holds a copy of everything open, other hooks' pipes too,
-// which must not stay open for as long as this hook runs. Raw system calls only.
-void CloseAllBut(const int* keep, int n) {
-  unsigned next = 3;
-  for (int i = 0; i < n; ++i) {
-    const auto fd = static_cast<unsigned>(keep[i]);
-    if (fd < next) continue;
-    if (fd > next) ::syscall(SYS_close_range, next, fd - 1, 0u);
-    next = fd + 1;
-  }
-  ::syscall(SYS_close_range, next, ~0u, 0u);
-}
-
-// The hook between clone and exec: raw system calls only (a copy of a process
-// whose other threads' locks may be held; glibc's set*id wrappers signal all
-// threads). Any failure is reported as its errno on `report_fd`.
-[[noreturn]] void RunHook(const char* exe, char* const* argv, char* const* envp, const char* cwd, int in_fd,
-                          int out_fd, int report_fd, const RunAs* run_as, const gid_t* groups,
-                          size_t ngroups) {
-  auto fail = [&](int err) {
-    (void)!::write(report_fd, &err, sizeof err);
-    ::_exit(127);
-  };
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-  }
-  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0) fail(errno);
-  ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
-  // Its own session and process group: the timeout ends all of it.
-  if (::setsid() < 0) fail(errno);
-  if (run_as != nullptr) {
-    if (::syscall(SYS_setgroups, ngroups, groups) != 0) fail(errno);
-    if (::syscall(SYS_setresgid, run_as->gid, run_as->gid, run_as->gid) != 0) fail(errno);
-    if (::syscall(SYS_setresuid, run_as->uid, run_as->uid, run_as->uid) != 0) fail(errno);
-  }
-  if (::chdir(cwd) != 0) fail(errno);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(exe, argv, envp);
-  fail(errno);
-  ::_exit(127);
 }
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
@@ -133,11 +87,19 @@ void HookProcesses::Start(uint64_t token, const HookLaunch& launch) {
   argv.push_back(nullptr);
   for (const auto& e : launch.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  const RunAs* run_as = launch.run_as ? &*launch.run_as : nullptr;
-  const gid_t* groups = run_as != nullptr ? run_as->groups.data() : nullptr;
-  const size_t ngroups = run_as != nullptr ? run_as->groups.size() : 0;
   int keep[] = {in_fd, out_pipe[1], report_pipe[1], status_pipe[1]};
-  std::sort(std::begin(keep), std::end(keep));
+  const int max_fd = MaxFd();
+  ChildExec child;
+  child.exe = launch.exe.c_str();
+  child.argv = argv.data();
+  child.envp = envp.data();
+  child.in_fd = in_fd;
+  child.out_fd = child.err_fd = out_pipe[1];  // one stream, in the order written
+  child.report_fd = report_pipe[1];
+  child.new_session = true;  // its own session and process group: the timeout ends all of it
+  child.run_as = launch.run_as ? &*launch.run_as : nullptr;
+  child.cwd = launch.cwd.c_str();
+  child.max_fd = max_fd;
 
   sigset_t all, old;
   sigfillset(&all);
@@ -145,12 +107,11 @@ void HookProcesses::Start(uint64_t token, const HookLaunch& launch) {
   long super = ::syscall(SYS_clone, 0L /* exit signal 0: wait4(-1) never reaps it */, nullptr, nullptr,
                          nullptr, nullptr);
   if (super == 0) {
-    CloseAllBut(keep, 4);
+    CloseAllBut(keep, 4, max_fd);
     long cmd = ::syscall(SYS_clone, static_cast<long>(SIGCHLD), nullptr, nullptr, nullptr, nullptr);
     if (cmd == 0) {
       ::close(status_pipe[1]);
-      RunHook(launch.exe.c_str(), argv.data(), envp.data(), launch.cwd.c_str(), in_fd, out_pipe[1],
-              report_pipe[1], run_as, groups, ngroups);
+      ExecInChild(child);
     }
     Msg msg = cmd < 0 ? Msg{kMsgCloneFailed, errno} : Msg{kMsgPid, static_cast<int>(cmd)};
     (void)!::write(status_pipe[1], &msg, sizeof msg);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <utility>
 
+#include "daemon/child_exec.h"
 #include "daemon/slurm.h"
 #include "spool/json_util.h"
 
@@ -30,69 +30,6 @@ constexpr size_t kMaxOutput = 64u << 20;  // per stream; squeue of 100k jobs is 
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
   fd = -1;
-}
-
-// The child between clone and exec: only raw system calls (the process is a
-// copy of a possibly multi-threaded one, without glibc's fork bookkeeping, so
-// glibc's set*id wrappers, which signal all threads, must not be used).
-[[noreturn]] void RunChild(const char* exe, char* const* argv, int in_fd, int out_fd, int err_fd,
-                           int report_fd, const RunAs* run_as) {
-  auto fail = [&](int err) {
-    (void)!::write(report_fd, &err, sizeof err);
-    ::_exit(127);
-  };
-  // Signal handlers are the daemon's: a signal arriving before exec must not
-  // run them here. Every signal is blocked (the parent blocked them); reset the
-  // dispositions, then unblock.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-  }
-  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(errno);
-    // Descriptors the daemon opened without O_CLOEXEC must not leak into Slurm.
-#ifdef SYS_close_range
-  ::syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
-#endif
-  ::setpgid(0, 0);
-  if (run_as) {
-    if (::syscall(SYS_setgroups, run_as->groups.size(), run_as->groups.data()) != 0) fail(errno);
-    if (::syscall(SYS_setresgid, run_as->gid, run_as->gid, run_as->gid) != 0) fail(errno);
-    if (::syscall(SYS_setresuid, run_as->uid, run_as->uid, run_as->uid) != 0) fail(errno);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(exe, argv, environ);
-  fail(errno);
-  ::_exit(127);
-}
-
-// Closes every descriptor from 3 up but the `n` in `keep`: a clone of the
-// daemon holds a copy of every descriptor its other threads have open, the
-// pipes of a Slurm command that runs beside this one too, and such a copy
-// keeps that command's pipes from closing for as long as this one runs. Only
-// raw system calls (see RunChild).
-void CloseAllBut(int* keep, int n, int max_fd) {
-  for (int i = 1; i < n; ++i) {
-    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
-  }
-  auto close_range = [max_fd](int from, int to) {  // [from, to]; to < 0: all
-    if (to >= 0 && from > to) return;
-#ifdef SYS_close_range
-    if (::syscall(SYS_close_range, static_cast<unsigned>(from), to < 0 ? ~0u : static_cast<unsigned>(to),
-                  0u) == 0)
-      return;
-#endif
-    for (int fd = from; fd <= (to < 0 ? max_fd : to); ++fd) ::close(fd);
-  };
-  int next = 3;
-  for (int i = 0; i < n; ++i) {
-    if (keep[i] < next) continue;
-    close_range(next, keep[i] - 1);
-    next = keep[i] + 1;
-  }
-  close_range(next, -1);
 }
 
 // What the supervisor process tells RunCommand.
@@ -145,12 +82,9 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis ti
   //    exit signal to SIGCHLD. It starts the command, reports its pid, reaps it
   //    and reports the wait status, then exits;
   //  - the command, the supervisor's ordinary child.
-  // Both run only raw system calls (see RunChild). Signals stay blocked in the
+  // Both run only raw system calls (see daemon/child_exec.h). Signals stay blocked in the
   // supervisor.
-  struct rlimit files {};
-  const int max_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < (1u << 20)
-                         ? static_cast<int>(files.rlim_cur)
-                         : (1 << 20);
+  const int max_fd = MaxFd();
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -162,8 +96,17 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv, Millis ti
     long cmd = ::syscall(SYS_clone, static_cast<long>(SIGCHLD), nullptr, nullptr, nullptr, nullptr);
     if (cmd == 0) {
       ::close(status_pipe[1]);
-      RunChild(exe->c_str(), cargv.data(), in_fd, out_pipe[1], err_pipe[1], report_pipe[1],
-               run_as ? &*run_as : nullptr);
+      ChildExec child;
+      child.exe = exe->c_str();
+      child.argv = cargv.data();
+      child.envp = environ;
+      child.in_fd = in_fd;
+      child.out_fd = out_pipe[1];
+      child.err_fd = err_pipe[1];
+      child.report_fd = report_pipe[1];
+      child.run_as = run_as ? &*run_as : nullptr;
+      child.max_fd = max_fd;
+      ExecInChild(child);
     }
     msg = cmd < 0 ? ChildMsg{kMsgCloneFailed, errno} : ChildMsg{kMsgPid, static_cast<int>(cmd)};
     (void)!::write(status_pipe[1], &msg, sizeof msg);
