@@ -22,6 +22,7 @@
 #include "cli/placing.h"
 #include "spool/fileio.h"
 #include "spool/job_spec.h"
+#include "spool/job_store.h"
 
 namespace spoold::cli {
 namespace {
@@ -54,15 +55,16 @@ struct EarlierRun {
 
 // What job id `id` holds already: nothing, this very run file, or another job.
 EarlierRun FindEarlier(const Context& ctx, const std::string& id, const std::string& bytes) {
-  auto same = [&](const std::string& path) {
-    auto kept = ReadSmallFile(path, bytes.size() + 1);
-    return kept.ok() && *kept == bytes ? Earlier::kSame : Earlier::kOther;
-  };
   if (PathExists(ctx.Paths().JobDir(id))) {
-    return {same(ctx.Paths().JobDir(id) + "/run.json"), "jobs/" + id + "/run.json"};
+    // What the daemon compares a file dropped again with (JobStore::ReadDroppedFile).
+    auto kept = JobStore(ctx.Paths()).ReadDroppedFile(id, bytes.size() + 1);
+    const bool same = kept.ok() && kept->second == bytes;
+    return {same ? Earlier::kSame : Earlier::kOther,
+            "jobs/" + id + "/" + (same ? ctx.Paths().RunFileName(kept->first) : "")};
   }
   if (std::string file = IncomingFileOf(ctx, id); !file.empty()) {
-    return {same(ctx.Paths().IncomingFile(file)), "incoming/" + file};
+    auto kept = ReadSmallFile(ctx.Paths().IncomingFile(file), bytes.size() + 1);
+    return {kept.ok() && *kept == bytes ? Earlier::kSame : Earlier::kOther, "incoming/" + file};
   }
   return {};
 }

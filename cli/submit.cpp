@@ -34,7 +34,6 @@
 #include "cli/placing.h"
 #include "spool/dropped_file.h"
 #include "spool/fileio.h"
-#include "spool/intake.h"
 #include "spool/job_spec.h"
 #include "spool/job_store.h"
 
@@ -190,15 +189,10 @@ std::optional<Result<Prepared>> PrepareRunCopy(const Context& ctx, const std::st
       !def->contains("revision") || !(*def)["revision"].is_number_integer() || !def->contains("params")) {
     return std::nullopt;
   }
-  std::string file = ctx.Paths().JobDir(source) + "/" + RunFileName(DocFormat::kJson);
-  DocFormat format = DocFormat::kJson;
-  if (!PathExists(file)) {
-    file = ctx.Paths().JobDir(source) + "/" + RunFileName(DocFormat::kToml);
-    format = DocFormat::kToml;
-  }
-  auto bytes = ReadSmallFile(file, kReadCap);
-  if (!bytes.ok()) return Result<Prepared>(bytes.error());
-  auto doc = ParseDocument(*bytes, format);
+  auto run = JobStore(ctx.Paths()).ReadDroppedFile(source, kReadCap);
+  if (!run.ok()) return Result<Prepared>(run.error());
+  const std::string file = "jobs/" + source + "/" + ctx.Paths().RunFileName(run->first);
+  auto doc = ParseDocument(run->second, run->first);
   if (!doc.ok()) return Result<Prepared>(doc.error());
   const std::string name = (*def)["name"].get<std::string>();
   const int revision = (*def)["revision"].get<int>();

@@ -209,8 +209,6 @@ Intake::Owner Intake::OwnerOf(uid_t uid, gid_t file_gid, TimePoint now) {
   return owner;
 }
 
-std::string RunFileName(DocFormat format) { return format == DocFormat::kJson ? "run.json" : "run.toml"; }
-
 Result<Intake::Checked> Intake::Check(const Document& doc, const std::string& id) const {
   auto ref = ParseRunRef(doc);
   if (!ref.ok()) return ref.error();
@@ -303,14 +301,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
 
   out.id = id;
   if (store_.Exists(id)) {
-    // A run of a definition is compared with its run file, as dropped.
-    const std::string run_file = store_.Paths().JobDir(id) + "/" + RunFileName(format);
-    Result<std::pair<DocFormat, std::string>> existing = MakeError("io_error", "not read");
-    if (!PathExists(run_file)) {
-      existing = store_.ReadJobFile(id, 64 << 20);
-    } else if (auto text = ReadSmallFile(run_file, 64 << 20); text.ok()) {
-      existing = std::make_pair(format, std::move(text.value()));
-    }
+    auto existing = store_.ReadDroppedFile(id, 64 << 20);
     if (existing.ok() && existing->second == bytes) {
       out.kind = IntakeKind::kDuplicate;
       out.file = {file->dev, file->ino};
@@ -353,7 +344,7 @@ IntakeOutcome Intake::Process(const std::string& name, const AdmitFn& admit, Tim
     const FoundDefinition& def = *checked->definition;
     status.definition = {{"name", def.def.name}, {"revision", def.info.revision}, {"params", run->params}};
     job.extra_files = {
-        {RunFileName(format), std::move(bytes)},
+        {store_.Paths().RunFileName(format), std::move(bytes)},
         {"definition" + std::string(def.info.format == DocFormat::kJson ? ".json" : ".toml"), def.text}};
     bytes = DumpJson(run->job.value, 2) + "\n";
   }

@@ -52,10 +52,6 @@ struct IntakeOutcome {
 JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string owner, int64_t owner_uid,
                          Reason reason, TimePoint now);
 
-// "run.toml" or "run.json": a run of a definition's file as dropped, kept in
-// its job folder beside the job.json it resolved to (SPEC.md section 4).
-std::string RunFileName(DocFormat format);
-
 // The daemon's word on a valid job: the reason it starts queued with (in_queue,
 // held or pool_paused), or an error such as queue_full.
 using AdmitFn = std::function<Result<Reason>(const JobSpec&)>;

@@ -189,16 +189,33 @@ Result<JobStatus> JobStore::Load(const std::string& id) const {
   return status;
 }
 
-Result<std::pair<DocFormat, std::string>> JobStore::ReadJobFile(const std::string& id,
-                                                                size_t max_size) const {
+namespace {
+
+// The first of job `id`'s files named by `name_of` (in TOML, then JSON) that exists.
+Result<std::pair<DocFormat, std::string>> ReadFirst(const SpoolPaths& paths, const std::string& id,
+                                                    size_t max_size,
+                                                    std::string (SpoolPaths::*name_of)(DocFormat) const) {
   for (DocFormat format : {DocFormat::kToml, DocFormat::kJson}) {
-    std::string path = paths_.JobDir(id) + "/" + paths_.JobFileName(format);
+    std::string path = paths.JobDir(id) + "/" + (paths.*name_of)(format);
     if (!PathExists(path)) continue;
     auto bytes = ReadSmallFile(path, max_size);
     if (!bytes.ok()) return bytes.error();
     return std::make_pair(format, std::move(bytes.value()));
   }
-  return MakeError("io_error", "no job file in " + paths_.JobDir(id));
+  return MakeError("io_error", "no job file in " + paths.JobDir(id));
+}
+
+}  // namespace
+
+Result<std::pair<DocFormat, std::string>> JobStore::ReadJobFile(const std::string& id,
+                                                                size_t max_size) const {
+  return ReadFirst(paths_, id, max_size, &SpoolPaths::JobFileName);
+}
+
+Result<std::pair<DocFormat, std::string>> JobStore::ReadDroppedFile(const std::string& id,
+                                                                    size_t max_size) const {
+  auto run = ReadFirst(paths_, id, max_size, &SpoolPaths::RunFileName);
+  return run.ok() ? run : ReadJobFile(id, max_size);
 }
 
 Result<std::vector<std::string>> JobStore::ListJobs(size_t expect) const {

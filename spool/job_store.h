@@ -77,9 +77,13 @@ class JobStore {
   // (an event may have been appended after the last status write).
   Result<JobStatus> Load(const std::string& id) const;
 
-  // The job file's bytes and format, for idempotent re-drops.
+  // The job file's bytes and format (what runs, and what recovery reads).
   Result<std::pair<DocFormat, std::string>> ReadJobFile(const std::string& id,
                                                         size_t max_size) const;
+
+  // The file the job was accepted from, byte for byte, for idempotent
+  // re-drops: a run of a definition's run file, else the job file.
+  Result<std::pair<DocFormat, std::string>> ReadDroppedFile(const std::string& id, size_t max_size) const;
 
   // Job ids with a folder (names starting with '.' are not jobs); `expect`
   // as for ListDir.

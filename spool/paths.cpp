@@ -34,6 +34,10 @@ std::string SpoolPaths::JobFileName(DocFormat format) const {
   return format == DocFormat::kToml ? "job.toml" : "job.json";
 }
 
+std::string SpoolPaths::RunFileName(DocFormat format) const {
+  return format == DocFormat::kToml ? "run.toml" : "run.json";
+}
+
 std::string SpoolPaths::RevisionFile(const std::string& name, int revision, DocFormat format) const {
   return RevisionsDir(name) + "/" + std::to_string(revision) +
          (format == DocFormat::kJson ? ".json" : ".toml");

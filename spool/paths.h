@@ -51,6 +51,9 @@ class SpoolPaths {
   // An array's task folders.
   std::string TasksDir(const std::string& array) const { return Jobs() + "/" + array + "/tasks"; }
   std::string JobFileName(DocFormat format) const;  // "job.toml" or "job.json"
+  // A run of a definition's file as dropped, beside the job.json it resolved
+  // to: "run.toml" or "run.json" (SPEC.md section 4).
+  std::string RunFileName(DocFormat format) const;
   std::string StatusFile(const std::string& id) const { return JobDir(id) + "/status.json"; }
   std::string Events(const std::string& id) const { return JobDir(id) + "/events.jsonl"; }
   // A task runs its array's script.
