@@ -168,7 +168,7 @@ Status Daemon::Start() {
   // that order.
   scheduler_.ResolveEnded(started_at_);
   // The jobs marked in hooks-pending/ and the active ones with hooks.
-  hooks_->Open(started_at_);
+  hooks_->Open();
   // From here on, the writes of each loop turn share one round of syncs.
   store_.SetBatch(&batch_);
 
@@ -388,7 +388,7 @@ void Daemon::Reload() {
   scheduler_.SetConfig(config_, Now());
   MetricsChanged();  // pools' workers, new pools
   tombstones_.SetKeep(config_.retention_tombstones);
-  definitions_.SetConfig(config_, Now());
+  definitions_.SetConfig(config_);
   scan_pending_ = true;  // refused definitions are read again
   hooks_->Reload();      // hooks.max_running; pool hooks apply to jobs followed from now on
   auto rescan_ms = static_cast<uint64_t>(config_.rescan_interval.count());

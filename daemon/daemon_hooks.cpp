@@ -85,8 +85,7 @@ std::map<std::string, HookSpec> DaemonHooks::HooksOf(const std::vector<HookSpec>
   return out;
 }
 
-void DaemonHooks::Open(TimePoint now) {
-  (void)now;
+void DaemonHooks::Open() {
   auto names = ListDir(paths_.HooksPending());
   if (!names.ok()) {
     spdlog::error("hooks: cannot list {}: {}; undelivered events of ended jobs wait for the next start",
@@ -140,6 +139,7 @@ void DaemonHooks::Note(const SchedJob& job) {
   }
   const auto pool = config_.pools.find(job.pool());
   const bool pool_hooks = pool != config_.pools.end() && !pool->second.hooks.empty();
+  if (!job.kept.has_hooks() && !pool_hooks) return;  // most jobs: nothing parsed, nothing copied
   std::vector<HookSpec> own;
   if (!job.kept.Frozen()) {
     own = job.spec().hooks;

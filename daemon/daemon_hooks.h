@@ -37,7 +37,7 @@ class DaemonHooks : public HookHost {
 
   // At start, after recovery: follows the jobs marked in hooks-pending/ and
   // every active job with hooks.
-  void Open(TimePoint now);
+  void Open();
   // A job was accepted or written: followed if it has hooks (its marker made
   // first), told it ended if it did, poked otherwise.
   void Note(const SchedJob& job);

@@ -56,7 +56,8 @@ void DefinitionRegistry::Load() {
     }
     State& state = defs_[name];
     state.latest = latest->first;
-    auto parsed = ParseDefinition(name, latest->second, latest->first.format, *config_);
+    state.text = latest->second;
+    auto parsed = ParseDefinition(name, state.text, latest->first.format, *config_);
     if (parsed.ok()) {
       state.parsed = std::move(parsed.value());
     } else {
@@ -76,17 +77,14 @@ void DefinitionRegistry::Load() {
   }
 }
 
-void DefinitionRegistry::SetConfig(const Config& config, TimePoint now) {
+void DefinitionRegistry::SetConfig(const Config& config) {
   config_ = &config;
   for (auto& [name, state] : defs_) {
-    auto read = store_.Read(name, state.latest.revision);
-    if (!read.ok()) continue;
-    auto parsed = ParseDefinition(name, read->second, state.latest.format, config);
+    auto parsed = ParseDefinition(name, state.text, state.latest.format, config);
     state.parsed.reset();
     if (parsed.ok()) state.parsed = std::move(parsed.value());
   }
   for (auto& [file, record] : files_) record.stamp = {};
-  (void)now;
 }
 
 bool DefinitionRegistry::MayRevise(const std::string& name, uid_t uid) const {
@@ -184,6 +182,7 @@ bool DefinitionRegistry::Process(const std::string& file, TimePoint now) {
   }
   State& state = defs_[name];
   state.latest = *added;
+  state.text = std::move(read->bytes);
   state.parsed = std::move(parsed.value());
   ClearError(file);
   spdlog::info("definition {}: revision {} from definitions/{}", name, added->revision, PrintableName(file));
@@ -272,13 +271,13 @@ Result<FoundDefinition> DefinitionRegistry::Find(const RunRef& ref) const {
                    ref.name + ":N runs revision N");
   }
   const int revision = ref.revision.value_or(state.latest.revision);
+  if (revision == state.latest.revision && state.parsed) {
+    // The latest, as kept in memory: a run of it reads nothing from disk.
+    return FoundDefinition{*state.parsed, state.latest, state.text};
+  }
   auto read = store_.Read(ref.name, revision);
   if (!read.ok()) return read.error();
   FoundDefinition found{Definition{}, read->first, std::move(read->second)};
-  if (revision == state.latest.revision && state.parsed) {
-    found.def = *state.parsed;
-    return found;
-  }
   auto parsed = ParseDefinition(ref.name, found.text, found.info.format, *config_);
   if (!parsed.ok()) {
     return unknown("revision " + std::to_string(revision) + " of definition " + ref.name +

@@ -28,7 +28,7 @@ class DefinitionRegistry {
       : paths_(paths), store_(paths), config_(&config) {}
   // A new configuration: every latest revision is checked again (a pool may
   // have come or gone), and every refused file is read again.
-  void SetConfig(const Config& config, TimePoint now);
+  void SetConfig(const Config& config);
 
   // Reads revisions/: every definition's latest revision and runs.
   void Load();
@@ -59,6 +59,7 @@ class DefinitionRegistry {
   // A definition with at least one revision.
   struct State {
     RevisionInfo latest;
+    std::string text;                  // the latest revision's, for the runs of it: read once
     std::optional<Definition> parsed;  // the latest revision, if it checks out with the configuration
     int64_t runs = 0;
     std::string last_run;

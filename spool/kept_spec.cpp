@@ -8,7 +8,8 @@ KeptSpec::KeptSpec(JobSpec spec)
     : spec_(std::make_unique<JobSpec>(std::move(spec))),
       format_(spec_->format),
       hold_(spec_->hold),
-      deadline_(spec_->deadline) {}
+      deadline_(spec_->deadline),
+      has_hooks_(!spec_->hooks.empty()) {}
 
 const JobSpec& KeptSpec::spec() const {
   SPOOLD_CHECK(spec_ != nullptr);

@@ -31,6 +31,9 @@ class KeptSpec {
   bool hold() const { return hold_; }
   void ReleaseHold();
   const std::optional<Millis>& deadline() const { return deadline_; }
+  // Whether the job file has hooks of its own: the daemon asks at every write
+  // of the job, and a frozen job must not be parsed for that.
+  bool has_hooks() const { return has_hooks_; }
 
   // Keeps only `text`, the accepted file (in the spec's format) that the spec
   // was validated from, and drops the parsed spec.
@@ -52,6 +55,7 @@ class KeptSpec {
   DocFormat format_ = DocFormat::kToml;
   bool hold_ = false;
   std::optional<Millis> deadline_;
+  bool has_hooks_ = false;
 };
 
 }  // namespace spoold
