@@ -7,7 +7,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Tests at once: one more than the cores, since most black-box tests wait on
 # a daemon, its jobs and its files far more than they compute (the load test
-# and the array of 10,000 tasks run alone all the same: RUN_SERIAL).
+# and the array of 10,000 tasks take two slots each: tests/CMakeLists.txt).
 TEST_JOBS  ?= $(shell echo $$(( $(JOBS) + 1 )))
 
 # Debian 12 packages the build and the tests need.

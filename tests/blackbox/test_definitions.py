@@ -164,8 +164,8 @@ class DefinitionsTest(SpoolTestMixin, unittest.TestCase):
                              what="the second file's error file")
         self.assertEqual(err["code"], "duplicate_definition")
         self.run_file(spool, "both", "etl", day="2026-12-01")
-        self.assertIn("v1", spool.attempt_log("both") if spool.wait_terminal("both") else "",
-                      "revision 1 stays in force")
+        spool.wait_terminal("both")
+        self.assertIn("v1", spool.attempt_log("both"), "revision 1 stays in force")
         os.unlink(spool.path("definitions", "etl.json"))
         spool.wait_for(lambda: not os.path.exists(spool.path("definitions", "etl.json.error.json"))
                        and not os.path.exists(spool.path("definitions", "etl.toml.error.json")),
