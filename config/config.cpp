@@ -18,6 +18,7 @@
 
 #include "config/config_fields.h"
 #include "config/config_hooks.h"
+#include "config/config_resources.h"
 #include "config/toml.h"
 #include "config/toml_safety.h"
 
@@ -51,7 +52,7 @@ constexpr const char* kPoolNameRule =
 
 // The keys valid at each place of the file (SPEC section 8).
 constexpr std::string_view kSections[] = {"spool", "defaults",     "job_environment", "retention", "security",
-                                          "pools", "dependencies", "metrics",         "hooks"};
+                                          "pools", "dependencies", "metrics",         "hooks",     "machine"};
 constexpr std::string_view kSpoolKeys[] = {"root", "rescan_interval", "max_job_file_size", "large_index_jobs",
                                            "large_index_lag"};
 constexpr std::string_view kDefaultsKeys[] = {"timeout"};
@@ -63,8 +64,9 @@ constexpr std::string_view kMetricsKeys[] = {"path", "interval"};
 constexpr Millis kMinMetricsInterval = std::chrono::seconds(1);
 constexpr Millis kMaxMetricsInterval = std::chrono::minutes(10);
 
-constexpr std::string_view kPoolKeys[] = {"workers",  "queue_limit", "paused", "auto_resume",
-                                          "executor", "timeout",     "slurm",  "hooks"};
+constexpr std::string_view kPoolKeys[] = {
+    "workers", "queue_limit", "paused", "auto_resume", "executor",     "timeout",        "slurm",
+    "hooks",   "cpus",        "memory", "gpus",        "default_cpus", "default_memory", "default_gpus"};
 constexpr std::string_view kSlurmKeys[] = {"partition", "sbatch_args"};
 
 Status ReadSpool(const toml::table& table, Config* config) {
@@ -236,6 +238,10 @@ PoolConfig DefaultPool(const std::string& name) {
 Status ReadPool(const toml::table& table, const std::string& prefix, PoolConfig* pool) {
   for (auto&& [key, node] : table) {
     std::string field = Dotted(prefix, key.str());
+    if (std::optional<Status> read = config_resources::ReadPoolKey(key, node, field, pool)) {
+      if (!*read) return *read;
+      continue;
+    }
     Status s = OkStatus();
     if (key == "workers") {
       s = ReadInt(node, field, kMinWorkers, kMaxWorkers, &pool->workers);
@@ -317,9 +323,15 @@ std::optional<Error> FirstUnknownKey(const toml::table& root) {
   std::vector<Unknown> unknown;
   CollectUnknown(root, "", kSections, &unknown);
   const std::pair<std::string_view, std::span<const std::string_view>> sections[] = {
-      {"spool", kSpoolKeys},         {"defaults", kDefaultsKeys}, {"job_environment", kJobEnvironmentKeys},
-      {"retention", kRetentionKeys}, {"security", kSecurityKeys}, {"dependencies", kDependenciesKeys},
-      {"metrics", kMetricsKeys},     {"hooks", kHooksSectionKeys}};
+      {"spool", kSpoolKeys},
+      {"defaults", kDefaultsKeys},
+      {"job_environment", kJobEnvironmentKeys},
+      {"retention", kRetentionKeys},
+      {"security", kSecurityKeys},
+      {"dependencies", kDependenciesKeys},
+      {"metrics", kMetricsKeys},
+      {"hooks", kHooksSectionKeys},
+      {"machine", config_resources::kMachineKeys}};
   for (const auto& [name, keys] : sections) {
     if (const toml::table* table = root[name].as_table()) {
       CollectUnknown(*table, std::string(name), keys, &unknown);
@@ -392,6 +404,21 @@ Millis Config::TimeoutFor(const std::string& pool) const {
   return default_timeout;
 }
 
+PoolCapacity Config::CapacityOf(const PoolConfig& pool) const {
+  PoolCapacity capacity;
+  if (pool.executor == "local") {
+    capacity.cpus = pool.cpus.value_or(machine.cpus);
+    capacity.memory = pool.memory.value_or(machine.memory);
+    capacity.gpus = pool.gpus.value_or(machine.gpus);
+    capacity.gpu_count = static_cast<int64_t>(capacity.gpus.size());
+  } else {
+    capacity.cpus = pool.cpus.value_or(PoolCapacity::kNoBound);
+    capacity.memory = pool.memory.value_or(PoolCapacity::kNoBound);
+    capacity.gpu_count = pool.gpus ? static_cast<int64_t>(pool.gpus->size()) : PoolCapacity::kNoBound;
+  }
+  return capacity;
+}
+
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   auto alnum = [](char c) {
@@ -442,6 +469,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
       read = ReadMetrics;
     } else if (section == "hooks") {
       read = ReadHooksSection;
+    } else if (section == "machine") {
+      // Read once the pools are known (config_resources::Resolve).
+      read = [](const toml::table&, Config*) { return OkStatus(); };
     } else {
       return UnknownKey("", key, node, kSections);
     }
@@ -453,6 +483,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file_name
   if (config.pools.find("default") == config.pools.end()) {
     config.pools["default"] = DefaultPool("default");
   }
+  if (Status s = config_resources::Resolve(parsed.table(), &config); !s) return s.error();
   if (Status s = ResolveRoot(file_name, &config); !s) return s.error();
   return config;
 }

@@ -14,6 +14,7 @@
 
 #include "config/duration.h"
 #include "config/hook_config.h"
+#include "config/resources.h"
 #include "config/result.h"
 
 namespace spoold {
@@ -40,6 +41,38 @@ struct PoolConfig {
   std::optional<Millis> timeout;   // overrides defaults.timeout for this pool's jobs
   SlurmPoolConfig slurm;
   std::vector<HookSpec> hooks;  // [[pools.<name>.hooks]]: run for every job of the pool
+  // Resources (SPEC.md section 5): what the pool's running jobs may hold at
+  // once, as written (unset: the machine's for a local pool, no bound for a
+  // slurm pool; Config::CapacityOf resolves it), and what a job that says
+  // nothing asks for.
+  std::optional<int64_t> cpus;
+  std::optional<int64_t> memory;
+  std::optional<std::vector<int>> gpus;
+  ResourceAmounts defaults;
+};
+
+// [machine]: what the local pools share, resolved against the host.
+struct MachineConfig {
+  int64_t cpus = 1;
+  int64_t memory = kMinMemory;
+  std::vector<int> gpus;
+  std::vector<int> cpu_ids;  // the CPUs grants are made of: the first `cpus` spoold may run on
+};
+
+// What a pool may hand out. kNoBound: a slurm pool's key left unset.
+struct PoolCapacity {
+  static constexpr int64_t kNoBound = -1;
+  int64_t cpus = 0;
+  int64_t memory = 0;
+  int64_t gpu_count = 0;
+  std::vector<int> gpus;  // a local pool's devices (gpu_count of them)
+  // Whether `want` is within the bounds, and if not, the first key it is over.
+  const char* Over(const ResourceAmounts& want) const {
+    if (cpus != kNoBound && want.cpus > cpus) return "cpus";
+    if (memory != kNoBound && want.memory > memory) return "memory";
+    if (gpu_count != kNoBound && want.gpus > gpu_count) return "gpus";
+    return nullptr;
+  }
 };
 
 struct Config {
@@ -85,6 +118,11 @@ struct Config {
 
   // [pools.*]; there is always a "default" pool (added with defaults if absent).
   std::map<std::string, PoolConfig> pools;
+
+  MachineConfig machine;
+
+  // A pool's capacity, its unset keys resolved (the machine's for a local pool).
+  PoolCapacity CapacityOf(const PoolConfig& pool) const;
 
   // The effective timeout of a job in `pool` that sets none itself.
   Millis TimeoutFor(const std::string& pool) const;

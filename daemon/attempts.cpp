@@ -31,6 +31,11 @@ void Attempts::Start(AttemptSpec spec, TimePoint now) {
     AttemptRecord& record = job.status().attempts.back();
     if (started->supervisor_pid) record.supervisor_pid = started->supervisor_pid;
     if (started->boot_id) record.boot_id = started->boot_id;
+    record.memory_limit = started->memory_limit;
+  }
+  if (!started->not_enforced.empty()) {
+    // It runs, but not within every limit it asked for: never silently.
+    hooks_.event(job, Level::kWarning, "resources_not_enforced", started->not_enforced, Json::object());
   }
   unreleased_.insert(id);
 }

@@ -147,6 +147,14 @@ Status Daemon::Start() {
   SPOOLD_CHECK(pthread_sigmask(SIG_SETMASK, &mask, nullptr) == 0);
 
   if (auto st = local_->Open(); !st.ok()) return st;
+  // Before any attempt is started or adopted: where memory limits go.
+  local_->SetCgroups(Cgroups::Detect(CgroupTag(paths_.Root())));
+  {
+    const MachineConfig& m = config_.machine;
+    spdlog::info("resources: CPUs by affinity ({} of them: {}); {}; {} of memory; GPUs: {}", m.cpus,
+                 JoinNumbers(m.cpu_ids), local_->cgroups().Describe(), FormatSize(m.memory),
+                 m.gpus.empty() ? std::string("none") : JoinNumbers(m.gpus));
+  }
   if (auto st = paths_.EnsureLayout(); !st.ok()) return st;
 
   if (auto st = root_lock_.Acquire(); !st.ok()) return st;

@@ -311,6 +311,18 @@ std::vector<std::string> Daemon::JobEnvironment(const SchedJob& job, const UserE
       if (const std::string* item = spec.ItemOf(index)) env["SPOOLD_ARRAY_ITEM"] = *item;
     }
   }
+  // What a local attempt was given (SPEC.md section 5, "Resources"), after
+  // the job's own env: a job cannot take a device it was not given. Slurm
+  // sets its jobs' own.
+  if (scheduler_.Ledger().Local(job.status().pool) && !job.status().attempts.empty()) {
+    const AttemptRecord& a = job.status().attempts.back();
+    if (!a.cpus.empty()) env["SPOOLD_CPUS"] = JoinNumbers(a.cpus);
+    if (!a.gpus.empty() || !config_.machine.gpus.empty()) {
+      env["SPOOLD_GPUS"] = JoinNumbers(a.gpus);
+      env["CUDA_VISIBLE_DEVICES"] = JoinNumbers(a.gpus);
+      env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";  // numbered as nvidia-smi numbers them
+    }
+  }
   std::vector<std::string> out;
   for (const auto& [key, value] : env) out.push_back(key + "=" + value);
   return out;
@@ -379,6 +391,9 @@ void Daemon::Launch(const std::string& id, TimePoint now) {
   if (auto pool = scheduler_.Pools().find(job.status().pool); pool != scheduler_.Pools().end()) {
     attempt.slurm = pool->second.config.slurm;
   }
+  const AttemptRecord& record = job.status().attempts.back();
+  attempt.grant = {record.cpus, record.gpus, job.status().resources.memory};
+  attempt.request = job.status().resources;  // a slurm pool passes it to sbatch
   attempts_.Start(std::move(attempt), now);
 }
 

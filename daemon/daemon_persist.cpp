@@ -46,6 +46,8 @@ const char* TransitionEvent(JobState from, Reason from_reason, JobState state, R
       return "held";
     case Reason::kPoolPaused:
       return "pool_paused";
+    case Reason::kResources:
+      return "waiting_resources";
     default:
       return from == JobState::kRunning ? "requeued" : "queued";
   }
@@ -201,6 +203,7 @@ void Daemon::FlushIndex(bool whole) {
                    {"paused", pool.paused},                {"auto_resume", pool.config.auto_resume},
                    {"executor", pool.config.executor},     {"running", pool.running},
                    {"queued", pool.queued}};
+    pools[name].update(scheduler_.Ledger().PoolJson(name));
   }
   Json doc = {{"schema", "spoold/index/v1"},
               {"updated", FormatTime(Now())},
@@ -209,7 +212,8 @@ void Daemon::FlushIndex(bool whole) {
                 {"version", Version()},
                 {"started", FormatTime(started_at_)},
                 {"state", stopping_ ? (attempts_.Empty() ? "stopped" : "stopping") : "running"}}},
-              {"pools", std::move(pools)}};
+              {"pools", std::move(pools)},
+              {"machine", scheduler_.Ledger().MachineJson()}};
   Json damaged = Json::object();
   for (const auto& [id, d] : damaged_) {
     damaged[SanitizeUtf8(id)] = {{"problem", SanitizeUtf8(d.problem)}, {"since", FormatTime(d.since)}};

@@ -33,6 +33,14 @@ struct AttemptSpec {
   Millis timeout{0};                  // 0: none
   std::optional<TimePoint> deadline;  // the job's, if it has one
   SlurmPoolConfig slurm;              // the pool's (Slurm pools only)
+  // What the scheduler gave the attempt (SPEC.md section 5, "Resources"): the
+  // local executor binds it to its CPUs and, for a memory request, runs it in
+  // a cgroup with that limit; the environment already names its CPUs and GPUs.
+  ResourceGrant grant;
+  // What the job asked for (status.json's `resources`, its pool's defaults
+  // applied): a Slurm pool hands it to sbatch (--cpus-per-task, --mem,
+  // --gres=gpu:N); the local executor goes by `grant`.
+  ResourceAmounts request;
 };
 
 // What the daemon records in the attempt before it is released.
@@ -41,6 +49,11 @@ struct StartInfo {
   std::optional<uint64_t> pid_start;
   std::optional<int64_t> supervisor_pid;
   std::optional<std::string> boot_id;
+  // The memory limit its cgroup enforces; nullopt: none.
+  std::optional<int64_t> memory_limit;
+  // What of the grant this host cannot enforce ("memory: no cgroup can be
+  // made here (...)"), for the job's resources_not_enforced warning; "": all.
+  std::string not_enforced;
 };
 
 // How the daemon is doing, as far as its attempts are concerned.

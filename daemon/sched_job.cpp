@@ -17,6 +17,7 @@ std::optional<JobStatus> SchedJob::Rebuild(const Part& part) const {
   s.message = part.message;
   s.updated = part.updated;
   s.definition = part.definition;
+  s.resources = part.resources;
   return s;
 }
 
@@ -40,8 +41,8 @@ bool SchedJob::Settle(const std::string& pool, const std::string& owner) {
   const JobStatus& s = *status_;
   if (!kept.Frozen() || s.state != JobState::kQueued) return false;
   SPOOLD_CHECK(pool == s.pool && owner == s.owner);
-  Part part{s.seq, s.priority, s.owner_uid, s.created, s.updated,
-            &pool, &owner,     s.message,   s.reason,  s.definition};
+  Part part{s.seq,  s.priority, s.owner_uid, s.created,    s.updated,  &pool,
+            &owner, s.message,  s.reason,    s.definition, s.resources};
   std::optional<JobStatus> rebuilt = Rebuild(part);
   if (!rebuilt || !(*rebuilt == s)) return false;
   settled_ = std::move(part);

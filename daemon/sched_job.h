@@ -51,6 +51,7 @@ class SchedJob {
   int64_t priority() const { return status_ ? status_->priority : settled_.priority; }
   TimePoint created() const { return status_ ? status_->created : settled_.created; }
   int64_t owner_uid() const { return status_ ? status_->owner_uid : settled_.owner_uid; }
+  const ResourceAmounts& resources() const { return status_ ? status_->resources : settled_.resources; }
   std::optional<TimePoint> next_attempt_at() const {
     return status_ ? status_->next_attempt_at : std::nullopt;
   }
@@ -78,6 +79,7 @@ class SchedJob {
     std::string message;
     Reason reason = Reason::kInQueue;
     Json definition = nullptr;  // a run's definition, name and params
+    ResourceAmounts resources;  // as accepted: a reload may have changed the pool's defaults
   };
   // The whole status from the kept text and `part`; nullopt if the text no
   // longer validates (not expected: it did when the job was accepted).

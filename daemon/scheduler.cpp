@@ -16,6 +16,7 @@ Scheduler::Scheduler(const Config& config) { SetConfig(config, TimePoint{}); }
 
 void Scheduler::SetConfig(const Config& config, TimePoint now) {
   config_ = config;
+  ledger_.SetConfig(config);
   for (const auto& [name, pool] : config.pools) {
     auto [it, inserted] = pools_.try_emplace(name);
     // A reload keeps a pool's runtime pause (set by control requests) unless the
@@ -38,7 +39,8 @@ void Scheduler::SetConfig(const Config& config, TimePoint now) {
   // pool no longer paused takes its jobs back, a pool that is gone holds them.
   for (auto& [id, job] : jobs_) {
     if (job.state() == JobState::kQueued &&
-        (job.reason() == Reason::kPoolPaused || job.reason() == Reason::kInQueue)) {
+        (job.reason() == Reason::kPoolPaused || job.reason() == Reason::kInQueue ||
+         job.reason() == Reason::kResources)) {
       Enqueue(job, now);
     }
   }
@@ -106,7 +108,14 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optio
   if (auto deadline = DeadlineOf(job)) deadlines_.emplace(*deadline, id);
   if (job.status().state == JobState::kRunning) {
     // A running array holds no worker: its tasks do.
-    if (!is_array) ++PoolOf(job).running;
+    if (!is_array) {
+      ++PoolOf(job).running;
+      const JobStatus& s = job.status();
+      const ResourceGrant grant{s.attempts.empty() ? std::vector<int>{} : s.attempts.back().cpus,
+                                s.attempts.empty() ? std::vector<int>{} : s.attempts.back().gpus,
+                                s.resources.memory};
+      ledger_.Hold(id, s.pool, s.resources, grant);
+    }
     return;
   }
   {
@@ -173,7 +182,8 @@ void Scheduler::Enqueue(SchedJob& job, TimePoint now) {
     return;
   }
   Reason reason = WaitingReason(job);
-  if (reason != job.reason()) {
+  // A pool's reserved job keeps its reason while it stays in the queue.
+  if (reason != job.reason() && !(reason == Reason::kInQueue && job.reason() == Reason::kResources)) {
     std::string message = reason == Reason::kPoolPaused ? "waiting: pool " + job.pool() + " is paused"
                           : reason == Reason::kHeld     ? "held until a start request"
                                                         : "waiting for a worker";
@@ -196,39 +206,6 @@ void Scheduler::SetState(SchedJob& job, JobState state, Reason reason, std::stri
   job.status().updated = now;
   changed_.insert(job.id());
   if (job.status().array) dirty_arrays_[*job.status().array] = now;
-}
-
-std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
-  std::vector<std::string> started;
-  for (auto& [name, pool] : pools_) {
-    auto rit = ready_.find(name);
-    if (rit == ready_.end()) continue;
-    auto& queue = rit->second;
-    while (!pool.paused && pool.running < pool.config.workers && !queue.empty()) {
-      QueueKey key = *queue.begin();
-      queue.erase(queue.begin());
-      SchedJob& job = jobs_.at(*key.id);
-      if (arrays_.count(job.id()) != 0) {
-        StartTask(job, now, &started);
-        continue;
-      }
-      --pool.queued;
-      const std::string& id = *key.id;
-      // The status first: a settled one is rebuilt from the kept text.
-      (void)job.status();
-      if (auto thawed = job.kept.Thaw(id, config_); !thawed.ok()) {
-        // Not expected: the text validated when the job was accepted, and the
-        // only part of the configuration it depends on is its pool, which a
-        // revalidation does not require.
-        Finish(job, JobState::kFailed, Reason::kSpawnFailed,
-               "its job file no longer validates (" + thawed.error().message + ")", now);
-        continue;
-      }
-      BeginAttempt(job, now);
-      started.push_back(id);
-    }
-  }
-  return started;
 }
 
 void Scheduler::CountStart(const SchedJob& job) {
@@ -271,6 +248,7 @@ void Scheduler::AttemptNotStarted(const std::string& id, const std::string& why,
   PoolState& pool = PoolOf(job);
   --pool.running;
   ++pool.queued;
+  ledger_.Release(id);
   job.status().attempts.pop_back();
   job.status().attempt -= 1;
   job.status().pid.reset();
@@ -322,6 +300,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   SchedJob& job = jobs_.at(id);
   SPOOLD_CHECK(job.state() == JobState::kRunning && !job.status().attempts.empty());
   --PoolOf(job).running;
+  ledger_.Release(id);
 
   // What ended the attempt, in order of authority: the daemon's own act first,
   // then how the process ended.
@@ -329,6 +308,11 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   if (reason == Reason::kNone && end.signal) reason = Reason::kSignal;
   if (reason == Reason::kNone && end.exit_code && *end.exit_code != 0) reason = Reason::kNonzeroExit;
   if (cancel_requested_.count(id)) reason = Reason::kCancelledByUser;
+  // The kernel killed a process of it at its cgroup's memory limit, and it
+  // failed: that is why (SPEC.md section 5, "Resources").
+  if (end.out_of_memory && (reason == Reason::kSignal || reason == Reason::kNonzeroExit)) {
+    reason = Reason::kOutOfMemory;
+  }
 
   AttemptRecord& record = job.status().attempts.back();
   record.finished = end.ended_at && *end.ended_at >= record.started && *end.ended_at <= now ? *end.ended_at : now;
@@ -339,6 +323,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
   record.cpu_user_s = end.cpu_user_s;
   record.cpu_sys_s = end.cpu_sys_s;
   record.max_rss_kb = end.max_rss_kb;
+  record.memory_peak = end.memory_peak;
   job.status().exit_code = end.exit_code;
   job.status().signal = record.signal;
   job.status().pid.reset();
@@ -384,6 +369,10 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
     case Reason::kSignal:
       what = which + " was killed by signal " + SignalName(*end.signal);
       break;
+    case Reason::kOutOfMemory:
+      what = which + " ran out of memory: the kernel killed it at its limit of " +
+             FormatSize(job.status().resources.memory);
+      break;
     case Reason::kNonzeroExit:
       what = which + " exited with code " + std::to_string(*end.exit_code);
       break;
@@ -400,7 +389,7 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
     qualifies = retry.exit_codes.empty() ||
                 std::find(retry.exit_codes.begin(), retry.exit_codes.end(), *end.exit_code) !=
                     retry.exit_codes.end();
-  } else if (reason == Reason::kSignal) {
+  } else if (reason == Reason::kSignal || reason == Reason::kOutOfMemory) {
     // A death by signal is a failure like any non-zero exit, unless the job named
     // the exit codes it wants retried.
     qualifies = retry.exit_codes.empty();

@@ -31,6 +31,7 @@
 
 #include "config/config.h"
 #include "daemon/metrics.h"
+#include "daemon/resource_ledger.h"
 #include "daemon/sched_job.h"
 #include "spool/job_spec.h"
 #include "spool/kept_spec.h"
@@ -49,6 +50,12 @@ struct AttemptEnd {
   double cpu_user_s = 0;
   double cpu_sys_s = 0;
   int64_t max_rss_kb = 0;
+  // From the attempt's cgroup, when it had one (SPEC.md section 5,
+  // "Resources"): the most memory it used, and whether the kernel killed a
+  // process of it at its memory limit (the attempt then ends out_of_memory
+  // unless it succeeded). cpu_user_s and cpu_sys_s then come from the cgroup.
+  std::optional<int64_t> memory_peak;
+  bool out_of_memory = false;
   // When it ended, if not now: an attempt that ended while the daemon was down
   // is recorded later, with the time its supervisor saw the end.
   std::optional<TimePoint> ended_at;
@@ -121,9 +128,19 @@ class Scheduler {
   const std::map<std::string, SchedJob>& Jobs() const { return jobs_; }
   const std::map<std::string, PoolState>& Pools() const { return pools_; }
 
-  // Jobs that start now, marked running with their next attempt number: the
-  // caller starts them and reports back with AttemptStarted or AttemptEnded.
+  // Jobs that start now, marked running with their next attempt number and
+  // what they were given (attempts[].cpus and .gpus): the caller starts them
+  // and reports back with AttemptStarted or AttemptEnded. Resources and the
+  // rule against starvation: SPEC.md section 5, "Resources"
+  // (scheduler_resources.cpp).
   std::vector<std::string> TakeStartable(TimePoint now);
+
+  // How many queued jobs of a pool TakeStartable looks at past those that
+  // cannot start now, each time.
+  static constexpr int kBackfillWindow = 64;
+
+  // Who holds what, for index.json.
+  const ResourceLedger& Ledger() const { return ledger_; }
 
   void AttemptStarted(const std::string& id, int64_t pid, std::optional<uint64_t> pid_start,
                       TimePoint now);
@@ -268,6 +285,25 @@ class Scheduler {
   EndedLookup ended_lookup_;
   Metrics* metrics_ = nullptr;
   void CountStart(const SchedJob& job);
+  // scheduler_resources.cpp
+  struct Reservation {
+    std::string pool;
+    std::string job;              // the reserved job
+    std::optional<TimePoint> at;  // when the reserved job fits at the latest; nullopt: not known
+    FreeAmounts extra_pool;       // what is left over then, beyond its request
+    FreeAmounts extra_machine;
+    int64_t extra_workers = 0;
+  };
+  Reservation Reserve(const std::string& pool, const SchedJob& job, TimePoint now) const;
+  // Whether a job of `pool` that fits now may start without delaying a
+  // reserved job; if so, takes what it needs out of the reservations' extras.
+  bool MayGoAhead(const SchedJob& job, const std::string& pool, const ResourceAmounts& want, TimePoint now);
+  std::optional<TimePoint> LimitIfStarted(const SchedJob& job, TimePoint now) const;
+  void MarkWaiting(SchedJob& job, Reason reason, std::string message, TimePoint now);
+  bool StartQueued(SchedJob& job, TimePoint now, std::vector<std::string>* started);
+  ResourceLedger ledger_;
+  std::vector<Reservation> reservations_;
+  std::map<std::string, std::string> reserved_;  // pool -> its reserved job
   std::vector<std::string> ended_;  // jobs whose end is still to be applied to their children
   bool cascading_ = false;
   uint64_t next_arrival_ = 1;

@@ -53,6 +53,9 @@ void Scheduler::BeginAttempt(SchedJob& job, TimePoint now) {
   AttemptRecord record;
   record.attempt = job.status().attempt;
   record.started = now;
+  const ResourceGrant grant = ledger_.Take(job.id(), job.pool(), job.status().resources);
+  record.cpus = grant.cpus;
+  record.gpus = grant.gpus;
   job.status().attempts.push_back(record);
   SetState(job, JobState::kRunning, Reason::kNone,
            "attempt " + std::to_string(CountedAttempts(job)) + " of " +
@@ -96,6 +99,7 @@ SchedJob& Scheduler::MakeTask(SchedJob& array, ArrayRun& run, uint64_t position,
   s.message = "task " + std::to_string(index) + " of array " + a.id;
   s.array = a.id;
   s.array_index = index;
+  s.resources = a.resources;  // each task asks for what its array asked for
   const std::string id = s.id;
   auto [it, inserted] = jobs_.try_emplace(id, config_, std::move(s));
   SPOOLD_CHECK(inserted);

@@ -87,7 +87,8 @@ Status Scheduler::SetPaused(const std::string& pool, bool paused, TimePoint now)
   // The pool's waiting jobs take the reason that now applies (Enqueue decides).
   const Reason affected = paused ? Reason::kInQueue : Reason::kPoolPaused;
   for (auto& [id, job] : jobs_) {
-    if (job.state() == JobState::kQueued && job.pool() == pool && job.reason() == affected) {
+    if (job.state() == JobState::kQueued && job.pool() == pool &&
+        (job.reason() == affected || (paused && job.reason() == Reason::kResources))) {
       Enqueue(job, now);
     }
   }

@@ -1,6 +1,7 @@
 #include "daemon/supervised_executor.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -10,7 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
+#include "config/resources.h"
 #include "daemon/exec_protocol.h"
 #include "spool/failpoint.h"
 #include "spool/fileio.h"
@@ -24,6 +27,28 @@ std::string KillMessage(const KillRecord& kill, pid_t pgid, const KillPolicy& po
                                     : "sent " + sig + " to process group " + std::to_string(pgid);
   if (kill.signal != SIGKILL && !kill.leftovers) text += "; KILL follows in " + FormatDuration(policy.grace);
   return text + " (at " + FormatMessageTime(kill.at, now) + ")";
+}
+
+// An attempt's cgroup (SPEC.md section 5): its job id may hold ':' (array
+// tasks), which a folder name takes.
+std::string CgroupName(const std::string& id, int attempt) { return id + "." + std::to_string(attempt); }
+
+// Binds process `pid` (one thread: the job's process before its exec, whose
+// affinity everything it starts inherits) to `cpus`; "" or what failed.
+std::string BindCpus(pid_t pid, const std::vector<int>& cpus) {
+  const int highest = *std::max_element(cpus.begin(), cpus.end());
+  if (highest < 0) return "no CPU number in the grant";
+  cpu_set_t* set = CPU_ALLOC(highest + 1);
+  if (set == nullptr) return "out of memory";
+  const size_t size = CPU_ALLOC_SIZE(highest + 1);
+  CPU_ZERO_S(size, set);
+  for (int cpu : cpus) {
+    if (cpu >= 0) CPU_SET_S(static_cast<size_t>(cpu), size, set);
+  }
+  const int rc = ::sched_setaffinity(pid, size, set);
+  const int err = errno;
+  CPU_FREE(set);
+  return rc == 0 ? "" : std::string("sched_setaffinity: ") + std::strerror(err);
 }
 
 }  // namespace
@@ -75,6 +100,8 @@ Result<StartInfo> SupervisedExecutor::Start(AttemptSpec spec, TimePoint) {
   SPOOLD_FAILPOINT("attempt.after_spawn");
 
   Attempt attempt;
+  StartInfo info;
+  info.not_enforced = BindResources(spec, pending->job_pid, attempt, info);
   attempt.id = id;
   attempt.attempt = spec.attempt;
   attempt.pid = pending->job_pid;
@@ -85,7 +112,6 @@ Result<StartInfo> SupervisedExecutor::Start(AttemptSpec spec, TimePoint) {
   attempt.exe = *exe;
   attempt.cwd = launch.cwd;
   pid_to_job_[attempt.supervisor] = id;
-  StartInfo info;
   info.pid = pending->job_pid;
   info.pid_start = pending->job_start_ticks;
   info.supervisor_pid = pending->pid;
@@ -93,6 +119,45 @@ Result<StartInfo> SupervisedExecutor::Start(AttemptSpec spec, TimePoint) {
   attempt.pending = std::move(pending.value());
   running_.emplace(id, std::move(attempt));
   return info;
+}
+
+// Applies the grant to the job's process while it waits for its go: nothing of
+// the job has run yet, and all it starts inherits its CPUs and cgroup. What
+// this host cannot do is said (the job's resources_not_enforced warning);
+// the attempt runs anyway.
+std::string SupervisedExecutor::BindResources(const AttemptSpec& spec, pid_t job_pid, Attempt& attempt,
+                                              StartInfo& info) {
+  std::string not_enforced;
+  auto add = [&not_enforced](const std::string& text) {
+    not_enforced += (not_enforced.empty() ? "" : "; ") + text;
+  };
+  if (!spec.grant.cpus.empty()) {
+    if (std::string failed = BindCpus(job_pid, spec.grant.cpus); !failed.empty()) {
+      add("cpus: " + JoinNumbers(spec.grant.cpus) + " given, not bound: " + failed);
+    }
+  }
+  if (spec.grant.memory > 0) {
+    const std::string asked = "memory: " + FormatSize(spec.grant.memory) + " asked, not enforced: ";
+    if (!cgroups_.CanLimitMemory()) {
+      add(asked + "no cgroup can be made here (" + cgroups_.reason() + ")");
+    } else {
+      const std::string name = CgroupName(spec.id, spec.attempt);
+      Status st = cgroups_.Create(name, spec.grant.memory);
+      if (st.ok()) {
+        st = cgroups_.Enter(name, job_pid);
+        if (!st.ok()) cgroups_.Remove(name);
+      }
+      if (st.ok()) {
+        attempt.cgroup = name;
+        attempt.memory_limit = spec.grant.memory;
+        info.memory_limit = spec.grant.memory;
+      } else {
+        add(asked + st.error().message);
+      }
+    }
+  }
+  if (!not_enforced.empty()) spdlog::warn("job {}: attempt {}: {}", spec.id, spec.attempt, not_enforced);
+  return not_enforced;
 }
 
 void SupervisedExecutor::Release(const std::string& id) {
@@ -276,6 +341,7 @@ void SupervisedExecutor::Finish(const std::string& id, TimePoint now) {
   if (outcome && outcome->ok()) return RecordOutcome(attempt, **outcome, now);
   if (attempt.abandoned) {
     // Let go before its job ran (a cancel, a stop, a vanished folder).
+    TakeCgroupUsage(attempt, nullptr);
     if (attempt.cause == Reason::kCancelledByUser) {
       AttemptEnd end;
       end.cause = attempt.cause;
@@ -301,18 +367,43 @@ void SupervisedExecutor::Finish(const std::string& id, TimePoint now) {
                 problem, how);
   AttemptEnd end;
   end.cause = Reason::kInterrupted;
+  // What it used until then, but not whether the kernel killed part of it:
+  // the attempt ended because its supervisor did.
+  TakeCgroupUsage(attempt, &end);
+  end.out_of_memory = false;
   host_.AttemptEnded(id, end, now);
 }
 
-void SupervisedExecutor::RecordOutcome(const Attempt& attempt, const Outcome& outcome, TimePoint now) {
+// Reads what the attempt's cgroup recorded into `end` (when the cgroup
+// enforced its limit), then removes the cgroup: nothing of the attempt is
+// left in it once its supervisor is done.
+void SupervisedExecutor::TakeCgroupUsage(Attempt& attempt, AttemptEnd* end) {
+  if (attempt.cgroup.empty()) return;
+  if (end != nullptr && attempt.memory_limit) {
+    const CgroupUsage usage = cgroups_.Read(attempt.cgroup);
+    end->memory_peak = usage.memory_peak;
+    end->out_of_memory = usage.oom_kills.value_or(0) > 0;
+    // All of its processes, orphans the supervisor reaped included.
+    if (usage.cpu_user_s && usage.cpu_sys_s) {
+      end->cpu_user_s = *usage.cpu_user_s;
+      end->cpu_sys_s = *usage.cpu_sys_s;
+    }
+  }
+  cgroups_.Remove(attempt.cgroup);
+  attempt.cgroup.clear();
+}
+
+void SupervisedExecutor::RecordOutcome(Attempt& attempt, const Outcome& outcome, TimePoint now) {
   const std::string& id = attempt.id;
   if (outcome.spawn_error) {
+    TakeCgroupUsage(attempt, nullptr);
     const std::string exe = attempt.exe.empty() ? "the job's program" : attempt.exe;
     return host_.AttemptNeverRan(
         id, ChildSetupError(outcome.spawn_error->first, outcome.spawn_error->second, exe, attempt.cwd), now);
   }
   AttemptEnd end = outcome.end;
   end.ended_at = outcome.ended;
+  TakeCgroupUsage(attempt, &end);
   // A cancel the daemon asked for wins over how the job ended meanwhile.
   if (attempt.cause == Reason::kCancelledByUser) end.cause = attempt.cause;
   const std::string n = std::to_string(attempt.attempt);
@@ -382,6 +473,12 @@ bool SupervisedExecutor::Adopt(SchedJob& job, TimePoint now) {
   attempt.kill = job.spec().kill;
   attempt.timeout = job.spec().timeout.value_or(config_.TimeoutFor(job.status().pool));
   attempt.found_at_start = true;
+  // Its cgroup, read and removed when it ends; with a memory request but no
+  // limit recorded, none was made (or it was removed at once): nothing to read.
+  attempt.memory_limit = record.memory_limit;
+  if (record.memory_limit || job.status().resources.memory > 0) {
+    attempt.cgroup = CgroupName(id, attempt.attempt);
+  }
   const std::string dir = paths_.AttemptDir(id, job.status().attempt);
   if (record.boot_id && !boot_id_.empty() && *record.boot_id != boot_id_) {
     const std::string why = "ran before the machine restarted; nothing of it can be running";

@@ -4,7 +4,9 @@
 // the daemon recorded the start, and the end is the outcome the supervisor
 // leaves in the attempt's folder. Supervisors we started are our children
 // (reaped on SIGCHLD); ones a restarted daemon re-adopts are followed through
-// a pidfd (Adopt).
+// a pidfd (Adopt). Before the release, the job's process is bound to the
+// attempt's CPUs and, for a memory request, put in a cgroup of its own
+// (daemon/cgroup.h), read and removed once the attempt has ended.
 #pragma once
 
 #include <sys/types.h>
@@ -14,9 +16,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/cgroup.h"
 #include "daemon/executor.h"
 #include "daemon/local_executor.h"
 #include "daemon/supervisor_files.h"
@@ -34,6 +38,11 @@ class SupervisedExecutor : public Executor {
   // Finds spoold-exec, becomes the subreaper of the jobs' orphans, and
   // watches SIGCHLD. An error: no local attempt can run.
   Status Open();
+  // Where attempts' cgroups are made (Cgroups::Detect, once at start, before
+  // any attempt is started or adopted). Without it: none, memory requests are
+  // not enforced.
+  void SetCgroups(Cgroups cgroups) { cgroups_ = std::move(cgroups); }
+  const Cgroups& cgroups() const { return cgroups_; }
 
   Result<StartInfo> Start(AttemptSpec spec, TimePoint now) override;
   bool DurableStartFirst() const override { return false; }
@@ -69,6 +78,10 @@ class SupervisedExecutor : public Executor {
     int pidfd = -1;                // adopted: not our child, watched by pidfd
     std::unique_ptr<FdWatch> pidfd_watch;
     std::string exe, cwd;  // for the message of a failed exec
+    // Its cgroup's name ("": none), and the memory limit the cgroup enforces:
+    // nullopt when it was not (the cgroup is then only removed, not read).
+    std::string cgroup;
+    std::optional<int64_t> memory_limit;
   };
 
   Result<PendingProcess> HandToHelper(const LaunchSpec& spec, const std::string& exe);
@@ -79,8 +92,10 @@ class SupervisedExecutor : public Executor {
   void SignalSupervisor(Attempt& attempt, int sig);
   void WatchSupervisor(Attempt& attempt);
   void ReapChildren();
+  std::string BindResources(const AttemptSpec& spec, pid_t job_pid, Attempt& attempt, StartInfo& info);
+  void TakeCgroupUsage(Attempt& attempt, AttemptEnd* end);
   void Finish(const std::string& id, TimePoint now);
-  void RecordOutcome(const Attempt& attempt, const Outcome& outcome, TimePoint now);
+  void RecordOutcome(Attempt& attempt, const Outcome& outcome, TimePoint now);
   void Interrupted(const std::string& id, const std::string& message, TimePoint now);
 
   uv_loop_t* loop_;
@@ -90,6 +105,7 @@ class SupervisedExecutor : public Executor {
   ExecutorHost& host_;
   std::string exec_helper_;  // spoold-exec (FindExecHelper)
   std::string boot_id_;      // recorded with each attempt
+  Cgroups cgroups_;
   std::unique_ptr<SignalWatch> sigchld_;
   std::map<std::string, Attempt> running_;   // by job id
   std::map<pid_t, std::string> pid_to_job_;  // supervisors not yet reaped

@@ -255,6 +255,7 @@ JobStatus AcceptedStatus(const std::string& id, const JobSpec& spec, std::string
   // A job that waits for parents lists them all until the scheduler has looked
   // at each (it may find some ended already).
   status.after = spec.after;
+  status.resources = spec.resources;
   if (spec.array) {
     TaskCounts counts;
     counts.total = counts.queued = spec.array->count;

@@ -10,6 +10,7 @@
 
 #include "config/closest_key.h"
 #include "spool/field_checker.h"
+#include "spool/job_resources.h"
 
 namespace spoold {
 namespace {
@@ -31,9 +32,10 @@ constexpr size_t kMaxShownKeyLength = 64;
 
 // The keys of SPEC section 2, in its table order, which is also the order in
 // which they are checked (so the first error reported is predictable).
-constexpr std::string_view kTopLevelKeys[] = {
-    "command", "script",   "shell", "title", "description", "tags",  "pool",  "priority", "cwd",  "env",
-    "timeout", "deadline", "retry", "kill",  "hold",        "after", "array", "metadata", "hooks"};
+constexpr std::string_view kTopLevelKeys[] = {"command", "script",   "shell",    "title", "description",
+                                              "tags",    "pool",     "priority", "cwd",   "env",
+                                              "timeout", "deadline", "retry",    "kill",  "hold",
+                                              "after",   "array",    "metadata", "hooks", "resources"};
 constexpr std::string_view kRetryKeys[] = {"attempts",  "delay",      "backoff",
                                            "max_delay", "on_timeout", "exit_codes"};
 constexpr std::string_view kKillKeys[] = {"signal", "grace"};
@@ -104,6 +106,9 @@ std::optional<Error> FirstUnknownKey(const Document& doc, const FieldChecker& ch
   }
   if (const Json* array = Find(top, "array"); array != nullptr && array->is_object()) {
     CollectUnknown(*array, "array.", kArrayKeys, &unknown);
+  }
+  if (const Json* resources = Find(top, "resources"); resources != nullptr && resources->is_object()) {
+    CollectUnknown(*resources, "resources.", kResourceKeys, &unknown);
   }
   // Only as many elements as an `after` may have: a longer list is refused
   // without reading it.
@@ -382,6 +387,11 @@ Result<JobSpec> ValidateJobSpec(const Document& doc, const std::string& id, cons
     if (!r) return r.error();
     spec.hooks = std::move(*r);
   }
+  {
+    auto r = ValidateResources(check, Find(top, "resources"), spec.pool, config.pools.at(spec.pool), config);
+    if (!r) return r.error();
+    spec.resources = *r;
+  }
 
   return spec;
 }
@@ -391,10 +401,19 @@ Result<JobSpec> RevalidateJobSpec(const Document& doc, const std::string& id, co
   // the limit was lowered keeps its parents.
   Config kept = config;
   kept.max_after = kMaxAfterLimit;
+  // A request a pool could give when the job was accepted is not refused
+  // now: the job's status keeps the request it was accepted with.
+  for (auto& [name, pool] : kept.pools) {
+    pool.executor = "slurm";
+    pool.cpus.reset();
+    pool.memory.reset();
+    pool.gpus.reset();
+  }
   auto spec = ValidateJobSpec(doc, id, kept);
   if (spec.ok() || spec.error().code != "unknown_pool") return spec;
   PoolConfig orphan;
   orphan.name = doc.value.value("pool", "default");
+  orphan.executor = "slurm";  // no bound on its request, as above
   kept.pools[orphan.name] = orphan;
   return ValidateJobSpec(doc, id, kept);
 }

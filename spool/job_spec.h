@@ -60,6 +60,9 @@ struct JobSpec {
   std::shared_ptr<const ArraySpec> array;
   Json metadata = Json::object();
   std::vector<HookSpec> hooks;  // [[hooks]] (SPEC-hooks; spool/hook_spec.h)
+  // [resources], the pool's defaults applied (spool/job_resources.h). The
+  // job's status keeps what it was accepted with: that is what it gets.
+  ResourceAmounts resources;
 };
 
 // ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$

@@ -9,6 +9,7 @@ KeptSpec::KeptSpec(JobSpec spec)
       format_(spec_->format),
       hold_(spec_->hold),
       deadline_(spec_->deadline),
+      timeout_(spec_->timeout),
       has_hooks_(!spec_->hooks.empty()) {}
 
 const JobSpec& KeptSpec::spec() const {

@@ -31,6 +31,9 @@ class KeptSpec {
   bool hold() const { return hold_; }
   void ReleaseHold();
   const std::optional<Millis>& deadline() const { return deadline_; }
+  // The job's own timeout (unset: its pool's): a job behind a pool's
+  // reserved one may start only if it cannot delay it (SPEC.md section 5).
+  const std::optional<Millis>& timeout() const { return timeout_; }
   // Whether the job file has hooks of its own: the daemon asks at every write
   // of the job, and a frozen job must not be parsed for that.
   bool has_hooks() const { return has_hooks_; }
@@ -55,6 +58,7 @@ class KeptSpec {
   DocFormat format_ = DocFormat::kToml;
   bool hold_ = false;
   std::optional<Millis> deadline_;
+  std::optional<Millis> timeout_;
   bool has_hooks_ = false;
 };
 

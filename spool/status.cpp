@@ -38,7 +38,9 @@ constexpr struct {
                     {Reason::kDependencyMissing, "dependency_missing"},
                     {Reason::kDependencyFailed, "dependency_failed"},
                     {Reason::kTasksFailed, "tasks_failed"},
-                    {Reason::kArrayHalted, "array_halted"}};
+                    {Reason::kArrayHalted, "array_halted"},
+                    {Reason::kResources, "resources"},
+                    {Reason::kOutOfMemory, "out_of_memory"}};
 
 constexpr struct {
   int signal;
@@ -117,6 +119,22 @@ struct Reader {
     auto t = ParseTime(*text);
     if (!t && error.empty()) error = std::string("field ") + key + " is not a time";
     return t;
+  }
+  // A list of CPU or device numbers; an absent one is empty.
+  std::vector<int> Numbers(const char* key) {
+    std::vector<int> out;
+    auto it = json.find(key);
+    if (it == json.end() || it->is_null()) return out;
+    if (!it->is_array()) {
+      if (error.empty()) error = std::string("field ") + key + " is not an array";
+      return out;
+    }
+    for (const Json& e : *it) {
+      std::optional<int> n = Convert<int>(key, e);
+      if (!n) return {};
+      out.push_back(*n);
+    }
+    return out;
   }
   Reason ReasonField(const char* key) {
     auto text = Opt<std::string>(key);
@@ -209,7 +227,11 @@ Json StatusToJson(const JobStatus& s) {
                         {"pid_start", Nullable(a.pid_start)},
                         {"slurm_job_id", Nullable(a.slurm_job_id)},
                         {"supervisor_pid", Nullable(a.supervisor_pid)},
-                        {"boot_id", Nullable(a.boot_id)}});
+                        {"boot_id", Nullable(a.boot_id)},
+                        {"cpus", a.cpus},
+                        {"gpus", a.gpus},
+                        {"memory_limit", Nullable(a.memory_limit)},
+                        {"memory_peak", Nullable(a.memory_peak)}});
   }
   return Json{{"schema", "spoold/status/v1"},
               {"seq", s.seq},
@@ -245,7 +267,12 @@ Json StatusToJson(const JobStatus& s) {
               {"definition", s.definition},
               {"array", Nullable(s.array)},
               {"array_index", Nullable(s.array_index)},
+              {"resources", ResourcesJson(s.resources)},
               {"attempts", std::move(attempts)}};
+}
+
+Json ResourcesJson(const ResourceAmounts& r) {
+  return Json{{"cpus", r.cpus}, {"memory", r.memory}, {"gpus", r.gpus}};
 }
 
 Json TaskCountsJson(const TaskCounts& c) {
@@ -334,6 +361,11 @@ Result<JobStatus> StatusFromJson(const Json& json) {
   s.halted_by = r.ReasonField("halted_by");
   s.array = r.Opt<std::string>("array");
   s.array_index = r.Opt<int64_t>("array_index");
+  if (auto it = json.find("resources"); it != json.end() && it->is_object()) {
+    Reader rr{*it, {}};
+    s.resources = {rr.Get<int64_t>("cpus", 0), rr.Get<int64_t>("memory", 0), rr.Get<int64_t>("gpus", 0)};
+    if (!rr.error.empty()) return MakeError("io_error", "resources: " + rr.error);
+  }
   if (auto it = json.find("attempts"); it != json.end() && it->is_array()) {
     for (const auto& item : *it) {
       if (!item.is_object()) return MakeError("io_error", "attempts[] holds a non-object");
@@ -354,6 +386,10 @@ Result<JobStatus> StatusFromJson(const Json& json) {
       a.slurm_job_id = ar.Opt<std::string>("slurm_job_id");
       a.supervisor_pid = ar.Opt<int64_t>("supervisor_pid");
       a.boot_id = ar.Opt<std::string>("boot_id");
+      a.cpus = ar.Numbers("cpus");
+      a.gpus = ar.Numbers("gpus");
+      a.memory_limit = ar.Opt<int64_t>("memory_limit");
+      a.memory_peak = ar.Opt<int64_t>("memory_peak");
       if (!ar.error.empty()) return MakeError("io_error", "attempts[]: " + ar.error);
       s.attempts.push_back(std::move(a));
     }
@@ -386,6 +422,12 @@ Json IndexEntry(const JobStatus& s) {
     entry["after"] = std::move(parents);
   }
   if (s.tasks) entry["tasks"] = TaskCountsJson(*s.tasks);
+  // Resources only where there are any, as for `after`.
+  if (!s.resources.Empty()) entry["resources"] = ResourcesJson(s.resources);
+  if (s.state == JobState::kRunning && !s.attempts.empty()) {
+    if (!s.attempts.back().cpus.empty()) entry["cpus"] = s.attempts.back().cpus;
+    if (!s.attempts.back().gpus.empty()) entry["gpus"] = s.attempts.back().gpus;
+  }
   return entry;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/resources.h"
 #include "config/result.h"
 #include "spool/json_util.h"
 #include "spool/time_util.h"
@@ -34,6 +35,8 @@ enum class Reason {
   kDependencyFailed,   // cancelled: a parent ended in a way its `after` condition excludes
   kTasksFailed,        // failed: an array with at least one failed task
   kArrayHalted,        // cancelled: a task its array's max_failed kept from starting
+  kResources,          // queued: its pool's reserved job, waiting for CPUs, memory or GPUs
+  kOutOfMemory,        // an attempt the kernel killed at its memory limit
 };
 
 const char* StateName(JobState state);
@@ -83,6 +86,12 @@ struct AttemptRecord {
   // restarted daemon re-adopts the attempt, or knows that it cannot be alive.
   std::optional<int64_t> supervisor_pid;
   std::optional<std::string> boot_id;
+  // What the attempt was given (SPEC.md section 5, "Resources"): CPU numbers,
+  // GPU devices, its cgroup's memory limit, and the most memory the cgroup used.
+  std::vector<int> cpus;
+  std::vector<int> gpus;
+  std::optional<int64_t> memory_limit;
+  std::optional<int64_t> memory_peak;
   bool operator==(const AttemptRecord&) const = default;
 };
 
@@ -141,12 +150,16 @@ struct JobStatus {
   // A task: the array it belongs to, and its index there.
   std::optional<std::string> array;
   std::optional<int64_t> array_index;
+  // What the job asked for, its pool's defaults applied, when it was accepted.
+  ResourceAmounts resources;
   std::vector<AttemptRecord> attempts;
   bool operator==(const JobStatus&) const = default;
 };
 
 Json StatusToJson(const JobStatus& status);
 Json TaskCountsJson(const TaskCounts& counts);
+// status.json's `resources`: {"cpus", "memory", "gpus"}.
+Json ResourcesJson(const ResourceAmounts& resources);
 // status.json's `tasks` object; an error names the member that is not a count.
 Result<TaskCounts> TaskCountsFromJson(const Json& tasks);
 Result<JobStatus> StatusFromJson(const Json& json);

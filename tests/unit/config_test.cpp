@@ -574,6 +574,8 @@ TEST_CASE("config: the demo and example configuration files parse") {
   CHECK(example->max_after == defaults.max_after);
   CHECK(example->pools.at("default").queue_limit == PoolConfig{}.queue_limit);
   CHECK(example->pools.at("default").executor == "local");
+  CHECK(example->pools.at("default").defaults == PoolConfig{}.defaults);
+  CHECK(example->machine.gpus == Host().gpus);
 }
 
 TEST_CASE("config: metrics.path is taken from the file's folder, must end in .prom, interval within bounds") {
