@@ -34,6 +34,12 @@ const OptionSpec kParallel = {"parallel", 0, "N",
                               "with --array: at most N tasks at once (0: the pool's workers)"};
 const OptionSpec kMaxFailed = {"max-failed", 0, "N",
                                "with --array: start no more tasks once N have failed (0: never stop)"};
+const OptionSpec kCpus = {"cpus", 0, "N",
+                          "the job runs on N CPUs of its own: [resources] cpus (rewrites as JSON)"};
+const OptionSpec kMemory = {
+    "memory", 0, "SIZE",
+    "the most memory it may use, e.g. 512M or 4G: [resources] memory (rewrites as JSON)"};
+const OptionSpec kGpus = {"gpus", 0, "N", "N GPUs of its own (0: none): [resources] gpus (rewrites as JSON)"};
 
 const char* const kSubmitDetails =
     "The file is validated locally first, as the daemon would (pools and defaults from\n"
@@ -42,17 +48,24 @@ const char* const kSubmitDetails =
     "The job id is the file name without .toml/.json (\"stdin\" for -). When it is taken,\n"
     "the first free ID-2, ID-3, ... is used, so the same file submitted twice makes two\n"
     "jobs. The file is written under tmp/ and renamed into incoming/; the id is printed.\n"
-    "With --pool, --priority, --hold, --after or --array the job is written as JSON (ID.json).\n"
+    "With --pool, --priority, --hold, --after, --array, --cpus, --memory or --gpus the job\n"
+    "is written as JSON (ID.json).\n"
     "--array INDEXES writes the file's [array] indexes (SPEC.md section 5): each index runs\n"
     "as task ID:INDEX; with the file's items, the indexes pick items by position.\n"
     "--parallel and --max-failed set the array's limits.\n"
+    "--cpus, --memory and --gpus set the keys of the file's [resources] (SPEC.md section 5,\n"
+    "\"Resources\"): what the job holds while it runs; a key not given keeps the file's,\n"
+    "else the pool's default. A request larger than the pool's capacity (from the\n"
+    "configuration, else index.json) is refused here with the daemon's message\n"
+    "(invalid_field), and nothing is dropped.\n"
     "\n"
     "NAME or NAME:REV instead of a file (no file by that name): a run of the definition\n"
     "NAME (definitions/NAME.toml|json; its latest revision, or revision REV), with a\n"
     "-p NAME=VALUE for each param. The run is checked locally with the daemon's rules:\n"
     "unknown_param, missing_param, invalid_param, override_not_allowed (the options above\n"
     "other than --hold and --after set job keys, which the definition's allow_override\n"
-    "must name) and unknown_definition are reported and nothing is dropped. It is written\n"
+    "must name; --cpus, --memory and --gpus set \"resources\", merged into the definition's)\n"
+    "and unknown_definition are reported and nothing is dropped. It is written\n"
     "as incoming/ID.json, {\"definition\": ..., \"params\": {...}}, every value a string.\n"
     "Its id is NAME-N (N counting on from the definition's runs), or --id ID: the same\n"
     "run submitted again with the same --id is not dropped again (exit 0); another job\n"
@@ -123,17 +136,19 @@ std::vector<Command> Commands() {
   return {
       {"submit",
        "FILE|-|NAME[:REV] [-p NAME=VALUE...] [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] "
-       "[--array INDEXES [--parallel N] [--max-failed N]]",
+       "[--array INDEXES [--parallel N] [--max-failed N]] [--cpus N] [--memory SIZE] [--gpus N]",
        "submit a job file, or a run of a definition; prints the job id",
        kSubmitDetails,
-       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
+       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kCpus, kMemory, kGpus,
+        kJson},
        CmdSubmit},
       {"run",
        "FILE|-|NAME[:REV] [-p NAME=VALUE...] [--id ID] [--pool P] [--priority N] [--hold] [--after ID,..] "
-       "[--array INDEXES [--parallel N] [--max-failed N]]",
+       "[--array INDEXES [--parallel N] [--max-failed N]] [--cpus N] [--memory SIZE] [--gpus N]",
        "submit a job file or a definition's run, and wait for its end",
        kRunDetails.c_str(),
-       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kJson},
+       {kParam, kId, kPool, kPriority, kHold, kAfter, kArray, kParallel, kMaxFailed, kCpus, kMemory, kGpus,
+        kJson},
        CmdRun},
       {"wait", "ID...", "wait until jobs end", kWaitDetails, {kJson}, CmdWait},
       {"status",
@@ -196,8 +211,14 @@ std::vector<Command> Commands() {
        CmdDefinitions},
       {"pools",
        "",
-       "pools: executor, workers, running, queued, queue limit, paused",
-       "From index.json (else the configuration).",
+       "pools: executor, workers, running, queued, queue limit, paused, CPUs, memory, GPUs",
+       "From index.json (else the configuration). CPUS, MEMORY and GPUS are what the pool's\n"
+       "running jobs hold of what it may hand out (used/capacity; SPEC.md section 5,\n"
+       "\"Resources\"); a slurm pool's capacity is only the bound on one job's request (\"-\"\n"
+       "for none). A last line, (machine), shows what the local pools share. \"-\" where\n"
+       "index.json does not say (a daemon without resources). --json prints index.json's\n"
+       "pools object as it is, with each pool's \"capacity\" and \"used\" (the machine's\n"
+       "are index.json's \"machine\").",
        {{"quiet", 'q', nullptr, "names only"}, kJson},
        CmdPools},
       {"results",

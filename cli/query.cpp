@@ -440,19 +440,105 @@ int CmdList(Context& ctx, const Args& args) {
   return kExitOk;
 }
 
+namespace {
+
+// Resources in `pools` (SPEC.md section 7): a capacity or use, {"cpus",
+// "memory", "gpus"}, as "used/capacity" cells. A member index.json does not
+// have (a daemon without resources) shows as "-"; so does a slurm pool's
+// capacity of 0 or [] (no bound).
+struct ResourceCells {
+  std::string cpus = "-", memory = "-", gpus = "-";
+};
+
+enum class Part { kCpus, kMemory, kGpus };
+
+// One amount as shown: a count, a size, or a list's length (GPU devices;
+// CPUs, should a daemon list their numbers); nullopt when `amounts` has none
+// that is valid.
+std::optional<int64_t> Amount(const Json& amounts, Part part) {
+  if (!amounts.is_object()) return std::nullopt;
+  const char* key = part == Part::kCpus ? "cpus" : part == Part::kMemory ? "memory" : "gpus";
+  auto it = amounts.find(key);
+  if (it == amounts.end()) return std::nullopt;
+  if (part != Part::kMemory && it->is_array()) return static_cast<int64_t>(it->size());
+  if (!it->is_number_integer() || it->get<int64_t>() < 0) return std::nullopt;
+  return it->get<int64_t>();
+}
+
+// A size as configuration files write it ("64M", "1536M", "4G": spoold's
+// FormatSize, not cli::FormatSize's "64.0 MiB"), or, where that is long
+// (a MemTotal of "24683748K"), to a tenth of its largest unit: "23.5G".
+std::string ShownSize(int64_t bytes) {
+  std::string exact = spoold::FormatSize(bytes);
+  if (exact.size() <= 6) return exact;
+  static constexpr const char* kUnits[] = {"K", "M", "G", "T", "P"};
+  int k = 0;
+  while (k < 4 && bytes >= (int64_t{1} << (10 * (k + 2)))) ++k;
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f%s",
+                static_cast<double>(bytes) / static_cast<double>(int64_t{1} << (10 * (k + 1))), kUnits[k]);
+  return text;
+}
+
+std::string Cell(const Json& used, const Json& capacity, Part part, bool bound_zero_is_none) {
+  auto text = [&](std::optional<int64_t> n) -> std::string {
+    if (!n) return "-";
+    return part == Part::kMemory ? ShownSize(*n) : std::to_string(*n);
+  };
+  const auto u = Amount(used, part);
+  auto c = Amount(capacity, part);
+  if (bound_zero_is_none && c == 0) c.reset();
+  if (!u && !c) return "-";
+  return text(u) + "/" + text(c);
+}
+
+ResourceCells CellsOf(const Json& used, const Json& capacity, bool slurm) {
+  return {Cell(used, capacity, Part::kCpus, slurm), Cell(used, capacity, Part::kMemory, slurm),
+          Cell(used, capacity, Part::kGpus, slurm)};
+}
+
+Json Member(const Json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() ? Json(nullptr) : *it;
+}
+
+// What a pool may hand out, from the configuration, as index.json has it.
+Json CapacityJson(const Config& config, const PoolConfig& pool) {
+  const PoolCapacity c = config.CapacityOf(pool);
+  auto bound = [](int64_t n) { return n == PoolCapacity::kNoBound ? 0 : n; };
+  Json gpus = Json::array();
+  if (pool.executor == "local") {
+    gpus = c.gpus;
+  } else if (pool.gpus) {
+    gpus = *pool.gpus;
+  }
+  return {{"cpus", bound(c.cpus)}, {"memory", bound(c.memory)}, {"gpus", gpus}};
+}
+
+}  // namespace
+
 int CmdPools(Context& ctx, const Args& args) {
   if (!args.positional.empty()) return UsageError("pools takes no arguments");
   Json pools = Json::object();
+  Json machine = nullptr;
   auto index = ReadIndex(ctx);
   if (index.ok() && index->contains("pools") && (*index)["pools"].is_object()) {
     pools = (*index)["pools"];
+    machine = Member(*index, "machine");
   } else if (ctx.config) {
     for (const auto& [name, pool] : ctx.config->pools) {
-      pools[name] = {{"workers", pool.workers},   {"queue_limit", pool.queue_limit},
-                     {"paused", pool.paused},     {"auto_resume", pool.auto_resume},
-                     {"executor", pool.executor}, {"running", nullptr},
-                     {"queued", nullptr}};
+      pools[name] = {{"workers", pool.workers},
+                     {"queue_limit", pool.queue_limit},
+                     {"paused", pool.paused},
+                     {"auto_resume", pool.auto_resume},
+                     {"executor", pool.executor},
+                     {"running", nullptr},
+                     {"queued", nullptr},
+                     {"capacity", CapacityJson(*ctx.config, pool)},
+                     {"used", nullptr}};
     }
+    const MachineConfig& m = ctx.config->machine;
+    machine = {{"cpus", m.cpus}, {"memory", m.memory}, {"gpus", m.gpus}, {"used", nullptr}};
   } else {
     return Fail(
         "no pools known: " + (index.ok() ? ctx.Paths().Index() + " lists none" : index.error().message) +
@@ -468,14 +554,24 @@ int CmdPools(Context& ctx, const Args& args) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, pool] : pools.items()) {
+    if (!pool.is_object()) continue;
     const bool paused = pool.value("paused", false);
+    const bool slurm = JsonString(pool, "executor") == "slurm";
+    const ResourceCells cells = CellsOf(Member(pool, "used"), Member(pool, "capacity"), slurm);
     rows.push_back(
         {name, JsonText(pool.value("executor", Json(nullptr))),
          JsonText(pool.value("workers", Json(nullptr))), JsonText(pool.value("running", Json(nullptr))),
          JsonText(pool.value("queued", Json(nullptr))), JsonText(pool.value("queue_limit", Json(nullptr))),
-         paused ? Paint(ctx, "paused", Color::kYellow) : "no"});
+         paused ? Paint(ctx, "paused", Color::kYellow) : "no", cells.cpus, cells.memory, cells.gpus});
   }
-  PrintTable({"POOL", "EXECUTOR", "WORKERS", "RUNNING", "QUEUED", "LIMIT", "PAUSED"}, rows);
+  // What the local pools share: index.json's head "machine", when it has one.
+  if (machine.is_object()) {
+    const ResourceCells cells = CellsOf(Member(machine, "used"), machine, false);
+    rows.push_back({"(machine)", "", "", "", "", "", "", cells.cpus, cells.memory, cells.gpus});
+  }
+  PrintTable(
+      {"POOL", "EXECUTOR", "WORKERS", "RUNNING", "QUEUED", "LIMIT", "PAUSED", "CPUS", "MEMORY", "GPUS"},
+      rows);
   if (!DetectDaemon(ctx.Paths()).running)
     PrintNote(NotRunningMessage(ctx) + " (counts as it last wrote them)");
   return kExitOk;

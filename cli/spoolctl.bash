@@ -9,7 +9,7 @@
 _spoolctl_options() {
     case "$1" in
         # -p alone: "--par" stays --parallel's.
-        submit|run) echo "-p --id --pool --priority --hold --after --array --parallel --max-failed --json" ;;
+        submit|run) echo "-p --id --pool --priority --hold --after --array --parallel --max-failed --cpus --memory --gpus --json" ;;
         definitions) echo "--params --runs --quiet --json" ;;
         wait|status|cancel|start|pause|resume|import) echo "--json" ;;
         list) echo "--state --pool --tag --since --owner --quiet --tree --json" ;;
@@ -57,7 +57,7 @@ _spoolctl() {
             COMPREPLY=($(compgen -W "queued running succeeded failed cancelled" -- "$cur")); return ;;
         --listen)
             COMPREPLY=($(compgen -W "127.0.0.1:8642 127.0.0.1:0 [::1]:8642" -- "$cur")); return ;;
-        --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat|--array|--parallel|--max-failed|-p|--param)
+        --id|--priority|--tag|--since|--owner|--attempt|-n|--count|--name|--cat|--array|--parallel|--max-failed|-p|--param|--cpus|--memory|--gpus)
             return ;;
     esac
 

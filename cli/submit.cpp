@@ -36,6 +36,7 @@
 #include "spool/fileio.h"
 #include "spool/job_spec.h"
 #include "spool/job_store.h"
+#include "spool/status.h"
 
 namespace spoold::cli {
 namespace {
@@ -292,6 +293,9 @@ Json Effective(const JobSpec& spec, const Settings& settings) {
       {"exit_codes", spec.retry.exit_codes}};
   e["kill"] = {{"signal", spec.kill.signal_name}, {"grace", FormatDuration(spec.kill.grace)}};
   if (spec.array) e["array"] = ArrayEffective(*spec.array);
+  // The request, the pool's defaults applied, as status.json will have it
+  // (defaults are known only from the configuration).
+  e["resources"] = ResourcesJson(spec.resources);
   e["env"] = spec.env;
   e["tags"] = spec.tags;
   e["metadata"] = spec.metadata;
@@ -299,12 +303,30 @@ Json Effective(const JobSpec& spec, const Settings& settings) {
   return e;
 }
 
+// "2 CPUs, 4G of memory, 1 GPU", or "none".
+std::string ResourcesText(const Json& resources) {
+  std::vector<std::string> parts;
+  const int64_t cpus = resources.value("cpus", int64_t{0});
+  const int64_t memory = resources.value("memory", int64_t{0});
+  const int64_t gpus = resources.value("gpus", int64_t{0});
+  if (cpus > 0) parts.push_back(std::to_string(cpus) + (cpus == 1 ? " CPU" : " CPUs"));
+  if (memory > 0) parts.push_back(spoold::FormatSize(memory) + " of memory");
+  if (gpus > 0) parts.push_back(std::to_string(gpus) + (gpus == 1 ? " GPU" : " GPUs"));
+  if (parts.empty()) return "none";
+  std::string text;
+  for (const auto& part : parts) text += (text.empty() ? "" : ", ") + part;
+  return text;
+}
+
 void PrintEffective(const Json& effective) {
   for (const char* key :
-       {"id",       "title", "command", "script",  "shell",        "pool",         "pool_checked",
-        "priority", "hold",  "cwd",     "timeout", "timeout_from", "deadline",     "retry",
-        "kill",     "array", "env",     "tags",    "metadata",     "settings_from"}) {
-    if (effective.contains(key)) std::printf("  %-14s %s\n", key, JsonText(effective[key]).c_str());
+       {"id",       "title",     "command", "script",  "shell",        "pool",     "pool_checked",
+        "priority", "hold",      "cwd",     "timeout", "timeout_from", "deadline", "retry",
+        "kill",     "resources", "array",   "env",     "tags",         "metadata", "settings_from"}) {
+    if (!effective.contains(key)) continue;
+    const std::string text =
+        std::string_view(key) == "resources" ? ResourcesText(effective[key]) : JsonText(effective[key]);
+    std::printf("  %-14s %s\n", key, text.c_str());
   }
 }
 

@@ -51,8 +51,9 @@
 //   BOOT_FAIL,       |                                  |  job's fault; queued
 //   PREEMPTED,       |                                  |  again (the scheduler
 //   REVOKED          |                                  |  fails it at the 3rd)
-//   OUT_OF_MEMORY    | signal KILL, detail "out of      | signal
-//                    |  memory"                         |
+//   OUT_OF_MEMORY    | out_of_memory, signal KILL,      | out_of_memory
+//                    |  detail "out of memory"; a file  |  (succeeded when the
+//                    |  saying 0 keeps exit_code 0      |  command exited 0)
 //   not listed       | file: as FAILED/COMPLETED above; | (the record was purged
 //   (MapLost)        | no file: cause kInterrupted      |  after MinJobAge)
 //
@@ -68,6 +69,7 @@
 #include <vector>
 
 #include "config/duration.h"
+#include "config/resources.h"
 #include "config/result.h"
 #include "daemon/local_executor.h"
 #include "daemon/scheduler.h"
@@ -82,6 +84,9 @@ struct SlurmSubmit {
   std::string partition;                 // "" = the cluster's default partition
   std::vector<std::string> sbatch_args;  // the pool's slurm.sbatch_args; they come
                                          // after ours, so they may override them
+  // The job's [resources] request (SPEC.md section 5, "Resources"), passed on
+  // as --cpus-per-task, --mem and --gres=gpu:N; 0 asks for none of it.
+  ResourceAmounts resources;
   std::string chdir;                     // the job's cwd (--chdir, and cd in the script)
   std::string stdout_path, stderr_path;  // attempts/<n>/stdout.log, stderr.log
   std::string exit_code_path;            // e.g. attempts/<n>/exit_code
@@ -126,9 +131,14 @@ std::string ShellQuote(const std::string& text);
 // --time in whole minutes, rounded up (61 s -> 2); nullopt for no limit.
 std::optional<int64_t> TimeLimitMinutes(std::optional<Millis> timeout);
 
+// The sbatch options that ask for `resources` (SPEC.md section 5): --cpus-per-task=N
+// when cpus > 0, --mem=<MiB>M when memory > 0 (whole MiB, rounded up),
+// --gres=gpu:N when gpus > 0; none for an empty request.
+std::vector<std::string> ResourceArgs(const ResourceAmounts& resources);
+
 // The sbatch argv (without the binary path resolved): sbatch --parsable
 // --job-name=... [--partition=...] --chdir=... --output=... --error=...
-// --no-requeue [--time=M] [sbatch_args...] script_path
+// --no-requeue [--time=M] [ResourceArgs...] [sbatch_args...] script_path
 std::vector<std::string> SbatchArgv(const SlurmSubmit& submit);
 
 // "123", "123;cluster" (with a trailing newline) -> "123". Error slurm_error

@@ -40,6 +40,7 @@ Result<StartInfo> SlurmExecutor::Start(AttemptSpec spec, TimePoint) {
   submit.job_name = "spoold-" + id + "-" + std::to_string(n);
   submit.partition = spec.slurm.partition;
   submit.sbatch_args = spec.slurm.sbatch_args;
+  submit.resources = spec.request;
   submit.chdir = spec.launch.cwd;
   submit.stdout_path = paths_.StdoutLog(id, n);
   submit.stderr_path = paths_.StderrLog(id, n);

@@ -127,6 +127,18 @@ std::optional<int64_t> TimeLimitMinutes(std::optional<Millis> timeout) {
   return (timeout->count() + kMinute - 1) / kMinute;
 }
 
+std::vector<std::string> ResourceArgs(const ResourceAmounts& resources) {
+  std::vector<std::string> args;
+  if (resources.cpus > 0) args.push_back("--cpus-per-task=" + std::to_string(resources.cpus));
+  if (resources.memory > 0) {
+    // Slurm's M is MiB; a request that is not whole MiB gets the next one up.
+    constexpr int64_t kMiB = int64_t{1} << 20;
+    args.push_back("--mem=" + std::to_string((resources.memory + kMiB - 1) / kMiB) + "M");
+  }
+  if (resources.gpus > 0) args.push_back("--gres=gpu:" + std::to_string(resources.gpus));
+  return args;
+}
+
 std::vector<std::string> SbatchArgv(const SlurmSubmit& submit) {
   std::vector<std::string> argv = {SlurmBinary("sbatch"), "--parsable", "--job-name=" + submit.job_name};
   if (!submit.partition.empty()) argv.push_back("--partition=" + submit.partition);
@@ -135,6 +147,9 @@ std::vector<std::string> SbatchArgv(const SlurmSubmit& submit) {
   argv.push_back("--error=" + submit.stderr_path);
   argv.push_back("--no-requeue");
   if (auto minutes = TimeLimitMinutes(submit.timeout)) argv.push_back("--time=" + std::to_string(*minutes));
+  // The job's request before the pool's own arguments: sbatch takes the last
+  // of an option given twice, so an administrator's --mem=... wins.
+  for (auto& arg : ResourceArgs(submit.resources)) argv.push_back(std::move(arg));
   argv.insert(argv.end(), submit.sbatch_args.begin(), submit.sbatch_args.end());
   argv.push_back(submit.script_path);
   return argv;
@@ -315,8 +330,13 @@ AttemptEnd MapEnd(const SlurmJobInfo& info, const std::optional<SlurmExitFile>& 
     end.cause = Reason::kDeadline;
     end.detail = "Slurm's deadline passed";
   } else if (st == "OUT_OF_MEMORY") {
-    end.exit_code.reset();
-    end.signal = SIGKILL;
+    // Slurm's cgroup killed a process of the job at its memory limit: the
+    // attempt ends out_of_memory (signal KILL), as a local one does, unless
+    // the command still exited 0 (a child was killed, the command recovered).
+    end.out_of_memory = true;
+    const bool succeeded = file && file->exit_code == 0;
+    end.exit_code = succeeded ? std::optional<int>(0) : std::nullopt;
+    end.signal = succeeded ? std::nullopt : std::optional<int>(SIGKILL);
     end.detail = "out of memory (Slurm job " + info.id + ")";
   } else {  // NODE_FAIL, BOOT_FAIL, PREEMPTED, REVOKED: not the job's fault
     end.cause = Reason::kInterrupted;

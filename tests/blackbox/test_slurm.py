@@ -91,6 +91,37 @@ class SlurmTest(SpoolTestMixin, unittest.TestCase):
         with open(os.path.join(spool.job_dir("env"), "results", "tricky")) as f:
             self.assertEqual(f.read(), value)
 
+    def test_a_jobs_resources_are_asked_of_slurm(self):
+        # [resources] becomes --cpus-per-task and --mem (SPEC.md section 5):
+        # the job's step sees what Slurm gave it, and scontrol says the same.
+        spool = self.slurm_spool()
+        spool.drop_job("sized", pool="cluster", resources={"cpus": 1, "memory": "100M"},
+                       command=["sh", "-c", "echo cpus=$SLURM_CPUS_PER_TASK mem=$SLURM_MEM_PER_NODE"])
+        st = spool.wait_terminal("sized", timeout=60)
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(st["resources"], {"cpus": 1, "memory": 100 << 20, "gpus": 0})
+        self.assertIn("cpus=1 mem=100\n", spool.attempt_log("sized"))
+        slurm_id = st["attempts"][0]["slurm_job_id"]
+        shown = subprocess.run(["scontrol", "show", "job", "-o", slurm_id], capture_output=True, text=True,
+                               timeout=30).stdout.split()
+        self.assertIn("CPUs/Task=1", shown)
+        self.assertIn("MinMemoryNode=100M", shown)
+        # A job that asks for nothing gets no such options: Slurm sets neither.
+        spool.drop_job("plain", pool="cluster",
+                       command=["sh", "-c", "echo cpus=${SLURM_CPUS_PER_TASK-unset} mem=${SLURM_MEM_PER_NODE-unset}"])
+        self.assertEqual(spool.wait_terminal("plain", timeout=60)["state"], "succeeded")
+        self.assertIn("cpus=unset mem=unset\n", spool.attempt_log("plain"))
+
+    def test_a_gpu_request_goes_to_slurm_which_may_refuse_it(self):
+        # The test cluster has no GPUs (no GRES): sbatch refuses --gres=gpu:1,
+        # and the job fails spawn_failed with sbatch's word for it.
+        spool = self.slurm_spool()
+        spool.drop_job("gpu", pool="cluster", resources={"gpus": 1}, command=["true"])
+        st = spool.wait_terminal("gpu", timeout=60)
+        self.assertEqual((st["state"], st["reason"]), ("failed", "spawn_failed"), st)
+        self.assertIn("gres", st["message"].lower(), st)
+        self.assertEqual(st["attempts"][-1].get("slurm_job_id"), None, st)
+
     def test_dependencies_decide_when_slurm_jobs_are_submitted(self):
         # spoold, not Slurm, decides when a dependent starts (SPEC.md section 5):
         # a waiting job is submitted with sbatch only once its parents ended.

@@ -205,6 +205,43 @@ TEST_CASE("slurm: the sbatch command line") {
   }));
 }
 
+TEST_CASE("slurm: a job's resources go to sbatch before the pool's sbatch_args") {
+  EnvGuard bin("SPOOLD_SLURM_BIN_DIR", nullptr);
+  SlurmSubmit s;
+  s.job_name = "spoold-big-1";
+  s.chdir = "/c";
+  s.stdout_path = "/o";
+  s.stderr_path = "/e";
+  s.script_path = "/s.sh";
+  s.timeout = 60s;
+  s.sbatch_args = {"--mem=8G", "--account=ops"};
+  s.resources = ResourceAmounts{2, int64_t{4} << 30, 1};
+  // The pool's own arguments come last, so an administrator's --mem wins.
+  CHECK(SbatchArgv(s) == std::vector<std::string>{"sbatch", "--parsable", "--job-name=spoold-big-1",
+                                                  "--chdir=/c", "--output=/o", "--error=/e", "--no-requeue",
+                                                  "--time=1", "--cpus-per-task=2", "--mem=4096M",
+                                                  "--gres=gpu:1", "--mem=8G", "--account=ops", "/s.sh"});
+  // Nothing asked: no resource option at all.
+  s.resources = ResourceAmounts{};
+  auto argv = SbatchArgv(s);
+  CHECK(std::none_of(argv.begin(), argv.end(), [](const std::string& a) {
+    return a.rfind("--cpus-per-task", 0) == 0 || a.rfind("--gres", 0) == 0 || a == "--mem=4096M";
+  }));
+}
+
+TEST_CASE("slurm: resource options ask for each part of the request alone, memory in whole MiB") {
+  CHECK(ResourceArgs({}).empty());
+  CHECK(ResourceArgs({1, 0, 0}) == std::vector<std::string>{"--cpus-per-task=1"});
+  CHECK(ResourceArgs({0, 100 << 20, 0}) == std::vector<std::string>{"--mem=100M"});
+  CHECK(ResourceArgs({0, 0, 3}) == std::vector<std::string>{"--gres=gpu:3"});
+  // Rounded up: a byte over 1M asks for 2M, never less than the job asked for.
+  CHECK(ResourceArgs({0, (1 << 20) + 1, 0}) == std::vector<std::string>{"--mem=2M"});
+  CHECK(ResourceArgs({0, (int64_t{3} << 29), 0}) == std::vector<std::string>{"--mem=1536M"});
+  CHECK(ResourceArgs({0, int64_t{1} << 50, 0}) == std::vector<std::string>{"--mem=1073741824M"});
+  CHECK(ResourceArgs({4096, int64_t{1} << 30, 256}) ==
+        std::vector<std::string>{"--cpus-per-task=4096", "--mem=1024M", "--gres=gpu:256"});
+}
+
 TEST_CASE("slurm: sbatch --parsable output") {
   CHECK(ParseSbatchOutput("123\n").value() == "123");
   CHECK(ParseSbatchOutput("4567;localci\n").value() == "4567");
@@ -332,8 +369,30 @@ TEST_CASE("slurm: end states map onto SPEC's reasons") {
     CHECK(end.exit_code == c.exit_code);
     CHECK(end.signal == c.signal);
     CHECK(end.cause == c.cause);
+    CHECK(end.out_of_memory == (c.info.state == "OUT_OF_MEMORY"));
   }
   CHECK(MapEnd(info("OUT_OF_MEMORY"), std::nullopt).detail.find("out of memory") != std::string::npos);
+  {
+    // Out of memory: the scheduler's reason out_of_memory, with signal KILL,
+    // whatever Slurm or the file say of the command...
+    for (const auto& f : {std::optional<SlurmExitFile>(), file("137"), file("1")}) {
+      AttemptEnd end = MapEnd(info("OUT_OF_MEMORY", "OutOfMemory", {}, 9), f);
+      CHECK(end.out_of_memory);
+      CHECK(end.signal == SIGKILL);
+      CHECK(!end.exit_code);
+      CHECK(end.cause == Reason::kNone);
+    }
+    // ...but for a command that exited 0 (a child of it was killed): it
+    // succeeded, as a local attempt that exits 0 does.
+    AttemptEnd end = MapEnd(info("OUT_OF_MEMORY", "OutOfMemory", 0), file("0"));
+    CHECK(end.out_of_memory);
+    CHECK(end.exit_code == 0);
+    CHECK(!end.signal);
+  }
+  for (const char* state : {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL"}) {
+    CAPTURE(state);
+    CHECK(!MapEnd(info(state, "None", 0), file("137")).out_of_memory);
+  }
   CHECK(MapEnd(info("CANCELLED"), std::nullopt).detail.find("outside spoold") != std::string::npos);
   // A record Slurm purged: the file tells, else it counts as an interruption.
   CHECK(MapLost("42", file("0")).exit_code == 0);
