@@ -47,11 +47,30 @@ inline constexpr int kMaxHooksRunning = 1024;
 // The events of events.jsonl a hook may name (SPEC.md section 4). hook_ok and
 // hook_failed are left out: they are never delivered to hooks, or a "*" hook
 // would feed itself.
-inline constexpr std::string_view kHookEvents[] = {
-    "accepted",         "started",           "exited",           "timeout",   "kill_sent", "retry_scheduled",
-    "cancel_requested", "succeeded",         "failed",           "cancelled", "recovered", "adopted",
-    "supervisor_lost",  "duplicate_ignored", "queued",           "requeued",  "held",      "pool_paused",
-    "deadline",         "start_requested",   "dependencies_met", "submitted"};
+inline constexpr std::string_view kHookEvents[] = {"accepted",
+                                                   "started",
+                                                   "exited",
+                                                   "timeout",
+                                                   "kill_sent",
+                                                   "retry_scheduled",
+                                                   "cancel_requested",
+                                                   "succeeded",
+                                                   "failed",
+                                                   "cancelled",
+                                                   "recovered",
+                                                   "adopted",
+                                                   "supervisor_lost",
+                                                   "duplicate_ignored",
+                                                   "queued",
+                                                   "requeued",
+                                                   "held",
+                                                   "pool_paused",
+                                                   "deadline",
+                                                   "start_requested",
+                                                   "dependencies_met",
+                                                   "submitted",
+                                                   "waiting_resources",
+                                                   "resources_not_enforced"};
 
 inline bool IsHookEvent(std::string_view name) {
   return std::find(std::begin(kHookEvents), std::end(kHookEvents), name) != std::end(kHookEvents);

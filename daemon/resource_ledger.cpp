@@ -102,7 +102,14 @@ void ResourceLedger::Hold(const std::string& id, const std::string& pool, const 
                           const ResourceGrant& grant) {
   if (!Local(pool) || want.Empty()) return;
   Release(id);
-  held_[id] = Held{pool, want, grant};
+  Held& held = held_[id];
+  held = Held{pool, want, grant, {}, {}};
+  for (int cpu : grant.cpus) {
+    if (cpus_taken_.insert(cpu).second) held.own_cpus.push_back(cpu);
+  }
+  for (int gpu : grant.gpus) {
+    if (gpus_taken_.insert(gpu).second) held.own_gpus.push_back(gpu);
+  }
   ResourceAmounts& used = pool_used_[pool];
   used.cpus += want.cpus;
   used.memory += want.memory;
@@ -110,8 +117,6 @@ void ResourceLedger::Hold(const std::string& id, const std::string& pool, const 
   machine_used_.cpus += want.cpus;
   machine_used_.memory += want.memory;
   machine_used_.gpus += want.gpus;
-  cpus_taken_.insert(grant.cpus.begin(), grant.cpus.end());
-  gpus_taken_.insert(grant.gpus.begin(), grant.gpus.end());
 }
 
 void ResourceLedger::Release(const std::string& id) {
@@ -125,8 +130,8 @@ void ResourceLedger::Release(const std::string& id) {
   machine_used_.cpus -= held.amounts.cpus;
   machine_used_.memory -= held.amounts.memory;
   machine_used_.gpus -= held.amounts.gpus;
-  for (int cpu : held.grant.cpus) cpus_taken_.erase(cpu);
-  for (int gpu : held.grant.gpus) gpus_taken_.erase(gpu);
+  for (int cpu : held.own_cpus) cpus_taken_.erase(cpu);
+  for (int gpu : held.own_gpus) gpus_taken_.erase(gpu);
   held_.erase(it);
 }
 

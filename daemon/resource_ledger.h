@@ -68,6 +68,11 @@ class ResourceLedger {
     std::string pool;
     ResourceAmounts amounts;
     ResourceGrant grant;
+    // The numbers of the grant it took: a job taken in from a folder may
+    // name CPUs or devices a running job holds already, and its end must
+    // not free them.
+    std::vector<int> own_cpus;
+    std::vector<int> own_gpus;
   };
   const std::map<std::string, Held>& HeldAll() const { return held_; }
   // The amounts `held` gives back to `pool` when it ends (its devices of

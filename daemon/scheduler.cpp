@@ -126,6 +126,8 @@ void Scheduler::Add(JobSpec spec, JobStatus status, std::string text, std::optio
     if (pool.paused && pool.config.auto_resume && job.status().reason != Reason::kRetryBackoff) {
       (void)SetPaused(job.status().pool, false, job.status().updated);
     }
+    // Which job a pool reserves is decided again after a restart.
+    if (job.status().reason == Reason::kResources) job.status().reason = Reason::kInQueue;
     if (!text.empty() && pool.queued >= kHotQueued) job.kept.Freeze(std::move(text));
     ++pool.queued;
     if (job.status().reason == Reason::kDependency) {
@@ -370,8 +372,10 @@ void Scheduler::AttemptEnded(const std::string& id, const AttemptEnd& end, TimeP
       what = which + " was killed by signal " + SignalName(*end.signal);
       break;
     case Reason::kOutOfMemory:
-      what = which + " ran out of memory: the kernel killed it at its limit of " +
-             FormatSize(job.status().resources.memory);
+      what =
+          which + " ran out of memory: the kernel killed it" +
+          (job.status().resources.memory > 0 ? " at its limit of " + FormatSize(job.status().resources.memory)
+                                             : std::string(" at its memory limit"));
       break;
     case Reason::kNonzeroExit:
       what = which + " exited with code " + std::to_string(*end.exit_code);

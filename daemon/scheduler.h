@@ -138,6 +138,8 @@ class Scheduler {
   // How many queued jobs of a pool TakeStartable looks at past those that
   // cannot start now, each time.
   static constexpr int kBackfillWindow = 64;
+  // And at most this many that ask for more than their pool has at all now.
+  static constexpr int kScanLimit = 4096;
 
   // Who holds what, for index.json.
   const ResourceLedger& Ledger() const { return ledger_; }

@@ -41,8 +41,11 @@ Scheduler::Reservation Scheduler::Reserve(const std::string& pool, const SchedJo
   FreeAmounts machine = ledger_.MachineFree();
   const PoolState& state = pools_.at(pool);
   int64_t workers = state.config.workers - state.running;
-  bool fits = false;
+  // It may fit already, and wait only for others reserved before it.
+  bool fits = in_pool.Covers(want) && machine.Covers(want);
+  if (fits) r.at = now;
   for (const Ending& end : ends) {
+    if (fits) break;
     in_pool.Give(ledger_.GivesBackTo(pool, *end.held));
     machine.Give(end.held->amounts);
     if (end.held->pool == pool) ++workers;
@@ -130,6 +133,7 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
     std::optional<std::string> reserved;  // this pass's
     bool whole = true;                    // whether the pass saw as far as it had to
     int passed = 0;                       // jobs it could not start
+    int never_fit = 0;                    // jobs that ask for more than the pool has now
     for (auto it = queue.begin(); it != queue.end();) {
       if (pool.paused || pool.running >= pool.config.workers || passed >= kBackfillWindow) {
         whole = reserved.has_value();
@@ -137,27 +141,36 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
       }
       const QueueKey key = *it;
       SchedJob& job = jobs_.at(*key.id);
+      // A running array is in the queue too, for its next task: its state
+      // is its tasks', never a waiting reason.
+      const bool queued = job.state() == JobState::kQueued;
       const ResourceAmounts want = job.resources();
       if (auto never = ledger_.NeverFits(name, want)) {
-        MarkWaiting(job, Reason::kResources, "waiting: it asks for " + *never, now);
-        ++passed;
+        // Not counted against the window (they block nobody), but a pass
+        // looks at no more than kScanLimit of them.
+        if (queued) MarkWaiting(job, Reason::kResources, "waiting: it asks for " + *never, now);
+        if (++never_fit >= kScanLimit) passed = kBackfillWindow;
         ++it;
         continue;
       }
-      if (auto lacking = ledger_.ShortOf(name, want)) {
-        if (!reserved) {
-          reserved = job.id();
-          auto mine = std::find_if(reservations_.begin(), reservations_.end(),
-                                   [&](const Reservation& r) { return r.pool == name; });
-          if (mine != reservations_.end()) reservations_.erase(mine);
-          reservations_.push_back(Reserve(name, job, now));
+      std::optional<std::string> lacking = ledger_.ShortOf(name, want);
+      if (lacking && !reserved) {
+        reserved = job.id();
+        auto mine = std::find_if(reservations_.begin(), reservations_.end(),
+                                 [&](const Reservation& r) { return r.pool == name; });
+        if (mine != reservations_.end()) reservations_.erase(mine);
+        reservations_.push_back(Reserve(name, job, now));
+        if (queued)
           MarkWaiting(job, Reason::kResources, "waiting for resources: it asks for " + *lacking, now);
-        }
         ++passed;
         ++it;
         continue;
       }
-      if (!MayGoAhead(job, name, want, now)) {
+      if (lacking || !MayGoAhead(job, name, want, now)) {
+        // Only the reserved job waits with reason resources.
+        if (queued && job.reason() == Reason::kResources) {
+          MarkWaiting(job, Reason::kInQueue, "waiting for a worker", now);
+        }
         ++passed;
         ++it;
         continue;
@@ -172,6 +185,13 @@ std::vector<std::string> Scheduler::TakeStartable(TimePoint now) {
     // any other.
     auto was = reserved_.find(name);
     if (!whole) continue;
+    if (!reserved) {
+      // None of its jobs waits for resources now: its reservation of an
+      // earlier pass must not hold back the pools after it.
+      reservations_.erase(std::remove_if(reservations_.begin(), reservations_.end(),
+                                         [&](const Reservation& r) { return r.pool == name; }),
+                          reservations_.end());
+    }
     if (was != reserved_.end() && (!reserved || was->second != *reserved)) {
       if (SchedJob* before = Find(was->second); before != nullptr && before->state() == JobState::kQueued &&
                                                 before->reason() == Reason::kResources) {

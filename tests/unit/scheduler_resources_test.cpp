@@ -229,3 +229,62 @@ TEST_CASE("resources: a running job found at recovery keeps its CPUs and devices
   CHECK(Last(s, "new").cpus == std::vector<int>{0, 3});
   CHECK(Last(s, "new").gpus == std::vector<int>{0});
 }
+
+TEST_CASE("resources: an array whose next task does not fit stays running, and a cancel stops its tasks") {
+  Scheduler s(Machine(4));
+  JobSpec array = Asks("sweep", {2, 0, 0});
+  auto ranges = ParseIndexes("0-3");
+  REQUIRE(ranges.ok());
+  auto spec = std::make_shared<ArraySpec>();
+  spec->ranges = *ranges;
+  spec->Seal();
+  array.array = spec;
+  Submit(s, array, kT0);
+  const auto started = s.TakeStartable(kT0);
+  CHECK(started.size() == 2);  // two tasks of 2 CPUs each
+  CHECK(s.TakeStartable(kT0 + 1s).empty());
+  CHECK(St(s, "sweep").state == JobState::kRunning);
+  CHECK(s.Pools().at("default").queued >= 0);
+  std::vector<std::string> to_stop;
+  REQUIRE(s.Cancel("sweep", kT0 + 2s, &to_stop).ok());
+  CHECK(to_stop.size() == 2);
+}
+
+TEST_CASE("resources: a job taken in with CPUs another job holds does not free them when it ends") {
+  Scheduler s(Machine(2));
+  Submit(s, Asks("live", {1, 0, 0}), kT0);
+  REQUIRE(s.TakeStartable(kT0).size() == 1);
+  REQUIRE(Last(s, "live").cpus == std::vector<int>{0});
+  // A folder found running, naming CPU 0 too (imported, say).
+  JobSpec spec = Asks("found", {1, 0, 0});
+  JobStatus status = AcceptedStatus(spec.id, spec, "", -1, Reason::kInQueue, kT0);
+  status.state = JobState::kRunning;
+  status.reason = Reason::kNone;
+  status.attempt = 1;
+  AttemptRecord a;
+  a.attempt = 1;
+  a.started = kT0;
+  a.cpus = {0};
+  status.attempts.push_back(a);
+  s.Add(spec, status);
+  s.AttemptEnded("found", Exit(0), kT0 + 1s);
+  // CPU 0 is still live's: the next job gets CPU 1.
+  Submit(s, Asks("next", {1, 0, 0}), kT0 + 1s);
+  CHECK(s.TakeStartable(kT0 + 1s) == std::vector<std::string>{"next"});
+  CHECK(Last(s, "next").cpus == std::vector<int>{1});
+}
+
+TEST_CASE("resources: two pools' reserved jobs for the same CPUs do not hold each other back") {
+  Scheduler s(Machine(4));
+  Submit(s, Asks("holder", {4, 0, 0}, 10min), kT0);
+  REQUIRE(s.TakeStartable(kT0).size() == 1);
+  Submit(s, Asks("wide", {4, 0, 0}), kT0 + 1s);
+  Submit(s, Asks("narrow", {2, 0, 0}, 1h, "other"), kT0 + 1s);
+  CHECK(s.TakeStartable(kT0 + 1s).empty());
+  CHECK(St(s, "wide").reason == Reason::kResources);
+  CHECK(St(s, "narrow").reason == Reason::kResources);
+  s.AttemptEnded("holder", Exit(0), kT0 + 2s);
+  // One of them starts at once: never neither.
+  const auto started = s.TakeStartable(kT0 + 2s);
+  CHECK(started.size() == 1);
+}
