@@ -19,6 +19,8 @@ struct ResourceAmounts {
   int64_t memory = 0;  // bytes
   int64_t gpus = 0;
   bool Empty() const { return cpus == 0 && memory == 0 && gpus == 0; }
+  // The amount of resource `key` ("cpus", "memory" or "gpus").
+  int64_t Of(std::string_view key) const { return key == "cpus" ? cpus : key == "memory" ? memory : gpus; }
   bool operator==(const ResourceAmounts&) const = default;
 };
 

@@ -7,18 +7,12 @@
 namespace spoold {
 namespace {
 
-std::string Amount(const char* key, int64_t n) { return config_resources::DescribeAmount(key, n); }
-
 // The first key of `want` that `free` does not cover.
 const char* Lacking(const FreeAmounts& free, const ResourceAmounts& want) {
   if (want.cpus > free.cpus) return "cpus";
   if (want.memory > free.memory) return "memory";
   if (want.gpus > free.gpus) return "gpus";
   return nullptr;
-}
-
-int64_t Of(const ResourceAmounts& a, std::string_view key) {
-  return key == "cpus" ? a.cpus : key == "memory" ? a.memory : a.gpus;
 }
 
 }  // namespace
@@ -58,10 +52,12 @@ std::optional<std::string> ResourceLedger::ShortOf(const std::string& pool,
                                                    const ResourceAmounts& want) const {
   if (!Local(pool) || want.Empty()) return std::nullopt;
   if (const char* key = Lacking(PoolFree(pool), want)) {
-    return Amount(key, Of(want, key)) + ": pool \"" + pool + "\" has not that many free";
+    return config_resources::DescribeAmount(key, want.Of(key)) + ": pool \"" + pool +
+           "\" has not that many free";
   }
   if (const char* key = Lacking(MachineFree(), want)) {
-    return Amount(key, Of(want, key)) + ": the machine, which its pools share, has not that many free";
+    return config_resources::DescribeAmount(key, want.Of(key)) +
+           ": the machine, which its pools share, has not that many free";
   }
   return std::nullopt;
 }
@@ -72,8 +68,8 @@ std::optional<std::string> ResourceLedger::NeverFits(const std::string& pool,
   if (config == nullptr || want.Empty()) return std::nullopt;
   const PoolCapacity capacity = config_.CapacityOf(*config);
   if (const char* key = capacity.Over(want)) {
-    return Amount(key, Of(want, key)) + ", more than pool \"" + pool + "\" has now (" +
-           config_resources::Describe(capacity, key) + ")";
+    return config_resources::DescribeAmount(key, want.Of(key)) + ", more than pool \"" + pool +
+           "\" has now (" + config_resources::Describe(capacity, key) + ")";
   }
   return std::nullopt;
 }

@@ -46,14 +46,11 @@ Result<ResourceAmounts> ValidateResources(const FieldChecker& check, const Json*
   const PoolCapacity capacity = config.CapacityOf(pool);
   if (const char* key = capacity.Over(want)) {
     const std::string field = std::string("resources.") + key;
-    const int64_t n = std::string_view(key) == "cpus"     ? want.cpus
-                      : std::string_view(key) == "memory" ? want.memory
-                                                          : want.gpus;
-    const std::string asked = config_resources::DescribeAmount(key, n);
-    const bool own = resources != nullptr && Find(*resources, key) != nullptr;
-    return check.Fail("invalid_field", own ? field : "pool",
-                      field + " asks for " + asked + (own ? "" : " (the pool's default)") + "; pool \"" +
-                          pool_name + "\" has " + config_resources::Describe(capacity, key));
+    // Only the job's own keys can be over: the configuration keeps a pool's
+    // defaults within its capacity.
+    return check.Fail("invalid_field", field,
+                      field + " asks for " + config_resources::DescribeAmount(key, want.Of(key)) +
+                          "; pool \"" + pool_name + "\" has " + config_resources::Describe(capacity, key));
   }
   return want;
 }

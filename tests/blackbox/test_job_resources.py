@@ -125,7 +125,7 @@ class JobResourcesTest(SpoolTestMixin, unittest.TestCase):
         script = 'echo "$CUDA_VISIBLE_DEVICES $SPOOLD_GPUS"; sleep 1.5'
         for n in range(4):
             spool.drop_job(f"g{n}", script=script, resources={"gpus": 1}, timeout="1h")
-        spool.drop_job("none", script='echo "[$CUDA_VISIBLE_DEVICES]"')
+        spool.drop_job("none", script='echo "[${CUDA_VISIBLE_DEVICES-unset}]"')
         seen = {}
         for n in range(4):
             st = spool.wait_terminal(f"g{n}", timeout=30)

@@ -50,6 +50,22 @@ const AttemptRecord& Last(Scheduler& s, const std::string& id) {
   return St(s, id).attempts.back();
 }
 
+// Adds `spec` as a job found running (recovery, or a folder taken in), its
+// attempt holding CPUs `cpus` and devices `gpus`.
+void AddRunning(Scheduler& s, const JobSpec& spec, std::vector<int> cpus, std::vector<int> gpus) {
+  JobStatus status = AcceptedStatus(spec.id, spec, "", -1, Reason::kInQueue, kT0);
+  status.state = JobState::kRunning;
+  status.reason = Reason::kNone;
+  status.attempt = 1;
+  AttemptRecord a;
+  a.attempt = 1;
+  a.started = kT0;
+  a.cpus = std::move(cpus);
+  a.gpus = std::move(gpus);
+  status.attempts.push_back(a);
+  s.Add(spec, status);
+}
+
 }  // namespace
 
 TEST_CASE("resources: jobs are packed by CPUs and memory, never over capacity, the right one next") {
@@ -212,18 +228,7 @@ TEST_CASE("resources: an attempt killed at its memory limit ends out_of_memory a
 
 TEST_CASE("resources: a running job found at recovery keeps its CPUs and devices") {
   Scheduler s(Machine(4, 2));
-  JobSpec spec = Asks("old", {2, 0, 1});
-  JobStatus status = AcceptedStatus(spec.id, spec, "", -1, Reason::kInQueue, kT0);
-  status.state = JobState::kRunning;
-  status.reason = Reason::kNone;
-  status.attempt = 1;
-  AttemptRecord a;
-  a.attempt = 1;
-  a.started = kT0;
-  a.cpus = {1, 2};
-  a.gpus = {1};
-  status.attempts.push_back(a);
-  s.Add(spec, status);
+  AddRunning(s, Asks("old", {2, 0, 1}), {1, 2}, {1});
   Submit(s, Asks("new", {2, 0, 1}), kT0);
   CHECK(s.TakeStartable(kT0) == std::vector<std::string>{"new"});
   CHECK(Last(s, "new").cpus == std::vector<int>{0, 3});
@@ -256,17 +261,7 @@ TEST_CASE("resources: a job taken in with CPUs another job holds does not free t
   REQUIRE(s.TakeStartable(kT0).size() == 1);
   REQUIRE(Last(s, "live").cpus == std::vector<int>{0});
   // A folder found running, naming CPU 0 too (imported, say).
-  JobSpec spec = Asks("found", {1, 0, 0});
-  JobStatus status = AcceptedStatus(spec.id, spec, "", -1, Reason::kInQueue, kT0);
-  status.state = JobState::kRunning;
-  status.reason = Reason::kNone;
-  status.attempt = 1;
-  AttemptRecord a;
-  a.attempt = 1;
-  a.started = kT0;
-  a.cpus = {0};
-  status.attempts.push_back(a);
-  s.Add(spec, status);
+  AddRunning(s, Asks("found", {1, 0, 0}), {0}, {});
   s.AttemptEnded("found", Exit(0), kT0 + 1s);
   // CPU 0 is still live's: the next job gets CPU 1.
   Submit(s, Asks("next", {1, 0, 0}), kT0 + 1s);
